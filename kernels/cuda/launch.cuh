@@ -1,0 +1,60 @@
+// CUDA launch helpers shared by the runtime's kernels and by distribution
+// kernels (built-in or user-defined): error checks and grid sizing.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <sstream>
+#include <stdexcept>
+
+#include "../../runtime/error.hpp"
+
+namespace cuvi::kern::cuda {
+
+[[noreturn]] inline void throw_cuda(cudaError_t err, const char* call, const char* file, int line) {
+  std::ostringstream os;
+  os << "CUDA error " << cudaGetErrorName(err) << " (" << cudaGetErrorString(err) << ") in " << call << " [" << file
+     << ":" << line << "]";
+  throw ::cuvi::CudaError(os.str());
+}
+
+// CUVI_SYNC_DEBUG=1 synchronises after every launch so an asynchronous
+// failure is reported at the launch that caused it.
+inline bool sync_debug() {
+  static const bool on = [] {
+    const char* v = std::getenv("CUVI_SYNC_DEBUG");
+    return v && v[0] == '1';
+  }();
+  return on;
+}
+
+constexpr int kThreads = 256;
+
+// Grid for a grid-stride loop over n elements: enough blocks to fill the
+// GPU several times over, never more than the work needs.
+inline unsigned grid_for(int64_t n, int threads = kThreads) {
+  const int64_t want = (n + threads - 1) / threads;
+  const int64_t cap = 132 * 32;  // ~32 blocks per SM on an H100 (132 SMs)
+  return static_cast<unsigned>(want < 1 ? 1 : (want > cap ? cap : want));
+}
+
+}  // namespace cuvi::kern::cuda
+
+#define CUVI_CUDA_CHECK(call)                                                   \
+  do {                                                                          \
+    cudaError_t cuvi_err_ = (call);                                             \
+    if (cuvi_err_ != cudaSuccess) ::cuvi::kern::cuda::throw_cuda(cuvi_err_, #call, __FILE__, __LINE__); \
+  } while (0)
+
+// After a launch: the launch error now, an execution error too in debug mode.
+#define CUVI_CUDA_LAUNCH_CHECK(stream)                                  \
+  do {                                                                  \
+    CUVI_CUDA_CHECK(cudaGetLastError());                                \
+    if (::cuvi::kern::cuda::sync_debug()) CUVI_CUDA_CHECK(cudaStreamSynchronize(stream)); \
+  } while (0)
+
+#define CUVI_GRID_STRIDE(i, n) \
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < (n); \
+       i += static_cast<int64_t>(blockDim.x) * gridDim.x)

@@ -1,0 +1,244 @@
+// Per-element math of the runtime's unary and binary ops, forward and
+// derivative, shared by the CPU loops and the CUDA kernels.
+#pragma once
+
+#include "common.hpp"
+#include "special.hpp"
+
+namespace cuvi::kern {
+
+enum class UnaryOp : int {
+  kNeg,
+  kExp,
+  kLog,
+  kLog1p,
+  kExpm1,
+  kSqrt,
+  kAbs,
+  kSquare,
+  kReciprocal,
+  kSoftplus,
+  kSigmoid,
+  kLogSigmoid,
+  kTanh,
+  kRelu,
+  kLgamma,
+  kDigamma,
+  kTrigamma,
+  kSin,
+  kCos,
+  kCount
+};
+
+enum class BinaryOp : int {
+  kAdd,
+  kSub,
+  kMul,
+  kDiv,
+  kPow,
+  kMaximum,
+  kMinimum,
+  kLt,
+  kLe,
+  kGt,
+  kGe,
+  kEq,
+  kNe,
+  kCount
+};
+
+inline const char* unary_name(UnaryOp op) {
+  constexpr const char* names[] = {"neg",      "exp",     "log",        "log1p", "expm1", "sqrt",   "abs",
+                                   "square",   "reciprocal", "softplus", "sigmoid", "log_sigmoid", "tanh", "relu",
+                                   "lgamma",   "digamma", "trigamma",   "sin",   "cos"};
+  return names[static_cast<int>(op)];
+}
+
+inline const char* binary_name(BinaryOp op) {
+  constexpr const char* names[] = {"add", "sub", "mul", "div", "pow", "maximum", "minimum",
+                                   "lt",  "le",  "gt",  "ge",  "eq",  "ne"};
+  return names[static_cast<int>(op)];
+}
+
+// Whether an op has a derivative (comparisons are piecewise constant: zero).
+constexpr bool unary_differentiable(UnaryOp op) { return op != UnaryOp::kTrigamma; }
+
+template <UnaryOp op>
+CUVI_HD float unary_fwd(float x) {
+  if constexpr (op == UnaryOp::kNeg) return -x;
+  else if constexpr (op == UnaryOp::kExp) return ::expf(x);
+  else if constexpr (op == UnaryOp::kLog) return ::logf(x);
+  else if constexpr (op == UnaryOp::kLog1p) return ::log1pf(x);
+  else if constexpr (op == UnaryOp::kExpm1) return ::expm1f(x);
+  else if constexpr (op == UnaryOp::kSqrt) return ::sqrtf(x);
+  else if constexpr (op == UnaryOp::kAbs) return ::fabsf(x);
+  else if constexpr (op == UnaryOp::kSquare) return x * x;
+  else if constexpr (op == UnaryOp::kReciprocal) return 1.0f / x;
+  else if constexpr (op == UnaryOp::kSoftplus) return softplus_f(x);
+  else if constexpr (op == UnaryOp::kSigmoid) return sigmoid_f(x);
+  else if constexpr (op == UnaryOp::kLogSigmoid) return log_sigmoid_f(x);
+  else if constexpr (op == UnaryOp::kTanh) return ::tanhf(x);
+  else if constexpr (op == UnaryOp::kRelu) return x > 0.0f ? x : 0.0f;
+  else if constexpr (op == UnaryOp::kLgamma) return lgamma_f(x);
+  else if constexpr (op == UnaryOp::kDigamma) return digamma_f(x);
+  else if constexpr (op == UnaryOp::kTrigamma) return trigamma_f(x);
+  else if constexpr (op == UnaryOp::kSin) return ::sinf(x);
+  else return ::cosf(x);
+}
+
+// d y / d x given x and y = f(x).
+template <UnaryOp op>
+CUVI_HD float unary_deriv(float x, float y) {
+  if constexpr (op == UnaryOp::kNeg) return -1.0f;
+  else if constexpr (op == UnaryOp::kExp) return y;
+  else if constexpr (op == UnaryOp::kLog) return 1.0f / x;
+  else if constexpr (op == UnaryOp::kLog1p) return 1.0f / (1.0f + x);
+  else if constexpr (op == UnaryOp::kExpm1) return y + 1.0f;
+  else if constexpr (op == UnaryOp::kSqrt) return 0.5f / y;
+  else if constexpr (op == UnaryOp::kAbs) return x > 0.0f ? 1.0f : (x < 0.0f ? -1.0f : 0.0f);
+  else if constexpr (op == UnaryOp::kSquare) return 2.0f * x;
+  else if constexpr (op == UnaryOp::kReciprocal) return -y * y;
+  else if constexpr (op == UnaryOp::kSoftplus) return sigmoid_f(x);
+  else if constexpr (op == UnaryOp::kSigmoid) return y * (1.0f - y);
+  else if constexpr (op == UnaryOp::kLogSigmoid) return sigmoid_f(-x);
+  else if constexpr (op == UnaryOp::kTanh) return 1.0f - y * y;
+  else if constexpr (op == UnaryOp::kRelu) return x > 0.0f ? 1.0f : 0.0f;
+  else if constexpr (op == UnaryOp::kLgamma) return digamma_f(x);
+  else if constexpr (op == UnaryOp::kDigamma) return trigamma_f(x);
+  else if constexpr (op == UnaryOp::kSin) return ::cosf(x);
+  else if constexpr (op == UnaryOp::kCos) return -::sinf(x);
+  else return 0.0f;  // trigamma: not differentiable here (rejected before launch)
+}
+
+template <BinaryOp op>
+CUVI_HD float binary_fwd(float a, float b) {
+  if constexpr (op == BinaryOp::kAdd) return a + b;
+  else if constexpr (op == BinaryOp::kSub) return a - b;
+  else if constexpr (op == BinaryOp::kMul) return a * b;
+  else if constexpr (op == BinaryOp::kDiv) return a / b;
+  else if constexpr (op == BinaryOp::kPow) return ::powf(a, b);
+  else if constexpr (op == BinaryOp::kMaximum) return a >= b ? a : b;
+  else if constexpr (op == BinaryOp::kMinimum) return a <= b ? a : b;
+  else if constexpr (op == BinaryOp::kLt) return a < b ? 1.0f : 0.0f;
+  else if constexpr (op == BinaryOp::kLe) return a <= b ? 1.0f : 0.0f;
+  else if constexpr (op == BinaryOp::kGt) return a > b ? 1.0f : 0.0f;
+  else if constexpr (op == BinaryOp::kGe) return a >= b ? 1.0f : 0.0f;
+  else if constexpr (op == BinaryOp::kEq) return a == b ? 1.0f : 0.0f;
+  else return a != b ? 1.0f : 0.0f;
+}
+
+// Partial derivatives (d out/d a, d out/d b) at (a, b).
+template <BinaryOp op>
+CUVI_HD void binary_deriv(float a, float b, float* da, float* db) {
+  if constexpr (op == BinaryOp::kAdd) { *da = 1.0f; *db = 1.0f; }
+  else if constexpr (op == BinaryOp::kSub) { *da = 1.0f; *db = -1.0f; }
+  else if constexpr (op == BinaryOp::kMul) { *da = b; *db = a; }
+  else if constexpr (op == BinaryOp::kDiv) { *da = 1.0f / b; *db = -a / (b * b); }
+  else if constexpr (op == BinaryOp::kPow) {
+    // d/da a^b = b a^(b-1); d/db a^b = a^b log a (0 where a = 0, as torch).
+    *da = b == 0.0f ? 0.0f : b * ::powf(a, b - 1.0f);
+    *db = a > 0.0f ? ::powf(a, b) * ::logf(a) : 0.0f;
+  }
+  else if constexpr (op == BinaryOp::kMaximum) { *da = a >= b ? 1.0f : 0.0f; *db = a >= b ? 0.0f : 1.0f; }
+  else if constexpr (op == BinaryOp::kMinimum) { *da = a <= b ? 1.0f : 0.0f; *db = a <= b ? 0.0f : 1.0f; }
+  else { *da = 0.0f; *db = 0.0f; }
+}
+
+template <BinaryOp op>
+constexpr bool binary_differentiable() {
+  return op == BinaryOp::kAdd || op == BinaryOp::kSub || op == BinaryOp::kMul || op == BinaryOp::kDiv ||
+         op == BinaryOp::kPow || op == BinaryOp::kMaximum || op == BinaryOp::kMinimum;
+}
+
+// Adam / ClippedAdam / SGD / Adagrad per-element updates (torch.optim and
+// pyro.optim.ClippedAdam semantics; see KERNELS.md). `bc1 = 1 - b1^t`,
+// `bc2 = 1 - b2^t` are computed once per step on the host side of the launch.
+struct AdamHyper {
+  float lr, b1, b2, eps, weight_decay, bc1, bc2, clip;  // clip <= 0: no clipping
+  int clipped_form;                                     // 1: ClippedAdam's update form
+};
+
+CUVI_HD void adam_update(float* p, float* m, float* v, float g, const AdamHyper& h) {
+  if (h.clip > 0.0f) g = clamp_f(g, -h.clip, h.clip);
+  if (h.weight_decay != 0.0f) g += h.weight_decay * *p;
+  const float mm = h.b1 * *m + (1.0f - h.b1) * g;
+  const float vv = h.b2 * *v + (1.0f - h.b2) * g * g;
+  *m = mm;
+  *v = vv;
+  if (h.clipped_form) {
+    *p -= h.lr * ::sqrtf(h.bc2) / h.bc1 * mm / (::sqrtf(vv) + h.eps);
+  } else {
+    *p -= (h.lr / h.bc1) * mm / (::sqrtf(vv) / ::sqrtf(h.bc2) + h.eps);
+  }
+}
+
+struct SgdHyper {
+  float lr, momentum, dampening, weight_decay;
+  int nesterov, first_step;
+};
+
+CUVI_HD void sgd_update(float* p, float* buf, float g, const SgdHyper& h) {
+  if (h.weight_decay != 0.0f) g += h.weight_decay * *p;
+  if (h.momentum != 0.0f) {
+    const float b = h.first_step ? g : h.momentum * *buf + (1.0f - h.dampening) * g;
+    *buf = b;
+    g = h.nesterov ? g + h.momentum * b : b;
+  }
+  *p -= h.lr * g;
+}
+
+struct AdagradHyper {
+  float lr, eps, weight_decay;
+};
+
+CUVI_HD void adagrad_update(float* p, float* sum, float g, const AdagradHyper& h) {
+  if (h.weight_decay != 0.0f) g += h.weight_decay * *p;
+  const float s = *sum + g * g;
+  *sum = s;
+  *p -= h.lr * g / (::sqrtf(s) + h.eps);
+}
+
+}  // namespace cuvi::kern
+
+#include <type_traits>
+
+namespace cuvi::kern {
+
+// Host-side visitors turning a runtime op code into a compile-time one, so a
+// launcher instantiates one specialised kernel per op.
+template <class F>
+void visit_unary(UnaryOp op, F&& f) {
+  switch (op) {
+#define CUVI_UNARY_CASE(X) \
+  case UnaryOp::X:         \
+    f(std::integral_constant<UnaryOp, UnaryOp::X>{}); \
+    break;
+    CUVI_UNARY_CASE(kNeg) CUVI_UNARY_CASE(kExp) CUVI_UNARY_CASE(kLog) CUVI_UNARY_CASE(kLog1p)
+    CUVI_UNARY_CASE(kExpm1) CUVI_UNARY_CASE(kSqrt) CUVI_UNARY_CASE(kAbs) CUVI_UNARY_CASE(kSquare)
+    CUVI_UNARY_CASE(kReciprocal) CUVI_UNARY_CASE(kSoftplus) CUVI_UNARY_CASE(kSigmoid)
+    CUVI_UNARY_CASE(kLogSigmoid) CUVI_UNARY_CASE(kTanh) CUVI_UNARY_CASE(kRelu) CUVI_UNARY_CASE(kLgamma)
+    CUVI_UNARY_CASE(kDigamma) CUVI_UNARY_CASE(kTrigamma) CUVI_UNARY_CASE(kSin) CUVI_UNARY_CASE(kCos)
+#undef CUVI_UNARY_CASE
+    default:
+      break;
+  }
+}
+
+template <class F>
+void visit_binary(BinaryOp op, F&& f) {
+  switch (op) {
+#define CUVI_BINARY_CASE(X) \
+  case BinaryOp::X:         \
+    f(std::integral_constant<BinaryOp, BinaryOp::X>{}); \
+    break;
+    CUVI_BINARY_CASE(kAdd) CUVI_BINARY_CASE(kSub) CUVI_BINARY_CASE(kMul) CUVI_BINARY_CASE(kDiv)
+    CUVI_BINARY_CASE(kPow) CUVI_BINARY_CASE(kMaximum) CUVI_BINARY_CASE(kMinimum) CUVI_BINARY_CASE(kLt)
+    CUVI_BINARY_CASE(kLe) CUVI_BINARY_CASE(kGt) CUVI_BINARY_CASE(kGe) CUVI_BINARY_CASE(kEq)
+    CUVI_BINARY_CASE(kNe)
+#undef CUVI_BINARY_CASE
+    default:
+      break;
+  }
+}
+
+}  // namespace cuvi::kern

@@ -1,0 +1,116 @@
+// The dispatch table: one Backend per device type, raw pointers only. The
+// CPU backend always registers; the CUDA backend exists when it was built.
+// Tensor-level code (runtime/ops.cpp, ppl/) calls through this interface and
+// never #ifdefs on CUDA.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "../kernels/elementwise.hpp"
+#include "../kernels/indexing.hpp"
+#include "device.hpp"
+
+namespace cuvi {
+
+struct GemmArgs {
+  // Row-major C[b] = op(A[b]) * op(B[b]) (+ C[b] if accumulate); op(A) is
+  // m x k, op(B) is k x n. Batch strides of 0 broadcast an operand.
+  int64_t batch = 1, m = 0, n = 0, k = 0;
+  bool trans_a = false, trans_b = false, accumulate = false;
+  const float* a = nullptr;
+  const float* b = nullptr;
+  float* c = nullptr;
+  int64_t stride_a = 0, stride_b = 0, stride_c = 0;
+};
+
+// Geometry of gather-type ops viewed as [outer, dim, inner].
+struct IndexGeom {
+  int64_t outer = 1, src_dim = 1, idx_dim = 1, inner = 1;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual Device device() const = 0;
+
+  // Memory and transfers. copy_d2h waits for the device.
+  virtual void* allocate(size_t bytes) = 0;
+  virtual void deallocate(void* p) noexcept = 0;
+  virtual void copy_h2d(void* dst, const void* src, size_t bytes) = 0;
+  virtual void copy_d2h(void* dst, const void* src, size_t bytes) = 0;
+  virtual void copy_d2d(void* dst, const void* src, size_t bytes) = 0;
+  virtual void synchronize() = 0;
+  // Errors found by device code (range checks, validation) are recorded in a
+  // flag and raised here, at the next synchronisation.
+  virtual void raise_deferred_errors() = 0;
+  // Registers a message for a device-side check; returns the code kernels
+  // write into the flag when the check fails.
+  virtual int register_check(const std::string& message) = 0;
+  virtual int* check_flag() = 0;
+
+  // Elementwise.
+  virtual void fill_f32(float* out, int64_t n, float v) = 0;
+  virtual void fill_i64(int64_t* out, int64_t n, int64_t v) = 0;
+  virtual void arange_f32(float* out, int64_t n) = 0;
+  virtual void arange_i64(int64_t* out, int64_t n) = 0;
+  virtual void cast_f32_to_i64(const float* x, int64_t* y, int64_t n) = 0;
+  virtual void cast_i64_to_f32(const int64_t* x, float* y, int64_t n) = 0;
+  virtual void unary(kern::UnaryOp op, const float* x, float* y, int64_t n) = 0;
+  virtual void unary_backward(kern::UnaryOp op, const float* x, const float* y, const float* g, float* gx,
+                              int64_t n) = 0;
+  virtual void binary(kern::BinaryOp op, const float* a, const float* b, float* out,
+                      const kern::BcastGeom<2>& geom) = 0;
+  // Writes g * d out/d a and g * d out/d b in the output's shape (null skips).
+  virtual void binary_backward(kern::BinaryOp op, const float* a, const float* b, const float* g, float* ga,
+                               float* gb, const kern::BcastGeom<3>& geom) = 0;
+  virtual void where(const float* cond, const float* a, const float* b, float* out,
+                     const kern::BcastGeom<3>& geom) = 0;
+  virtual void clamp(const float* x, float* y, int64_t n, float lo, float hi) = 0;
+  virtual void clamp_backward(const float* x, const float* g, float* gx, int64_t n, float lo, float hi) = 0;
+  // dst[offset(1, i)] = src[offset(0, i)] over the geometry's index space.
+  virtual void copy_strided(const void* src, void* dst, size_t elem_size, const kern::BcastGeom<2>& geom) = 0;
+
+  // Reductions (deterministic).
+  virtual void reduce_sum(const float* x, float* out, const kern::ReduceGeom& g) = 0;
+  virtual void reduce_max(const float* x, float* out, const kern::ReduceGeom& g) = 0;
+  virtual void cumsum(const float* x, float* y, int64_t outer, int64_t n, int64_t inner, bool reverse) = 0;
+  // All of x finite? Waits for the device.
+  virtual bool all_finite(const float* x, int64_t n) = 0;
+
+  virtual void gemm(const GemmArgs& args) = 0;
+
+  // Indexing; `check` is a code from register_check reported for an index
+  // out of [0, src_dim).
+  virtual void index_select(const void* src, const int64_t* idx, void* out, size_t elem_size, const IndexGeom& g,
+                            int check) = 0;
+  virtual void index_add(float* dst, const int64_t* idx, const float* src, const IndexGeom& g, int check) = 0;
+  virtual void gather(const float* src, const int64_t* idx, float* out, const IndexGeom& g, int check) = 0;
+  virtual void scatter_add(float* dst, const int64_t* idx, const float* src, const IndexGeom& g, int check) = 0;
+
+  // Random draws addressed by (seed, element, offset): same values on every
+  // backend.
+  virtual void rand_uniform(float* out, int64_t n, uint64_t seed, uint32_t offset) = 0;
+  virtual void rand_normal(float* out, int64_t n, uint64_t seed, uint32_t offset) = 0;
+  // B distinct indices in [0, N), uniformly, in O(B) work.
+  virtual void subsample(int64_t* out, int64_t N, int64_t B, uint64_t seed, uint32_t offset) = 0;
+
+  // Multi-tensor optimizer steps (one launch on CUDA).
+  virtual void adam_step(const std::vector<kern::OptSlot>& slots, const std::vector<kern::AdamHyper>& hyper) = 0;
+  virtual void sgd_step(const std::vector<kern::OptSlot>& slots, const std::vector<kern::SgdHyper>& hyper) = 0;
+  virtual void adagrad_step(const std::vector<kern::OptSlot>& slots,
+                            const std::vector<kern::AdagradHyper>& hyper) = 0;
+};
+
+// The backend of a device; throws DeviceError naming the device when it is
+// not available (CUDA not built, no such GPU).
+Backend& backend(Device d);
+Backend& cpu_backend();
+// Defined by the CUDA backend when built; returns nullptr otherwise or when
+// no device is usable. Creating it is lazy (never in static initialisers).
+Backend* cuda_backend(int index);
+int cuda_backend_device_count();
+
+}  // namespace cuvi

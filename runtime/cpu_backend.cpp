@@ -1,0 +1,338 @@
+// CPU backend: the shared CUVI_HD math in OpenMP loops, OpenBLAS for GEMM.
+// Reductions split the reduced range into fixed chunks (independent of the
+// thread count) accumulated in double, then add the chunk partials in order,
+// so a sum has the same bits whatever OMP_NUM_THREADS is.
+#include <cblas.h>
+#include <omp.h>
+
+#include <atomic>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <new>
+#include <unordered_map>
+#include <vector>
+
+#include "../kernels/philox.hpp"
+#include "../kernels/subsample.hpp"
+#include "backend.hpp"
+#include "error.hpp"
+
+namespace cuvi {
+namespace {
+
+constexpr int64_t kParallelGrain = 1 << 14;
+constexpr int64_t kReduceChunk = 1 << 15;
+
+class CpuBackend final : public Backend {
+ public:
+  Device device() const override { return Device::cpu(); }
+
+  void* allocate(size_t bytes) override {
+    if (bytes == 0) bytes = 64;
+    void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+    CUVI_CHECK(p != nullptr, Error, "cpu: out of memory allocating " << bytes << " bytes");
+    return p;
+  }
+  void deallocate(void* p) noexcept override { std::free(p); }
+  void copy_h2d(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
+  void copy_d2h(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
+  void copy_d2d(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
+  void synchronize() override {}
+  void raise_deferred_errors() override {
+    const int code = flag_.exchange(0);
+    if (code != 0) raise_code(code);
+  }
+  int register_check(const std::string& message) override {
+    // Messages are interned: a check registered every step costs one lookup.
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = codes_.find(message);
+    if (it != codes_.end()) return it->second;
+    messages_.push_back(message);
+    const int code = static_cast<int>(messages_.size());
+    codes_.emplace(message, code);
+    return code;
+  }
+  int* check_flag() override { return nullptr; }
+
+  void fill_f32(float* out, int64_t n, float v) override {
+#pragma omp parallel for schedule(static) if (n > kParallelGrain)
+    for (int64_t i = 0; i < n; ++i) out[i] = v;
+  }
+  void fill_i64(int64_t* out, int64_t n, int64_t v) override {
+    for (int64_t i = 0; i < n; ++i) out[i] = v;
+  }
+  void arange_f32(float* out, int64_t n) override {
+    for (int64_t i = 0; i < n; ++i) out[i] = static_cast<float>(i);
+  }
+  void arange_i64(int64_t* out, int64_t n) override {
+    for (int64_t i = 0; i < n; ++i) out[i] = i;
+  }
+  void cast_f32_to_i64(const float* x, int64_t* y, int64_t n) override {
+    for (int64_t i = 0; i < n; ++i) y[i] = static_cast<int64_t>(x[i]);
+  }
+  void cast_i64_to_f32(const int64_t* x, float* y, int64_t n) override {
+    for (int64_t i = 0; i < n; ++i) y[i] = static_cast<float>(x[i]);
+  }
+
+  void unary(kern::UnaryOp op, const float* x, float* y, int64_t n) override {
+    kern::visit_unary(op, [&](auto c) {
+      constexpr kern::UnaryOp kOp = decltype(c)::value;
+#pragma omp parallel for schedule(static) if (n > kParallelGrain)
+      for (int64_t i = 0; i < n; ++i) y[i] = kern::unary_fwd<kOp>(x[i]);
+    });
+  }
+  void unary_backward(kern::UnaryOp op, const float* x, const float* y, const float* g, float* gx,
+                      int64_t n) override {
+    kern::visit_unary(op, [&](auto c) {
+      constexpr kern::UnaryOp kOp = decltype(c)::value;
+#pragma omp parallel for schedule(static) if (n > kParallelGrain)
+      for (int64_t i = 0; i < n; ++i) gx[i] = g[i] * kern::unary_deriv<kOp>(x[i], y[i]);
+    });
+  }
+  void binary(kern::BinaryOp op, const float* a, const float* b, float* out,
+              const kern::BcastGeom<2>& geom) override {
+    const int64_t n = geom.n;
+    kern::visit_binary(op, [&](auto c) {
+      constexpr kern::BinaryOp kOp = decltype(c)::value;
+#pragma omp parallel for schedule(static) if (n > kParallelGrain)
+      for (int64_t i = 0; i < n; ++i) out[i] = kern::binary_fwd<kOp>(a[geom.offset(0, i)], b[geom.offset(1, i)]);
+    });
+  }
+  void binary_backward(kern::BinaryOp op, const float* a, const float* b, const float* g, float* ga, float* gb,
+                       const kern::BcastGeom<3>& geom) override {
+    const int64_t n = geom.n;
+    kern::visit_binary(op, [&](auto c) {
+      constexpr kern::BinaryOp kOp = decltype(c)::value;
+#pragma omp parallel for schedule(static) if (n > kParallelGrain)
+      for (int64_t i = 0; i < n; ++i) {
+        float da, db;
+        kern::binary_deriv<kOp>(a[geom.offset(0, i)], b[geom.offset(1, i)], &da, &db);
+        const float gi = g[geom.offset(2, i)];
+        if (ga) ga[i] = gi * da;
+        if (gb) gb[i] = gi * db;
+      }
+    });
+  }
+  void where(const float* cond, const float* a, const float* b, float* out,
+             const kern::BcastGeom<3>& geom) override {
+    const int64_t n = geom.n;
+#pragma omp parallel for schedule(static) if (n > kParallelGrain)
+    for (int64_t i = 0; i < n; ++i)
+      out[i] = cond[geom.offset(0, i)] != 0.0f ? a[geom.offset(1, i)] : b[geom.offset(2, i)];
+  }
+  void clamp(const float* x, float* y, int64_t n, float lo, float hi) override {
+#pragma omp parallel for schedule(static) if (n > kParallelGrain)
+    for (int64_t i = 0; i < n; ++i) y[i] = kern::clamp_f(x[i], lo, hi);
+  }
+  void clamp_backward(const float* x, const float* g, float* gx, int64_t n, float lo, float hi) override {
+#pragma omp parallel for schedule(static) if (n > kParallelGrain)
+    for (int64_t i = 0; i < n; ++i) gx[i] = (x[i] >= lo && x[i] <= hi) ? g[i] : 0.0f;
+  }
+  void copy_strided(const void* src, void* dst, size_t elem_size, const kern::BcastGeom<2>& geom) override {
+    const int64_t n = geom.n;
+    const char* s = static_cast<const char*>(src);
+    char* d = static_cast<char*>(dst);
+    if (elem_size == 4) {
+#pragma omp parallel for schedule(static) if (n > kParallelGrain)
+      for (int64_t i = 0; i < n; ++i)
+        reinterpret_cast<float*>(d)[geom.offset(1, i)] = reinterpret_cast<const float*>(s)[geom.offset(0, i)];
+    } else {
+#pragma omp parallel for schedule(static) if (n > kParallelGrain)
+      for (int64_t i = 0; i < n; ++i)
+        reinterpret_cast<int64_t*>(d)[geom.offset(1, i)] = reinterpret_cast<const int64_t*>(s)[geom.offset(0, i)];
+    }
+  }
+
+  void reduce_sum(const float* x, float* out, const kern::ReduceGeom& g) override {
+    if (g.out_n >= 8 || g.red_n <= kReduceChunk) {
+#pragma omp parallel for schedule(static) if (g.out_n * g.red_n > kParallelGrain)
+      for (int64_t o = 0; o < g.out_n; ++o) {
+        const int64_t base = g.base(o);
+        double acc = 0.0;
+        for (int64_t r = 0; r < g.red_n; ++r) acc += x[base + g.inner(r)];
+        out[o] = static_cast<float>(acc);
+      }
+      return;
+    }
+    // Few outputs, long reductions: fixed chunks in parallel, then in order.
+    const int64_t chunks = (g.red_n + kReduceChunk - 1) / kReduceChunk;
+    std::vector<double> partial(static_cast<size_t>(chunks));
+    for (int64_t o = 0; o < g.out_n; ++o) {
+      const int64_t base = g.base(o);
+#pragma omp parallel for schedule(static)
+      for (int64_t ch = 0; ch < chunks; ++ch) {
+        const int64_t lo = ch * kReduceChunk, hi = std::min(g.red_n, lo + kReduceChunk);
+        double acc = 0.0;
+        for (int64_t r = lo; r < hi; ++r) acc += x[base + g.inner(r)];
+        partial[static_cast<size_t>(ch)] = acc;
+      }
+      double acc = 0.0;
+      for (double p : partial) acc += p;
+      out[o] = static_cast<float>(acc);
+    }
+  }
+  void reduce_max(const float* x, float* out, const kern::ReduceGeom& g) override {
+#pragma omp parallel for schedule(static) if (g.out_n * g.red_n > kParallelGrain)
+    for (int64_t o = 0; o < g.out_n; ++o) {
+      const int64_t base = g.base(o);
+      float m = -INFINITY;
+      for (int64_t r = 0; r < g.red_n; ++r) {
+        const float v = x[base + g.inner(r)];
+        m = (v > m || std::isnan(v)) ? v : m;
+      }
+      out[o] = m;
+    }
+  }
+  void cumsum(const float* x, float* y, int64_t outer, int64_t n, int64_t inner, bool reverse) override {
+#pragma omp parallel for schedule(static) if (outer * inner * n > kParallelGrain)
+    for (int64_t oi = 0; oi < outer * inner; ++oi) {
+      const int64_t o = oi / inner, i = oi % inner;
+      const int64_t base = o * n * inner + i;
+      double acc = 0.0;
+      for (int64_t j = 0; j < n; ++j) {
+        const int64_t jj = reverse ? n - 1 - j : j;
+        acc += x[base + jj * inner];
+        y[base + jj * inner] = static_cast<float>(acc);
+      }
+    }
+  }
+  bool all_finite(const float* x, int64_t n) override {
+    for (int64_t i = 0; i < n; ++i)
+      if (!std::isfinite(x[i])) return false;
+    return true;
+  }
+
+  void gemm(const GemmArgs& a) override {
+    const int lda = static_cast<int>(a.trans_a ? a.m : a.k);
+    const int ldb = static_cast<int>(a.trans_b ? a.k : a.n);
+    const int ldc = static_cast<int>(a.n);
+    for (int64_t b = 0; b < a.batch; ++b) {
+      cblas_sgemm(CblasRowMajor, a.trans_a ? CblasTrans : CblasNoTrans, a.trans_b ? CblasTrans : CblasNoTrans,
+                  static_cast<int>(a.m), static_cast<int>(a.n), static_cast<int>(a.k), 1.0f, a.a + b * a.stride_a,
+                  lda, a.b + b * a.stride_b, ldb, a.accumulate ? 1.0f : 0.0f, a.c + b * a.stride_c, ldc);
+    }
+  }
+
+  void index_select(const void* src, const int64_t* idx, void* out, size_t elem_size, const IndexGeom& g,
+                    int check) override {
+    check_indices(idx, g.idx_dim, g.src_dim, check);
+    const int64_t total = g.outer * g.idx_dim;
+#pragma omp parallel for schedule(static) if (total * g.inner > kParallelGrain)
+    for (int64_t t = 0; t < total; ++t) {
+      const int64_t o = t / g.idx_dim, j = t % g.idx_dim;
+      const char* s = static_cast<const char*>(src) + ((o * g.src_dim + idx[j]) * g.inner) * elem_size;
+      char* d = static_cast<char*>(out) + ((o * g.idx_dim + j) * g.inner) * elem_size;
+      std::memcpy(d, s, static_cast<size_t>(g.inner) * elem_size);
+    }
+  }
+  void index_add(float* dst, const int64_t* idx, const float* src, const IndexGeom& g, int check) override {
+    check_indices(idx, g.idx_dim, g.src_dim, check);
+    // Rows are added in index order: deterministic even with repeated indices.
+    for (int64_t o = 0; o < g.outer; ++o)
+      for (int64_t j = 0; j < g.idx_dim; ++j) {
+        float* d = dst + (o * g.src_dim + idx[j]) * g.inner;
+        const float* s = src + (o * g.idx_dim + j) * g.inner;
+        for (int64_t i = 0; i < g.inner; ++i) d[i] += s[i];
+      }
+  }
+  void gather(const float* src, const int64_t* idx, float* out, const IndexGeom& g, int check) override {
+    const int64_t n = g.outer * g.idx_dim * g.inner;
+    check_indices(idx, n, g.src_dim, check);
+#pragma omp parallel for schedule(static) if (n > kParallelGrain)
+    for (int64_t t = 0; t < n; ++t) {
+      const int64_t i = t % g.inner, o = t / (g.idx_dim * g.inner);
+      out[t] = src[(o * g.src_dim + idx[t]) * g.inner + i];
+    }
+  }
+  void scatter_add(float* dst, const int64_t* idx, const float* src, const IndexGeom& g, int check) override {
+    const int64_t n = g.outer * g.idx_dim * g.inner;
+    check_indices(idx, n, g.src_dim, check);
+    for (int64_t t = 0; t < n; ++t) {
+      const int64_t i = t % g.inner, o = t / (g.idx_dim * g.inner);
+      dst[(o * g.src_dim + idx[t]) * g.inner + i] += src[t];
+    }
+  }
+
+  void rand_uniform(float* out, int64_t n, uint64_t seed, uint32_t offset) override {
+#pragma omp parallel for schedule(static) if (n > kParallelGrain)
+    for (int64_t i = 0; i < n; ++i) {
+      kern::ElemRng rng(seed, static_cast<uint64_t>(i), offset);
+      out[i] = rng.uniform();
+    }
+  }
+  void rand_normal(float* out, int64_t n, uint64_t seed, uint32_t offset) override {
+#pragma omp parallel for schedule(static) if (n > kParallelGrain)
+    for (int64_t i = 0; i < n; ++i) {
+      kern::ElemRng rng(seed, static_cast<uint64_t>(i), offset);
+      out[i] = rng.normal();
+    }
+  }
+  void subsample(int64_t* out, int64_t N, int64_t B, uint64_t seed, uint32_t offset) override {
+    const int hb = kern::subsample_half_bits(static_cast<uint64_t>(N));
+#pragma omp parallel for schedule(static) if (B > 4096)
+    for (int64_t i = 0; i < B; ++i) out[i] = kern::subsample_index(i, N, hb, seed, offset);
+  }
+
+  void adam_step(const std::vector<kern::OptSlot>& slots, const std::vector<kern::AdamHyper>& hyper) override {
+    for (size_t s = 0; s < slots.size(); ++s) {
+      const kern::OptSlot& sl = slots[s];
+      const kern::AdamHyper h = hyper[s];
+#pragma omp parallel for schedule(static) if (sl.n > kParallelGrain)
+      for (int64_t i = 0; i < sl.n; ++i) kern::adam_update(sl.param + i, sl.state0 + i, sl.state1 + i, sl.grad[i], h);
+    }
+  }
+  void sgd_step(const std::vector<kern::OptSlot>& slots, const std::vector<kern::SgdHyper>& hyper) override {
+    for (size_t s = 0; s < slots.size(); ++s) {
+      const kern::OptSlot& sl = slots[s];
+      const kern::SgdHyper h = hyper[s];
+#pragma omp parallel for schedule(static) if (sl.n > kParallelGrain)
+      for (int64_t i = 0; i < sl.n; ++i) kern::sgd_update(sl.param + i, sl.state0 + i, sl.grad[i], h);
+    }
+  }
+  void adagrad_step(const std::vector<kern::OptSlot>& slots, const std::vector<kern::AdagradHyper>& hyper) override {
+    for (size_t s = 0; s < slots.size(); ++s) {
+      const kern::OptSlot& sl = slots[s];
+      const kern::AdagradHyper h = hyper[s];
+#pragma omp parallel for schedule(static) if (sl.n > kParallelGrain)
+      for (int64_t i = 0; i < sl.n; ++i) kern::adagrad_update(sl.param + i, sl.state0 + i, sl.grad[i], h);
+    }
+  }
+
+ private:
+  // On the CPU an index is checked before use, so the error is immediate.
+  void check_indices(const int64_t* idx, int64_t n, int64_t bound, int check) {
+    for (int64_t i = 0; i < n; ++i) {
+      if (idx[i] < 0 || idx[i] >= bound) {
+        std::string msg;
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          msg = (check > 0 && check <= static_cast<int>(messages_.size())) ? messages_[check - 1] : "index op";
+        }
+        CUVI_THROW(IndexError, msg << ": index " << idx[i] << " at position " << i << " is out of range [0, "
+                                   << bound << ")");
+      }
+    }
+  }
+  [[noreturn]] void raise_code(int code) {
+    std::lock_guard<std::mutex> lock(mu_);
+    const std::string msg =
+        (code > 0 && code <= static_cast<int>(messages_.size())) ? messages_[code - 1] : "device check failed";
+    CUVI_THROW(ValueError, msg);
+  }
+
+  std::atomic<int> flag_{0};
+  std::mutex mu_;
+  std::vector<std::string> messages_;
+  std::unordered_map<std::string, int> codes_;
+};
+
+}  // namespace
+
+Backend& cpu_backend() {
+  static CpuBackend b;
+  return b;
+}
+
+}  // namespace cuvi

@@ -1,0 +1,582 @@
+// CUDA backend: hand-written kernels over the shared CUVI_HD math, CUB block
+// reductions, cuBLAS for GEMM. All work is queued on one non-blocking stream
+// per device; memory comes from the device's stream-ordered pool, whose
+// release threshold is raised so freed blocks stay cached between steps.
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <cub/block/block_reduce.cuh>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "../kernels/cuda/launch.cuh"
+#include "../kernels/philox.hpp"
+#include "../kernels/subsample.hpp"
+#include "backend.hpp"
+#include "cuda_context.hpp"
+#include "error.hpp"
+
+namespace cuvi {
+namespace {
+
+using kern::cuda::grid_for;
+using kern::cuda::kThreads;
+
+#define CUVI_CUBLAS_CHECK(call)                                                                   \
+  do {                                                                                            \
+    cublasStatus_t st_ = (call);                                                                  \
+    CUVI_CHECK(st_ == CUBLAS_STATUS_SUCCESS, CudaError, "cuBLAS error " << static_cast<int>(st_) << " in " #call); \
+  } while (0)
+
+// ---- kernels ---------------------------------------------------------------
+
+__device__ __forceinline__ void report(int* flag, int code) {
+  if (flag) atomicCAS(flag, 0, code);
+}
+
+__global__ void fill_f32_kernel(float* out, int64_t n, float v) {
+  CUVI_GRID_STRIDE(i, n) out[i] = v;
+}
+__global__ void fill_i64_kernel(int64_t* out, int64_t n, int64_t v) {
+  CUVI_GRID_STRIDE(i, n) out[i] = v;
+}
+__global__ void arange_f32_kernel(float* out, int64_t n) {
+  CUVI_GRID_STRIDE(i, n) out[i] = static_cast<float>(i);
+}
+__global__ void arange_i64_kernel(int64_t* out, int64_t n) {
+  CUVI_GRID_STRIDE(i, n) out[i] = i;
+}
+__global__ void cast_f32_i64_kernel(const float* x, int64_t* y, int64_t n) {
+  CUVI_GRID_STRIDE(i, n) y[i] = static_cast<int64_t>(x[i]);
+}
+__global__ void cast_i64_f32_kernel(const int64_t* x, float* y, int64_t n) {
+  CUVI_GRID_STRIDE(i, n) y[i] = static_cast<float>(x[i]);
+}
+
+template <kern::UnaryOp op>
+__global__ void unary_kernel(const float* __restrict__ x, float* __restrict__ y, int64_t n) {
+  CUVI_GRID_STRIDE(i, n) y[i] = kern::unary_fwd<op>(x[i]);
+}
+template <kern::UnaryOp op>
+__global__ void unary_backward_kernel(const float* __restrict__ x, const float* __restrict__ y,
+                                      const float* __restrict__ g, float* __restrict__ gx, int64_t n) {
+  CUVI_GRID_STRIDE(i, n) gx[i] = g[i] * kern::unary_deriv<op>(x[i], y[i]);
+}
+template <kern::BinaryOp op>
+__global__ void binary_kernel(const float* __restrict__ a, const float* __restrict__ b, float* __restrict__ out,
+                              const kern::BcastGeom<2> geom) {
+  CUVI_GRID_STRIDE(i, geom.n) out[i] = kern::binary_fwd<op>(a[geom.offset(0, i)], b[geom.offset(1, i)]);
+}
+template <kern::BinaryOp op>
+__global__ void binary_backward_kernel(const float* __restrict__ a, const float* __restrict__ b,
+                                       const float* __restrict__ g, float* ga, float* gb,
+                                       const kern::BcastGeom<3> geom) {
+  CUVI_GRID_STRIDE(i, geom.n) {
+    float da, db;
+    kern::binary_deriv<op>(a[geom.offset(0, i)], b[geom.offset(1, i)], &da, &db);
+    const float gi = g[geom.offset(2, i)];
+    if (ga) ga[i] = gi * da;
+    if (gb) gb[i] = gi * db;
+  }
+}
+__global__ void where_kernel(const float* c, const float* a, const float* b, float* out,
+                             const kern::BcastGeom<3> geom) {
+  CUVI_GRID_STRIDE(i, geom.n) out[i] = c[geom.offset(0, i)] != 0.0f ? a[geom.offset(1, i)] : b[geom.offset(2, i)];
+}
+__global__ void clamp_kernel(const float* x, float* y, int64_t n, float lo, float hi) {
+  CUVI_GRID_STRIDE(i, n) y[i] = kern::clamp_f(x[i], lo, hi);
+}
+__global__ void clamp_backward_kernel(const float* x, const float* g, float* gx, int64_t n, float lo, float hi) {
+  CUVI_GRID_STRIDE(i, n) gx[i] = (x[i] >= lo && x[i] <= hi) ? g[i] : 0.0f;
+}
+template <class T>
+__global__ void copy_strided_kernel(const T* src, T* dst, const kern::BcastGeom<2> geom) {
+  CUVI_GRID_STRIDE(i, geom.n) dst[geom.offset(1, i)] = src[geom.offset(0, i)];
+}
+
+// Deterministic reductions: every output's terms are combined in an order
+// fixed by the geometry and the block size alone (no atomics, no SM count).
+struct SumOp {
+  __device__ __forceinline__ float operator()(float a, float b) const { return a + b; }
+  static constexpr float kInit = 0.0f;
+};
+struct MaxOp {
+  __device__ __forceinline__ float operator()(float a, float b) const { return (a > b || a != a) ? a : b; }
+  static constexpr float kInit = -INFINITY;
+};
+
+constexpr int kReduceItems = 16;
+constexpr int64_t kReduceChunk = static_cast<int64_t>(kThreads) * kReduceItems;
+
+// Pass 1 of a full reduction: block b reduces the fixed chunk
+// [b*chunk, (b+1)*chunk) with a fixed thread assignment.
+template <class Op>
+__global__ void reduce_chunks_kernel(const float* __restrict__ x, int64_t n, float* __restrict__ partial) {
+  using BlockReduce = cub::BlockReduce<float, kThreads>;
+  __shared__ typename BlockReduce::TempStorage tmp;
+  Op op;
+  const int64_t base = static_cast<int64_t>(blockIdx.x) * kReduceChunk;
+  float acc = Op::kInit;
+#pragma unroll
+  for (int j = 0; j < kReduceItems; ++j) {
+    const int64_t i = base + static_cast<int64_t>(j) * kThreads + threadIdx.x;
+    if (i < n) acc = op(acc, x[i]);
+  }
+  const float r = BlockReduce(tmp).Reduce(acc, op);
+  if (threadIdx.x == 0) partial[blockIdx.x] = r;
+}
+
+// One block per output over a general geometry (also pass 2 of the above).
+template <class Op>
+__global__ void reduce_block_per_output_kernel(const float* __restrict__ x, float* __restrict__ out,
+                                               const kern::ReduceGeom g) {
+  using BlockReduce = cub::BlockReduce<float, kThreads>;
+  __shared__ typename BlockReduce::TempStorage tmp;
+  Op op;
+  for (int64_t o = blockIdx.x; o < g.out_n; o += gridDim.x) {
+    const int64_t base = g.base(o);
+    float acc = Op::kInit;
+    for (int64_t r = threadIdx.x; r < g.red_n; r += kThreads) acc = op(acc, x[base + g.inner(r)]);
+    const float res = BlockReduce(tmp).Reduce(acc, op);
+    if (threadIdx.x == 0) out[o] = res;
+    __syncthreads();
+  }
+}
+
+// One thread per output, for short reductions.
+template <class Op>
+__global__ void reduce_thread_per_output_kernel(const float* __restrict__ x, float* __restrict__ out,
+                                                const kern::ReduceGeom g) {
+  Op op;
+  CUVI_GRID_STRIDE(o, g.out_n) {
+    const int64_t base = g.base(o);
+    float acc = Op::kInit;
+    for (int64_t r = 0; r < g.red_n; ++r) acc = op(acc, x[base + g.inner(r)]);
+    out[o] = acc;
+  }
+}
+
+__global__ void cumsum_kernel(const float* x, float* y, int64_t outer, int64_t n, int64_t inner, bool reverse) {
+  CUVI_GRID_STRIDE(oi, outer * inner) {
+    const int64_t o = oi / inner, i = oi % inner;
+    const int64_t base = o * n * inner + i;
+    float acc = 0.0f;
+    for (int64_t j = 0; j < n; ++j) {
+      const int64_t jj = reverse ? n - 1 - j : j;
+      acc += x[base + jj * inner];
+      y[base + jj * inner] = acc;
+    }
+  }
+}
+
+__global__ void nonfinite_kernel(const float* x, int64_t n, int* flag) {
+  CUVI_GRID_STRIDE(i, n) if (!isfinite(x[i])) atomicOr(flag, 1);
+}
+
+template <class T>
+__global__ void index_select_kernel(const T* src, const int64_t* idx, T* out, const IndexGeom g, int* flag, int code) {
+  const int64_t n = g.outer * g.idx_dim * g.inner;
+  CUVI_GRID_STRIDE(t, n) {
+    const int64_t i = t % g.inner, j = (t / g.inner) % g.idx_dim, o = t / (g.inner * g.idx_dim);
+    const int64_t k = idx[j];
+    if (k < 0 || k >= g.src_dim) {
+      report(flag, code);
+      out[t] = T(0);
+    } else {
+      out[t] = src[(o * g.src_dim + k) * g.inner + i];
+    }
+  }
+}
+
+// index_add / scatter_add use float atomics: run-to-run bitwise stable only
+// when no target repeats (minibatch indices drawn without replacement never
+// do). Loss sums never go through these.
+__global__ void index_add_kernel(float* dst, const int64_t* idx, const float* src, const IndexGeom g, int* flag,
+                                 int code) {
+  const int64_t n = g.outer * g.idx_dim * g.inner;
+  CUVI_GRID_STRIDE(t, n) {
+    const int64_t i = t % g.inner, j = (t / g.inner) % g.idx_dim, o = t / (g.inner * g.idx_dim);
+    const int64_t k = idx[j];
+    if (k < 0 || k >= g.src_dim) report(flag, code);
+    else atomicAdd(dst + (o * g.src_dim + k) * g.inner + i, src[t]);
+  }
+}
+__global__ void gather_kernel(const float* src, const int64_t* idx, float* out, const IndexGeom g, int* flag,
+                              int code) {
+  const int64_t n = g.outer * g.idx_dim * g.inner;
+  CUVI_GRID_STRIDE(t, n) {
+    const int64_t i = t % g.inner, o = t / (g.idx_dim * g.inner);
+    const int64_t k = idx[t];
+    if (k < 0 || k >= g.src_dim) {
+      report(flag, code);
+      out[t] = 0.0f;
+    } else {
+      out[t] = src[(o * g.src_dim + k) * g.inner + i];
+    }
+  }
+}
+__global__ void scatter_add_kernel(float* dst, const int64_t* idx, const float* src, const IndexGeom g, int* flag,
+                                   int code) {
+  const int64_t n = g.outer * g.idx_dim * g.inner;
+  CUVI_GRID_STRIDE(t, n) {
+    const int64_t i = t % g.inner, o = t / (g.idx_dim * g.inner);
+    const int64_t k = idx[t];
+    if (k < 0 || k >= g.src_dim) report(flag, code);
+    else atomicAdd(dst + (o * g.src_dim + k) * g.inner + i, src[t]);
+  }
+}
+
+__global__ void rand_uniform_kernel(float* out, int64_t n, uint64_t seed, uint32_t offset) {
+  CUVI_GRID_STRIDE(i, n) {
+    kern::ElemRng rng(seed, static_cast<uint64_t>(i), offset);
+    out[i] = rng.uniform();
+  }
+}
+__global__ void rand_normal_kernel(float* out, int64_t n, uint64_t seed, uint32_t offset) {
+  CUVI_GRID_STRIDE(i, n) {
+    kern::ElemRng rng(seed, static_cast<uint64_t>(i), offset);
+    out[i] = rng.normal();
+  }
+}
+__global__ void subsample_kernel(int64_t* out, int64_t N, int64_t B, int hb, uint64_t seed, uint32_t offset) {
+  CUVI_GRID_STRIDE(i, B) out[i] = kern::subsample_index(i, N, hb, seed, offset);
+}
+
+// Multi-tensor optimizer steps: one launch for up to kMaxSlots tensors,
+// blockIdx.y selects the tensor. Slots and hyper-parameters travel in the
+// kernel's parameter space (no host-to-device copy per step).
+constexpr int kMaxSlots = 48;
+template <class Hyper>
+struct SlotPack {
+  kern::OptSlot slot[kMaxSlots];
+  Hyper hyper[kMaxSlots];
+};
+
+__global__ void adam_kernel(const SlotPack<kern::AdamHyper> pack) {
+  const kern::OptSlot& s = pack.slot[blockIdx.y];
+  const kern::AdamHyper h = pack.hyper[blockIdx.y];
+  CUVI_GRID_STRIDE(i, s.n) kern::adam_update(s.param + i, s.state0 + i, s.state1 + i, s.grad[i], h);
+}
+__global__ void sgd_kernel(const SlotPack<kern::SgdHyper> pack) {
+  const kern::OptSlot& s = pack.slot[blockIdx.y];
+  const kern::SgdHyper h = pack.hyper[blockIdx.y];
+  CUVI_GRID_STRIDE(i, s.n) kern::sgd_update(s.param + i, s.state0 + i, s.grad[i], h);
+}
+__global__ void adagrad_kernel(const SlotPack<kern::AdagradHyper> pack) {
+  const kern::OptSlot& s = pack.slot[blockIdx.y];
+  const kern::AdagradHyper h = pack.hyper[blockIdx.y];
+  CUVI_GRID_STRIDE(i, s.n) kern::adagrad_update(s.param + i, s.state0 + i, s.grad[i], h);
+}
+
+// ---- the backend -------------------------------------------------------------
+
+class CudaBackend final : public Backend {
+ public:
+  explicit CudaBackend(int index) : index_(index) {
+    CUVI_CUDA_CHECK(cudaSetDevice(index_));
+    CUVI_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    CUVI_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool_, index_));
+    uint64_t threshold = UINT64_MAX;  // keep freed memory cached in the pool
+    CUVI_CUDA_CHECK(cudaMemPoolSetAttribute(pool_, cudaMemPoolAttrReleaseThreshold, &threshold));
+    // The deferred-error flag lives in mapped pinned memory: kernels write it
+    // through the device alias, the host reads it after a synchronisation
+    // without a copy.
+    CUVI_CUDA_CHECK(cudaHostAlloc(reinterpret_cast<void**>(&flag_host_), sizeof(int), cudaHostAllocMapped));
+    *flag_host_ = 0;
+    CUVI_CUDA_CHECK(cudaHostGetDevicePointer(reinterpret_cast<void**>(&flag_dev_), flag_host_, 0));
+    CUVI_CUBLAS_CHECK(cublasCreate(&blas_));
+    CUVI_CUBLAS_CHECK(cublasSetStream(blas_, stream_));
+    int sms = 0;
+    CUVI_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, index_));
+    sm_count_ = sms;
+  }
+
+  Device device() const override { return Device::cuda(index_); }
+  cudaStream_t stream() const { return stream_; }
+
+  void* allocate(size_t bytes) override {
+    activate();
+    void* p = nullptr;
+    if (bytes == 0) bytes = 256;
+    const cudaError_t err = cudaMallocAsync(&p, bytes, stream_);
+    CUVI_CHECK(err == cudaSuccess, CudaError,
+               "cuda:" << index_ << ": allocation of " << bytes << " bytes failed: " << cudaGetErrorString(err));
+    return p;
+  }
+  void deallocate(void* p) noexcept override {
+    if (!p) return;
+    cudaSetDevice(index_);
+    cudaFreeAsync(p, stream_);  // errors at process teardown are ignored
+  }
+  void copy_h2d(void* dst, const void* src, size_t bytes) override {
+    activate();
+    CUVI_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_));
+  }
+  void copy_d2h(void* dst, const void* src, size_t bytes) override {
+    activate();
+    CUVI_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_));
+    CUVI_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  }
+  void copy_d2d(void* dst, const void* src, size_t bytes) override {
+    activate();
+    CUVI_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream_));
+  }
+  void synchronize() override {
+    activate();
+    CUVI_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  }
+  void raise_deferred_errors() override {
+    // Only meaningful after a synchronisation, which every caller does first.
+    const int code = __atomic_exchange_n(flag_host_, 0, __ATOMIC_SEQ_CST);
+    if (code == 0) return;
+    std::string msg;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      msg = (code > 0 && code <= static_cast<int>(messages_.size())) ? messages_[code - 1] : "device check failed";
+    }
+    CUVI_THROW(ValueError, msg << " (detected on cuda:" << index_ << ")");
+  }
+  int register_check(const std::string& message) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = codes_.find(message);
+    if (it != codes_.end()) return it->second;
+    messages_.push_back(message);
+    const int code = static_cast<int>(messages_.size());
+    codes_.emplace(message, code);
+    return code;
+  }
+  int* check_flag() override { return flag_dev_; }
+
+  void fill_f32(float* out, int64_t n, float v) override {
+    launch(fill_f32_kernel, n, out, n, v);
+  }
+  void fill_i64(int64_t* out, int64_t n, int64_t v) override { launch(fill_i64_kernel, n, out, n, v); }
+  void arange_f32(float* out, int64_t n) override { launch(arange_f32_kernel, n, out, n); }
+  void arange_i64(int64_t* out, int64_t n) override { launch(arange_i64_kernel, n, out, n); }
+  void cast_f32_to_i64(const float* x, int64_t* y, int64_t n) override { launch(cast_f32_i64_kernel, n, x, y, n); }
+  void cast_i64_to_f32(const int64_t* x, float* y, int64_t n) override { launch(cast_i64_f32_kernel, n, x, y, n); }
+
+  void unary(kern::UnaryOp op, const float* x, float* y, int64_t n) override {
+    kern::visit_unary(op, [&](auto c) { launch(unary_kernel<decltype(c)::value>, n, x, y, n); });
+  }
+  void unary_backward(kern::UnaryOp op, const float* x, const float* y, const float* g, float* gx,
+                      int64_t n) override {
+    kern::visit_unary(op, [&](auto c) { launch(unary_backward_kernel<decltype(c)::value>, n, x, y, g, gx, n); });
+  }
+  void binary(kern::BinaryOp op, const float* a, const float* b, float* out,
+              const kern::BcastGeom<2>& geom) override {
+    kern::visit_binary(op, [&](auto c) { launch(binary_kernel<decltype(c)::value>, geom.n, a, b, out, geom); });
+  }
+  void binary_backward(kern::BinaryOp op, const float* a, const float* b, const float* g, float* ga, float* gb,
+                       const kern::BcastGeom<3>& geom) override {
+    kern::visit_binary(
+        op, [&](auto c) { launch(binary_backward_kernel<decltype(c)::value>, geom.n, a, b, g, ga, gb, geom); });
+  }
+  void where(const float* cond, const float* a, const float* b, float* out,
+             const kern::BcastGeom<3>& geom) override {
+    launch(where_kernel, geom.n, cond, a, b, out, geom);
+  }
+  void clamp(const float* x, float* y, int64_t n, float lo, float hi) override {
+    launch(clamp_kernel, n, x, y, n, lo, hi);
+  }
+  void clamp_backward(const float* x, const float* g, float* gx, int64_t n, float lo, float hi) override {
+    launch(clamp_backward_kernel, n, x, g, gx, n, lo, hi);
+  }
+  void copy_strided(const void* src, void* dst, size_t elem_size, const kern::BcastGeom<2>& geom) override {
+    if (elem_size == 4)
+      launch(copy_strided_kernel<float>, geom.n, static_cast<const float*>(src), static_cast<float*>(dst), geom);
+    else
+      launch(copy_strided_kernel<int64_t>, geom.n, static_cast<const int64_t*>(src), static_cast<int64_t*>(dst),
+             geom);
+  }
+
+  void reduce_sum(const float* x, float* out, const kern::ReduceGeom& g) override { reduce<SumOp>(x, out, g); }
+  void reduce_max(const float* x, float* out, const kern::ReduceGeom& g) override { reduce<MaxOp>(x, out, g); }
+  void cumsum(const float* x, float* y, int64_t outer, int64_t n, int64_t inner, bool reverse) override {
+    launch(cumsum_kernel, outer * inner, x, y, outer, n, inner, reverse);
+  }
+  bool all_finite(const float* x, int64_t n) override {
+    activate();
+    int* flag = nullptr;
+    CUVI_CUDA_CHECK(cudaMallocAsync(&flag, sizeof(int), stream_));
+    CUVI_CUDA_CHECK(cudaMemsetAsync(flag, 0, sizeof(int), stream_));
+    launch(nonfinite_kernel, n, x, n, flag);
+    int h = 0;
+    CUVI_CUDA_CHECK(cudaMemcpyAsync(&h, flag, sizeof(int), cudaMemcpyDeviceToHost, stream_));
+    CUVI_CUDA_CHECK(cudaFreeAsync(flag, stream_));
+    CUVI_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    return h == 0;
+  }
+
+  void gemm(const GemmArgs& a) override {
+    activate();
+    // Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap
+    // the operands and keep the leading dimensions of the row-major layout.
+    const float alpha = 1.0f, beta = a.accumulate ? 1.0f : 0.0f;
+    const int lda = static_cast<int>(a.trans_a ? a.m : a.k);
+    const int ldb = static_cast<int>(a.trans_b ? a.k : a.n);
+    CUVI_CUBLAS_CHECK(cublasSgemmStridedBatched(
+        blas_, a.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, a.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, static_cast<int>(a.n),
+        static_cast<int>(a.m), static_cast<int>(a.k), &alpha, a.b, ldb, a.stride_b, a.a, lda, a.stride_a, &beta, a.c,
+        static_cast<int>(a.n), a.stride_c, static_cast<int>(a.batch)));
+  }
+
+  void index_select(const void* src, const int64_t* idx, void* out, size_t elem_size, const IndexGeom& g,
+                    int check) override {
+    const int64_t n = g.outer * g.idx_dim * g.inner;
+    if (elem_size == 4)
+      launch(index_select_kernel<float>, n, static_cast<const float*>(src), idx, static_cast<float*>(out), g, flag_dev_,
+             check);
+    else
+      launch(index_select_kernel<int64_t>, n, static_cast<const int64_t*>(src), idx, static_cast<int64_t*>(out), g,
+             flag_dev_, check);
+  }
+  void index_add(float* dst, const int64_t* idx, const float* src, const IndexGeom& g, int check) override {
+    launch(index_add_kernel, g.outer * g.idx_dim * g.inner, dst, idx, src, g, flag_dev_, check);
+  }
+  void gather(const float* src, const int64_t* idx, float* out, const IndexGeom& g, int check) override {
+    launch(gather_kernel, g.outer * g.idx_dim * g.inner, src, idx, out, g, flag_dev_, check);
+  }
+  void scatter_add(float* dst, const int64_t* idx, const float* src, const IndexGeom& g, int check) override {
+    launch(scatter_add_kernel, g.outer * g.idx_dim * g.inner, dst, idx, src, g, flag_dev_, check);
+  }
+
+  void rand_uniform(float* out, int64_t n, uint64_t seed, uint32_t offset) override {
+    launch(rand_uniform_kernel, n, out, n, seed, offset);
+  }
+  void rand_normal(float* out, int64_t n, uint64_t seed, uint32_t offset) override {
+    launch(rand_normal_kernel, n, out, n, seed, offset);
+  }
+  void subsample(int64_t* out, int64_t N, int64_t B, uint64_t seed, uint32_t offset) override {
+    launch(subsample_kernel, B, out, N, B, kern::subsample_half_bits(static_cast<uint64_t>(N)), seed, offset);
+  }
+
+  void adam_step(const std::vector<kern::OptSlot>& slots, const std::vector<kern::AdamHyper>& hyper) override {
+    multi_step(adam_kernel, slots, hyper);
+  }
+  void sgd_step(const std::vector<kern::OptSlot>& slots, const std::vector<kern::SgdHyper>& hyper) override {
+    multi_step(sgd_kernel, slots, hyper);
+  }
+  void adagrad_step(const std::vector<kern::OptSlot>& slots, const std::vector<kern::AdagradHyper>& hyper) override {
+    multi_step(adagrad_kernel, slots, hyper);
+  }
+
+ private:
+  void activate() {
+    thread_local int current = -1;
+    if (current != index_) {
+      CUVI_CUDA_CHECK(cudaSetDevice(index_));
+      current = index_;
+    }
+  }
+
+  template <class... KArgs, class... Args>
+  void launch(void (*kernel)(KArgs...), int64_t n, Args&&... args) {
+    if (n <= 0) return;
+    activate();
+    kernel<<<grid_for(n), kThreads, 0, stream_>>>(std::forward<Args>(args)...);
+    CUVI_CUDA_LAUNCH_CHECK(stream_);
+  }
+
+  template <class Op>
+  void reduce(const float* x, float* out, const kern::ReduceGeom& g) {
+    activate();
+    if (g.out_n == 0) return;
+    if (g.out_n == 1 && g.trailing && g.red_n > kReduceChunk) {
+      // Two passes over fixed chunks: the same bits on every run and every
+      // GPU model, whatever its SM count.
+      const int64_t chunks = (g.red_n + kReduceChunk - 1) / kReduceChunk;
+      float* partial = nullptr;
+      CUVI_CUDA_CHECK(cudaMallocAsync(&partial, static_cast<size_t>(chunks) * sizeof(float), stream_));
+      reduce_chunks_kernel<Op><<<static_cast<unsigned>(chunks), kThreads, 0, stream_>>>(x, g.red_n, partial);
+      CUVI_CUDA_LAUNCH_CHECK(stream_);
+      kern::ReduceGeom g2;
+      g2.out_n = 1;
+      g2.red_n = chunks;
+      g2.trailing = true;
+      reduce_block_per_output_kernel<Op><<<1, kThreads, 0, stream_>>>(partial, out, g2);
+      CUVI_CUDA_LAUNCH_CHECK(stream_);
+      CUVI_CUDA_CHECK(cudaFreeAsync(partial, stream_));
+      return;
+    }
+    if (g.red_n <= 64) {
+      reduce_thread_per_output_kernel<Op><<<grid_for(g.out_n), kThreads, 0, stream_>>>(x, out, g);
+    } else {
+      const int64_t blocks = g.out_n < 65535 * 16 ? g.out_n : 65535 * 16;
+      reduce_block_per_output_kernel<Op><<<static_cast<unsigned>(blocks), kThreads, 0, stream_>>>(x, out, g);
+    }
+    CUVI_CUDA_LAUNCH_CHECK(stream_);
+  }
+
+  template <class Hyper>
+  void multi_step(void (*kernel)(const SlotPack<Hyper>), const std::vector<kern::OptSlot>& slots,
+                  const std::vector<Hyper>& hyper) {
+    activate();
+    for (size_t begin = 0; begin < slots.size(); begin += kMaxSlots) {
+      const size_t count = std::min<size_t>(kMaxSlots, slots.size() - begin);
+      SlotPack<Hyper> pack{};
+      int64_t longest = 0;
+      for (size_t i = 0; i < count; ++i) {
+        pack.slot[i] = slots[begin + i];
+        pack.hyper[i] = hyper[begin + i];
+        longest = std::max(longest, slots[begin + i].n);
+      }
+      if (longest == 0) continue;
+      // Blocks along x cover the longest tensor; shorter ones leave early.
+      const dim3 grid(grid_for(longest) < 1024 ? grid_for(longest) : 1024, static_cast<unsigned>(count));
+      kernel<<<grid, kThreads, 0, stream_>>>(pack);
+      CUVI_CUDA_LAUNCH_CHECK(stream_);
+    }
+  }
+
+  int index_;
+  int sm_count_ = 0;
+  cudaStream_t stream_ = nullptr;
+  cudaMemPool_t pool_ = nullptr;
+  cublasHandle_t blas_ = nullptr;
+  int* flag_host_ = nullptr;
+  int* flag_dev_ = nullptr;
+  std::mutex mu_;
+  std::vector<std::string> messages_;
+  std::unordered_map<std::string, int> codes_;
+};
+
+std::mutex g_backends_mu;
+
+}  // namespace
+
+bool cuda_built() { return true; }
+
+int cuda_backend_device_count() {
+  static const int count = [] {
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+      cudaGetLastError();  // clear the sticky "no driver" error
+      return 0;
+    }
+    return n;
+  }();
+  return count;
+}
+
+Backend* cuda_backend(int index) {
+  if (index < 0 || index >= cuda_backend_device_count()) return nullptr;
+  // Backends live for the whole process (never destroyed: tensors freed
+  // during static destruction must still find their stream).
+  static std::vector<CudaBackend*> backends(static_cast<size_t>(cuda_backend_device_count()), nullptr);
+  std::lock_guard<std::mutex> lock(g_backends_mu);
+  CudaBackend*& b = backends[static_cast<size_t>(index)];
+  if (!b) b = new CudaBackend(index);
+  return b;
+}
+
+void* cuda_stream(int device) {
+  Backend* b = cuda_backend(device);
+  CUVI_CHECK(b != nullptr, DeviceError, "cuda:" << device << " is not available");
+  return static_cast<CudaBackend*>(b)->stream();
+}
+
+}  // namespace cuvi

@@ -1,0 +1,39 @@
+#pragma once
+
+#include <string>
+
+namespace cuvi {
+
+enum class DeviceType : unsigned char { kCPU = 0, kCUDA = 1 };
+
+struct Device {
+  DeviceType type = DeviceType::kCPU;
+  int index = 0;
+
+  static Device cpu() { return Device{DeviceType::kCPU, 0}; }
+  static Device cuda(int i = 0) { return Device{DeviceType::kCUDA, i}; }
+  // cuda:0 when the CUDA backend is built and a device is usable, else cpu.
+  static Device best();
+  // "cpu", "cuda", "cuda:N"; throws DeviceError otherwise.
+  static Device parse(const std::string& s);
+
+  bool is_cpu() const { return type == DeviceType::kCPU; }
+  bool is_cuda() const { return type == DeviceType::kCUDA; }
+  std::string str() const;
+  bool operator==(const Device& o) const { return type == o.type && (type == DeviceType::kCPU || index == o.index); }
+  bool operator!=(const Device& o) const { return !(*this == o); }
+};
+
+// Whether the CUDA backend was compiled in, and how many devices it sees
+// (0 when not compiled or no driver/device). Never throws.
+bool cuda_built();
+int cuda_device_count();
+inline bool cuda_available() { return cuda_device_count() > 0; }
+
+// Host synchronisations performed by the runtime so far (item, to_vector,
+// to(cpu), explicit synchronize). Tests use it to prove a step never waits.
+long long sync_count();
+// Blocks until all queued work on `d` is done (counts as a sync).
+void synchronize(Device d);
+
+}  // namespace cuvi

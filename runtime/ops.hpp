@@ -1,0 +1,121 @@
+// Tensor-level ops: check shapes, dtypes and devices, allocate the result,
+// dispatch to the device's backend, and record the backward on the tape.
+// Binary ops broadcast as NumPy does. All differentiable unless noted.
+#pragma once
+
+#include <optional>
+#include <vector>
+
+#include "tensor.hpp"
+
+namespace cuvi {
+
+// Elementwise unary.
+Tensor neg(const Tensor& x);
+Tensor exp(const Tensor& x);
+Tensor log(const Tensor& x);
+Tensor log1p(const Tensor& x);
+Tensor expm1(const Tensor& x);
+Tensor sqrt(const Tensor& x);
+Tensor abs(const Tensor& x);
+Tensor square(const Tensor& x);
+Tensor reciprocal(const Tensor& x);
+Tensor softplus(const Tensor& x);
+Tensor sigmoid(const Tensor& x);
+Tensor log_sigmoid(const Tensor& x);
+Tensor tanh(const Tensor& x);
+Tensor relu(const Tensor& x);
+Tensor lgamma(const Tensor& x);
+Tensor digamma(const Tensor& x);
+Tensor trigamma(const Tensor& x);  // not differentiable
+Tensor sin(const Tensor& x);
+Tensor cos(const Tensor& x);
+
+// Elementwise binary (broadcasting).
+Tensor add(const Tensor& a, const Tensor& b);
+Tensor sub(const Tensor& a, const Tensor& b);
+Tensor mul(const Tensor& a, const Tensor& b);
+Tensor div(const Tensor& a, const Tensor& b);
+Tensor pow(const Tensor& a, const Tensor& b);
+Tensor pow(const Tensor& a, float b);
+Tensor maximum(const Tensor& a, const Tensor& b);
+Tensor minimum(const Tensor& a, const Tensor& b);
+// Comparisons give 0/1 float32 and carry no gradient.
+Tensor lt(const Tensor& a, const Tensor& b);
+Tensor le(const Tensor& a, const Tensor& b);
+Tensor gt(const Tensor& a, const Tensor& b);
+Tensor ge(const Tensor& a, const Tensor& b);
+Tensor eq(const Tensor& a, const Tensor& b);
+Tensor ne(const Tensor& a, const Tensor& b);
+
+Tensor operator+(const Tensor& a, const Tensor& b);
+Tensor operator-(const Tensor& a, const Tensor& b);
+Tensor operator*(const Tensor& a, const Tensor& b);
+Tensor operator/(const Tensor& a, const Tensor& b);
+Tensor operator-(const Tensor& a);
+Tensor operator+(const Tensor& a, float b);
+Tensor operator-(const Tensor& a, float b);
+Tensor operator*(const Tensor& a, float b);
+Tensor operator/(const Tensor& a, float b);
+Tensor operator+(float a, const Tensor& b);
+Tensor operator-(float a, const Tensor& b);
+Tensor operator*(float a, const Tensor& b);
+Tensor operator/(float a, const Tensor& b);
+
+// where(cond, a, b): cond is a 0/1 float32 (or int64) tensor; broadcasting.
+Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
+Tensor clamp(const Tensor& x, float lo, float hi);  // gradient 1 inside, 0 outside
+Tensor clamp_min(const Tensor& x, float lo);
+
+// Reductions. `dims` may be negative; empty dims with keepdim=false over
+// all. Sums are deterministic: a fixed order independent of thread counts.
+Tensor sum(const Tensor& x);
+Tensor sum(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim = false);
+Tensor mean(const Tensor& x);
+Tensor mean(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim = false);
+Tensor logsumexp(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim = false);
+Tensor amax(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim = false);  // no gradient
+Tensor softmax(const Tensor& x, int64_t dim);
+Tensor log_softmax(const Tensor& x, int64_t dim);
+Tensor cumsum(const Tensor& x, int64_t dim);
+// Sums broadcast dimensions away so the result has `shape` (the adjoint of
+// broadcasting `shape` up to x's shape).
+Tensor sum_to_shape(const Tensor& x, const Shape& shape);
+
+// Matrix products: 2-D, and batched with broadcast batch dims (as torch.matmul
+// for dims >= 2; a 1-D operand is treated as a row/column and squeezed).
+Tensor matmul(const Tensor& a, const Tensor& b);
+
+// Shape ops (also as Tensor methods).
+Tensor reshape(const Tensor& x, const Shape& shape);
+Tensor expand(const Tensor& x, const Shape& shape);
+Tensor unsqueeze(const Tensor& x, int64_t d);
+Tensor squeeze(const Tensor& x, int64_t d);
+Tensor transpose(const Tensor& x, int64_t a, int64_t b);
+Tensor permute(const Tensor& x, const std::vector<int64_t>& dims);
+Tensor cat(const std::vector<Tensor>& xs, int64_t dim);
+Tensor stack(const std::vector<Tensor>& xs, int64_t dim);
+Tensor narrow(const Tensor& x, int64_t dim, int64_t start, int64_t length);
+
+// Indexing with int64 indices (range-checked; on CUDA the check is reported
+// at the next synchronisation of the device, with the op's name).
+Tensor index_select(const Tensor& x, int64_t dim, const Tensor& idx);
+Tensor gather(const Tensor& x, int64_t dim, const Tensor& idx);  // idx has x's rank
+// Returns a copy of `x` with src added at idx along dim (torch scatter_add).
+Tensor scatter_add(const Tensor& x, int64_t dim, const Tensor& idx, const Tensor& src);
+// Returns a copy of `x` with src rows added at idx along dim (torch index_add).
+Tensor index_add(const Tensor& x, int64_t dim, const Tensor& idx, const Tensor& src);
+// Lower triangle (k = 0: with diagonal). Differentiable.
+Tensor tril(const Tensor& x, int64_t k = 0);
+// Diagonal embedding of the last dim / extraction of the diagonal of the last two dims.
+Tensor diag_embed(const Tensor& x);
+Tensor diagonal(const Tensor& x);
+
+// Copies data between devices / casts; differentiable for float32.
+Tensor to_device(const Tensor& x, Device dev);
+
+// Shape helpers.
+Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op);
+int64_t normalize_dim(int64_t d, int64_t ndim, const char* op);
+
+}  // namespace cuvi

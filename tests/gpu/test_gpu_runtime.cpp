@@ -1,0 +1,118 @@
+// CUDA backend against the CPU backend on the same inputs and seeds. Skips
+// when no CUDA device is usable, unless CUVI_REQUIRE_GPU=1 (then it fails).
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+
+#include "gradcheck.hpp"
+#include "runtime/backend.hpp"
+#include "op_cases.hpp"
+
+using namespace cuvi;
+using namespace cuvi::testing;
+
+#define CUVI_REQUIRE_CUDA()                                                            \
+  do {                                                                                 \
+    if (!cuda_available()) {                                                           \
+      const char* req = std::getenv("CUVI_REQUIRE_GPU");                               \
+      if (req && std::string(req) == "1") FAIL() << "CUVI_REQUIRE_GPU=1 but no CUDA device"; \
+      GTEST_SKIP() << "no CUDA device";                                                \
+    }                                                                                  \
+  } while (0)
+
+namespace {
+
+class GpuOpTable : public ::testing::TestWithParam<size_t> {};
+
+// CUDA vs CPU with the same float32 inputs: the per-element math is shared,
+// so differences come from libdevice vs glibc transcendentals (a few ulp),
+// fused multiply-adds and reduction order: rtol 1e-5 + atol 1e-5.
+TEST_P(GpuOpTable, CudaMatchesCpuForwardAndBackward) {
+  CUVI_REQUIRE_CUDA();
+  const OpCase c = op_cases()[GetParam()];
+  std::mt19937 gen(42 + static_cast<unsigned>(GetParam()));
+  std::vector<Tensor> cpu_in, gpu_in;
+  for (const auto& in : c.inputs) {
+    Tensor t = random_tensor(in.shape, gen, in.lo, in.hi);
+    cpu_in.push_back(t.detach().requires_grad_());
+    gpu_in.push_back(t.to(Device::cuda()).detach().requires_grad_());
+  }
+  Tensor yc = c.fn(cpu_in), yg = c.fn(gpu_in);
+  ASSERT_TRUE(yg.device().is_cuda());
+  const auto vc = yc.to_vector();
+  expect_close(yg.to_vector(), std::vector<double>(vc.begin(), vc.end()), 1e-5, 1e-5, c.name.c_str());
+  if (!c.differentiable || !yc.requires_grad()) return;
+  Tensor w = random_tensor(yc.shape(), gen, 0.5f, 1.5f);
+  sum(yc * w).backward();
+  sum(yg * w.to(Device::cuda())).backward();
+  for (size_t k = 0; k < cpu_in.size(); ++k) {
+    if (!cpu_in[k].grad().defined()) continue;
+    const auto gc = cpu_in[k].grad().to_vector();
+    expect_close(gpu_in[k].grad().to_vector(), std::vector<double>(gc.begin(), gc.end()), 1e-5, 1e-5,
+                 (c.name + " grad").c_str());
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(All, GpuOpTable, ::testing::Range<size_t>(0, op_cases().size()));
+
+TEST(GpuRuntime, SameSeedSameDraws) {
+  CUVI_REQUIRE_CUDA();
+  for (int64_t n : {1, 1000, 1 << 20}) {
+    set_seed(77);
+    const auto uc = rand({n}).to_vector();
+    const auto zc = randn({n}).to_vector();
+    set_seed(77);
+    const auto ug = rand({n}, Device::cuda()).to_vector();
+    const auto zg = randn({n}, Device::cuda()).to_vector();
+    ASSERT_EQ(uc, ug) << "uniforms are exact fixed-point conversions and must match bit for bit";
+    // Box-Muller's log/sin/cos: libdevice vs glibc differ by a few ulp.
+    for (size_t i = 0; i < zc.size(); ++i) ASSERT_NEAR(zc[i], zg[i], 1e-5f * (1 + std::fabs(zc[i]))) << i;
+  }
+}
+
+TEST(GpuRuntime, SubsampleMatchesCpu) {
+  CUVI_REQUIRE_CUDA();
+  Tensor ic = Tensor::empty({4096}, DType::kInt64, Device::cpu());
+  Tensor ig = Tensor::empty({4096}, DType::kInt64, Device::cuda());
+  backend(Device::cpu()).subsample(ic.data<int64_t>(), 1000000, 4096, 3, 9);
+  backend(Device::cuda()).subsample(ig.data<int64_t>(), 1000000, 4096, 3, 9);
+  EXPECT_EQ(ic.to_vector_i64(), ig.to_vector_i64());
+}
+
+TEST(GpuRuntime, SumsAreBitwiseReproducible) {
+  CUVI_REQUIRE_CUDA();
+  set_seed(1);
+  Tensor x = randn({(1 << 22) + 17}, Device::cuda());
+  const float a = sum(x).item();
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(sum(x).item(), a);
+  EXPECT_NEAR(a, sum(x.to(Device::cpu())).item(), 1e-3 * std::sqrt(double(x.numel())));
+}
+
+TEST(GpuRuntime, AsyncOpsDoNotSynchronize) {
+  CUVI_REQUIRE_CUDA();
+  Tensor x = randn({1024}, Device::cuda()).requires_grad_();
+  const long long before = sync_count();
+  Tensor y = sum(exp(x) * 2.0f);
+  y.backward();
+  Tensor g = x.grad();
+  EXPECT_EQ(sync_count(), before);
+  (void)g.to_vector();
+  EXPECT_EQ(sync_count(), before + 1);
+}
+
+TEST(GpuRuntime, DeferredIndexErrorRaisedAtSync) {
+  CUVI_REQUIRE_CUDA();
+  Tensor x = zeros({3, 2}, Device::cuda());
+  Tensor idx = tensor_i64({0, 5}, Device::cuda());
+  Tensor y = index_select(x, 0, idx);  // queued, not yet checked
+  expect_error<ValueError>([&] { y.to_vector(); }, {"index_select", "size 3"});
+  // The flag is cleared: the device is usable afterwards.
+  EXPECT_EQ(zeros({2}, Device::cuda()).to_vector(), std::vector<float>(2, 0.f));
+}
+
+TEST(GpuRuntime, MixingDevicesErrors) {
+  CUVI_REQUIRE_CUDA();
+  expect_error<DeviceError>([] { add(zeros({2}), zeros({2}, Device::cuda(0))); }, {"add", "cpu", "cuda:0"});
+}
+
+}  // namespace

@@ -1,0 +1,96 @@
+// Test utilities: float64 comparisons and a finite-difference gradient check
+// usable for any op or composition of ops, on any device.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <functional>
+#include <random>
+#include <vector>
+
+#include <cuvi.hpp>
+
+namespace cuvi::testing {
+
+inline std::vector<float> random_values(int64_t n, std::mt19937& gen, float lo, float hi) {
+  std::uniform_real_distribution<float> u(lo, hi);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (auto& x : v) x = u(gen);
+  return v;
+}
+
+inline Tensor random_tensor(const Shape& s, std::mt19937& gen, float lo, float hi, Device dev = Device::cpu()) {
+  return tensor(random_values(shape_numel(s), gen, lo, hi), s, dev);
+}
+
+// Weighted sum L = sum_i w_i f(x)_i in double on the host.
+inline double weighted_sum(const Tensor& y, const std::vector<float>& w) {
+  const auto v = y.to_vector();
+  double acc = 0;
+  for (size_t i = 0; i < v.size(); ++i) acc += static_cast<double>(v[i]) * w[i];
+  return acc;
+}
+
+// Compares the analytic gradient of L = sum(w * f(inputs)) with central
+// differences. Finite differences in float32 carry a rounding error of about
+// ulp(f) * |w| / eps per element, so with eps = 1e-3 and |f| ~ 1 the
+// numerical derivative is good to ~1e-3 absolute; the tolerance
+// atol + rtol * |g| with atol = 2e-3, rtol = 1e-2 leaves room for curvature
+// (O(eps^2) truncation) without hiding a wrong formula (which is off by O(1)).
+inline void gradcheck(const std::function<Tensor(const std::vector<Tensor>&)>& f, std::vector<Tensor> inputs,
+                      double eps = 1e-3, double atol = 2e-3, double rtol = 1e-2) {
+  std::mt19937 gen(1234);
+  for (auto& t : inputs) t = t.detach().requires_grad_();
+  Tensor y = f(inputs);
+  const std::vector<float> w = random_values(y.numel(), gen, 0.5f, 1.5f);
+  Tensor wt = tensor(w, y.shape(), y.device());
+  sum(y * wt).backward();
+  for (size_t k = 0; k < inputs.size(); ++k) {
+    Tensor g = inputs[k].grad();
+    ASSERT_TRUE(g.defined()) << "no gradient reached input " << k;
+    ASSERT_EQ(g.shape(), inputs[k].shape());
+    const auto ga = g.to_vector();
+    const auto base = inputs[k].to_vector();
+    for (size_t i = 0; i < base.size(); ++i) {
+      auto shifted = [&](double d) {
+        std::vector<Tensor> xs;
+        for (size_t j = 0; j < inputs.size(); ++j) {
+          if (j != k) {
+            xs.push_back(inputs[j].detach());
+            continue;
+          }
+          auto v = base;
+          v[i] = static_cast<float>(v[i] + d);
+          xs.push_back(tensor(v, inputs[k].shape(), inputs[k].device()));
+        }
+        NoGradGuard ng;
+        return weighted_sum(f(xs), w);
+      };
+      const double h = eps * std::max(1.0, std::fabs(static_cast<double>(base[i])));
+      const double num = (shifted(h) - shifted(-h)) / (2 * h);
+      EXPECT_NEAR(ga[i], num, atol + rtol * std::fabs(num)) << "input " << k << " element " << i;
+    }
+  }
+}
+
+inline void expect_close(const std::vector<float>& got, const std::vector<double>& want, double atol, double rtol,
+                         const char* what = "") {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  for (size_t i = 0; i < got.size(); ++i)
+    EXPECT_NEAR(got[i], want[i], atol + rtol * std::fabs(want[i])) << what << " element " << i;
+}
+
+// Runs `body` and checks it throws E with every fragment in its message.
+template <class E, class F>
+void expect_error(F&& body, std::initializer_list<const char*> fragments) {
+  try {
+    body();
+    ADD_FAILURE() << "expected an exception";
+  } catch (const E& e) {
+    const std::string msg = e.what();
+    for (const char* f : fragments) EXPECT_NE(msg.find(f), std::string::npos) << "message: " << msg << " lacks " << f;
+  }
+}
+
+}  // namespace cuvi::testing

@@ -1,0 +1,303 @@
+// The op table shared by the CPU tests (forward against float64 references,
+// finite-difference gradients) and the GPU tests (CUDA against CPU on the
+// same inputs). One entry per op and broadcasting pattern.
+#pragma once
+
+#include <cmath>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <cuvi.hpp>
+
+namespace cuvi::testing {
+
+using HostArrays = std::vector<std::vector<double>>;
+
+struct InputSpec {
+  Shape shape;
+  float lo, hi;
+};
+
+struct OpCase {
+  std::string name;
+  std::vector<InputSpec> inputs;
+  std::function<Tensor(const std::vector<Tensor>&)> fn;
+  // Float64 reference of the output (row-major), or empty when the op is
+  // checked by identities elsewhere.
+  std::function<std::vector<double>(const HostArrays&, const std::vector<Shape>&)> ref;
+  bool differentiable = true;
+};
+
+inline std::vector<double> broadcast_apply(const std::vector<Shape>& shapes, const HostArrays& xs,
+                                           const std::function<double(const std::vector<double>&)>& f) {
+  Shape out;
+  for (const Shape& s : shapes) out = broadcast_shapes(out, s, "ref");
+  const int64_t n = shape_numel(out);
+  std::vector<double> res(static_cast<size_t>(n));
+  std::vector<double> args(xs.size());
+  for (int64_t i = 0; i < n; ++i) {
+    for (size_t k = 0; k < xs.size(); ++k) {
+      const Shape& s = shapes[k];
+      int64_t rem = i, off = 0, stride = 1;
+      for (int64_t d = static_cast<int64_t>(out.size()) - 1; d >= 0; --d) {
+        const int64_t idx = rem % out[static_cast<size_t>(d)];
+        rem /= out[static_cast<size_t>(d)];
+        const int64_t sd = d - static_cast<int64_t>(out.size() - s.size());
+        if (sd >= 0) {
+          const int64_t sz = s[static_cast<size_t>(sd)];
+          if (sz != 1) off += idx * stride;
+          stride *= sz;
+        }
+      }
+      args[k] = xs[k][static_cast<size_t>(off)];
+    }
+    res[static_cast<size_t>(i)] = f(args);
+  }
+  return res;
+}
+
+inline double digamma_ref(double x) {
+  // Central difference of glibc's double lgamma: error ~1e-9, far below float.
+  const double h = 1e-5 * std::max(1.0, x);
+  return (std::lgamma(x + h) - std::lgamma(x - h)) / (2 * h);
+}
+
+inline std::vector<OpCase> op_cases() {
+  std::vector<OpCase> c;
+  auto unary = [&](const std::string& name, Tensor (*f)(const Tensor&), double (*r)(double), float lo, float hi,
+                   bool diff = true) {
+    c.push_back({name, {{{3, 4}, lo, hi}}, [f](const std::vector<Tensor>& x) { return f(x[0]); },
+                 [r](const HostArrays& x, const std::vector<Shape>& s) {
+                   return broadcast_apply(s, x, [r](const std::vector<double>& a) { return r(a[0]); });
+                 },
+                 diff});
+  };
+  unary("neg", cuvi::neg, [](double x) { return -x; }, -2, 2);
+  unary("exp", cuvi::exp, [](double x) { return std::exp(x); }, -2, 2);
+  unary("log", cuvi::log, [](double x) { return std::log(x); }, 0.2f, 3);
+  unary("log1p", cuvi::log1p, [](double x) { return std::log1p(x); }, -0.5f, 3);
+  unary("expm1", cuvi::expm1, [](double x) { return std::expm1(x); }, -2, 2);
+  unary("sqrt", cuvi::sqrt, [](double x) { return std::sqrt(x); }, 0.2f, 4);
+  unary("abs", cuvi::abs, [](double x) { return std::fabs(x); }, 0.1f, 2);
+  unary("square", cuvi::square, [](double x) { return x * x; }, -2, 2);
+  unary("reciprocal", cuvi::reciprocal, [](double x) { return 1 / x; }, 0.5f, 3);
+  unary("softplus", cuvi::softplus, [](double x) { return std::log1p(std::exp(x)); }, -4, 4);
+  unary("sigmoid", cuvi::sigmoid, [](double x) { return 1 / (1 + std::exp(-x)); }, -4, 4);
+  unary("log_sigmoid", cuvi::log_sigmoid, [](double x) { return -std::log1p(std::exp(-x)); }, -4, 4);
+  unary("tanh", cuvi::tanh, [](double x) { return std::tanh(x); }, -2, 2);
+  unary("relu", cuvi::relu, [](double x) { return x > 0 ? x : 0; }, 0.1f, 2);
+  unary("lgamma", cuvi::lgamma, [](double x) { return std::lgamma(x); }, 0.3f, 6);
+  unary("digamma", cuvi::digamma, digamma_ref, 0.3f, 6);
+  unary("sin", cuvi::sin, [](double x) { return std::sin(x); }, -3, 3);
+  unary("cos", cuvi::cos, [](double x) { return std::cos(x); }, -3, 3);
+
+  using BinFn = Tensor (*)(const Tensor&, const Tensor&);
+  auto binary = [&](const std::string& name, BinFn f, double (*r)(double, double), float lo, float hi) {
+    const std::vector<std::pair<Shape, Shape>> patterns = {
+        {{3, 4}, {3, 4}}, {{3, 4}, {4}}, {{2, 1, 4}, {3, 1}}, {{5}, {}}, {{}, {2, 3}}};
+    for (const auto& [sa, sb] : patterns) {
+      c.push_back({name + shape_str(sa) + shape_str(sb), {{sa, lo, hi}, {sb, lo, hi}},
+                   [f](const std::vector<Tensor>& x) { return f(x[0], x[1]); },
+                   [r](const HostArrays& x, const std::vector<Shape>& s) {
+                     return broadcast_apply(s, x, [r](const std::vector<double>& a) { return r(a[0], a[1]); });
+                   }});
+    }
+  };
+  binary("add", cuvi::add, [](double a, double b) { return a + b; }, -2, 2);
+  binary("sub", cuvi::sub, [](double a, double b) { return a - b; }, -2, 2);
+  binary("mul", cuvi::mul, [](double a, double b) { return a * b; }, -2, 2);
+  binary("div", cuvi::div, [](double a, double b) { return a / b; }, 0.5f, 2);
+  binary("pow", static_cast<BinFn>(cuvi::pow), [](double a, double b) { return std::pow(a, b); }, 0.5f, 2);
+
+  c.push_back({"maximum", {{{3, 4}, -2, 2}, {{4}, -2, 2}},
+               [](const std::vector<Tensor>& x) { return maximum(x[0], x[1]); },
+               [](const HostArrays& x, const std::vector<Shape>& s) {
+                 return broadcast_apply(s, x, [](const std::vector<double>& a) { return std::max(a[0], a[1]); });
+               }});
+  c.push_back({"minimum", {{{3, 4}, -2, 2}, {{3, 1}, -2, 2}},
+               [](const std::vector<Tensor>& x) { return minimum(x[0], x[1]); },
+               [](const HostArrays& x, const std::vector<Shape>& s) {
+                 return broadcast_apply(s, x, [](const std::vector<double>& a) { return std::min(a[0], a[1]); });
+               }});
+  c.push_back({"where", {{{3, 4}, -1, 1}, {{3, 4}, -2, 2}, {{4}, -2, 2}},
+               [](const std::vector<Tensor>& x) {
+                 return where(gt(x[0].detach(), zeros({}, x[0].device())), x[1], x[2]);
+               },
+               [](const HostArrays& x, const std::vector<Shape>& s) {
+                 return broadcast_apply(s, x, [](const std::vector<double>& a) { return a[0] > 0 ? a[1] : a[2]; });
+               }});
+  c.push_back({"clamp", {{{3, 4}, -2, 2}}, [](const std::vector<Tensor>& x) { return clamp(x[0], -1.0f, 1.0f); },
+               [](const HostArrays& x, const std::vector<Shape>& s) {
+                 return broadcast_apply(s, x, [](const std::vector<double>& a) { return std::clamp(a[0], -1.0, 1.0); });
+               },
+               false});
+
+  // Reductions.
+  c.push_back({"sum_all", {{{4, 5, 3}, -1, 1}}, [](const std::vector<Tensor>& x) { return sum(x[0]); },
+               [](const HostArrays& x, const std::vector<Shape>&) {
+                 double s = 0;
+                 for (double v : x[0]) s += v;
+                 return std::vector<double>{s};
+               }});
+  c.push_back({"sum_dim1", {{{4, 5, 3}, -1, 1}}, [](const std::vector<Tensor>& x) { return sum(x[0], {1}); },
+               [](const HostArrays& x, const std::vector<Shape>&) {
+                 std::vector<double> r(12, 0.0);
+                 for (int i = 0; i < 4; ++i)
+                   for (int j = 0; j < 5; ++j)
+                     for (int k = 0; k < 3; ++k) r[i * 3 + k] += x[0][(i * 5 + j) * 3 + k];
+                 return r;
+               }});
+  c.push_back({"sum_dims02_keep", {{{4, 5, 3}, -1, 1}},
+               [](const std::vector<Tensor>& x) { return sum(x[0], {0, -1}, true); },
+               [](const HostArrays& x, const std::vector<Shape>&) {
+                 std::vector<double> r(5, 0.0);
+                 for (int i = 0; i < 4; ++i)
+                   for (int j = 0; j < 5; ++j)
+                     for (int k = 0; k < 3; ++k) r[j] += x[0][(i * 5 + j) * 3 + k];
+                 return r;
+               }});
+  c.push_back({"sum_dim0", {{{6, 4}, -1, 1}}, [](const std::vector<Tensor>& x) { return sum(x[0], {0}); },
+               [](const HostArrays& x, const std::vector<Shape>&) {
+                 std::vector<double> r(4, 0.0);
+                 for (int i = 0; i < 6; ++i)
+                   for (int j = 0; j < 4; ++j) r[j] += x[0][i * 4 + j];
+                 return r;
+               }});
+  c.push_back({"mean_dim", {{{4, 5}, -1, 1}}, [](const std::vector<Tensor>& x) { return mean(x[0], {-1}); },
+               [](const HostArrays& x, const std::vector<Shape>&) {
+                 std::vector<double> r(4, 0.0);
+                 for (int i = 0; i < 4; ++i)
+                   for (int j = 0; j < 5; ++j) r[i] += x[0][i * 5 + j] / 5;
+                 return r;
+               }});
+  c.push_back({"logsumexp", {{{3, 6}, -5, 5}}, [](const std::vector<Tensor>& x) { return logsumexp(x[0], {1}); },
+               [](const HostArrays& x, const std::vector<Shape>&) {
+                 std::vector<double> r(3, 0.0);
+                 for (int i = 0; i < 3; ++i) {
+                   double s = 0;
+                   for (int j = 0; j < 6; ++j) s += std::exp(x[0][i * 6 + j]);
+                   r[i] = std::log(s);
+                 }
+                 return r;
+               }});
+  c.push_back({"softmax", {{{2, 5}, -3, 3}}, [](const std::vector<Tensor>& x) { return softmax(x[0], -1); },
+               [](const HostArrays& x, const std::vector<Shape>&) {
+                 std::vector<double> r(10);
+                 for (int i = 0; i < 2; ++i) {
+                   double s = 0;
+                   for (int j = 0; j < 5; ++j) s += std::exp(x[0][i * 5 + j]);
+                   for (int j = 0; j < 5; ++j) r[i * 5 + j] = std::exp(x[0][i * 5 + j]) / s;
+                 }
+                 return r;
+               }});
+  c.push_back({"cumsum", {{{3, 4}, -1, 1}}, [](const std::vector<Tensor>& x) { return cumsum(x[0], 1); },
+               [](const HostArrays& x, const std::vector<Shape>&) {
+                 std::vector<double> r(12);
+                 for (int i = 0; i < 3; ++i) {
+                   double s = 0;
+                   for (int j = 0; j < 4; ++j) r[i * 4 + j] = (s += x[0][i * 4 + j]);
+                 }
+                 return r;
+               }});
+
+  // Matrix products (2-D, batched, broadcast batch, vector forms).
+  auto mm_ref = [](const HostArrays& x, int64_t batch_a, int64_t batch_b, int64_t m, int64_t k, int64_t n) {
+    const int64_t batch = std::max(batch_a, batch_b);
+    std::vector<double> r(static_cast<size_t>(batch * m * n), 0.0);
+    for (int64_t b = 0; b < batch; ++b)
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < n; ++j) {
+          double s = 0;
+          for (int64_t l = 0; l < k; ++l)
+            s += x[0][static_cast<size_t>((batch_a > 1 ? b : 0) * m * k + i * k + l)] *
+                 x[1][static_cast<size_t>((batch_b > 1 ? b : 0) * k * n + l * n + j)];
+          r[static_cast<size_t>(b * m * n + i * n + j)] = s;
+        }
+    return r;
+  };
+  c.push_back({"matmul2d", {{{3, 5}, -1, 1}, {{5, 4}, -1, 1}},
+               [](const std::vector<Tensor>& x) { return matmul(x[0], x[1]); },
+               [mm_ref](const HostArrays& x, const std::vector<Shape>&) { return mm_ref(x, 1, 1, 3, 5, 4); }});
+  c.push_back({"matmul_batched", {{{2, 3, 5}, -1, 1}, {{2, 5, 4}, -1, 1}},
+               [](const std::vector<Tensor>& x) { return matmul(x[0], x[1]); },
+               [mm_ref](const HostArrays& x, const std::vector<Shape>&) { return mm_ref(x, 2, 2, 3, 5, 4); }});
+  c.push_back({"matmul_bcast", {{{3, 5}, -1, 1}, {{2, 5, 4}, -1, 1}},
+               [](const std::vector<Tensor>& x) { return matmul(x[0], x[1]); },
+               [mm_ref](const HostArrays& x, const std::vector<Shape>&) { return mm_ref(x, 1, 2, 3, 5, 4); }});
+  c.push_back({"matvec", {{{3, 5}, -1, 1}, {{5}, -1, 1}},
+               [](const std::vector<Tensor>& x) { return matmul(x[0], x[1]); },
+               [mm_ref](const HostArrays& x, const std::vector<Shape>&) { return mm_ref(x, 1, 1, 3, 5, 1); }});
+
+  // Shape and index ops.
+  c.push_back({"transpose", {{{3, 4}, -1, 1}}, [](const std::vector<Tensor>& x) { return x[0].t(); },
+               [](const HostArrays& x, const std::vector<Shape>&) {
+                 std::vector<double> r(12);
+                 for (int i = 0; i < 3; ++i)
+                   for (int j = 0; j < 4; ++j) r[j * 3 + i] = x[0][i * 4 + j];
+                 return r;
+               }});
+  c.push_back({"expand", {{{3, 1}, -1, 1}}, [](const std::vector<Tensor>& x) { return x[0].expand({2, 3, 4}); },
+               [](const HostArrays& x, const std::vector<Shape>&) {
+                 std::vector<double> r(24);
+                 for (int b = 0; b < 2; ++b)
+                   for (int i = 0; i < 3; ++i)
+                     for (int j = 0; j < 4; ++j) r[(b * 3 + i) * 4 + j] = x[0][i];
+                 return r;
+               }});
+  c.push_back({"cat", {{{2, 3}, -1, 1}, {{2, 2}, -1, 1}},
+               [](const std::vector<Tensor>& x) { return cat({x[0], x[1]}, 1); },
+               [](const HostArrays& x, const std::vector<Shape>&) {
+                 std::vector<double> r;
+                 for (int i = 0; i < 2; ++i) {
+                   for (int j = 0; j < 3; ++j) r.push_back(x[0][i * 3 + j]);
+                   for (int j = 0; j < 2; ++j) r.push_back(x[1][i * 2 + j]);
+                 }
+                 return r;
+               }});
+  c.push_back({"narrow", {{{3, 5}, -1, 1}}, [](const std::vector<Tensor>& x) { return x[0].narrow(1, 1, 3); },
+               [](const HostArrays& x, const std::vector<Shape>&) {
+                 std::vector<double> r;
+                 for (int i = 0; i < 3; ++i)
+                   for (int j = 1; j < 4; ++j) r.push_back(x[0][i * 5 + j]);
+                 return r;
+               }});
+  c.push_back({"index_select", {{{5, 3}, -1, 1}},
+               [](const std::vector<Tensor>& x) {
+                 return x[0].index_select(0, tensor_i64({4, 0, 4, 2}, x[0].device()));
+               },
+               [](const HostArrays& x, const std::vector<Shape>&) {
+                 std::vector<double> r;
+                 for (int i : {4, 0, 4, 2})
+                   for (int j = 0; j < 3; ++j) r.push_back(x[0][i * 3 + j]);
+                 return r;
+               }});
+  c.push_back({"gather", {{{3, 4}, -1, 1}},
+               [](const std::vector<Tensor>& x) {
+                 return gather(x[0], 1, tensor_i64({3, 0, 1, 1, 2, 2}, {3, 2}, x[0].device()));
+               },
+               [](const HostArrays& x, const std::vector<Shape>&) {
+                 const int idx[6] = {3, 0, 1, 1, 2, 2};
+                 std::vector<double> r;
+                 for (int i = 0; i < 3; ++i)
+                   for (int j = 0; j < 2; ++j) r.push_back(x[0][i * 4 + idx[i * 2 + j]]);
+                 return r;
+               }});
+  c.push_back({"diag_embed", {{{2, 3}, -1, 1}}, [](const std::vector<Tensor>& x) { return diag_embed(x[0]); },
+               [](const HostArrays& x, const std::vector<Shape>&) {
+                 std::vector<double> r(18, 0.0);
+                 for (int b = 0; b < 2; ++b)
+                   for (int i = 0; i < 3; ++i) r[b * 9 + i * 4] = x[0][b * 3 + i];
+                 return r;
+               }});
+  c.push_back({"tril", {{{3, 3}, -1, 1}}, [](const std::vector<Tensor>& x) { return tril(x[0]); },
+               [](const HostArrays& x, const std::vector<Shape>&) {
+                 std::vector<double> r(9, 0.0);
+                 for (int i = 0; i < 3; ++i)
+                   for (int j = 0; j <= i; ++j) r[i * 3 + j] = x[0][i * 3 + j];
+                 return r;
+               }});
+  return c;
+}
+
+}  // namespace cuvi::testing

@@ -1,0 +1,113 @@
+#include <gtest/gtest.h>
+
+#include "gradcheck.hpp"
+
+using namespace cuvi;
+using namespace cuvi::testing;
+
+TEST(Tensor, FactoriesAndReads) {
+  Tensor a = tensor({1.f, 2.f, 3.f, 4.f, 5.f, 6.f}, {2, 3});
+  EXPECT_EQ(a.shape(), (Shape{2, 3}));
+  EXPECT_EQ(a.size(-1), 3);
+  EXPECT_EQ(a.dim(), 2);
+  EXPECT_EQ(a.numel(), 6);
+  EXPECT_EQ(a.dtype(), DType::kFloat32);
+  EXPECT_TRUE(a.device().is_cpu());
+  EXPECT_EQ(zeros({2, 2}).to_vector(), std::vector<float>(4, 0.f));
+  EXPECT_EQ(full({3}, 2.5f).to_vector(), std::vector<float>(3, 2.5f));
+  EXPECT_EQ(arange(4).to_vector(), (std::vector<float>{0, 1, 2, 3}));
+  EXPECT_EQ(arange_i64(3).to_vector_i64(), (std::vector<int64_t>{0, 1, 2}));
+  EXPECT_FLOAT_EQ(tensor(3.5f).item(), 3.5f);
+  EXPECT_EQ(tensor(3.5f).dim(), 0);
+  EXPECT_EQ(a[1].to_vector(), (std::vector<float>{4, 5, 6}));
+  EXPECT_EQ(a.reshape({3, -1}).shape(), (Shape{3, 2}));
+  EXPECT_EQ(a.unsqueeze(0).shape(), (Shape{1, 2, 3}));
+  EXPECT_EQ(tensor_i64({5, 7}).to_float().to_vector(), (std::vector<float>{5, 7}));
+}
+
+TEST(Tensor, SharedStorageViews) {
+  Tensor a = tensor({1.f, 2.f, 3.f, 4.f});
+  Tensor b = a.reshape({2, 2});
+  EXPECT_EQ(a.data<float>(), b.data<float>());
+  Tensor c = a.detach();
+  EXPECT_EQ(a.data<float>(), c.data<float>());
+}
+
+TEST(Autograd, AccumulatesIntoLeaves) {
+  Tensor x = tensor({1.f, 2.f}).requires_grad_();
+  Tensor y = sum(x * x) + sum(x * 3.0f);
+  y.backward();
+  EXPECT_EQ(x.grad().to_vector(), (std::vector<float>{5, 7}));
+  sum(x).backward();  // accumulates
+  EXPECT_EQ(x.grad().to_vector(), (std::vector<float>{6, 8}));
+  x.zero_grad();
+  EXPECT_FALSE(x.grad().defined());
+}
+
+TEST(Autograd, SharedSubexpressionAndDiamond) {
+  Tensor x = tensor({0.5f}).requires_grad_();
+  Tensor h = exp(x);
+  Tensor y = sum(h * h + h);  // d/dx = 2 e^{2x} + e^x
+  y.backward();
+  const double e = std::exp(0.5);
+  EXPECT_NEAR(x.grad().item(), 2 * e * e + e, 1e-5);
+}
+
+TEST(Autograd, NoGradGuardAndDetach) {
+  Tensor x = tensor({1.f}).requires_grad_();
+  {
+    NoGradGuard ng;
+    Tensor y = x * 2.0f;
+    EXPECT_FALSE(y.requires_grad());
+  }
+  Tensor z = x.detach() * 2.0f;
+  EXPECT_FALSE(z.requires_grad());
+  EXPECT_TRUE((x * 2.0f).requires_grad());
+}
+
+TEST(Autograd, UnusedBranchStillReleasesDependencies) {
+  // b's branch gets no gradient (a comparison), but a flows through both.
+  Tensor a = tensor({2.f}).requires_grad_();
+  Tensor c = a * 3.0f;
+  Tensor mask = gt(c, zeros({}));
+  Tensor y = sum(c * mask + c);
+  y.backward();
+  EXPECT_FLOAT_EQ(a.grad().item(), 6.f);
+}
+
+TEST(Errors, ShapeMismatchNamesOpAndShapes) {
+  expect_error<ShapeError>([] { add(zeros({2, 3}), zeros({4})); }, {"add", "[2, 3]", "[4]"});
+  expect_error<ShapeError>([] { matmul(zeros({2, 3}), zeros({4, 5})); }, {"matmul", "[2, 3]", "[4, 5]"});
+  expect_error<ShapeError>([] { zeros({2, 3}).reshape({4}); }, {"reshape", "[2, 3]", "[4]"});
+  expect_error<ShapeError>([] { cat({zeros({2, 3}), zeros({3, 3})}, 1); }, {"cat"});
+}
+
+TEST(Errors, DTypeMismatch) {
+  expect_error<DTypeError>([] { exp(arange_i64(3)); }, {"exp", "int64"});
+  expect_error<DTypeError>([] { index_select(zeros({3}), 0, tensor({0.f})); }, {"index_select", "int64"});
+}
+
+TEST(Errors, OutOfRangeIndex) {
+  expect_error<IndexError>([] { index_select(zeros({3, 2}), 0, tensor_i64({0, 3})).to_vector(); },
+                           {"index_select", "3", "[0, 3)"});
+  expect_error<IndexError>([] { gather(zeros({2, 2}), 1, tensor_i64({0, -1, 1, 1}, {2, 2})).to_vector(); },
+                           {"gather", "-1"});
+}
+
+TEST(Errors, BackwardThroughNonScalar) {
+  Tensor x = tensor({1.f, 2.f}).requires_grad_();
+  expect_error<AutogradError>([&] { (x * 2.0f).backward(); }, {"non-scalar", "[2]"});
+  expect_error<AutogradError>([] { sum(tensor({1.f})).backward(); }, {"does not require grad"});
+}
+
+TEST(Errors, UnavailableDevice) {
+  if (cuda_available()) GTEST_SKIP() << "a CUDA device is present";
+  expect_error<DeviceError>([] { zeros({2}, Device::cuda(0)); }, {"cuda:0"});
+  expect_error<DeviceError>([] { Device::parse("tpu"); }, {"tpu"});
+  EXPECT_TRUE(Device::best().is_cpu());
+}
+
+TEST(Errors, MixingDevices) {
+  if (!cuda_available()) GTEST_SKIP() << "needs a CUDA device";
+  expect_error<DeviceError>([] { add(zeros({2}), zeros({2}, Device::cuda(0))); }, {"add", "cpu", "cuda:0"});
+}
