@@ -12,9 +12,11 @@
 #if defined(__CUDACC__)
 #define CUVI_HD __host__ __device__ __forceinline__
 #define CUVI_HD_NOINLINE __host__ __device__
+#define CUVI_UNROLL _Pragma("unroll")
 #else
 #define CUVI_HD inline
 #define CUVI_HD_NOINLINE inline
+#define CUVI_UNROLL
 #endif
 
 namespace cuvi::kern {

@@ -22,7 +22,7 @@ CUVI_HD uint32_t mulhilo32(uint32_t a, uint32_t b, uint32_t* hi) {
 CUVI_HD Philox4 philox4x32_10(Philox4 c, uint32_t k0, uint32_t k1) {
   constexpr uint32_t M0 = 0xD2511F53u, M1 = 0xCD9E8D57u;
   constexpr uint32_t W0 = 0x9E3779B9u, W1 = 0xBB67AE85u;
-#pragma unroll
+CUVI_UNROLL
   for (int r = 0; r < 10; ++r) {
     if (r > 0) {
       k0 += W0;
