@@ -57,7 +57,19 @@ void accumulate_leaf(TensorImpl* leaf, const Tensor& g) {
 }
 }  // namespace
 
-void run_backward(const Tensor& root, const Tensor& grad) {
+namespace {
+thread_local const TensorImpl* t_unit_grad = nullptr;
+struct UnitScope {
+  const TensorImpl* prev;
+  explicit UnitScope(const TensorImpl* g) : prev(t_unit_grad) { t_unit_grad = g; }
+  ~UnitScope() { t_unit_grad = prev; }
+};
+}  // namespace
+
+bool is_unit_grad(const Tensor& g) { return g.defined() && t_unit_grad != nullptr && g.impl() == t_unit_grad; }
+
+void run_backward(const Tensor& root, const Tensor& grad, bool unit) {
+  UnitScope unit_scope(unit ? grad.impl() : nullptr);
   CUVI_CHECK(root.requires_grad(), AutogradError,
              "backward: tensor of shape " << shape_str(root.shape())
                                           << " does not require grad (no parameter or requires_grad_ leaf "

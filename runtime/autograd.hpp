@@ -33,7 +33,11 @@ Tensor record(Tensor out, std::shared_ptr<Node> node, std::initializer_list<cons
 Tensor record(Tensor out, std::shared_ptr<Node> node, const std::vector<Tensor>& inputs);
 bool any_requires_grad(std::initializer_list<const Tensor*> inputs);
 
-// Runs backward from `root` with the given upstream gradient.
-void run_backward(const Tensor& root, const Tensor& grad);
+// Runs backward from `root` with the given upstream gradient. `unit` says
+// the gradient is exactly one (backward() of a scalar), so that nodes whose
+// backward would only multiply by it (fused log-prob sums) can skip that.
+void run_backward(const Tensor& root, const Tensor& grad, bool unit = false);
+// Whether g is the unit root gradient of the backward pass in progress.
+bool is_unit_grad(const Tensor& g);
 
 }  // namespace cuvi

@@ -6,6 +6,7 @@
 #include <cuda_runtime.h>
 
 #include <cub/block/block_reduce.cuh>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -33,8 +34,10 @@ using kern::cuda::kThreads;
 
 // ---- kernels ---------------------------------------------------------------
 
-__device__ __forceinline__ void report(int* flag, int code) {
-  if (flag) atomicCAS(flag, 0, code);
+// flag[0]: the first failing check's code; flag[1]: the offending value's
+// float bits, written by the thread that won the race.
+__device__ __forceinline__ void report(int* flag, int code, float value) {
+  if (flag && atomicCAS(flag, 0, code) == 0) flag[1] = __float_as_int(value);
 }
 
 __global__ void fill_f32_kernel(float* out, int64_t n, float v) {
@@ -183,7 +186,7 @@ __global__ void index_select_kernel(const T* src, const int64_t* idx, T* out, co
     const int64_t i = t % g.inner, j = (t / g.inner) % g.idx_dim, o = t / (g.inner * g.idx_dim);
     const int64_t k = idx[j];
     if (k < 0 || k >= g.src_dim) {
-      report(flag, code);
+      report(flag, code, static_cast<float>(k));
       out[t] = T(0);
     } else {
       out[t] = src[(o * g.src_dim + k) * g.inner + i];
@@ -200,7 +203,7 @@ __global__ void index_add_kernel(float* dst, const int64_t* idx, const float* sr
   CUVI_GRID_STRIDE(t, n) {
     const int64_t i = t % g.inner, j = (t / g.inner) % g.idx_dim, o = t / (g.inner * g.idx_dim);
     const int64_t k = idx[j];
-    if (k < 0 || k >= g.src_dim) report(flag, code);
+    if (k < 0 || k >= g.src_dim) report(flag, code, static_cast<float>(k));
     else atomicAdd(dst + (o * g.src_dim + k) * g.inner + i, src[t]);
   }
 }
@@ -211,7 +214,7 @@ __global__ void gather_kernel(const float* src, const int64_t* idx, float* out, 
     const int64_t i = t % g.inner, o = t / (g.idx_dim * g.inner);
     const int64_t k = idx[t];
     if (k < 0 || k >= g.src_dim) {
-      report(flag, code);
+      report(flag, code, static_cast<float>(k));
       out[t] = 0.0f;
     } else {
       out[t] = src[(o * g.src_dim + k) * g.inner + i];
@@ -224,7 +227,7 @@ __global__ void scatter_add_kernel(float* dst, const int64_t* idx, const float* 
   CUVI_GRID_STRIDE(t, n) {
     const int64_t i = t % g.inner, o = t / (g.idx_dim * g.inner);
     const int64_t k = idx[t];
-    if (k < 0 || k >= g.src_dim) report(flag, code);
+    if (k < 0 || k >= g.src_dim) report(flag, code, static_cast<float>(k));
     else atomicAdd(dst + (o * g.src_dim + k) * g.inner + i, src[t]);
   }
 }
@@ -284,8 +287,9 @@ class CudaBackend final : public Backend {
     // The deferred-error flag lives in mapped pinned memory: kernels write it
     // through the device alias, the host reads it after a synchronisation
     // without a copy.
-    CUVI_CUDA_CHECK(cudaHostAlloc(reinterpret_cast<void**>(&flag_host_), sizeof(int), cudaHostAllocMapped));
-    *flag_host_ = 0;
+    CUVI_CUDA_CHECK(cudaHostAlloc(reinterpret_cast<void**>(&flag_host_), 2 * sizeof(int), cudaHostAllocMapped));
+    flag_host_[0] = 0;
+    flag_host_[1] = 0;
     CUVI_CUDA_CHECK(cudaHostGetDevicePointer(reinterpret_cast<void**>(&flag_dev_), flag_host_, 0));
     CUVI_CUBLAS_CHECK(cublasCreate(&blas_));
     CUVI_CUBLAS_CHECK(cublasSetStream(blas_, stream_));
@@ -332,12 +336,14 @@ class CudaBackend final : public Backend {
     // Only meaningful after a synchronisation, which every caller does first.
     const int code = __atomic_exchange_n(flag_host_, 0, __ATOMIC_SEQ_CST);
     if (code == 0) return;
+    float value;
+    std::memcpy(&value, flag_host_ + 1, sizeof(float));
     std::string msg;
     {
       std::lock_guard<std::mutex> lock(mu_);
       msg = (code > 0 && code <= static_cast<int>(messages_.size())) ? messages_[code - 1] : "device check failed";
     }
-    CUVI_THROW(ValueError, msg << " (detected on cuda:" << index_ << ")");
+    CUVI_THROW(ValueError, msg << " (offending value " << value << ", detected on cuda:" << index_ << ")");
   }
   int register_check(const std::string& message) override {
     std::lock_guard<std::mutex> lock(mu_);

@@ -192,7 +192,7 @@ void Tensor::backward() const {
   CUVI_CHECK(numel() == 1, AutogradError,
              "backward: called on a non-scalar tensor of shape " << shape_str(shape())
                                                                  << "; pass a gradient of that shape");
-  run_backward(*this, ones(shape(), device()));
+  run_backward(*this, ones(shape(), device()), /*unit=*/true);
 }
 
 void Tensor::backward(const Tensor& grad_output) const {

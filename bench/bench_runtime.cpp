@@ -1,0 +1,260 @@
+// Runtime micro-benchmarks on every backend: elementwise ops, reductions,
+// matmul, and a plain device-to-device copy as the bandwidth reference.
+// Names read family/backend/size, e.g. `binary_add/cuda/1048576`; filter one
+// backend with --benchmark_filter=/cpu/ or /cuda/.
+//
+// Timing. This file is plain C++ compiled against the library, without CUDA
+// headers, so it cannot record cudaEvents. Every benchmark uses manual time:
+// a wall clock around the op followed by cuvi::synchronize(dev). On the CPU
+// the sync is free; on a GPU every iteration includes one stream
+// synchronisation (plus the op's launches and its output allocation from the
+// stream-ordered pool), so small sizes measure launch + sync latency (several
+// microseconds), not bandwidth. Only from a few MiB up does bytes_per_second
+// approach what the kernels can do. The op's output is freed after the clock
+// stops; one untimed warm-up call per run pays for pool growth, cuBLAS handle
+// creation and module loading.
+//
+// Bytes are the fewest an op must move: each input read once, each output
+// written once (add: reads 2N floats, writes N = 12N bytes; exp: 8N; [N] * [1]:
+// 4(2N + 1); sum over all: 4(N + 1); matmul: 4(3n^2)). Composite ops
+// (logsumexp is amax, sub, exp, sum, log, add) move more than that, and the
+// gap shows in frac_of_copy.
+//
+// frac_of_copy (GPU runs only): achieved bytes/s over the bytes/s of a
+// device-to-device copy moving the same number of bytes (half read, half
+// written), measured once per process and size with the same wall-clock +
+// sync method. Near 1: the op runs at copy speed for this size, sync overhead
+// included on both sides.
+#include <benchmark/benchmark.h>
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <utility>
+
+#include <cuvi.hpp>
+
+#include "runtime/backend.hpp"
+
+namespace {
+
+using cuvi::Device;
+using cuvi::Tensor;
+using Clock = std::chrono::steady_clock;
+
+enum class Which { kCpu, kCuda };
+
+constexpr int64_t kMinN = int64_t{1} << 12;
+constexpr int64_t kMaxNCpu = int64_t{1} << 24;   // keeps a 2-core run short
+constexpr int64_t kMaxNCuda = int64_t{1} << 26;  // 256 MiB per float tensor
+constexpr int64_t kRowLen = 256;                 // last dim of the 2-D reduction inputs
+constexpr int64_t kF32 = 4;
+
+double elapsed_s(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+// The device to run on, or nullopt after marking the benchmark as skipped.
+std::optional<Device> acquire(benchmark::State& state, Which which) {
+  if (which == Which::kCpu) return Device::cpu();
+  if (!cuvi::cuda_available()) {
+    state.SkipWithError("no CUDA device");
+    return std::nullopt;
+  }
+  return Device::cuda(0);
+}
+
+// One untimed warm-up call, then the timed loop: wall clock around body()
+// and the device sync. body()'s result (the op's output) lives until after
+// the clock stops. Returns the mean seconds per iteration.
+template <class Body>
+double run_timed(benchmark::State& state, Device dev, Body&& body) {
+  {
+    [[maybe_unused]] auto warm = body();
+    cuvi::synchronize(dev);
+  }
+  double total = 0.0;
+  for (auto _ : state) {
+    const auto t0 = Clock::now();
+    [[maybe_unused]] auto out = body();
+    cuvi::synchronize(dev);
+    const double s = elapsed_s(t0);
+    state.SetIterationTime(s);
+    total += s;
+  }
+  return state.iterations() > 0 ? total / static_cast<double>(state.iterations()) : 0.0;
+}
+
+// Bytes/s of backend(dev).copy_d2d moving `bytes` in total (bytes / 2 read,
+// bytes / 2 written), timed as run_timed times ops: warm-up, then per copy a
+// wall clock around the copy and a sync, until 50 ms or 10000 copies (at least
+// 10). Cached per device and byte count for the life of the process.
+double copy_bytes_per_s(Device dev, int64_t bytes) {
+  static std::mutex mu;
+  static std::map<std::pair<int, int64_t>, double> cache;
+  const std::lock_guard<std::mutex> lock(mu);
+  const auto key = std::make_pair(dev.is_cpu() ? -1 : dev.index, bytes);
+  if (auto it = cache.find(key); it != cache.end()) return it->second;
+
+  const int64_t half_floats = (bytes / 2 + kF32 - 1) / kF32;
+  Tensor src = cuvi::randn({half_floats}, dev);
+  Tensor dst = Tensor::empty({half_floats}, cuvi::DType::kFloat32, dev);
+  cuvi::Backend& be = cuvi::backend(dev);
+  const auto copy_bytes = static_cast<size_t>(half_floats * kF32);
+  for (int i = 0; i < 3; ++i) be.copy_d2d(dst.data<float>(), src.data<float>(), copy_bytes);
+  cuvi::synchronize(dev);
+  double total = 0.0;
+  int reps = 0;
+  while (reps < 10 || (total < 0.05 && reps < 10000)) {
+    const auto t0 = Clock::now();
+    be.copy_d2d(dst.data<float>(), src.data<float>(), copy_bytes);
+    cuvi::synchronize(dev);
+    total += elapsed_s(t0);
+    ++reps;
+  }
+  const double bps = 2.0 * static_cast<double>(copy_bytes) * reps / total;
+  cache.emplace(key, bps);
+  return bps;
+}
+
+void report(benchmark::State& state, Device dev, double mean_s, int64_t bytes_per_iter, int64_t items_per_iter) {
+  state.SetBytesProcessed(state.iterations() * bytes_per_iter);
+  state.SetItemsProcessed(state.iterations() * items_per_iter);
+  if (dev.is_cuda() && mean_s > 0.0) {
+    const double achieved = static_cast<double>(bytes_per_iter) / mean_s;
+    state.counters["frac_of_copy"] = achieved / copy_bytes_per_s(dev, bytes_per_iter);
+  }
+}
+
+// ---- elementwise -----------------------------------------------------------
+
+void unary_exp(benchmark::State& state, Which which) {
+  const auto dev = acquire(state, which);
+  if (!dev) return;
+  const cuvi::NoGradGuard no_grad;
+  const int64_t n = state.range(0);
+  const Tensor x = cuvi::randn({n}, *dev);
+  const double s = run_timed(state, *dev, [&] { return cuvi::exp(x); });
+  report(state, *dev, s, 2 * n * kF32, n);
+}
+
+void binary_add(benchmark::State& state, Which which) {
+  const auto dev = acquire(state, which);
+  if (!dev) return;
+  const cuvi::NoGradGuard no_grad;
+  const int64_t n = state.range(0);
+  const Tensor a = cuvi::randn({n}, *dev);
+  const Tensor b = cuvi::randn({n}, *dev);
+  const double s = run_timed(state, *dev, [&] { return cuvi::add(a, b); });
+  report(state, *dev, s, 3 * n * kF32, n);
+}
+
+// [N] * [1]: the broadcast path (one operand with stride 0).
+void binary_mul_bcast(benchmark::State& state, Which which) {
+  const auto dev = acquire(state, which);
+  if (!dev) return;
+  const cuvi::NoGradGuard no_grad;
+  const int64_t n = state.range(0);
+  const Tensor a = cuvi::randn({n}, *dev);
+  const Tensor b = cuvi::randn({1}, *dev);
+  const double s = run_timed(state, *dev, [&] { return cuvi::mul(a, b); });
+  report(state, *dev, s, (2 * n + 1) * kF32, n);
+}
+
+// ---- reductions ------------------------------------------------------------
+
+// Over all elements: the deterministic two-pass (fixed chunks, then partials
+// in order) path.
+void sum_all(benchmark::State& state, Which which) {
+  const auto dev = acquire(state, which);
+  if (!dev) return;
+  const cuvi::NoGradGuard no_grad;
+  const int64_t n = state.range(0);
+  const Tensor x = cuvi::randn({n}, *dev);
+  const double s = run_timed(state, *dev, [&] { return cuvi::sum(x); });
+  report(state, *dev, s, (n + 1) * kF32, n);
+}
+
+// [N/256, 256] summed over dim 0: a strided (column) reduction to 256 outputs.
+void sum_dim0(benchmark::State& state, Which which) {
+  const auto dev = acquire(state, which);
+  if (!dev) return;
+  const cuvi::NoGradGuard no_grad;
+  const int64_t n = state.range(0);
+  const Tensor x = cuvi::randn({n / kRowLen, kRowLen}, *dev);
+  const double s = run_timed(state, *dev, [&] { return cuvi::sum(x, {0}); });
+  report(state, *dev, s, (n + kRowLen) * kF32, n);
+}
+
+// [N/256, 256] over the last dim: N/256 rows of 256. Counted as one read of x
+// and one write of the row results, although the op is composite.
+void logsumexp_last(benchmark::State& state, Which which) {
+  const auto dev = acquire(state, which);
+  if (!dev) return;
+  const cuvi::NoGradGuard no_grad;
+  const int64_t n = state.range(0);
+  const Tensor x = cuvi::randn({n / kRowLen, kRowLen}, *dev);
+  const double s = run_timed(state, *dev, [&] { return cuvi::logsumexp(x, {-1}); });
+  report(state, *dev, s, (n + n / kRowLen) * kF32, n);
+}
+
+// ---- matmul ----------------------------------------------------------------
+
+// Square n x n x n; flops is a rate counter of 2 n^3 per iteration.
+void matmul_square(benchmark::State& state, Which which) {
+  const auto dev = acquire(state, which);
+  if (!dev) return;
+  const cuvi::NoGradGuard no_grad;
+  const int64_t n = state.range(0);
+  const Tensor a = cuvi::randn({n, n}, *dev);
+  const Tensor b = cuvi::randn({n, n}, *dev);
+  const double s = run_timed(state, *dev, [&] { return cuvi::matmul(a, b); });
+  report(state, *dev, s, 3 * n * n * kF32, n * n);
+  state.counters["flops"] = benchmark::Counter(2.0 * static_cast<double>(n) * static_cast<double>(n) *
+                                                   static_cast<double>(n) * static_cast<double>(state.iterations()),
+                                               benchmark::Counter::kIsRate);
+}
+
+// ---- bandwidth reference ---------------------------------------------------
+
+// N floats through backend(dev).copy_d2d into a preallocated buffer (memcpy
+// on the CPU, cudaMemcpyAsync on a GPU): reads N, writes N.
+void copy_d2d(benchmark::State& state, Which which) {
+  const auto dev = acquire(state, which);
+  if (!dev) return;
+  const int64_t n = state.range(0);
+  const Tensor src = cuvi::randn({n}, *dev);
+  const Tensor dst = Tensor::empty({n}, cuvi::DType::kFloat32, *dev);
+  cuvi::Backend& be = cuvi::backend(*dev);
+  const double s = run_timed(state, *dev, [&] {
+    be.copy_d2d(dst.data<float>(), src.data<float>(), static_cast<size_t>(n * kF32));
+    return 0;
+  });
+  report(state, *dev, s, 2 * n * kF32, n);
+}
+
+// ---- registration ----------------------------------------------------------
+// Static registration touches no CUDA: the cuda variants look for a device
+// when they run, and skip with an error when there is none.
+
+void sizes_cpu(benchmark::internal::Benchmark* b) { b->RangeMultiplier(2)->Range(kMinN, kMaxNCpu); }
+void sizes_cuda(benchmark::internal::Benchmark* b) { b->RangeMultiplier(2)->Range(kMinN, kMaxNCuda); }
+void matmul_cpu(benchmark::internal::Benchmark* b) { b->RangeMultiplier(2)->Range(128, 1024); }
+void matmul_cuda(benchmark::internal::Benchmark* b) { b->RangeMultiplier(2)->Range(128, 2048); }
+
+#define CUVI_BENCH(fn, cpu_sizes, cuda_sizes)                                                          \
+  BENCHMARK_CAPTURE(fn, cpu, Which::kCpu)->Apply(cpu_sizes)->UseManualTime()->Unit(benchmark::kMicrosecond); \
+  BENCHMARK_CAPTURE(fn, cuda, Which::kCuda)->Apply(cuda_sizes)->UseManualTime()->Unit(benchmark::kMicrosecond)
+
+CUVI_BENCH(copy_d2d, sizes_cpu, sizes_cuda);
+CUVI_BENCH(unary_exp, sizes_cpu, sizes_cuda);
+CUVI_BENCH(binary_add, sizes_cpu, sizes_cuda);
+CUVI_BENCH(binary_mul_bcast, sizes_cpu, sizes_cuda);
+CUVI_BENCH(sum_all, sizes_cpu, sizes_cuda);
+CUVI_BENCH(sum_dim0, sizes_cpu, sizes_cuda);
+CUVI_BENCH(logsumexp_last, sizes_cpu, sizes_cuda);
+CUVI_BENCH(matmul_square, matmul_cpu, matmul_cuda);
+
+}  // namespace
+
+BENCHMARK_MAIN();

@@ -1,0 +1,324 @@
+#!/usr/bin/env bash
+# Run THERE: on the lent GPU machine, from the repo root, with `.debs` carried
+# (fill it HERE first with `bash bench/fetch_debs.sh`). That machine has nvcc,
+# cmake and ninja but no apt and none of the Debian -dev packages, so this
+#   1. unpacks every .debs/*.deb with `dpkg -x` into a private prefix
+#      (default /tmp/prefix; never /),
+#   2. configures (Release, CUVI_CUDA=ON, architecture from nvidia-smi via
+#      cmake/CuviCudaArch.cmake) against that prefix only, and builds,
+#   3. runs `CUVI_REQUIRE_GPU=1 ctest -L gpu`, then the full ctest,
+#   4. runs every <build-dir>/bench/cuvi_bench_* binary,
+# and writes under $OUT:
+#   meta.txt     GPU, driver, toolchain, commit, every command with its exit
+#                status and duration, written as it goes (survives a kill)
+#   run.log      all output (build, tests, benchmarks)
+#   <bench>.json one per benchmark binary (--benchmark_out)
+# The run tool returns at most 8 files: keep it to these (so at most six
+# benchmark binaries). Test failures do not stop it: their exit statuses are
+# in meta.txt and the benchmarks still run. The whole run stays inside
+# CUVI_DEADLINE_S (default 540 s): later phases get what is left.
+#
+# usage: bash bench/run_gpu.sh [--build-only] [--jobs N] [--prefix DIR]
+#                              [--build-dir DIR] [--debs DIR]
+# env:   OUT (set by the run tool; default /tmp/cuvi_run_gpu_out),
+#        CUVI_BENCH_MIN_TIME (0.2),
+#        CUVI_BENCH_FILTER (all), CUVI_DEADLINE_S (540),
+#        CUVI_CMAKE_ARGS (extra configure arguments)
+#
+# --build-only stops after the build (for a dry run on a machine without a
+# GPU; the debs still come from .debs, and configure is told to use only them).
+set -euo pipefail
+
+build_only=0
+jobs=16
+prefix=/tmp/prefix
+build_dir=build
+debs=.debs
+while [[ $# -gt 0 ]]; do
+  case $1 in
+    --build-only) build_only=1 ;;
+    --jobs) jobs=$2; shift ;;
+    --prefix) prefix=$2; shift ;;
+    --build-dir) build_dir=$2; shift ;;
+    --debs) debs=$2; shift ;;
+    *) echo "run_gpu.sh: unknown argument $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+repo=$(pwd)
+[[ -f "$repo/CMakeLists.txt" && -d "$repo/runtime" ]] || { echo "run_gpu.sh: run from the repo root" >&2; exit 2; }
+prefix=$(realpath -m "$prefix")
+[[ "$prefix" != "/" && "$prefix" == /*/* ]] || { echo "run_gpu.sh: refusing prefix '$prefix'" >&2; exit 2; }
+build_dir=$(realpath -m "$build_dir")
+debs=$(realpath -m "$debs")
+OUT=${OUT:-${TMPDIR:-/tmp}/cuvi_run_gpu_out}
+mkdir -p "$OUT"
+META=$OUT/meta.txt
+LOG=$OUT/run.log
+: >"$META"
+: >"$LOG"
+deadline=${CUVI_DEADLINE_S:-540}
+min_time=${CUVI_BENCH_MIN_TIME:-0.2}
+bench_filter=${CUVI_BENCH_FILTER:-}
+ma=x86_64-linux-gnu  # the .debs are amd64: Debian's multiarch directory
+usr=$prefix/usr
+
+# ---- helpers ---------------------------------------------------------------
+
+phase() {
+  printf '\n=== [%s UTC, +%ds] %s\n' "$(date -u +%H:%M:%S)" "$SECONDS" "$*" | tee -a "$LOG"
+  printf '\n## %s (+%ds)\n' "$*" "$SECONDS" >>"$META"
+}
+
+# Runs a command with its output appended to run.log and shown; records the
+# exact command line, its exit status and duration in meta.txt. Returns the
+# command's status without tripping set -e (callers write `|| rc=$?`).
+logged() {
+  local cmd rc=0 t0=$SECONDS
+  cmd=$(printf '%q ' "$@")
+  printf '+ %s\n' "$cmd" | tee -a "$LOG"
+  "$@" 2>&1 | tee -a "$LOG" || rc=${PIPESTATUS[0]}
+  printf '$ %s\n  -> exit %d in %ds\n' "$cmd" "$rc" "$((SECONDS - t0))" >>"$META"
+  return "$rc"
+}
+
+left() { echo $((deadline - SECONDS)); }
+
+unpack_deb() {
+  if command -v dpkg >/dev/null; then
+    dpkg -x "$1" "$2"
+    return
+  fi
+  # No dpkg: a .deb is an ar archive whose data.tar.* holds the files.
+  local member
+  member=$(ar t "$1" | grep '^data\.tar')
+  case $member in
+    *.xz) ar p "$1" "$member" | tar -xJf - -C "$2" ;;
+    *.zst) ar p "$1" "$member" | tar --zstd -xf - -C "$2" ;;
+    *.gz) ar p "$1" "$member" | tar -xzf - -C "$2" ;;
+    *) ar p "$1" "$member" | tar -xf - -C "$2" ;;
+  esac
+}
+
+# Summary of benchmark JSON files: one line per cuda benchmark (the console
+# output above has everything; the run tool returns only the last 12 kB).
+summarize() {
+  python3 - "$@" <<'EOF' || true
+import json, sys
+for path in sys.argv[1:]:
+    try:
+        runs = json.load(open(path))["benchmarks"]
+    except Exception as e:  # a binary killed at the deadline leaves it unfinished
+        print(f"{path}: unreadable ({e.__class__.__name__})")
+        continue
+    print(f"{path.rsplit('/', 1)[-1]}: cuda runs ({sum(1 for r in runs if '/cpu/' in r['name'])} cpu runs in the JSON)")
+    print(f"{'benchmark':44s} {'us':>10s} {'GB/s':>8s} {'frac_copy':>9s} {'TFLOP/s':>8s}")
+    for r in runs:
+        if "/cuda/" not in r["name"]:
+            continue
+        name = r["name"].replace("/manual_time", "")
+        if r.get("error_occurred"):
+            print(f"{name:44s} {r.get('error_message', 'error')}")
+            continue
+        t = r["real_time"] * {"ns": 1e-3, "us": 1.0, "ms": 1e3, "s": 1e6}[r["time_unit"]]
+        gbs = r.get("bytes_per_second", 0) / 1e9
+        frac = r.get("frac_of_copy", float("nan"))
+        tf = r["flops"] / 1e12 if "flops" in r else float("nan")
+        print(f"{name:44s} {t:10.1f} {gbs:8.1f} {frac:9.3f} {tf:8.2f}")
+EOF
+}
+
+# ---- 0. what we run on -------------------------------------------------------
+
+phase "machine and toolchain"
+{
+  echo "date_utc $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  echo "host $(hostname) kernel $(uname -r) cpus $(nproc)"
+  echo "mode $([[ $build_only == 1 ]] && echo build-only || echo full) jobs $jobs prefix $prefix build $build_dir"
+  if command -v nvidia-smi >/dev/null; then
+    nvidia-smi -L || true
+    nvidia-smi --query-gpu=name,driver_version,compute_cap,memory.total,clocks.sm,clocks.max.sm,clocks.mem \
+      --format=csv || true
+  else
+    echo "nvidia-smi: not found"
+  fi
+  if git -C "$repo" rev-parse HEAD >/dev/null 2>&1; then
+    echo "commit $(git -C "$repo" rev-parse HEAD)"
+    git -C "$repo" status --short | sed 's/^/  dirty /'
+  elif [[ -f "$debs/COMMIT" ]]; then
+    echo "no .git here; $debs/COMMIT (written by bench/fetch_debs.sh):"
+    sed 's/^/  /' "$debs/COMMIT"
+  elif [[ -f "$repo/COMMIT" ]]; then
+    echo "no .git here; COMMIT file:"
+    sed 's/^/  /' "$repo/COMMIT"
+  else
+    echo "commit unknown (no .git, no COMMIT file)"
+  fi
+  for t in nvcc cmake ninja g++ /usr/local/cuda/bin/nvcc; do
+    if p=$(command -v "$t"); then
+      echo "$t: $p $("$t" --version 2>&1 | grep -E -m1 '[0-9]+\.[0-9]+' || true)"
+    else
+      echo "$t: not found"
+    fi
+  done
+} 2>&1 | tee -a "$META" "$LOG"
+
+# ---- 1. unpack the Debian packages ---------------------------------------------
+
+phase "unpack $debs into $prefix"
+shopt -s nullglob
+deb_files=("$debs"/*.deb)
+shopt -u nullglob
+[[ ${#deb_files[@]} -gt 0 ]] || { echo "run_gpu.sh: no .deb in $debs (run bench/fetch_debs.sh here and carry .debs)" | tee -a "$LOG" "$META"; exit 1; }
+if [[ -f "$debs/SHA256SUMS" ]]; then
+  (cd "$debs" && sha256sum --quiet -c SHA256SUMS) 2>&1 | tee -a "$LOG" || { echo "run_gpu.sh: .debs checksum mismatch" | tee -a "$META"; exit 1; }
+fi
+# On a warm machine the prefix from the last call is still there: unpack again
+# only when the set of packages changed.
+stamp=$(cat "${deb_files[@]}" | sha256sum | cut -d' ' -f1)
+if [[ -f "$prefix/.cuvi_debs_stamp" && $(cat "$prefix/.cuvi_debs_stamp") == "$stamp" ]]; then
+  echo "prefix up to date ($stamp)" | tee -a "$LOG"
+else
+  rm -rf -- "$prefix"
+  mkdir -p "$prefix"
+  for f in "${deb_files[@]}"; do
+    unpack_deb "$f" "$prefix"
+    echo "unpacked $(basename "$f")" | tee -a "$LOG"
+  done
+  echo "$stamp" >"$prefix/.cuvi_debs_stamp"
+fi
+[[ -f "$debs/MANIFEST" ]] && sed 's/^/  deb /' "$debs/MANIFEST" >>"$META"
+
+# Debian's alternatives symlinks (libopenblas.so.0 and cblas.h in the plain
+# multiarch dirs) are made by dpkg's postinst, which `dpkg -x` never runs:
+# name the openblas-pthread files directly. The runtime loader needs the
+# prefix for libopenblas.so.0, libgfortran.so.5 and libbenchmark.so; ld needs
+# it too, to resolve libopenblas's own DT_NEEDED while linking.
+blas_lib=$usr/lib/$ma/openblas-pthread/libopenblas.so
+cblas_inc=$usr/include/$ma/openblas-pthread
+export CMAKE_PREFIX_PATH=$usr${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}
+export LD_LIBRARY_PATH=$usr/lib/$ma/openblas-pthread:$usr/lib/$ma${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+for f in "$blas_lib" "$cblas_inc/cblas.h" "$usr/lib/$ma/cmake/GTest/GTestConfig.cmake" \
+         "$usr/lib/$ma/cmake/benchmark/benchmarkConfig.cmake" "$usr/lib/$ma/libgfortran.so.5"; do
+  [[ -e "$f" ]] || { echo "run_gpu.sh: missing $f after unpacking" | tee -a "$LOG" "$META"; exit 1; }
+done
+{
+  echo "CMAKE_PREFIX_PATH=$CMAKE_PREFIX_PATH"
+  echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
+} | tee -a "$META" "$LOG"
+
+# ---- 2. configure and build ----------------------------------------------------
+
+phase "configure"
+# A build dir configured from another source path (another checkout) is
+# unusable: start it afresh. Same path: reuse it (incremental on a warm machine).
+if [[ -f "$build_dir/CMakeCache.txt" ]] &&
+   ! grep -qx "CMAKE_HOME_DIRECTORY:INTERNAL=$repo" "$build_dir/CMakeCache.txt"; then
+  echo "stale $build_dir (other source dir): removing" | tee -a "$LOG"
+  rm -rf -- "$build_dir"
+fi
+generator=Ninja
+command -v ninja >/dev/null || { generator="Unix Makefiles"; echo "ninja not found: using make" | tee -a "$LOG" "$META"; }
+# The package locations are given explicitly (not searched), so nothing from
+# the host's /usr can be picked up instead; the cache check below proves it.
+configure=(cmake -S "$repo" -B "$build_dir" -G "$generator"
+  -DCMAKE_BUILD_TYPE=Release
+  -DCUVI_CUDA=ON
+  "-DGTest_DIR=$usr/lib/$ma/cmake/GTest"
+  "-Dbenchmark_DIR=$usr/lib/$ma/cmake/benchmark"
+  "-DBLAS_LIBRARIES=$blas_lib"
+  "-DCUVI_CBLAS_INCLUDE_DIR=$cblas_inc"
+  "-DCMAKE_EXE_LINKER_FLAGS=-Wl,-rpath-link,$usr/lib/$ma:$usr/lib/$ma/openblas-pthread")
+# Extra configure arguments, whitespace-separated (e.g. for a dry run here:
+# -DCMAKE_IGNORE_PREFIX_PATH=/usr, to prove nothing comes from the host).
+read -ra extra_args <<<"${CUVI_CMAKE_ARGS:-}"
+configure+=("${extra_args[@]}")
+configure_rc=0
+logged "${configure[@]}" || configure_rc=$?
+if [[ $configure_rc -ne 0 ]]; then
+  phase "configure failed (exit $configure_rc): stopping"
+  exit "$configure_rc"
+fi
+echo "resolved package locations (CMakeCache.txt):" | tee -a "$META" "$LOG"
+grep -E '^(GTest_DIR|benchmark_DIR|BLAS_LIBRARIES|CUVI_CBLAS_INCLUDE_DIR|CMAKE_CUDA_ARCHITECTURES|CMAKE_CUDA_COMPILER|CMAKE_CXX_COMPILER|OpenMP_CXX_FLAGS)[:=]' \
+  "$build_dir/CMakeCache.txt" | sed 's/^/  /' | tee -a "$META" "$LOG"
+for v in GTest_DIR benchmark_DIR BLAS_LIBRARIES CUVI_CBLAS_INCLUDE_DIR; do
+  if ! grep -E "^$v:[A-Z]+=$prefix/" "$build_dir/CMakeCache.txt" >/dev/null; then
+    echo "WARNING: $v does not point into $prefix" | tee -a "$META" "$LOG"
+  fi
+done
+
+phase "build (-j$jobs)"
+build_rc=0
+# -k 0: keep going, so one broken target (a test mid-edit) still leaves the
+# library, the other tests and the benchmarks built.
+if [[ $generator == Ninja ]]; then
+  logged ninja -C "$build_dir" -j "$jobs" -k 0 || build_rc=$?
+else
+  logged cmake --build "$build_dir" -j "$jobs" -- -k || build_rc=$?
+fi
+echo "build_rc $build_rc" >>"$META"
+
+if [[ $build_only == 1 ]]; then
+  phase "done (--build-only): build exit $build_rc"
+  exit "$build_rc"
+fi
+
+# ---- 3. tests ------------------------------------------------------------------
+
+phase "GPU tests: CUVI_REQUIRE_GPU=1 ctest -L gpu"
+gpu_tests_rc=0
+logged timeout 180 env CUVI_REQUIRE_GPU=1 ctest --test-dir "$build_dir" -L gpu --output-on-failure --timeout 120 ||
+  gpu_tests_rc=$?
+echo "ctest_gpu_rc $gpu_tests_rc" >>"$META"
+
+# Whatever is left after keeping ~150 s for the benchmarks, capped at 240 s.
+# 4 tests at a time with 4 OpenMP threads each: 16 threads on 16 cores
+# (more would oversubscribe and make OpenMP barriers wait for descheduled
+# threads).
+all_budget=$(( $(left) - 150 ))
+(( all_budget > 240 )) && all_budget=240
+(( all_budget < 60 )) && all_budget=60
+phase "all tests: ctest (budget ${all_budget}s)"
+all_tests_rc=0
+logged timeout "$all_budget" env OMP_NUM_THREADS=4 ctest --test-dir "$build_dir" --output-on-failure -j 4 --timeout 200 ||
+  all_tests_rc=$?
+echo "ctest_all_rc $all_tests_rc" >>"$META"
+
+# ---- 4. benchmarks -------------------------------------------------------------
+
+phase "benchmarks (min_time ${min_time}s${bench_filter:+, filter $bench_filter})"
+shopt -s nullglob
+benches=()
+for b in "$build_dir"/bench/cuvi_bench_*; do
+  [[ -f "$b" && -x "$b" ]] && benches+=("$b")
+done
+shopt -u nullglob
+[[ ${#benches[@]} -gt 0 ]] || echo "no benchmark binaries in $build_dir/bench" | tee -a "$META" "$LOG"
+jsons=()
+for i in "${!benches[@]}"; do
+  b=${benches[$i]}
+  name=$(basename "$b")
+  # Share what is left among the binaries still to run, keeping 10 s to finish.
+  budget=$(( ($(left) - 10) / (${#benches[@]} - i) ))
+  if (( budget < 20 )); then
+    echo "skipping $name: ${budget}s left" | tee -a "$META" "$LOG"
+    continue
+  fi
+  args=(--benchmark_out="$OUT/$name.json" --benchmark_out_format=json --benchmark_min_time="$min_time")
+  [[ -n $bench_filter ]] && args+=(--benchmark_filter="$bench_filter")
+  rc=0
+  logged timeout "$budget" "$b" "${args[@]}" || rc=$?
+  echo "bench_rc $name $rc" >>"$META"
+  jsons+=("$OUT/$name.json")
+done
+
+phase "done"
+{
+  echo "summary: build_rc $build_rc, ctest_gpu_rc $gpu_tests_rc, ctest_all_rc $all_tests_rc, elapsed ${SECONDS}s"
+  echo "date_utc_end $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+} | tee -a "$META" "$LOG"
+[[ ${#jsons[@]} -gt 0 ]] && summarize "${jsons[@]}" | tee -a "$LOG"
+grep -E '^(summary|build_rc|ctest_|bench_rc)' "$META"
+exit 0

@@ -1,0 +1,205 @@
+// Generic batched kernels for any elementwise distribution family F (a
+// struct of CUVI_HD functions, see kernels/dist/normal.hpp): the CPU loops
+// here and the CUDA kernels in kernels/cuda/family_kernels.cuh instantiate the
+// same per-element functions. A user-defined family gets all of them by
+// writing the struct.
+//
+// Index space: the output shape (sample_shape + batch_shape, or the
+// broadcast of value and parameters). Input 0 is the value, input k+1 is
+// parameter k. A parameter given as a float constant has p[k] == nullptr and
+// its value in pval[k]: constants never occupy device memory.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "../indexing.hpp"
+#include "../philox.hpp"
+
+namespace cuvi::kern {
+
+template <int NP>
+struct FamilyArgs {
+  const float* x = nullptr;
+  const float* p[NP] = {};
+  float pval[NP] = {};
+  BcastGeom<NP + 1> geom;
+
+  CUVI_HD float value(int64_t i) const { return x[geom.offset(0, i)]; }
+  CUVI_HD void params(int64_t i, float* out) const {
+    for (int k = 0; k < NP; ++k) out[k] = p[k] ? p[k][geom.offset(k + 1, i)] : pval[k];
+  }
+};
+
+// Outputs of a gradient pass; null pointers are skipped. Gradients are
+// written per element of the index space (the caller sums broadcast dims).
+template <int NP>
+struct FamilyGrads {
+  float* gx = nullptr;
+  float* gp[NP] = {};
+};
+
+// Validation failure codes written to the device flag (or thrown on the CPU).
+struct FamilyCheck {
+  int* flag = nullptr;   // device flag (CUDA); unused on the CPU
+  float* bad = nullptr;  // where the offending value goes
+  int param_code[8] = {};  // one code per parameter
+  int value_code = 0;
+};
+
+// ---- CPU implementations -------------------------------------------------
+
+namespace cpu {
+
+constexpr int64_t kGrain = 1 << 14;
+constexpr int64_t kChunk = 1 << 14;
+
+template <class F>
+void log_prob(const FamilyArgs<F::kNumParams>& a, float* out) {
+  const int64_t n = a.geom.n;
+#pragma omp parallel for schedule(static) if (n > kGrain)
+  for (int64_t i = 0; i < n; ++i) {
+    float p[F::kNumParams];
+    a.params(i, p);
+    out[i] = F::log_prob(a.value(i), p);
+  }
+}
+
+// coef * (g ? g[i] : 1) times the gradients; lp (per element) optional.
+template <class F>
+void log_prob_grad(const FamilyArgs<F::kNumParams>& a, const float* g, float coef, float* lp,
+                   const FamilyGrads<F::kNumParams>& out) {
+  const int64_t n = a.geom.n;
+#pragma omp parallel for schedule(static) if (n > kGrain)
+  for (int64_t i = 0; i < n; ++i) {
+    float p[F::kNumParams], dp[F::kNumParams], dx;
+    a.params(i, p);
+    const float l = F::log_prob_grad(a.value(i), p, &dx, dp);
+    const float s = coef * (g ? g[i] : 1.0f);
+    if (lp) lp[i] = l;
+    if (out.gx) out.gx[i] = s * dx;
+    for (int k = 0; k < F::kNumParams; ++k)
+      if (out.gp[k]) out.gp[k][i] = s * dp[k];
+  }
+}
+
+// Fused: returns coef * sum(log_prob) (fixed chunks, double partials, added
+// in order: independent of the thread count) and writes coef * gradients.
+template <class F>
+float log_prob_sum(const FamilyArgs<F::kNumParams>& a, float coef, const FamilyGrads<F::kNumParams>& out) {
+  const int64_t n = a.geom.n;
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+  std::vector<double> partial(static_cast<size_t>(chunks > 0 ? chunks : 1), 0.0);
+  const bool grads = out.gx != nullptr || [&] {
+    for (int k = 0; k < F::kNumParams; ++k)
+      if (out.gp[k]) return true;
+    return false;
+  }();
+#pragma omp parallel for schedule(static) if (n > kGrain)
+  for (int64_t c = 0; c < chunks; ++c) {
+    const int64_t lo = c * kChunk, hi = (lo + kChunk < n) ? lo + kChunk : n;
+    double acc = 0.0;
+    for (int64_t i = lo; i < hi; ++i) {
+      float p[F::kNumParams];
+      a.params(i, p);
+      if (!grads) {
+        acc += F::log_prob(a.value(i), p);
+        continue;
+      }
+      float dp[F::kNumParams], dx;
+      acc += F::log_prob_grad(a.value(i), p, &dx, dp);
+      if (out.gx) out.gx[i] = coef * dx;
+      for (int k = 0; k < F::kNumParams; ++k)
+        if (out.gp[k]) out.gp[k][i] = coef * dp[k];
+    }
+    partial[static_cast<size_t>(c)] = acc;
+  }
+  double total = 0.0;
+  for (double v : partial) total += v;
+  return static_cast<float>(coef * total);
+}
+
+template <class F>
+void sample(const FamilyArgs<F::kNumParams>& a, uint64_t seed, uint32_t offset, float* out) {
+  const int64_t n = a.geom.n;
+#pragma omp parallel for schedule(static) if (n > kGrain / 16)
+  for (int64_t i = 0; i < n; ++i) {
+    float p[F::kNumParams];
+    a.params(i, p);
+    ElemRng rng(seed, static_cast<uint64_t>(i), offset);
+    out[i] = F::sample(p, rng);
+  }
+}
+
+// gp[k][i] = g[i] * dx_i/dp_k for a sample x (a.x) of the family.
+template <class F>
+void sample_grad(const FamilyArgs<F::kNumParams>& a, const float* g, const FamilyGrads<F::kNumParams>& out) {
+  const int64_t n = a.geom.n;
+#pragma omp parallel for schedule(static) if (n > kGrain / 16)
+  for (int64_t i = 0; i < n; ++i) {
+    float p[F::kNumParams], d[F::kNumParams];
+    a.params(i, p);
+    F::sample_grad(a.value(i), p, d);
+    for (int k = 0; k < F::kNumParams; ++k)
+      if (out.gp[k]) out.gp[k][i] = g[i] * d[k];
+  }
+}
+
+template <class F>
+void moments(const FamilyArgs<F::kNumParams>& a, float* mean, float* var) {
+  for (int64_t i = 0; i < a.geom.n; ++i) {
+    float p[F::kNumParams];
+    a.params(i, p);
+    if (mean) mean[i] = F::mean(p);
+    if (var) var[i] = F::variance(p);
+  }
+}
+
+// Returns 0 when everything is valid, else 1 + the index of the bad param
+// (params checked first) or -1 for a bad value; *bad gets the value.
+template <class F>
+int validate(const FamilyArgs<F::kNumParams>& a, bool values, float* bad) {
+  for (int64_t i = 0; i < a.geom.n; ++i) {
+    float p[F::kNumParams];
+    a.params(i, p);
+    const int k = F::bad_param(p);
+    if (k >= 0) {
+      *bad = p[k];
+      return 1 + k;
+    }
+    if (values && !F::support_ok(a.value(i), p)) {
+      *bad = a.value(i);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+}  // namespace cpu
+}  // namespace cuvi::kern
+
+namespace cuvi::kern {
+
+// The CUDA side of a family, as function pointers so that code compiled by a
+// plain C++ compiler (ppl/) can launch kernels instantiated in a .cu file.
+// `stream` is a cudaStream_t. Filled by CUVI_REGISTER_CUDA_FAMILY(F) (see
+// kernels/cuda/family_kernels.cuh) in any .cu file linked into the program.
+template <int NP>
+struct FamilyCudaOps {
+  void (*log_prob)(const FamilyArgs<NP>&, float* out, void* stream);
+  void (*log_prob_grad)(const FamilyArgs<NP>&, const float* g, float coef, float* lp, const FamilyGrads<NP>&,
+                        void* stream);
+  // Writes coef * sum(log_prob) into the device scalar `sum`.
+  void (*log_prob_sum)(const FamilyArgs<NP>&, float coef, float* sum, const FamilyGrads<NP>&, void* stream);
+  void (*sample)(const FamilyArgs<NP>&, uint64_t seed, uint32_t offset, float* out, void* stream);
+  void (*sample_grad)(const FamilyArgs<NP>&, const float* g, const FamilyGrads<NP>&, void* stream);
+  void (*moments)(const FamilyArgs<NP>&, float* mean, float* var, void* stream);
+  void (*validate)(const FamilyArgs<NP>&, bool values, const FamilyCheck&, void* stream);
+};
+
+template <class F>
+struct FamilyRegistry {
+  static inline const FamilyCudaOps<F::kNumParams>* cuda = nullptr;
+};
+
+}  // namespace cuvi::kern

@@ -1,0 +1,434 @@
+#include "ppl/constraints.hpp"
+
+#include <cfloat>
+#include <charconv>
+#include <cmath>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+#include "runtime/ops.hpp"
+
+namespace cuvi::constraints {
+
+namespace {
+
+// ---- helpers ---------------------------------------------------------------
+
+Tensor scalar(const Tensor& like, float v) { return full({}, v, like.device()); }
+
+// 1 where mask (0/1) holds everywhere over the last `ndims` dims.
+Tensor all_last(const Tensor& mask, int ndims) {
+  std::vector<int64_t> dims;
+  for (int d = 1; d <= ndims; ++d) dims.push_back(-d);
+  Tensor failures = sum(scalar(mask, 1.0f) - mask, dims);
+  return eq(failures, scalar(failures, 0.0f));
+}
+
+// Shape of x with its last dim replaced.
+Shape with_last(const Shape& s, int64_t last) {
+  Shape out = s;
+  out.back() = last;
+  return out;
+}
+
+std::string format_float(float v) {
+  char buf[64];
+  const auto res = std::to_chars(buf, buf + sizeof(buf), v);
+  return std::string(buf, res.ptr);
+}
+
+void require_event_dims(const Tensor& x, int event_dim, const std::string& name, const char* what) {
+  CUVI_CHECK(x.defined(), ValueError, "constraint " << name << ": " << what << ": undefined tensor");
+  CUVI_CHECK(x.dim() >= event_dim, ShapeError,
+             "constraint " << name << ": " << what << ": a tensor of shape " << shape_str(x.shape())
+                           << " has fewer than " << event_dim << " event dims");
+}
+
+// ---- elementwise (event_dim 0) ---------------------------------------------
+
+class Elementwise : public Constraint {
+ public:
+  int event_dim() const override { return 0; }
+  Tensor check(const Tensor& x_in) const override {
+    require_event_dims(x_in, 0, name(), "check");
+    NoGradGuard ng;
+    return holds(x_in.to_float().detach());
+  }
+
+ protected:
+  virtual Tensor holds(const Tensor& x) const = 0;
+};
+
+class Real final : public Elementwise {
+ public:
+  std::string name() const override { return "real"; }
+  Tensor transform(const Tensor& u) const override { return u; }
+  Tensor inverse(const Tensor& x) const override { return x; }
+  Tensor log_abs_det_jacobian(const Tensor& u, const Tensor&) const override { return zeros_like(u); }
+
+ protected:
+  Tensor holds(const Tensor& x) const override { return eq(x, x); }  // not NaN
+};
+
+class GreaterThan : public Elementwise {
+ public:
+  explicit GreaterThan(float lo) : lo_(lo) {}
+  std::string name() const override { return "greater_than(" + format_float(lo_) + ")"; }
+  Tensor transform(const Tensor& u) const override { return lo_ == 0.0f ? exp(u) : exp(u) + lo_; }
+  Tensor inverse(const Tensor& x) const override { return lo_ == 0.0f ? log(x) : log(x - lo_); }
+  // d/du (lo + e^u) = e^u.
+  Tensor log_abs_det_jacobian(const Tensor& u, const Tensor&) const override { return u; }
+
+ protected:
+  Tensor holds(const Tensor& x) const override { return gt(x, scalar(x, lo_)); }
+  float lo_;
+};
+
+class Positive final : public GreaterThan {
+ public:
+  Positive() : GreaterThan(0.0f) {}
+  std::string name() const override { return "positive"; }
+};
+
+class SoftplusPositive final : public Elementwise {
+ public:
+  std::string name() const override { return "softplus_positive"; }
+  Tensor transform(const Tensor& u) const override { return softplus(u); }
+  // softplus^-1(x) = x + log(-expm1(-x)). Above 20 the correction is below
+  // 2e-9 (under half an ulp of x), so it is evaluated at min(x, 20): no
+  // underflow to log(0) for large x, and the value is unchanged.
+  Tensor inverse(const Tensor& x) const override { return x + log(-expm1(-clamp(x, -FLT_MAX, 20.0f))); }
+  // d softplus / du = sigmoid(u).
+  Tensor log_abs_det_jacobian(const Tensor& u, const Tensor&) const override { return log_sigmoid(u); }
+
+ protected:
+  Tensor holds(const Tensor& x) const override { return gt(x, scalar(x, 0.0f)); }
+};
+
+class Interval : public Elementwise {
+ public:
+  Interval(float lo, float hi) : lo_(lo), hi_(hi) {}
+  std::string name() const override { return "interval(" + format_float(lo_) + ", " + format_float(hi_) + ")"; }
+  Tensor transform(const Tensor& u) const override {
+    // The clamp only removes a rounding overshoot of lo + (hi - lo) * 1 past hi.
+    return clamp(sigmoid(u) * width() + lo_, lo_, hi_);
+  }
+  Tensor inverse(const Tensor& x) const override {
+    Tensor y = clamp((x - lo_) / width(), 0.0f, 1.0f);
+    return log(y) - log1p(-y);
+  }
+  // d/du = (hi - lo) sigmoid(u) sigmoid(-u).
+  Tensor log_abs_det_jacobian(const Tensor& u, const Tensor&) const override {
+    Tensor l = log_sigmoid(u) + log_sigmoid(-u);
+    const float lw = static_cast<float>(std::log(static_cast<double>(hi_) - static_cast<double>(lo_)));
+    return lw == 0.0f ? l : l + lw;
+  }
+
+ protected:
+  Tensor holds(const Tensor& x) const override { return ge(x, scalar(x, lo_)) * le(x, scalar(x, hi_)); }
+  float width() const { return static_cast<float>(static_cast<double>(hi_) - static_cast<double>(lo_)); }
+  float lo_, hi_;
+};
+
+class UnitInterval final : public Interval {
+ public:
+  UnitInterval() : Interval(0.0f, 1.0f) {}
+  std::string name() const override { return "unit_interval"; }
+  Tensor transform(const Tensor& u) const override { return sigmoid(u); }
+  Tensor inverse(const Tensor& x) const override { return log(x) - log1p(-x); }
+};
+
+class Discrete : public Elementwise {
+ public:
+  bool is_discrete() const override { return true; }
+  Tensor transform(const Tensor&) const override { fail("transform"); }
+  Tensor inverse(const Tensor&) const override { fail("inverse"); }
+  Tensor log_abs_det_jacobian(const Tensor&, const Tensor&) const override { fail("log_abs_det_jacobian"); }
+
+ private:
+  [[noreturn]] void fail(const char* what) const {
+    CUVI_THROW(ValueError, "constraint " << name() << " is discrete: it has no bijection from unconstrained space ("
+                                         << what << ")");
+  }
+};
+
+class Boolean final : public Discrete {
+ public:
+  std::string name() const override { return "boolean"; }
+
+ protected:
+  Tensor holds(const Tensor& x) const override { return eq(x, scalar(x, 0.0f)) + eq(x, scalar(x, 1.0f)); }
+};
+
+class NonnegativeInteger final : public Discrete {
+ public:
+  std::string name() const override { return "nonnegative_integer"; }
+
+ protected:
+  Tensor holds(const Tensor& x) const override {
+    // Every float32 at or above 2^24 is an integer; below it, truncation to
+    // int64 and back is exact only for integers. NaN and inf fail.
+    const float big = 16777216.0f;
+    Tensor nonneg = ge(x, scalar(x, 0.0f)) * le(x, scalar(x, FLT_MAX));
+    Tensor xc = clamp(where(nonneg, x, scalar(x, 0.0f)), 0.0f, big);
+    return nonneg * eq(xc.to_int64().to_float(), xc);
+  }
+};
+
+// ---- simplex ---------------------------------------------------------------
+
+class Simplex final : public Constraint {
+ public:
+  std::string name() const override { return "simplex"; }
+  int event_dim() const override { return 1; }
+
+  Tensor check(const Tensor& x_in) const override {
+    require_event_dims(x_in, 1, name(), "check");
+    NoGradGuard ng;
+    Tensor x = x_in.to_float().detach();
+    const int64_t k = x.size(-1);
+    // Sum within a few float32 roundings of 1 (torch uses 1e-6, which K
+    // rounded float32 terms can exceed for large K).
+    const float tol = std::max(1e-6f, 2.0f * static_cast<float>(k) * FLT_EPSILON);
+    Tensor nonneg = all_last(ge(x, scalar(x, 0.0f)), 1);
+    Tensor dev = abs(sum(x, {-1}) - 1.0f);
+    return nonneg * lt(dev, scalar(dev, tol));
+  }
+
+  Tensor transform(const Tensor& u) const override {
+    require_event_dims(u, 1, name(), "transform");
+    const int64_t m = u.size(-1);
+    if (m == 0) return ones(with_last(u.shape(), 1), u.device());
+    Parts p = parts(u);
+    return exp(p.log_x);
+  }
+
+  Tensor inverse(const Tensor& x) const override {
+    require_event_dims(x, 1, name(), "inverse");
+    const int64_t k = x.size(-1);
+    CUVI_CHECK(k >= 1, ShapeError, "constraint simplex: inverse: empty last dim in " << shape_str(x.shape()));
+    const int64_t m = k - 1;
+    if (m == 0) return zeros(with_last(x.shape(), 0), x.device());
+    // Remaining stick after component i: sum_{j > i} x_j, summed directly
+    // (not 1 - cumsum) so that small remainders keep their relative accuracy.
+    std::vector<float> tail(static_cast<size_t>(k * m), 0.0f);
+    for (int64_t j = 0; j < k; ++j)
+      for (int64_t i = 0; i < m; ++i)
+        if (j > i) tail[static_cast<size_t>(j * m + i)] = 1.0f;
+    Tensor rest = clamp_min(matmul(x, tensor(tail, {k, m}, x.device())), FLT_MIN);
+    Tensor head = narrow(x, -1, 0, m);
+    return log(head) - log(rest) + offsets(m, x.device());
+  }
+
+  // Lower-triangular Jacobian over the free coordinates:
+  // dx_i/du_i = z_i (1 - z_i) prod_{j<i} (1 - z_j) = x_i (1 - z_i).
+  Tensor log_abs_det_jacobian(const Tensor& u, const Tensor&) const override {
+    require_event_dims(u, 1, name(), "log_abs_det_jacobian");
+    const int64_t m = u.size(-1);
+    Shape batch(u.shape().begin(), u.shape().end() - 1);
+    if (m == 0) return zeros(batch, u.device());
+    Parts p = parts(u);
+    return sum(narrow(p.log_x, -1, 0, m) + p.log1mz, {-1});
+  }
+
+  Shape unconstrained_shape(const Shape& c) const override {
+    CUVI_CHECK(!c.empty() && c.back() >= 1, ShapeError,
+               "constraint simplex: shape " << shape_str(c) << " has no non-empty last dim");
+    return with_last(c, c.back() - 1);
+  }
+  Shape constrained_shape(const Shape& u) const override {
+    CUVI_CHECK(!u.empty(), ShapeError, "constraint simplex: an unconstrained value needs at least 1 dim");
+    return with_last(u, u.back() + 1);
+  }
+
+ private:
+  struct Parts {
+    Tensor log_x;   // [..., K]
+    Tensor log1mz;  // [..., K-1]
+  };
+
+  // log(K-1-i) for i = 0..K-2 (m = K-1 entries).
+  static Tensor offsets(int64_t m, Device dev) {
+    std::vector<float> off(static_cast<size_t>(m));
+    for (int64_t i = 0; i < m; ++i)
+      off[static_cast<size_t>(i)] = static_cast<float>(std::log(static_cast<double>(m - i)));
+    return tensor(off, {m}, dev);
+  }
+
+  static Parts parts(const Tensor& u) {
+    const int64_t m = u.size(-1);
+    Tensor s = u - offsets(m, u.device());
+    Tensor log_z = log_sigmoid(s);
+    Tensor log1mz = log_sigmoid(-s);
+    Tensor z0 = zeros(with_last(u.shape(), 1), u.device());
+    // log x_i = log z_i + sum_{j<i} log(1 - z_j); log x_{K-1} = sum_j log(1 - z_j).
+    Tensor log_x = cat({log_z, z0}, -1) + cat({z0, cumsum(log1mz, -1)}, -1);
+    return {log_x, log1mz};
+  }
+};
+
+// ---- lower_cholesky --------------------------------------------------------
+
+class LowerCholesky final : public Constraint {
+ public:
+  std::string name() const override { return "lower_cholesky"; }
+  int event_dim() const override { return 2; }
+
+  Tensor check(const Tensor& x_in) const override {
+    require_event_dims(x_in, 2, name(), "check");
+    require_square(x_in.shape(), "check");
+    NoGradGuard ng;
+    Tensor x = x_in.to_float().detach();
+    Tensor lower = all_last(eq(tril(x), x), 2);
+    Tensor pos_diag = all_last(gt(diagonal(x), scalar(x, 0.0f)), 1);
+    return lower * pos_diag;
+  }
+
+  Tensor transform(const Tensor& u) const override {
+    require_event_dims(u, 1, name(), "transform");
+    const int64_t m = u.size(-1);
+    const int64_t n = side(m);
+    const Device dev = u.device();
+    Tensor d = exp(index_select(u, -1, diag_index(n, dev)));
+    Tensor ext = cat({u, d, zeros(with_last(u.shape(), 1), dev)}, -1);  // [..., m + n + 1]
+    std::vector<int64_t> idx(static_cast<size_t>(n * n));
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < n; ++j)
+        idx[static_cast<size_t>(i * n + j)] = j < i ? packed(i, j) : (j == i ? m + i : m + n);
+    Tensor flat = index_select(ext, -1, tensor_i64(idx, {n * n}, dev));
+    Shape out(u.shape().begin(), u.shape().end() - 1);
+    out.push_back(n);
+    out.push_back(n);
+    return reshape(flat, out);
+  }
+
+  Tensor inverse(const Tensor& x) const override {
+    require_event_dims(x, 2, name(), "inverse");
+    require_square(x.shape(), "inverse");
+    const int64_t n = x.size(-1);
+    const Device dev = x.device();
+    Shape flat_shape(x.shape().begin(), x.shape().end() - 1);
+    flat_shape.back() = n * n;
+    Tensor ext = cat({reshape(x, flat_shape), log(diagonal(x))}, -1);  // [..., n*n + n]
+    std::vector<int64_t> idx;
+    idx.reserve(static_cast<size_t>(n * (n + 1) / 2));
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j <= i; ++j) idx.push_back(j < i ? i * n + j : n * n + i);
+    return index_select(ext, -1, tensor_i64(idx, {static_cast<int64_t>(idx.size())}, dev));
+  }
+
+  // The diagonal is exp(u_ii), the rest is linear: log|det J| = sum_i u_ii.
+  Tensor log_abs_det_jacobian(const Tensor& u, const Tensor&) const override {
+    require_event_dims(u, 1, name(), "log_abs_det_jacobian");
+    const int64_t n = side(u.size(-1));
+    return sum(index_select(u, -1, diag_index(n, u.device())), {-1});
+  }
+
+  Shape unconstrained_shape(const Shape& c) const override {
+    require_square(c, "unconstrained_shape");
+    Shape out(c.begin(), c.end() - 1);
+    out.back() = c.back() * (c.back() + 1) / 2;
+    return out;
+  }
+  Shape constrained_shape(const Shape& u) const override {
+    CUVI_CHECK(!u.empty(), ShapeError, "constraint lower_cholesky: an unconstrained value needs at least 1 dim");
+    const int64_t n = side(u.back());
+    Shape out = u;
+    out.back() = n;
+    out.push_back(n);
+    return out;
+  }
+
+ private:
+  static int64_t packed(int64_t i, int64_t j) { return i * (i + 1) / 2 + j; }
+
+  // n with n(n+1)/2 == m (n >= 1), else ShapeError.
+  static int64_t side(int64_t m) {
+    int64_t n = static_cast<int64_t>(std::llround((std::sqrt(8.0 * static_cast<double>(m) + 1.0) - 1.0) / 2.0));
+    CUVI_CHECK(m >= 1 && n * (n + 1) / 2 == m, ShapeError,
+               "constraint lower_cholesky: last dim " << m
+                                                      << " of an unconstrained value is not n(n+1)/2 for any n >= 1");
+    return n;
+  }
+
+  static void require_square(const Shape& s, const char* what) {
+    CUVI_CHECK(s.size() >= 2 && s[s.size() - 1] == s[s.size() - 2] && s.back() >= 1, ShapeError,
+               "constraint lower_cholesky: " << what << ": shape " << shape_str(s)
+                                             << " does not end in a non-empty square matrix");
+  }
+
+  static Tensor diag_index(int64_t n, Device dev) {
+    std::vector<int64_t> idx(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) idx[static_cast<size_t>(i)] = packed(i, i);
+    return tensor_i64(idx, {n}, dev);
+  }
+};
+
+// ---- parsing -----------------------------------------------------------------
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && s.front() == ' ') s.remove_prefix(1);
+  while (!s.empty() && s.back() == ' ') s.remove_suffix(1);
+  return s;
+}
+
+bool parse_float(std::string_view s, float* out) {
+  s = trim(s);
+  if (s.empty()) return false;
+  const auto res = std::from_chars(s.data(), s.data() + s.size(), *out);
+  return res.ec == std::errc() && res.ptr == s.data() + s.size() && std::isfinite(*out);
+}
+
+// Arguments of "fn(args)" when s has that form.
+bool call_args(std::string_view s, std::string_view fn, std::string_view* args) {
+  if (s.size() < fn.size() + 2 || s.substr(0, fn.size()) != fn || s[fn.size()] != '(' || s.back() != ')') return false;
+  *args = s.substr(fn.size() + 1, s.size() - fn.size() - 2);
+  return true;
+}
+
+}  // namespace
+
+const ConstraintPtr real = std::make_shared<const Real>();
+const ConstraintPtr positive = std::make_shared<const Positive>();
+const ConstraintPtr softplus_positive = std::make_shared<const SoftplusPositive>();
+const ConstraintPtr unit_interval = std::make_shared<const UnitInterval>();
+const ConstraintPtr simplex = std::make_shared<const Simplex>();
+const ConstraintPtr lower_cholesky = std::make_shared<const LowerCholesky>();
+const ConstraintPtr boolean = std::make_shared<const Boolean>();
+const ConstraintPtr nonnegative_integer = std::make_shared<const NonnegativeInteger>();
+
+ConstraintPtr interval(float lo, float hi) {
+  CUVI_CHECK(std::isfinite(lo) && std::isfinite(hi) && lo < hi, ValueError,
+             "constraints::interval: need finite lo < hi, got lo = " << lo << ", hi = " << hi);
+  return std::make_shared<const Interval>(lo, hi);
+}
+
+ConstraintPtr greater_than(float lo) {
+  CUVI_CHECK(std::isfinite(lo), ValueError, "constraints::greater_than: lower bound " << lo << " is not finite");
+  return std::make_shared<const GreaterThan>(lo);
+}
+
+ConstraintPtr from_name(const std::string& name) {
+  for (const ConstraintPtr* c : {&real, &positive, &softplus_positive, &unit_interval, &simplex, &lower_cholesky,
+                                 &boolean, &nonnegative_integer})
+    if ((*c)->name() == name) return *c;
+  const std::string_view s = name;
+  std::string_view args;
+  if (call_args(s, "interval", &args)) {
+    const size_t comma = args.find(',');
+    float lo = 0, hi = 0;
+    if (comma != std::string_view::npos && parse_float(args.substr(0, comma), &lo) &&
+        parse_float(args.substr(comma + 1), &hi) && lo < hi)
+      return interval(lo, hi);
+  } else if (call_args(s, "greater_than", &args)) {
+    float lo = 0;
+    if (parse_float(args, &lo)) return greater_than(lo);
+  }
+  CUVI_THROW(ValueError, "constraints::from_name: unknown constraint '"
+                             << name
+                             << "' (known: real, positive, softplus_positive, unit_interval, interval(lo, hi), "
+                                "greater_than(lo), simplex, lower_cholesky, boolean, nonnegative_integer)");
+}
+
+}  // namespace cuvi::constraints

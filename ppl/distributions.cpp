@@ -1,0 +1,337 @@
+#include "distributions.hpp"
+
+#include <cmath>
+
+namespace cuvi {
+
+namespace {
+thread_local Device t_default_device = Device::cpu();
+bool g_validation = true;
+thread_local std::string t_site;
+}  // namespace
+
+Device default_device() { return t_default_device; }
+void set_default_device(Device d) { t_default_device = d; }
+
+namespace dist {
+
+bool validation_enabled() { return g_validation; }
+void set_validation(bool on) { g_validation = on; }
+
+namespace detail {
+const std::string& current_site() { return t_site; }
+SiteScope::SiteScope(const std::string& name) : prev_(t_site) { t_site = name; }
+SiteScope::~SiteScope() { t_site = prev_; }
+std::string site_suffix() { return t_site.empty() ? std::string() : " (site '" + t_site + "')"; }
+}  // namespace detail
+
+// ---- Distribution defaults ---------------------------------------------------
+
+Tensor Distribution::rsample(const Shape&) const {
+  CUVI_THROW(ValueError, name() << " has no reparameterised sampler; use sample()" << detail::site_suffix());
+}
+Tensor Distribution::sample(const Shape& s) const {
+  NoGradGuard ng;
+  return rsample(s).detach();
+}
+Tensor Distribution::mean() const { CUVI_THROW(ValueError, name() << ": mean is not implemented"); }
+Tensor Distribution::variance() const { CUVI_THROW(ValueError, name() << ": variance is not implemented"); }
+Tensor Distribution::log_prob_sum(const Tensor& x, float coef) const { return sum(log_prob(x)) * coef; }
+
+Dist Distribution::expand(const Shape& batch) const { return Dist(expand_ptr(batch)); }
+Dist Distribution::to_event(int n) const { return Dist(std::make_shared<Independent>(clone(), n)); }
+
+Shape Distribution::shape(const Shape& sample_shape) const {
+  Shape s = sample_shape;
+  const Shape b = batch_shape(), e = event_shape();
+  s.insert(s.end(), b.begin(), b.end());
+  s.insert(s.end(), e.begin(), e.end());
+  return s;
+}
+
+Dist::Dist(DistPtr d) : d_(std::move(d)) {
+  CUVI_CHECK(d_ != nullptr, ValueError, "Dist: null distribution");
+}
+
+// ---- Independent ---------------------------------------------------------------
+
+Independent::Independent(DistPtr base, int n) : base_(std::move(base)), n_(n) {
+  const int nb = static_cast<int>(base_->batch_shape().size());
+  CUVI_CHECK(n >= 0 && n <= nb, ShapeError,
+             "to_event(" << n << "): " << base_->name() << " has only " << nb << " batch dims (batch shape "
+                         << shape_str(base_->batch_shape()) << ")");
+}
+Shape Independent::batch_shape() const {
+  const Shape b = base_->batch_shape();
+  return Shape(b.begin(), b.end() - n_);
+}
+Shape Independent::event_shape() const {
+  const Shape b = base_->batch_shape(), e = base_->event_shape();
+  Shape out(b.end() - n_, b.end());
+  out.insert(out.end(), e.begin(), e.end());
+  return out;
+}
+Tensor Independent::log_prob(const Tensor& x) const {
+  Tensor lp = base_->log_prob(x);
+  if (n_ == 0) return lp;
+  std::vector<int64_t> dims;
+  for (int i = 1; i <= n_; ++i) dims.push_back(-i);
+  return sum(lp, dims);
+}
+DistPtr Independent::expand_ptr(const Shape& b) const {
+  Shape full = b;
+  const Shape bb = base_->batch_shape();
+  full.insert(full.end(), bb.end() - n_, bb.end());
+  return std::make_shared<Independent>(base_->expand_ptr(full), n_);
+}
+
+// ---- Categorical ---------------------------------------------------------------
+
+namespace {
+Shape drop_last(const Shape& s) { return Shape(s.begin(), s.end() - 1); }
+}  // namespace
+
+Categorical::Categorical(const Tensor& probs) {
+  CUVI_CHECK(probs.defined() && probs.dim() >= 1, ShapeError,
+             "Categorical: probs need at least 1 dim" << detail::site_suffix());
+  if (validation_enabled() && probs.device().is_cpu()) {
+    for (float v : probs.to_vector())
+      CUVI_CHECK(v >= 0.0f && std::isfinite(v), ValueError,
+                 "Categorical: parameter probs must be non-negative, got " << v << detail::site_suffix());
+  }
+  Tensor lp = log(probs);
+  logits_ = lp - logsumexp(lp, {-1}, true);
+  batch_shape_ = drop_last(probs.shape());
+}
+Categorical::Categorical(const Tensor& logits, FromLogits) {
+  CUVI_CHECK(logits.defined() && logits.dim() >= 1, ShapeError,
+             "Categorical: logits need at least 1 dim" << detail::site_suffix());
+  logits_ = log_softmax(logits, -1);
+  batch_shape_ = drop_last(logits.shape());
+}
+Categorical Categorical::from_logits(const Tensor& logits) { return Categorical(logits, FromLogits{}); }
+Tensor Categorical::probs() const { return exp(logits_); }
+
+Tensor Categorical::log_prob(const Tensor& x) const {
+  const int64_t K = logits_.size(-1);
+  Tensor xi = x.dtype() == DType::kInt64 ? x : x.to_int64();
+  if (validation_enabled() && x.device().is_cpu()) {
+    const auto v = xi.to_vector_i64();
+    const auto vf = x.dtype() == DType::kFloat32 ? x.to_vector() : std::vector<float>();
+    for (size_t i = 0; i < v.size(); ++i) {
+      CUVI_CHECK(v[i] >= 0 && v[i] < K && (vf.empty() || vf[i] == static_cast<float>(v[i])), ValueError,
+                 "Categorical: value outside the support {0.." << K - 1 << "}, got "
+                                                                << (vf.empty() ? float(v[i]) : vf[i])
+                                                                << detail::site_suffix());
+    }
+  }
+  const Shape bshape = broadcast_shapes(x.shape(), batch_shape_, "Categorical.log_prob");
+  Shape full = bshape;
+  full.push_back(K);
+  Tensor lg = logits_.shape() == full ? logits_ : logits_.expand(full);
+  Shape idx_shape = bshape;
+  idx_shape.push_back(1);
+  Tensor idx = (x.shape() == bshape ? xi : xi.expand(bshape)).reshape(idx_shape);
+  return gather(lg, -1, idx).reshape(bshape);
+}
+
+Tensor Categorical::sample(const Shape& s) const {
+  NoGradGuard ng;
+  // Inverse CDF: the number of cumulative probabilities below u.
+  Shape full = s;
+  full.insert(full.end(), batch_shape_.begin(), batch_shape_.end());
+  Shape ushape = full;
+  ushape.push_back(1);
+  Tensor cdf = cumsum(exp(logits_.detach()), -1);
+  Tensor u = rand(ushape, device());
+  const int64_t K = logits_.size(-1);
+  // The last bin also catches u above a float-rounded total below 1.
+  Tensor count = sum(lt(cdf.narrow(-1, 0, K - 1), u), {-1});
+  return count;
+}
+Tensor Categorical::mean() const {
+  Tensor k = arange(logits_.size(-1), device());
+  return sum(probs() * k, {-1});
+}
+Tensor Categorical::variance() const {
+  Tensor k = arange(logits_.size(-1), device());
+  Tensor m = mean();
+  return sum(probs() * k * k, {-1}) - m * m;
+}
+DistPtr Categorical::expand_ptr(const Shape& b) const {
+  Shape full = b;
+  full.push_back(logits_.size(-1));
+  return std::make_shared<Categorical>(Categorical::from_logits(logits_.expand(full)));
+}
+
+// ---- Dirichlet -----------------------------------------------------------------
+
+Dirichlet::Dirichlet(const Tensor& concentration) : conc_(concentration) {
+  CUVI_CHECK(conc_.defined() && conc_.dim() >= 1 && conc_.size(-1) >= 2, ShapeError,
+             "Dirichlet: concentration needs a last dim of size >= 2, got "
+                 << (conc_.defined() ? shape_str(conc_.shape()) : "undefined") << detail::site_suffix());
+  if (validation_enabled() && conc_.device().is_cpu()) {
+    for (float v : conc_.to_vector())
+      CUVI_CHECK(v > 0.0f && std::isfinite(v), ValueError,
+                 "Dirichlet: parameter concentration must be positive, got " << v << detail::site_suffix());
+  }
+  batch_shape_ = drop_last(conc_.shape());
+}
+Tensor Dirichlet::log_prob(const Tensor& x) const {
+  if (validation_enabled() && x.device().is_cpu()) {
+    const auto v = x.to_vector();
+    const int64_t K = conc_.size(-1);
+    for (size_t r = 0; r < v.size() / static_cast<size_t>(K); ++r) {
+      double s = 0;
+      for (int64_t k = 0; k < K; ++k) {
+        const float xv = v[r * static_cast<size_t>(K) + static_cast<size_t>(k)];
+        CUVI_CHECK(xv >= 0.0f && xv <= 1.0f, ValueError,
+                   "Dirichlet: value outside the simplex, got component " << xv << detail::site_suffix());
+        s += xv;
+      }
+      CUVI_CHECK(std::fabs(s - 1.0) < 1e-4 * K, ValueError,
+                 "Dirichlet: value outside the simplex, components sum to " << s << detail::site_suffix());
+    }
+  }
+  return sum((conc_ - 1.0f) * log(x), {-1}) + lgamma(sum(conc_, {-1})) - sum(lgamma(conc_), {-1});
+}
+Tensor Dirichlet::rsample(const Shape& s) const {
+  Shape full = s;
+  full.insert(full.end(), batch_shape_.begin(), batch_shape_.end());
+  full.push_back(conc_.size(-1));
+  Tensor g = Gamma(conc_, 1.0f).expand(full).rsample();
+  return g / sum(g, {-1}, true);
+}
+Tensor Dirichlet::mean() const { return conc_ / sum(conc_, {-1}, true); }
+Tensor Dirichlet::variance() const {
+  Tensor a0 = sum(conc_, {-1}, true);
+  Tensor m = conc_ / a0;
+  return m * (1.0f - m) / (a0 + 1.0f);
+}
+DistPtr Dirichlet::expand_ptr(const Shape& b) const {
+  Shape full = b;
+  full.push_back(conc_.size(-1));
+  return std::make_shared<Dirichlet>(conc_.expand(full));
+}
+
+// ---- Delta -----------------------------------------------------------------------
+
+Delta::Delta(const Tensor& v, float log_density, int event_dim) : v_(v), log_density_(log_density), event_dim_(event_dim) {
+  CUVI_CHECK(v_.defined() && event_dim_ >= 0 && event_dim_ <= v_.dim(), ShapeError,
+             "Delta: event_dim " << event_dim << " for a value of shape "
+                                 << (v_.defined() ? shape_str(v_.shape()) : "undefined"));
+}
+Shape Delta::batch_shape() const { return Shape(v_.shape().begin(), v_.shape().end() - event_dim_); }
+Shape Delta::event_shape() const { return Shape(v_.shape().end() - event_dim_, v_.shape().end()); }
+Tensor Delta::log_prob(const Tensor& x) const {
+  Tensor lp = where(eq(x, v_.detach()), full({}, log_density_, x.device()), full({}, -INFINITY, x.device()));
+  std::vector<int64_t> dims;
+  for (int i = 1; i <= event_dim_; ++i) dims.push_back(-i);
+  return dims.empty() ? lp : sum(lp, dims);
+}
+Tensor Delta::rsample(const Shape& s) const {
+  if (s.empty()) return v_;
+  Shape full = s;
+  full.insert(full.end(), v_.shape().begin(), v_.shape().end());
+  return v_.expand(full);
+}
+DistPtr Delta::expand_ptr(const Shape& b) const {
+  Shape full = b;
+  const Shape e = event_shape();
+  full.insert(full.end(), e.begin(), e.end());
+  return std::make_shared<Delta>(v_.expand(full), log_density_, event_dim_);
+}
+
+// ---- KL ----------------------------------------------------------------------
+
+namespace {
+
+const Distribution& unwrap(const Distribution& d) {
+  if (auto w = dynamic_cast<const Dist*>(&d)) return unwrap(*w->ptr());
+  return d;
+}
+
+Tensor kl_impl(const Distribution& qd, const Distribution& pd, bool dry, bool* ok) {
+  const Distribution& q = unwrap(qd);
+  const Distribution& p = unwrap(pd);
+  *ok = true;
+  if (auto qi = dynamic_cast<const Independent*>(&q)) {
+    if (auto pi = dynamic_cast<const Independent*>(&p); pi && pi->reinterpreted() == qi->reinterpreted()) {
+      Tensor k = kl_impl(*qi->base(), *pi->base(), dry, ok);
+      if (dry || !*ok) return k;
+      std::vector<int64_t> dims;
+      for (int i = 1; i <= qi->reinterpreted(); ++i) dims.push_back(-i);
+      return dims.empty() ? k : sum(k, dims);
+    }
+  }
+  if (auto a = dynamic_cast<const Normal*>(&q)) {
+    if (auto b = dynamic_cast<const Normal*>(&p)) {
+      if (dry) return {};
+      Tensor r = a->scale() / b->scale();
+      Tensor d = (a->loc() - b->loc()) / b->scale();
+      return 0.5f * (r * r + d * d - 1.0f) - log(r);
+    }
+  }
+  if (auto a = dynamic_cast<const LogNormal*>(&q)) {
+    if (auto b = dynamic_cast<const LogNormal*>(&p)) {
+      if (dry) return {};
+      Tensor r = a->scale() / b->scale();
+      Tensor d = (a->loc() - b->loc()) / b->scale();
+      return 0.5f * (r * r + d * d - 1.0f) - log(r);
+    }
+  }
+  if (auto a = dynamic_cast<const Exponential*>(&q)) {
+    if (auto b = dynamic_cast<const Exponential*>(&p)) {
+      if (dry) return {};
+      Tensor r = b->rate() / a->rate();
+      return r - log(r) - 1.0f;
+    }
+  }
+  if (auto a = dynamic_cast<const Gamma*>(&q)) {
+    if (auto b = dynamic_cast<const Gamma*>(&p)) {
+      if (dry) return {};
+      Tensor aq = a->concentration(), bq = a->rate(), ap = b->concentration(), bp = b->rate();
+      return (aq - ap) * digamma(aq) - lgamma(aq) + lgamma(ap) + ap * (log(bq) - log(bp)) + aq * (bp - bq) / bq;
+    }
+  }
+  if (auto a = dynamic_cast<const Beta*>(&q)) {
+    if (auto b = dynamic_cast<const Beta*>(&p)) {
+      if (dry) return {};
+      Tensor a1 = a->concentration1(), b1 = a->concentration0(), a2 = b->concentration1(), b2 = b->concentration0();
+      Tensor s1 = a1 + b1;
+      auto lbeta = [](const Tensor& x, const Tensor& y) { return lgamma(x) + lgamma(y) - lgamma(x + y); };
+      return lbeta(a2, b2) - lbeta(a1, b1) + (a1 - a2) * digamma(a1) + (b1 - b2) * digamma(b1) +
+             (a2 - a1 + b2 - b1) * digamma(s1);
+    }
+  }
+  if (auto a = dynamic_cast<const Dirichlet*>(&q)) {
+    if (auto b = dynamic_cast<const Dirichlet*>(&p)) {
+      if (dry) return {};
+      Tensor aq = a->concentration(), ap = b->concentration();
+      Tensor sq = sum(aq, {-1}, true);
+      Tensor t = sum((aq - ap) * (digamma(aq) - digamma(sq)), {-1});
+      return t + lgamma(sum(aq, {-1})) - lgamma(sum(ap, {-1})) - sum(lgamma(aq), {-1}) + sum(lgamma(ap), {-1});
+    }
+  }
+  *ok = false;
+  return {};
+}
+
+}  // namespace
+
+bool has_kl(const Distribution& q, const Distribution& p) {
+  bool ok = false;
+  kl_impl(q, p, true, &ok);
+  return ok;
+}
+
+Tensor kl_divergence(const Distribution& q, const Distribution& p) {
+  bool ok = false;
+  Tensor k = kl_impl(q, p, false, &ok);
+  CUVI_CHECK(ok, ValueError,
+             "kl_divergence: no closed form for KL(" << q.name() << " || " << p.name() << ")" << detail::site_suffix());
+  return k;
+}
+
+}  // namespace dist
+}  // namespace cuvi

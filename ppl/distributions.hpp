@@ -1,0 +1,332 @@
+// Distributions (dist::), in PyTorch's parameterisations. Elementwise
+// families run their own batched kernels (ppl/family_ops.hpp); event-shaped
+// ones (Categorical, Dirichlet, Delta) are compositions of runtime ops.
+#pragma once
+
+#include <array>
+#include <memory>
+#include <string>
+
+#include "../kernels/dist/bernoulli.hpp"
+#include "../kernels/dist/beta.hpp"
+#include "../kernels/dist/exponential.hpp"
+#include "../kernels/dist/gamma.hpp"
+#include "../kernels/dist/laplace.hpp"
+#include "../kernels/dist/lognormal.hpp"
+#include "../kernels/dist/normal.hpp"
+#include "../kernels/dist/poisson.hpp"
+#include "../kernels/dist/studentt.hpp"
+#include "../kernels/dist/uniform.hpp"
+#include "constraints.hpp"
+#include "family_ops.hpp"
+
+namespace cuvi::dist {
+
+class Dist;
+
+class Distribution {
+ public:
+  virtual ~Distribution() = default;
+  virtual std::string name() const = 0;
+  virtual std::shared_ptr<const Distribution> clone() const = 0;
+  virtual Shape batch_shape() const = 0;
+  virtual Shape event_shape() const { return {}; }
+  virtual bool has_rsample() const { return false; }
+  virtual bool is_discrete() const { return false; }
+  virtual constraints::ConstraintPtr support() const = 0;
+  // Log-density of x; shape: x's batch dims broadcast with batch_shape().
+  virtual Tensor log_prob(const Tensor& x) const = 0;
+  // A reparameterised draw of shape sample_shape + batch + event.
+  virtual Tensor rsample(const Shape& sample_shape = {}) const;
+  // A draw without gradient.
+  virtual Tensor sample(const Shape& sample_shape = {}) const;
+  virtual Tensor mean() const;
+  virtual Tensor variance() const;
+  // coef * sum(log_prob(x)) as a 0-d tensor: the ELBO's term for a site.
+  // Families override it with the fused one-pass kernel.
+  virtual Tensor log_prob_sum(const Tensor& x, float coef) const;
+  // A copy with batch_shape `batch` (parameters broadcast to it).
+  virtual std::shared_ptr<const Distribution> expand_ptr(const Shape& batch) const = 0;
+  // The device parameters live on (default_device() for all-constant ones).
+  virtual Device device() const = 0;
+
+  Dist expand(const Shape& batch) const;
+  Dist to_event(int n) const;
+  int event_dim() const { return static_cast<int>(event_shape().size()); }
+  Shape shape(const Shape& sample_shape = {}) const;
+};
+using DistPtr = std::shared_ptr<const Distribution>;
+
+// A distribution by value, holding any other (what expand/to_event return).
+class Dist : public Distribution {
+ public:
+  explicit Dist(DistPtr d);
+  const DistPtr& ptr() const { return d_; }
+  std::string name() const override { return d_->name(); }
+  DistPtr clone() const override { return d_; }
+  Shape batch_shape() const override { return d_->batch_shape(); }
+  Shape event_shape() const override { return d_->event_shape(); }
+  bool has_rsample() const override { return d_->has_rsample(); }
+  bool is_discrete() const override { return d_->is_discrete(); }
+  constraints::ConstraintPtr support() const override { return d_->support(); }
+  Tensor log_prob(const Tensor& x) const override { return d_->log_prob(x); }
+  Tensor rsample(const Shape& s = {}) const override { return d_->rsample(s); }
+  Tensor sample(const Shape& s = {}) const override { return d_->sample(s); }
+  Tensor mean() const override { return d_->mean(); }
+  Tensor variance() const override { return d_->variance(); }
+  Tensor log_prob_sum(const Tensor& x, float coef) const override { return d_->log_prob_sum(x, coef); }
+  DistPtr expand_ptr(const Shape& b) const override { return d_->expand_ptr(b); }
+  Device device() const override { return d_->device(); }
+
+ private:
+  DistPtr d_;
+};
+
+// Reinterprets the rightmost n batch dims as event dims (log_prob sums them).
+class Independent final : public Distribution {
+ public:
+  Independent(DistPtr base, int n);
+  const DistPtr& base() const { return base_; }
+  int reinterpreted() const { return n_; }
+  std::string name() const override { return "Independent(" + base_->name() + ")"; }
+  DistPtr clone() const override { return std::make_shared<Independent>(*this); }
+  Shape batch_shape() const override;
+  Shape event_shape() const override;
+  bool has_rsample() const override { return base_->has_rsample(); }
+  bool is_discrete() const override { return base_->is_discrete(); }
+  constraints::ConstraintPtr support() const override { return base_->support(); }
+  Tensor log_prob(const Tensor& x) const override;
+  Tensor rsample(const Shape& s = {}) const override { return base_->rsample(s); }
+  Tensor sample(const Shape& s = {}) const override { return base_->sample(s); }
+  Tensor mean() const override { return base_->mean(); }
+  Tensor variance() const override { return base_->variance(); }
+  Tensor log_prob_sum(const Tensor& x, float coef) const override { return base_->log_prob_sum(x, coef); }
+  DistPtr expand_ptr(const Shape& b) const override;
+  Device device() const override { return base_->device(); }
+
+ private:
+  DistPtr base_;
+  int n_;
+};
+
+// Any elementwise family F (a struct of CUVI_HD functions) as a
+// distribution: batched kernels on every backend, broadcasting, autodiff,
+// the fused ELBO term. Derived is the concrete class (for clone/expand).
+template <class F, class Derived>
+class Elementwise : public Distribution {
+ public:
+  static constexpr int NP = F::kNumParams;
+  explicit Elementwise(std::array<Arg, NP> p) : p_(std::move(p)) {
+    batch_shape_ = {};
+    for (const Arg& a : p_) batch_shape_ = broadcast_shapes(batch_shape_, a.shape(), F::kName);
+    detail::validate<F>(p_, nullptr, batch_shape_, device());
+  }
+  std::string name() const override { return F::kName; }
+  DistPtr clone() const override { return std::make_shared<Derived>(static_cast<const Derived&>(*this)); }
+  Shape batch_shape() const override { return batch_shape_; }
+  bool has_rsample() const override { return F::kHasRsample; }
+  bool is_discrete() const override { return F::kDiscrete; }
+  constraints::ConstraintPtr support() const override { return support_of(F::kSupport); }
+  Tensor log_prob(const Tensor& x) const override { return family_log_prob<F>(x, p_, batch_shape_); }
+  Tensor log_prob_sum(const Tensor& x, float coef) const override {
+    return family_log_prob_sum<F>(x, p_, batch_shape_, coef);
+  }
+  Tensor rsample(const Shape& s = {}) const override {
+    CUVI_CHECK(F::kHasRsample, ValueError,
+               F::kName << " has no reparameterised sampler; use sample()" << detail::site_suffix());
+    return family_sample<F>(p_, concat(s), true);
+  }
+  Tensor sample(const Shape& s = {}) const override {
+    NoGradGuard ng;
+    return family_sample<F>(p_, concat(s), false);
+  }
+  Tensor mean() const override { return family_moment<F>(p_, batch_shape_, false); }
+  Tensor variance() const override { return family_moment<F>(p_, batch_shape_, true); }
+  DistPtr expand_ptr(const Shape& b) const override {
+    CUVI_CHECK(broadcast_shapes(batch_shape_, b, "expand") == b, ShapeError,
+               F::kName << ".expand: cannot expand batch shape " << shape_str(batch_shape_) << " to " << shape_str(b));
+    auto d = std::make_shared<Derived>(static_cast<const Derived&>(*this));
+    d->batch_shape_ = b;
+    return d;
+  }
+  Device device() const override { return detail::params_device<NP>(p_, nullptr, F::kName); }
+  // Parameter k as a tensor (a 0-d tensor for a float constant).
+  Tensor param(int k) const { return p_[static_cast<size_t>(k)].as_tensor(device()); }
+  const std::array<Arg, NP>& args() const { return p_; }
+
+ protected:
+  virtual constraints::ConstraintPtr support_of(int code) const {
+    switch (code) {
+      case kern::support::kPositive: return constraints::positive;
+      case kern::support::kUnitInterval: return constraints::unit_interval;
+      case kern::support::kBoolean: return constraints::boolean;
+      case kern::support::kNonNegInteger: return constraints::nonnegative_integer;
+      default: return constraints::real;
+    }
+  }
+  Shape concat(const Shape& s) const {
+    Shape out = s;
+    out.insert(out.end(), batch_shape_.begin(), batch_shape_.end());
+    return out;
+  }
+  std::array<Arg, NP> p_;
+  Shape batch_shape_;
+};
+
+#define CUVI_ELEMENTWISE_DIST(Cls, Fam)                    \
+  class Cls : public Elementwise<kern::Fam, Cls> {         \
+   public:                                                 \
+    using Elementwise<kern::Fam, Cls>::Elementwise;
+
+CUVI_ELEMENTWISE_DIST(Normal, Normal)
+  Normal(Arg loc, Arg scale) : Elementwise({loc, scale}) {}
+  Tensor loc() const { return param(0); }
+  Tensor scale() const { return param(1); }
+};
+CUVI_ELEMENTWISE_DIST(LogNormal, LogNormal)
+  LogNormal(Arg loc, Arg scale) : Elementwise({loc, scale}) {}
+  Tensor loc() const { return param(0); }
+  Tensor scale() const { return param(1); }
+};
+CUVI_ELEMENTWISE_DIST(Laplace, Laplace)
+  Laplace(Arg loc, Arg scale) : Elementwise({loc, scale}) {}
+  Tensor loc() const { return param(0); }
+  Tensor scale() const { return param(1); }
+};
+CUVI_ELEMENTWISE_DIST(Exponential, Exponential)
+  explicit Exponential(Arg rate) : Elementwise({rate}) {}
+  Tensor rate() const { return param(0); }
+};
+CUVI_ELEMENTWISE_DIST(Gamma, Gamma)
+  Gamma(Arg concentration, Arg rate) : Elementwise({concentration, rate}) {}
+  Tensor concentration() const { return param(0); }
+  Tensor rate() const { return param(1); }
+};
+CUVI_ELEMENTWISE_DIST(Beta, Beta)
+  Beta(Arg concentration1, Arg concentration0) : Elementwise({concentration1, concentration0}) {}
+  Tensor concentration1() const { return param(0); }
+  Tensor concentration0() const { return param(1); }
+};
+CUVI_ELEMENTWISE_DIST(StudentT, StudentT)
+  StudentT(Arg df, Arg loc = 0.0f, Arg scale = 1.0f) : Elementwise({df, loc, scale}) {}
+  Tensor df() const { return param(0); }
+  Tensor loc() const { return param(1); }
+  Tensor scale() const { return param(2); }
+};
+CUVI_ELEMENTWISE_DIST(Poisson, Poisson)
+  explicit Poisson(Arg rate) : Elementwise({rate}) {}
+  Tensor rate() const { return param(0); }
+};
+CUVI_ELEMENTWISE_DIST(BernoulliProbs, BernoulliProbs)
+  explicit BernoulliProbs(Arg probs) : Elementwise({probs}) {}
+};
+CUVI_ELEMENTWISE_DIST(BernoulliLogits, BernoulliLogits)
+  explicit BernoulliLogits(Arg logits) : Elementwise({logits}) {}
+};
+CUVI_ELEMENTWISE_DIST(Uniform, Uniform)
+  Uniform(Arg low, Arg high) : Elementwise({low, high}) {}
+  Tensor low() const { return param(0); }
+  Tensor high() const { return param(1); }
+
+ protected:
+  constraints::ConstraintPtr support_of(int) const override {
+    const auto& a = args();
+    if (a[0].is_const() && a[1].is_const()) return constraints::interval(a[0].v, a[1].v);
+    return constraints::real;
+  }
+};
+#undef CUVI_ELEMENTWISE_DIST
+
+// Bernoulli(probs), or Bernoulli::from_logits(logits).
+class Bernoulli : public Dist {
+ public:
+  explicit Bernoulli(Arg probs) : Dist(std::make_shared<BernoulliProbs>(probs)) {}
+  static Bernoulli from_logits(Arg logits) { return Bernoulli(std::make_shared<BernoulliLogits>(logits)); }
+
+ private:
+  explicit Bernoulli(DistPtr d) : Dist(std::move(d)) {}
+};
+
+// Categorical over {0..K-1} (values are float32 holding integers, or int64):
+// Categorical(probs) normalises probs over the last dim;
+// Categorical::from_logits(logits).
+class Categorical final : public Distribution {
+ public:
+  explicit Categorical(const Tensor& probs);
+  static Categorical from_logits(const Tensor& logits);
+  const Tensor& logits() const { return logits_; }  // normalised: logsumexp = 0
+  Tensor probs() const;
+  std::string name() const override { return "Categorical"; }
+  DistPtr clone() const override { return std::make_shared<Categorical>(*this); }
+  Shape batch_shape() const override { return batch_shape_; }
+  bool is_discrete() const override { return true; }
+  constraints::ConstraintPtr support() const override { return constraints::nonnegative_integer; }
+  Tensor log_prob(const Tensor& x) const override;
+  Tensor sample(const Shape& s = {}) const override;
+  Tensor mean() const override;
+  Tensor variance() const override;
+  DistPtr expand_ptr(const Shape& b) const override;
+  Device device() const override { return logits_.device(); }
+
+ private:
+  struct FromLogits {};
+  Categorical(const Tensor& logits, FromLogits);
+  Tensor logits_;
+  Shape batch_shape_;
+};
+
+// Dirichlet(concentration [..., K]); rsample through normalised Gamma draws
+// (implicit reparameterisation of each Gamma).
+class Dirichlet final : public Distribution {
+ public:
+  explicit Dirichlet(const Tensor& concentration);
+  const Tensor& concentration() const { return conc_; }
+  std::string name() const override { return "Dirichlet"; }
+  DistPtr clone() const override { return std::make_shared<Dirichlet>(*this); }
+  Shape batch_shape() const override { return batch_shape_; }
+  Shape event_shape() const override { return {conc_.size(-1)}; }
+  bool has_rsample() const override { return true; }
+  constraints::ConstraintPtr support() const override { return constraints::simplex; }
+  Tensor log_prob(const Tensor& x) const override;
+  Tensor rsample(const Shape& s = {}) const override;
+  Tensor mean() const override;
+  Tensor variance() const override;
+  DistPtr expand_ptr(const Shape& b) const override;
+  Device device() const override { return conc_.device(); }
+
+ private:
+  Tensor conc_;
+  Shape batch_shape_;
+};
+
+// Point mass at v (log_density added where x == v, -inf elsewhere);
+// rsample returns v, so gradients flow into it (AutoDelta's guide).
+class Delta final : public Distribution {
+ public:
+  explicit Delta(const Tensor& v, float log_density = 0.0f, int event_dim = 0);
+  std::string name() const override { return "Delta"; }
+  DistPtr clone() const override { return std::make_shared<Delta>(*this); }
+  Shape batch_shape() const override;
+  Shape event_shape() const override;
+  bool has_rsample() const override { return true; }
+  constraints::ConstraintPtr support() const override { return constraints::real; }
+  Tensor log_prob(const Tensor& x) const override;
+  Tensor rsample(const Shape& s = {}) const override;
+  Tensor mean() const override { return v_; }
+  Tensor variance() const override { return zeros_like(v_); }
+  DistPtr expand_ptr(const Shape& b) const override;
+  Device device() const override { return v_.device(); }
+
+ private:
+  Tensor v_;
+  float log_density_;
+  int event_dim_;
+};
+
+// Closed-form KL(q || p) for the pairs that have one (Normal, LogNormal,
+// Gamma, Beta, Exponential, Dirichlet, and Independent of those); throws
+// ValueError naming both families otherwise.
+Tensor kl_divergence(const Distribution& q, const Distribution& p);
+bool has_kl(const Distribution& q, const Distribution& p);
+
+}  // namespace cuvi::dist

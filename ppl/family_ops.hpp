@@ -1,0 +1,318 @@
+// Tensor-level ops for an elementwise family F: validation, log_prob with its
+// backward, the fused log-prob-sum of the ELBO, reparameterised sampling with
+// its pathwise backward, moments. Templates, so that a user family gets them
+// by instantiation; the CPU path runs the loops of kernels/dist/family.hpp,
+// the CUDA path the kernels registered with CUVI_REGISTER_CUDA_FAMILY.
+#pragma once
+
+#include <array>
+#include <sstream>
+#include <string>
+
+#include "../kernels/dist/family.hpp"
+#include "../runtime/cuda_context.hpp"
+#include "../runtime/ops_util.hpp"
+#include "../runtime/rng.hpp"
+
+namespace cuvi {
+
+// Device used for tensors that nothing else places (samples of a
+// distribution whose parameters are all float constants, plate indices).
+Device default_device();
+void set_default_device(Device d);
+
+namespace dist {
+
+bool validation_enabled();
+void set_validation(bool on);
+
+// A distribution parameter: a tensor, or a float constant passed to kernels
+// by value (never copied to a device).
+struct Arg {
+  Tensor t;
+  float v = 0.0f;
+  Arg(float x) : v(x) {}                       // NOLINT(implicit)
+  Arg(double x) : v(static_cast<float>(x)) {}  // NOLINT(implicit)
+  Arg(int x) : v(static_cast<float>(x)) {}     // NOLINT(implicit)
+  Arg(const Tensor& x) : t(x) {}               // NOLINT(implicit)
+  bool is_const() const { return !t.defined(); }
+  Shape shape() const { return is_const() ? Shape{} : t.shape(); }
+  Tensor as_tensor(Device dev) const { return is_const() ? full({}, v, dev) : t; }
+};
+
+namespace detail {
+
+// The site being evaluated, for error messages (set by the primitives and
+// the ELBO).
+const std::string& current_site();
+class SiteScope {
+ public:
+  explicit SiteScope(const std::string& name);
+  ~SiteScope();
+
+ private:
+  std::string prev_;
+};
+std::string site_suffix();  // " (site 'x')" or ""
+
+void register_builtin_cuda_families();
+
+template <class F>
+const kern::FamilyCudaOps<F::kNumParams>& cuda_ops() {
+  if (!kern::FamilyRegistry<F>::cuda) register_builtin_cuda_families();
+  CUVI_CHECK(kern::FamilyRegistry<F>::cuda != nullptr, DeviceError,
+             F::kName << ": no CUDA kernels are registered for this family; add CUVI_REGISTER_CUDA_FAMILY("
+                      << F::kName << ") to a .cu file of the program");
+  return *kern::FamilyRegistry<F>::cuda;
+}
+
+template <int NP>
+Device params_device(const std::array<Arg, NP>& p, const Tensor* x, const char* name) {
+  const Tensor* first = (x && x->defined()) ? x : nullptr;
+  for (const Arg& a : p) {
+    if (a.is_const()) continue;
+    CUVI_CHECK(a.t.dtype() == DType::kFloat32, DTypeError,
+               name << ": parameters must be float32, got " << dtype_name(a.t.dtype()) << site_suffix());
+    if (!first) first = &a.t;
+    CUVI_CHECK(a.t.device() == first->device(), DeviceError,
+               name << ": parameter on " << a.t.device().str() << " and " << first->device().str() << site_suffix());
+  }
+  return first ? first->device() : default_device();
+}
+
+template <class F>
+kern::FamilyArgs<F::kNumParams> make_args(const Tensor* x, const std::array<Arg, F::kNumParams>& p,
+                                          const Shape& out_shape) {
+  constexpr int NP = F::kNumParams;
+  kern::FamilyArgs<NP> a;
+  std::array<Shape, NP + 1> shapes;
+  shapes[0] = (x && x->defined()) ? x->shape() : Shape{};
+  for (int k = 0; k < NP; ++k) shapes[static_cast<size_t>(k + 1)] = p[static_cast<size_t>(k)].shape();
+  std::array<const Shape*, NP + 1> ptrs;
+  for (int k = 0; k <= NP; ++k) ptrs[static_cast<size_t>(k)] = &shapes[static_cast<size_t>(k)];
+  a.geom = cuvi::detail::make_geom<NP + 1>(out_shape, ptrs);
+  a.x = (x && x->defined()) ? x->data<float>() : nullptr;
+  for (int k = 0; k < NP; ++k) {
+    const Arg& arg = p[static_cast<size_t>(k)];
+    a.p[k] = arg.is_const() ? nullptr : arg.t.data<float>();
+    a.pval[k] = arg.v;
+  }
+  return a;
+}
+
+template <class F>
+void validate(const std::array<Arg, F::kNumParams>& p, const Tensor* x, const Shape& out_shape, Device dev) {
+  if (!validation_enabled()) return;
+  if (x && x->defined())
+    CUVI_CHECK(x->dtype() == DType::kFloat32, DTypeError,
+               F::kName << ": values must be float32, got " << dtype_name(x->dtype()) << site_suffix());
+  const auto a = make_args<F>(x, p, out_shape);
+  const bool values = x && x->defined();
+  auto param_msg = [&](int k) {
+    std::ostringstream os;
+    os << F::kName << ": parameter " << F::param_name(k) << " is outside its constraint" << site_suffix();
+    return os.str();
+  };
+  auto value_msg = [&] {
+    std::ostringstream os;
+    os << F::kName << ": value outside the support" << site_suffix();
+    return os.str();
+  };
+  if (dev.is_cpu()) {
+    float bad = 0;
+    const int r = kern::cpu::validate<F>(a, values, &bad);
+    if (r > 0) CUVI_THROW(ValueError, param_msg(r - 1) << ", got " << bad);
+    if (r < 0) CUVI_THROW(ValueError, value_msg() << ", got " << bad);
+    return;
+  }
+  // On a GPU the check is queued: the error is raised at the next
+  // synchronisation, naming the distribution, the argument and the site.
+  Backend& b = backend(dev);
+  kern::FamilyCheck c;
+  c.flag = b.check_flag();
+  c.bad = reinterpret_cast<float*>(c.flag + 1);
+  for (int k = 0; k < F::kNumParams; ++k) c.param_code[k] = b.register_check(param_msg(k));
+  c.value_code = b.register_check(value_msg());
+  cuda_ops<F>().validate(a, values, c, cuda_stream(dev.index));
+}
+
+template <int NP>
+bool any_param_grad(const std::array<Arg, NP>& p) {
+  if (!grad_enabled()) return false;
+  for (const Arg& a : p)
+    if (!a.is_const() && a.t.requires_grad()) return true;
+  return false;
+}
+
+template <int NP>
+std::vector<Tensor> tensor_inputs(const Tensor* x, const std::array<Arg, NP>& p) {
+  std::vector<Tensor> in;
+  in.push_back(x ? *x : Tensor());
+  for (const Arg& a : p) in.push_back(a.t);
+  return in;
+}
+
+// Runs the per-element gradient pass and reduces each gradient to its
+// input's shape. `lp_coef` scales the gradients.
+template <class F>
+std::vector<Tensor> family_grads(const Tensor& xs, const std::array<Arg, F::kNumParams>& ps, const Shape& out_shape,
+                                 const Tensor& g, const std::vector<bool>& need) {
+  constexpr int NP = F::kNumParams;
+  const Device dev = g.device();
+  const auto a = make_args<F>(&xs, ps, out_shape);
+  kern::FamilyGrads<NP> o;
+  std::vector<Tensor> full(NP + 1);
+  for (int k = 0; k <= NP; ++k) {
+    if (!need[static_cast<size_t>(k)]) continue;
+    full[static_cast<size_t>(k)] = Tensor::empty(out_shape, DType::kFloat32, dev);
+    if (k == 0) o.gx = full[0].data<float>();
+    else o.gp[k - 1] = full[static_cast<size_t>(k)].data<float>();
+  }
+  if (dev.is_cpu()) kern::cpu::log_prob_grad<F>(a, g.data<float>(), 1.0f, nullptr, o);
+  else cuda_ops<F>().log_prob_grad(a, g.data<float>(), 1.0f, nullptr, o, cuda_stream(dev.index));
+  std::vector<Tensor> res(NP + 1);
+  for (int k = 0; k <= NP; ++k) {
+    if (!need[static_cast<size_t>(k)]) continue;
+    const Shape& target = k == 0 ? xs.shape() : ps[static_cast<size_t>(k - 1)].t.shape();
+    res[static_cast<size_t>(k)] = sum_to_shape(full[static_cast<size_t>(k)], target);
+  }
+  return res;
+}
+
+template <int NP>
+std::array<Arg, NP> detached(const std::array<Arg, NP>& p) {
+  std::array<Arg, NP> d = p;
+  for (Arg& a : d)
+    if (!a.is_const()) a.t = a.t.detach();
+  return d;
+}
+
+}  // namespace detail
+
+// log_prob(x) with out shape broadcast(x, batch_shape).
+template <class F>
+Tensor family_log_prob(const Tensor& x, const std::array<Arg, F::kNumParams>& p, const Shape& batch_shape) {
+  CUVI_CHECK(x.defined(), ValueError, F::kName << ".log_prob: undefined value" << detail::site_suffix());
+  const Device dev = detail::params_device<F::kNumParams>(p, &x, F::kName);
+  const Shape out_shape = broadcast_shapes(x.shape(), batch_shape, F::kName);
+  detail::validate<F>(p, &x, out_shape, dev);
+  Tensor out = Tensor::empty(out_shape, DType::kFloat32, dev);
+  const auto a = detail::make_args<F>(&x, p, out_shape);
+  if (dev.is_cpu()) kern::cpu::log_prob<F>(a, out.data<float>());
+  else detail::cuda_ops<F>().log_prob(a, out.data<float>(), cuda_stream(dev.index));
+  const bool need = (grad_enabled() && x.requires_grad()) || detail::any_param_grad<F::kNumParams>(p);
+  if (!need) return out;
+  Tensor xs = x.detach();
+  const auto ps = detail::detached<F::kNumParams>(p);
+  return cuvi::detail::record_fn(
+      out, F::kName,
+      [xs, ps, out_shape](const Tensor& g, const std::vector<bool>& nd) {
+        return detail::family_grads<F>(xs, ps, out_shape, g, nd);
+      },
+      detail::tensor_inputs<F::kNumParams>(&x, p));
+}
+
+// coef * sum(log_prob(x)) as a 0-d tensor, its gradients written in the same
+// pass (DESIGN.md, fused ELBO gradients). Backward only rescales them by the
+// upstream gradient, and not even that when the upstream is the loss root.
+template <class F>
+Tensor family_log_prob_sum(const Tensor& x, const std::array<Arg, F::kNumParams>& p, const Shape& batch_shape,
+                           float coef) {
+  constexpr int NP = F::kNumParams;
+  CUVI_CHECK(x.defined(), ValueError, F::kName << ".log_prob: undefined value" << detail::site_suffix());
+  const Device dev = detail::params_device<NP>(p, &x, F::kName);
+  const Shape out_shape = broadcast_shapes(x.shape(), batch_shape, F::kName);
+  detail::validate<F>(p, &x, out_shape, dev);
+  const auto a = detail::make_args<F>(&x, p, out_shape);
+  std::vector<bool> need(NP + 1, false);
+  need[0] = grad_enabled() && x.requires_grad();
+  for (int k = 0; k < NP; ++k) {
+    const Arg& arg = p[static_cast<size_t>(k)];
+    need[static_cast<size_t>(k + 1)] = grad_enabled() && !arg.is_const() && arg.t.requires_grad();
+  }
+  kern::FamilyGrads<NP> o;
+  std::vector<Tensor> full(NP + 1);
+  for (int k = 0; k <= NP; ++k) {
+    if (!need[static_cast<size_t>(k)]) continue;
+    full[static_cast<size_t>(k)] = Tensor::empty(out_shape, DType::kFloat32, dev);
+    if (k == 0) o.gx = full[0].data<float>();
+    else o.gp[k - 1] = full[static_cast<size_t>(k)].data<float>();
+  }
+  Tensor out = Tensor::empty({}, DType::kFloat32, dev);
+  if (dev.is_cpu()) *out.data<float>() = kern::cpu::log_prob_sum<F>(a, coef, o);
+  else detail::cuda_ops<F>().log_prob_sum(a, coef, out.data<float>(), o, cuda_stream(dev.index));
+  bool any = false;
+  for (bool b : need) any = any || b;
+  if (!any) return out;
+  // Reduce broadcast parameters now: the gradient tensors are final.
+  std::vector<Tensor> grads(NP + 1);
+  for (int k = 0; k <= NP; ++k) {
+    if (!need[static_cast<size_t>(k)]) continue;
+    const Shape& target = k == 0 ? x.shape() : p[static_cast<size_t>(k - 1)].t.shape();
+    grads[static_cast<size_t>(k)] = sum_to_shape(full[static_cast<size_t>(k)], target);
+  }
+  return cuvi::detail::record_fn(
+      out, F::kName,
+      [grads](const Tensor& g, const std::vector<bool>& nd) {
+        std::vector<Tensor> res(grads.size());
+        const bool unit = is_unit_grad(g);
+        for (size_t k = 0; k < grads.size(); ++k)
+          if (nd[k] && grads[k].defined()) res[k] = unit ? grads[k] : grads[k] * g;
+        return res;
+      },
+      detail::tensor_inputs<NP>(&x, p));
+}
+
+// A draw of shape `out_shape` (sample_shape + batch_shape); differentiable
+// with respect to the parameters when `reparam` and F::kHasRsample.
+template <class F>
+Tensor family_sample(const std::array<Arg, F::kNumParams>& p, const Shape& out_shape, bool reparam) {
+  constexpr int NP = F::kNumParams;
+  const Device dev = detail::params_device<NP>(p, nullptr, F::kName);
+  const auto a = detail::make_args<F>(nullptr, p, out_shape);
+  Tensor out = Tensor::empty(out_shape, DType::kFloat32, dev);
+  const RngState s = next_rng();
+  if (dev.is_cpu()) kern::cpu::sample<F>(a, s.seed, s.offset, out.data<float>());
+  else detail::cuda_ops<F>().sample(a, s.seed, s.offset, out.data<float>(), cuda_stream(dev.index));
+  if (!(reparam && F::kHasRsample && detail::any_param_grad<NP>(p))) return out;
+  Tensor xs = out.detach();
+  const auto ps = detail::detached<NP>(p);
+  std::vector<Tensor> inputs;
+  for (const Arg& arg : p) inputs.push_back(arg.t);
+  return cuvi::detail::record_fn(
+      out, F::kName,
+      [xs, ps, out_shape](const Tensor& g, const std::vector<bool>& nd) {
+        const Device d = g.device();
+        const auto args = detail::make_args<F>(&xs, ps, out_shape);
+        kern::FamilyGrads<NP> o;
+        std::vector<Tensor> full(NP);
+        for (int k = 0; k < NP; ++k) {
+          if (!nd[static_cast<size_t>(k)]) continue;
+          full[static_cast<size_t>(k)] = Tensor::empty(out_shape, DType::kFloat32, d);
+          o.gp[k] = full[static_cast<size_t>(k)].data<float>();
+        }
+        if (d.is_cpu()) kern::cpu::sample_grad<F>(args, g.data<float>(), o);
+        else detail::cuda_ops<F>().sample_grad(args, g.data<float>(), o, cuda_stream(d.index));
+        std::vector<Tensor> res(NP);
+        for (int k = 0; k < NP; ++k)
+          if (nd[static_cast<size_t>(k)])
+            res[static_cast<size_t>(k)] = sum_to_shape(full[static_cast<size_t>(k)], ps[static_cast<size_t>(k)].t.shape());
+        return res;
+      },
+      inputs);
+}
+
+template <class F>
+Tensor family_moment(const std::array<Arg, F::kNumParams>& p, const Shape& batch_shape, bool variance) {
+  const Device dev = detail::params_device<F::kNumParams>(p, nullptr, F::kName);
+  const auto a = detail::make_args<F>(nullptr, p, batch_shape);
+  Tensor out = Tensor::empty(batch_shape, DType::kFloat32, dev);
+  float* m = variance ? nullptr : out.data<float>();
+  float* v = variance ? out.data<float>() : nullptr;
+  if (dev.is_cpu()) kern::cpu::moments<F>(a, m, v);
+  else detail::cuda_ops<F>().moments(a, m, v, cuda_stream(dev.index));
+  return out;
+}
+
+}  // namespace dist
+}  // namespace cuvi

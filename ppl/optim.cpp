@@ -1,0 +1,191 @@
+#include "optim.hpp"
+
+#include <cmath>
+
+#include "../runtime/backend.hpp"
+
+namespace cuvi::optim {
+
+namespace {
+
+// Groups slots by device so each device gets one multi-tensor launch.
+template <class Hyper, class Launch>
+void launch_grouped(std::vector<std::pair<Device, std::pair<kern::OptSlot, Hyper>>>& items, Launch&& launch) {
+  while (!items.empty()) {
+    const Device dev = items.front().first;
+    std::vector<kern::OptSlot> slots;
+    std::vector<Hyper> hyper;
+    std::vector<std::pair<Device, std::pair<kern::OptSlot, Hyper>>> rest;
+    for (auto& it : items) {
+      if (it.first == dev) {
+        slots.push_back(it.second.first);
+        hyper.push_back(it.second.second);
+      } else {
+        rest.push_back(it);
+      }
+    }
+    launch(backend(dev), slots, hyper);
+    items.swap(rest);
+  }
+}
+
+void check_param(const std::string& name, const Tensor& p) {
+  CUVI_CHECK(p.defined() && p.dtype() == DType::kFloat32, DTypeError,
+             "optimizer: parameter '" << name << "' must be a float32 tensor");
+  const Tensor g = p.grad();
+  CUVI_CHECK(!g.defined() || g.shape() == p.shape(), ShapeError,
+             "optimizer: gradient of '" << name << "' has shape " << shape_str(g.shape()) << ", parameter "
+                                        << shape_str(p.shape()));
+}
+
+}  // namespace
+
+StatefulOptimizer::Slot& StatefulOptimizer::slot(const std::string& name, const Tensor& p, bool two_buffers,
+                                                 double lr0) {
+  auto it = slots_.find(name);
+  if (it != slots_.end() && it->second.s0.shape() == p.shape() && it->second.s0.device() == p.device())
+    return it->second;
+  Slot s;
+  s.s0 = zeros(p.shape(), p.device());
+  if (two_buffers) s.s1 = zeros(p.shape(), p.device());
+  s.lr = lr0;
+  return slots_[name] = s;
+}
+
+OptimizerState StatefulOptimizer::state() const {
+  OptimizerState st;
+  st.optimizer = name();
+  for (const auto& [n, s] : slots_) {
+    st.tensors[n][buffer0_] = s.s0;
+    if (s.s1.defined()) st.tensors[n][buffer1_] = s.s1;
+    st.scalars[n]["step"] = s.step;
+    st.scalars[n]["lr"] = s.lr;
+  }
+  return st;
+}
+
+void StatefulOptimizer::load_state(const OptimizerState& st) {
+  CUVI_CHECK(st.optimizer.empty() || st.optimizer == name(), ValueError,
+             name() << ".load_state: state was saved by " << st.optimizer);
+  std::map<std::string, Slot> next;
+  for (const auto& [n, ts] : st.tensors) {
+    Slot s;
+    auto a = ts.find(buffer0_);
+    CUVI_CHECK(a != ts.end(), ValueError, name() << ".load_state: parameter '" << n << "' lacks " << buffer0_);
+    s.s0 = a->second;
+    auto b = ts.find(buffer1_);
+    if (b != ts.end()) s.s1 = b->second;
+    auto sc = st.scalars.find(n);
+    if (sc != st.scalars.end()) {
+      if (auto x = sc->second.find("step"); x != sc->second.end()) s.step = x->second;
+      if (auto x = sc->second.find("lr"); x != sc->second.end()) s.lr = x->second;
+    }
+    next[n] = s;
+  }
+  slots_.swap(next);
+}
+
+Adam::Adam(AdamOptions o) : o_(o) {
+  CUVI_CHECK(o.lr >= 0 && o.eps >= 0 && o.betas.first >= 0 && o.betas.first < 1 && o.betas.second >= 0 &&
+                 o.betas.second < 1,
+             ValueError, "Adam: invalid options (lr " << o.lr << ", betas " << o.betas.first << ", " << o.betas.second
+                                                      << ", eps " << o.eps << ")");
+}
+
+void Adam::step(const NamedParams& params) {
+  std::vector<std::pair<Device, std::pair<kern::OptSlot, kern::AdamHyper>>> items;
+  for (const auto& [name, p] : params) {
+    check_param(name, p);
+    const Tensor g = p.grad();
+    if (!g.defined()) continue;
+    Slot& s = slot(name, p, true, o_.lr);
+    s.step += 1;
+    const float b1 = o_.betas.first, b2 = o_.betas.second;
+    kern::AdamHyper h{o_.lr * lr_scale_,
+                      b1,
+                      b2,
+                      o_.eps,
+                      o_.weight_decay,
+                      static_cast<float>(1.0 - std::pow(double(b1), s.step)),
+                      static_cast<float>(1.0 - std::pow(double(b2), s.step)),
+                      0.0f,
+                      0};
+    items.push_back({p.device(), {kern::OptSlot{p.data<float>(), g.data<float>(), s.s0.data<float>(),
+                                                 s.s1.data<float>(), p.numel()},
+                                  h}});
+  }
+  launch_grouped(items, [](Backend& b, auto& sl, auto& hy) { b.adam_step(sl, hy); });
+}
+
+ClippedAdam::ClippedAdam(ClippedAdamOptions o) : o_(o) {
+  CUVI_CHECK(o.lr >= 0 && o.clip_norm > 0 && o.lrd > 0, ValueError,
+             "ClippedAdam: invalid options (lr " << o.lr << ", clip_norm " << o.clip_norm << ", lrd " << o.lrd << ")");
+}
+
+void ClippedAdam::step(const NamedParams& params) {
+  std::vector<std::pair<Device, std::pair<kern::OptSlot, kern::AdamHyper>>> items;
+  for (const auto& [name, p] : params) {
+    check_param(name, p);
+    const Tensor g = p.grad();
+    if (!g.defined()) continue;
+    Slot& s = slot(name, p, true, o_.lr);
+    s.step += 1;
+    s.lr *= o_.lrd;  // pyro.optim.ClippedAdam decays first, every step
+    const float b1 = o_.betas.first, b2 = o_.betas.second;
+    kern::AdamHyper h{static_cast<float>(s.lr) * lr_scale_,
+                      b1,
+                      b2,
+                      o_.eps,
+                      o_.weight_decay,
+                      static_cast<float>(1.0 - std::pow(double(b1), s.step)),
+                      static_cast<float>(1.0 - std::pow(double(b2), s.step)),
+                      o_.clip_norm,
+                      1};
+    items.push_back({p.device(), {kern::OptSlot{p.data<float>(), g.data<float>(), s.s0.data<float>(),
+                                                 s.s1.data<float>(), p.numel()},
+                                  h}});
+  }
+  launch_grouped(items, [](Backend& b, auto& sl, auto& hy) { b.adam_step(sl, hy); });
+}
+
+SGD::SGD(SGDOptions o) : o_(o) {
+  CUVI_CHECK(o.lr >= 0 && o.momentum >= 0 && (!o.nesterov || (o.momentum > 0 && o.dampening == 0)), ValueError,
+             "SGD: invalid options (nesterov needs momentum > 0 and dampening 0)");
+  buffer0_ = "momentum_buffer";
+}
+
+void SGD::step(const NamedParams& params) {
+  std::vector<std::pair<Device, std::pair<kern::OptSlot, kern::SgdHyper>>> items;
+  for (const auto& [name, p] : params) {
+    check_param(name, p);
+    const Tensor g = p.grad();
+    if (!g.defined()) continue;
+    Slot& s = slot(name, p, false, o_.lr);
+    s.step += 1;
+    kern::SgdHyper h{o_.lr * lr_scale_, o_.momentum, o_.dampening, o_.weight_decay, o_.nesterov ? 1 : 0,
+                     s.step == 1 ? 1 : 0};
+    items.push_back({p.device(), {kern::OptSlot{p.data<float>(), g.data<float>(), s.s0.data<float>(), nullptr, p.numel()}, h}});
+  }
+  launch_grouped(items, [](Backend& b, auto& sl, auto& hy) { b.sgd_step(sl, hy); });
+}
+
+Adagrad::Adagrad(AdagradOptions o) : o_(o) {
+  CUVI_CHECK(o.lr >= 0 && o.eps >= 0, ValueError, "Adagrad: invalid options");
+  buffer0_ = "sum";
+}
+
+void Adagrad::step(const NamedParams& params) {
+  std::vector<std::pair<Device, std::pair<kern::OptSlot, kern::AdagradHyper>>> items;
+  for (const auto& [name, p] : params) {
+    check_param(name, p);
+    const Tensor g = p.grad();
+    if (!g.defined()) continue;
+    Slot& s = slot(name, p, false, o_.lr);
+    s.step += 1;
+    kern::AdagradHyper h{o_.lr * lr_scale_, o_.eps, o_.weight_decay};
+    items.push_back({p.device(), {kern::OptSlot{p.data<float>(), g.data<float>(), s.s0.data<float>(), nullptr, p.numel()}, h}});
+  }
+  launch_grouped(items, [](Backend& b, auto& sl, auto& hy) { b.adagrad_step(sl, hy); });
+}
+
+}  // namespace cuvi::optim

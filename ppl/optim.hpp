@@ -1,0 +1,130 @@
+// Optimizers (pyro.optim / torch.optim semantics). State is created per
+// parameter when it first appears, keyed by the parameter's name; on a GPU
+// one launch updates every parameter (kernels/elementwise.hpp's updates).
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "param_store.hpp"
+
+namespace cuvi::optim {
+
+using NamedParams = std::vector<std::pair<std::string, Tensor>>;
+
+class Optimizer {
+ public:
+  virtual ~Optimizer() = default;
+  virtual std::string name() const = 0;
+  virtual std::shared_ptr<Optimizer> clone() const = 0;
+  // Updates each leaf in place from its grad() (leaves without one are skipped).
+  virtual void step(const NamedParams& params) = 0;
+  virtual OptimizerState state() const = 0;
+  // Replaces the state (validated first; the old state stays on error).
+  virtual void load_state(const OptimizerState& s) = 0;
+  // Multiplies every learning rate (schedules).
+  void set_lr_scale(float s) { lr_scale_ = s; }
+  float lr_scale() const { return lr_scale_; }
+
+ protected:
+  float lr_scale_ = 1.0f;
+};
+
+struct AdamOptions {
+  float lr = 1e-3f;
+  std::pair<float, float> betas = {0.9f, 0.999f};
+  float eps = 1e-8f;
+  float weight_decay = 0.0f;
+};
+
+struct ClippedAdamOptions {
+  float lr = 1e-3f;
+  std::pair<float, float> betas = {0.9f, 0.999f};
+  float eps = 1e-8f;
+  float weight_decay = 0.0f;
+  float clip_norm = 10.0f;
+  float lrd = 1.0f;
+};
+
+struct SGDOptions {
+  float lr = 1e-3f;
+  float momentum = 0.0f;
+  float dampening = 0.0f;
+  float weight_decay = 0.0f;
+  bool nesterov = false;
+};
+
+struct AdagradOptions {
+  float lr = 1e-2f;
+  float eps = 1e-10f;
+  float weight_decay = 0.0f;
+};
+
+// Shared machinery: per-parameter state tensors and scalars.
+class StatefulOptimizer : public Optimizer {
+ public:
+  OptimizerState state() const override;
+  void load_state(const OptimizerState& s) override;
+
+ protected:
+  struct Slot {
+    Tensor s0, s1;  // moment buffers (s1 unused by SGD/Adagrad)
+    double step = 0;
+    double lr = 0;  // ClippedAdam's decayed rate
+  };
+  // Returns the slot of a parameter, creating zeroed buffers on first sight.
+  Slot& slot(const std::string& name, const Tensor& p, bool two_buffers, double lr0);
+  std::map<std::string, Slot> slots_;
+  const char* buffer0_ = "exp_avg";
+  const char* buffer1_ = "exp_avg_sq";
+};
+
+class Adam : public StatefulOptimizer {
+ public:
+  explicit Adam(AdamOptions o = {});
+  std::string name() const override { return "Adam"; }
+  std::shared_ptr<Optimizer> clone() const override { return std::make_shared<Adam>(*this); }
+  void step(const NamedParams& params) override;
+  const AdamOptions& options() const { return o_; }
+
+ private:
+  AdamOptions o_;
+};
+
+class ClippedAdam : public StatefulOptimizer {
+ public:
+  explicit ClippedAdam(ClippedAdamOptions o = {});
+  std::string name() const override { return "ClippedAdam"; }
+  std::shared_ptr<Optimizer> clone() const override { return std::make_shared<ClippedAdam>(*this); }
+  void step(const NamedParams& params) override;
+
+ private:
+  ClippedAdamOptions o_;
+};
+
+class SGD : public StatefulOptimizer {
+ public:
+  explicit SGD(SGDOptions o = {});
+  std::string name() const override { return "SGD"; }
+  std::shared_ptr<Optimizer> clone() const override { return std::make_shared<SGD>(*this); }
+  void step(const NamedParams& params) override;
+
+ private:
+  SGDOptions o_;
+};
+
+class Adagrad : public StatefulOptimizer {
+ public:
+  explicit Adagrad(AdagradOptions o = {});
+  std::string name() const override { return "Adagrad"; }
+  std::shared_ptr<Optimizer> clone() const override { return std::make_shared<Adagrad>(*this); }
+  void step(const NamedParams& params) override;
+
+ private:
+  AdagradOptions o_;
+};
+
+}  // namespace cuvi::optim

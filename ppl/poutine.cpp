@@ -1,0 +1,349 @@
+#include "poutine.hpp"
+
+#include <algorithm>
+#include <sstream>
+
+#include "../runtime/backend.hpp"
+
+namespace cuvi {
+
+namespace {
+thread_local std::vector<Messenger*> t_stack;
+thread_local std::vector<const Plate*> t_plates;
+
+// A site's density is not a distribution (factor): log_prob returns it.
+class UnitDist final : public dist::Distribution {
+ public:
+  explicit UnitDist(Tensor log_factor) : lf_(std::move(log_factor)) {}
+  std::string name() const override { return "Unit"; }
+  dist::DistPtr clone() const override { return std::make_shared<UnitDist>(*this); }
+  Shape batch_shape() const override { return lf_.shape(); }
+  constraints::ConstraintPtr support() const override { return constraints::real; }
+  Tensor log_prob(const Tensor&) const override { return lf_; }
+  Tensor sample(const Shape&) const override { return zeros({0}, lf_.device()); }
+  dist::DistPtr expand_ptr(const Shape& b) const override { return std::make_shared<UnitDist>(lf_.expand(b)); }
+  Device device() const override { return lf_.device(); }
+
+ private:
+  Tensor lf_;
+};
+
+// Expands a sample site's distribution to the batch shape its plates imply,
+// or reports the site, its shape and the plate it does not fit.
+void broadcast_to_plates(Site& msg) {
+  if (msg.frames.empty() || !msg.fn) return;
+  Shape batch = msg.fn->batch_shape();
+  int need = 0;
+  for (const Frame& f : msg.frames) need = std::max(need, -f.dim);
+  Shape target = batch;
+  if (static_cast<int>(target.size()) < need) target.insert(target.begin(), need - target.size(), 1);
+  for (const Frame& f : msg.frames) {
+    int64_t& d = target[target.size() + f.dim];
+    CUVI_CHECK(d == 1 || d == f.subsample_size, ShapeError,
+               "site '" << msg.name << "': batch shape " << shape_str(batch) << " does not fit plate '" << f.name
+                        << "' of size " << f.subsample_size << " at dim " << f.dim);
+    d = f.subsample_size;
+  }
+  if (target != batch) msg.fn = msg.fn->expand_ptr(target);
+}
+
+void default_process(Site& msg) {
+  if (msg.done) return;
+  if (msg.type == SiteType::kParam) {
+    if (!msg.value.defined()) {
+      msg.value = param_store().param(msg.name, msg.init, msg.constraint);
+      msg.unconstrained = param_store().unconstrained(msg.name);
+    }
+    return;
+  }
+  if (msg.is_subsample || msg.value.defined()) return;
+  dist::detail::SiteScope scope(msg.name);
+  msg.value = msg.fn->has_rsample() ? msg.fn->rsample() : msg.fn->sample();
+}
+}  // namespace
+
+// ---- stack -------------------------------------------------------------------
+
+HandlerScope::HandlerScope(Messenger* m) : m_(m) { t_stack.push_back(m); }
+HandlerScope::~HandlerScope() {
+  // Scopes are strictly nested, but be tolerant of exceptions unwinding.
+  auto it = std::find(t_stack.rbegin(), t_stack.rend(), m_);
+  if (it != t_stack.rend()) t_stack.erase(std::next(it).base());
+}
+
+void apply_stack(Site& msg) {
+  size_t reached = 0;
+  for (size_t i = t_stack.size(); i-- > 0;) {
+    ++reached;
+    t_stack[i]->process(msg);
+    if (msg.stop) break;
+  }
+  if (msg.type == SiteType::kSample && !msg.is_subsample) broadcast_to_plates(msg);
+  default_process(msg);
+  for (size_t i = t_stack.size() - reached; i < t_stack.size(); ++i) t_stack[i]->postprocess(msg);
+}
+
+// ---- trace -------------------------------------------------------------------
+
+void Trace::add(Site s) {
+  CUVI_CHECK(!index_.count(s.name), ValueError,
+             "site '" << s.name << "' appears twice in the trace (site names must be unique)");
+  index_[s.name] = sites_.size();
+  sites_.push_back(std::move(s));
+}
+const Site& Trace::site(const std::string& name) const {
+  auto it = index_.find(name);
+  CUVI_CHECK(it != index_.end(), ValueError, "trace has no site named '" << name << "'");
+  return sites_[it->second];
+}
+Site& Trace::site(const std::string& name) {
+  auto it = index_.find(name);
+  CUVI_CHECK(it != index_.end(), ValueError, "trace has no site named '" << name << "'");
+  return sites_[it->second];
+}
+std::vector<std::string> Trace::site_names() const {
+  std::vector<std::string> n;
+  for (const Site& s : sites_) n.push_back(s.name);
+  return n;
+}
+Tensor Trace::log_prob_sum() const {
+  Tensor total;
+  for (const Site& s : sites_) {
+    if (s.type != SiteType::kSample || s.is_subsample) continue;
+    dist::detail::SiteScope scope(s.name);
+    Tensor lp = s.fn->log_prob(s.value);
+    if (s.mask.defined()) lp = lp * s.mask;
+    Tensor term = sum(lp) * s.scale;
+    total = total.defined() ? total + term : term;
+  }
+  return total.defined() ? total : zeros({}, default_device());
+}
+
+// ---- primitives ----------------------------------------------------------------
+
+namespace {
+Tensor sample_impl(const std::string& name, const dist::Distribution& d, const Tensor* obs) {
+  Site msg;
+  msg.name = name;
+  msg.type = SiteType::kSample;
+  msg.fn = d.clone();
+  // An undefined obs makes the site latent (Pyro's obs=None), so the same
+  // model serves inference and posterior prediction.
+  if (obs && obs->defined()) {
+    msg.value = *obs;
+    msg.is_observed = true;
+  }
+  apply_stack(msg);
+  return msg.value;
+}
+}  // namespace
+
+Tensor sample(const std::string& name, const dist::Distribution& d) { return sample_impl(name, d, nullptr); }
+Tensor sample(const std::string& name, const dist::Distribution& d, const Tensor& obs) {
+  return sample_impl(name, d, &obs);
+}
+
+Tensor param(const std::string& name, const std::function<Tensor()>& init, const constraints::ConstraintPtr& c) {
+  Site msg;
+  msg.name = name;
+  msg.type = SiteType::kParam;
+  msg.init = init;
+  msg.constraint = c;
+  apply_stack(msg);
+  return msg.value;
+}
+Tensor param(const std::string& name, const Tensor& init, const constraints::ConstraintPtr& c) {
+  return param(name, std::function<Tensor()>([init] { return init; }), c);
+}
+Tensor param(const std::string& name, float init, const constraints::ConstraintPtr& c) {
+  return param(name, std::function<Tensor()>([init] { return full({}, init, default_device()); }), c);
+}
+
+void factor(const std::string& name, const Tensor& log_factor) {
+  Site msg;
+  msg.name = name;
+  msg.fn = std::make_shared<UnitDist>(log_factor);
+  msg.value = zeros({0}, log_factor.device());
+  msg.is_observed = true;
+  apply_stack(msg);
+}
+
+Tensor deterministic(const std::string& name, const Tensor& value, int event_dim) {
+  Site msg;
+  msg.name = name;
+  const int ed = event_dim < 0 ? static_cast<int>(value.dim()) : event_dim;
+  msg.fn = std::make_shared<dist::Delta>(value, 0.0f, ed);
+  msg.value = value;
+  msg.is_observed = true;
+  apply_stack(msg);
+  return msg.value;
+}
+
+// ---- plates --------------------------------------------------------------------
+
+Plate::Plate(std::string name, int64_t size, int64_t subsample_size, std::optional<int> dim) {
+  CUVI_CHECK(size >= 0, ValueError, "plate '" << name << "': negative size " << size);
+  CUVI_CHECK(subsample_size >= 0 && subsample_size <= size, ValueError,
+             "plate '" << name << "': subsample_size " << subsample_size << " not in [0, " << size << "]");
+  frame_.name = std::move(name);
+  frame_.size = size;
+  frame_.subsample_size = subsample_size == 0 ? size : subsample_size;
+  subsampled_ = subsample_size != 0 && subsample_size < size;
+  frame_.dim = dim ? *dim : 0;
+  enter(nullptr);
+}
+
+Plate::Plate(std::string name, int64_t size, const Tensor& subsample, std::optional<int> dim) {
+  CUVI_CHECK(subsample.defined() && subsample.dtype() == DType::kInt64 && subsample.dim() == 1, ValueError,
+             "plate '" << name << "': subsample indices must be a 1-D int64 tensor");
+  frame_.name = std::move(name);
+  frame_.size = size;
+  frame_.subsample_size = subsample.numel();
+  subsampled_ = true;
+  frame_.dim = dim ? *dim : 0;
+  enter(&subsample);
+}
+
+void Plate::enter(const Tensor* user_indices) {
+  if (frame_.dim == 0) {
+    // The rightmost dim no active plate uses.
+    int d = -1;
+    for (bool taken = true; taken; ) {
+      taken = false;
+      for (const Plate* p : t_plates)
+        if (p->frame_.dim == d) {
+          taken = true;
+          --d;
+        }
+    }
+    frame_.dim = d;
+  } else {
+    CUVI_CHECK(frame_.dim < 0, ValueError, "plate '" << frame_.name << "': dim must be negative, got " << frame_.dim);
+    for (const Plate* p : t_plates)
+      CUVI_CHECK(p->frame_.dim != frame_.dim, ValueError,
+                 "plate '" << frame_.name << "' at dim " << frame_.dim << " collides with enclosing plate '"
+                           << p->frame_.name << "'");
+  }
+  for (const Plate* p : t_plates)
+    CUVI_CHECK(p->frame_.name != frame_.name, ValueError, "plate '" << frame_.name << "' is already active");
+  if (subsampled_) {
+    // The indices are a site of their own, so the guide's trace records them
+    // and replay hands the same minibatch to the model.
+    Site msg;
+    msg.name = frame_.name;
+    msg.type = SiteType::kSample;
+    msg.is_subsample = true;
+    if (user_indices) msg.value = *user_indices;
+    apply_stack(msg);
+    if (!msg.value.defined()) {
+      const Device dev = default_device();
+      Tensor idx = Tensor::empty({frame_.subsample_size}, DType::kInt64, dev);
+      const RngState s = next_rng();
+      backend(dev).subsample(idx.data<int64_t>(), frame_.size, frame_.subsample_size, s.seed, s.offset);
+      msg.value = idx;
+    }
+    CUVI_CHECK(msg.value.numel() == frame_.subsample_size, ShapeError,
+               "plate '" << frame_.name << "': " << msg.value.numel() << " indices for subsample size "
+                         << frame_.subsample_size);
+    frame_.indices = msg.value;
+  }
+  t_plates.push_back(this);
+  t_stack.push_back(this);
+}
+
+Plate::~Plate() {
+  auto it = std::find(t_stack.rbegin(), t_stack.rend(), static_cast<Messenger*>(this));
+  if (it != t_stack.rend()) t_stack.erase(std::next(it).base());
+  auto pt = std::find(t_plates.rbegin(), t_plates.rend(), this);
+  if (pt != t_plates.rend()) t_plates.erase(std::next(pt).base());
+}
+
+Tensor Plate::indices() const {
+  return subsampled_ ? frame_.indices : arange_i64(frame_.size, default_device());
+}
+
+Tensor Plate::subsample(const Tensor& t, int event_dim) const {
+  if (!subsampled_) return t;
+  const int64_t d = t.dim() - event_dim + frame_.dim;
+  CUVI_CHECK(d >= 0 && d < t.dim() && t.size(d) == frame_.size, ShapeError,
+             "plate '" << frame_.name << "'.subsample: tensor of shape " << shape_str(t.shape())
+                       << " has no dim of size " << frame_.size << " at plate dim " << frame_.dim);
+  Tensor idx = frame_.indices.device() == t.device() ? frame_.indices : frame_.indices.to(t.device());
+  return index_select(t, d, idx);
+}
+
+void Plate::process(Site& msg) {
+  if (msg.type != SiteType::kSample || msg.is_subsample) return;
+  msg.frames.insert(msg.frames.begin(), frame_);
+  if (subsampled_) msg.scale *= static_cast<float>(frame_.size) / static_cast<float>(frame_.subsample_size);
+}
+
+// ---- handlers ------------------------------------------------------------------
+
+namespace poutine {
+
+void TraceMessenger::postprocess(Site& msg) {
+  Site copy = msg;
+  copy.init = nullptr;
+  trace.add(std::move(copy));
+}
+
+void ReplayMessenger::process(Site& msg) {
+  if (msg.type != SiteType::kSample || msg.is_observed) return;
+  if (!t_.contains(msg.name)) return;
+  const Site& g = t_.site(msg.name);
+  msg.value = g.value;
+}
+
+void ConditionMessenger::process(Site& msg) {
+  if (msg.type != SiteType::kSample || msg.is_subsample) return;
+  auto it = data_.find(msg.name);
+  if (it == data_.end()) return;
+  msg.value = it->second;
+  msg.is_observed = true;
+  used.insert(msg.name);
+}
+
+void SubstituteMessenger::process(Site& msg) {
+  auto it = data_.find(msg.name);
+  if (it == data_.end()) return;
+  if (msg.type == SiteType::kParam) {
+    msg.value = it->second;
+    msg.done = true;
+  } else if (!msg.is_observed && !msg.is_subsample) {
+    msg.value = it->second;
+  } else {
+    return;
+  }
+  used.insert(msg.name);
+}
+
+void BlockMessenger::process(Site& msg) {
+  bool hidden;
+  if (hide_all_) hidden = true;
+  else if (!expose_.empty()) hidden = !expose_.count(msg.name);
+  else hidden = hide_.count(msg.name) > 0;
+  if (hidden) msg.stop = true;
+}
+
+ScaleMessenger::ScaleMessenger(float f) : f_(f) {
+  CUVI_CHECK(f > 0.0f, ValueError, "scale: factor must be positive, got " << f);
+}
+
+void MaskMessenger::process(Site& msg) {
+  if (msg.type != SiteType::kSample) return;
+  Tensor m = keep_ ? full({}, *keep_ ? 1.0f : 0.0f, msg.fn ? msg.fn->device() : default_device()) : mask_;
+  msg.mask = msg.mask.defined() ? msg.mask * m : m;
+}
+
+void check_all_used(const char* handler, const std::map<std::string, Tensor>& data,
+                    const std::set<std::string>& used) {
+  std::ostringstream unused;
+  int n = 0;
+  for (const auto& [k, v] : data)
+    if (!used.count(k)) unused << (n++ ? ", " : "") << "'" << k << "'";
+  CUVI_CHECK(n == 0, ValueError, handler << ": site(s) " << unused.str() << " never appeared in the run");
+}
+
+}  // namespace poutine
+}  // namespace cuvi

@@ -1,0 +1,332 @@
+// Primitives and effect handlers (Pyro's pyro.primitives and pyro.poutine).
+//
+// A primitive builds a message (a Site) and passes it through the
+// thread-local handler stack: process() from the innermost handler outwards
+// (a handler may stop the message), then the default behaviour (draw a
+// value, look up a parameter), then postprocess() from the outermost
+// processed handler inwards. Handlers wrap callables and return callables.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "distributions.hpp"
+#include "param_store.hpp"
+
+namespace cuvi {
+
+enum class SiteType { kSample, kParam };
+
+// A plate a site sits in.
+struct Frame {
+  std::string name;
+  int dim = -1;                // negative, counted from the right of the batch shape
+  int64_t size = 0;            // full size N
+  int64_t subsample_size = 0;  // B (== size when not subsampled)
+  Tensor indices;              // this step's int64 indices (subsampled plates)
+};
+
+struct Site {
+  std::string name;
+  SiteType type = SiteType::kSample;
+  dist::DistPtr fn;             // sample sites
+  Tensor value;
+  bool is_observed = false;
+  bool is_subsample = false;    // a plate's index draw (no log-density)
+  float scale = 1.0f;           // plates' N/B and scale handlers multiplied in
+  Tensor mask;                  // optional 0/1 mask multiplied into log_prob
+  std::vector<Frame> frames;    // enclosing plates, outermost first
+  // param sites
+  constraints::ConstraintPtr constraint;
+  std::function<Tensor()> init;
+  Tensor unconstrained;
+  // handler flags
+  bool done = false;
+  bool stop = false;
+};
+
+class Trace {
+ public:
+  void add(Site s);  // throws ValueError on a repeated name
+  bool contains(const std::string& name) const { return index_.count(name) > 0; }
+  const Site& site(const std::string& name) const;
+  Site& site(const std::string& name);
+  std::vector<std::string> site_names() const;  // execution order
+  const std::vector<Site>& sites() const { return sites_; }
+  // sum over sample sites of scale * sum(mask * log_prob(value)).
+  Tensor log_prob_sum() const;
+
+ private:
+  std::vector<Site> sites_;
+  std::map<std::string, size_t> index_;
+};
+
+class Messenger {
+ public:
+  virtual ~Messenger() = default;
+  virtual void process(Site&) {}
+  virtual void postprocess(Site&) {}
+};
+
+// Pushes a handler for the scope's lifetime.
+class HandlerScope {
+ public:
+  explicit HandlerScope(Messenger* m);
+  ~HandlerScope();
+  HandlerScope(const HandlerScope&) = delete;
+  HandlerScope& operator=(const HandlerScope&) = delete;
+
+ private:
+  Messenger* m_;
+};
+
+// Runs a message through the stack (what the primitives call).
+void apply_stack(Site& msg);
+
+// ---- primitives ------------------------------------------------------------
+
+Tensor sample(const std::string& name, const dist::Distribution& d);
+Tensor sample(const std::string& name, const dist::Distribution& d, const Tensor& obs);
+Tensor param(const std::string& name, const Tensor& init,
+             const constraints::ConstraintPtr& c = constraints::real);
+Tensor param(const std::string& name, float init, const constraints::ConstraintPtr& c = constraints::real);
+Tensor param(const std::string& name, const std::function<Tensor()>& init,
+             const constraints::ConstraintPtr& c = constraints::real);
+// Adds log_factor to the model's log-density (an observed site).
+void factor(const std::string& name, const Tensor& log_factor);
+// Records a value in the trace (an observed Delta site with no density).
+Tensor deterministic(const std::string& name, const Tensor& value, int event_dim = -1);
+
+// A conditionally independent batch dimension. RAII: active until it leaves
+// scope. subsample_size 0: no subsampling; dim unset: the rightmost free one.
+class Plate : public Messenger {
+ public:
+  Plate(std::string name, int64_t size, int64_t subsample_size = 0, std::optional<int> dim = std::nullopt);
+  // User-supplied indices (int64, 1-D) instead of a random draw.
+  Plate(std::string name, int64_t size, const Tensor& subsample, std::optional<int> dim = std::nullopt);
+  ~Plate() override;
+  Plate(const Plate&) = delete;
+  Plate& operator=(const Plate&) = delete;
+
+  const std::string& name() const { return frame_.name; }
+  int dim() const { return frame_.dim; }
+  int64_t size() const { return frame_.size; }
+  int64_t subsample_size() const { return frame_.subsample_size; }
+  // This step's indices (int64 [B]); arange(N) when not subsampled.
+  Tensor indices() const;
+  // Rows of t at this step's indices along this plate's dim (t's dims right
+  // of the plate's position beyond event_dim count as event dims).
+  Tensor subsample(const Tensor& t, int event_dim = 0) const;
+  void process(Site& msg) override;
+
+ private:
+  void enter(const Tensor* user_indices);
+  Frame frame_;
+  bool subsampled_ = false;
+};
+
+inline Plate plate(std::string name, int64_t size, int64_t subsample_size = 0,
+                   std::optional<int> dim = std::nullopt) {
+  return Plate(std::move(name), size, subsample_size, dim);
+}
+
+namespace poutine {
+
+// Records every site of a run.
+class TraceMessenger : public Messenger {
+ public:
+  void postprocess(Site& msg) override;
+  Trace trace;
+};
+
+class ReplayMessenger : public Messenger {
+ public:
+  explicit ReplayMessenger(const Trace& t) : t_(t) {}
+  void process(Site& msg) override;
+
+ private:
+  const Trace& t_;
+};
+
+class ConditionMessenger : public Messenger {
+ public:
+  explicit ConditionMessenger(std::map<std::string, Tensor> data) : data_(std::move(data)) {}
+  void process(Site& msg) override;
+  std::set<std::string> used;
+
+ private:
+  std::map<std::string, Tensor> data_;
+};
+
+class SubstituteMessenger : public Messenger {
+ public:
+  explicit SubstituteMessenger(std::map<std::string, Tensor> data) : data_(std::move(data)) {}
+  void process(Site& msg) override;
+  std::set<std::string> used;
+
+ private:
+  std::map<std::string, Tensor> data_;
+};
+
+class BlockMessenger : public Messenger {
+ public:
+  BlockMessenger(std::set<std::string> hide, std::set<std::string> expose, bool hide_all)
+      : hide_(std::move(hide)), expose_(std::move(expose)), hide_all_(hide_all) {}
+  void process(Site& msg) override;
+
+ private:
+  std::set<std::string> hide_, expose_;
+  bool hide_all_;
+};
+
+class ScaleMessenger : public Messenger {
+ public:
+  explicit ScaleMessenger(float f);
+  void process(Site& msg) override { msg.scale *= f_; }
+
+ private:
+  float f_;
+};
+
+class MaskMessenger : public Messenger {
+ public:
+  explicit MaskMessenger(Tensor mask) : mask_(std::move(mask)) {}
+  explicit MaskMessenger(bool keep) : keep_(keep) {}
+  void process(Site& msg) override;
+
+ private:
+  Tensor mask_;
+  std::optional<bool> keep_;
+};
+
+void check_all_used(const char* handler, const std::map<std::string, Tensor>& data, const std::set<std::string>& used);
+
+// trace(fn).get_trace(args...) runs fn under a TraceMessenger.
+template <class Fn>
+class Traced {
+ public:
+  explicit Traced(Fn fn) : fn_(std::move(fn)) {}
+  template <class... Args>
+  Trace get_trace(Args&&... args) const {
+    TraceMessenger m;
+    {
+      HandlerScope s(&m);
+      fn_(std::forward<Args>(args)...);
+    }
+    return std::move(m.trace);
+  }
+  template <class... Args>
+  auto operator()(Args&&... args) const {
+    return fn_(std::forward<Args>(args)...);
+  }
+
+ private:
+  Fn fn_;
+};
+
+template <class Fn>
+Traced<Fn> trace(Fn fn) {
+  return Traced<Fn>(std::move(fn));
+}
+
+template <class Fn>
+auto replay(Fn fn, Trace t) {
+  return [fn, t = std::make_shared<Trace>(std::move(t))](auto&&... args) {
+    ReplayMessenger m(*t);
+    HandlerScope s(&m);
+    return fn(std::forward<decltype(args)>(args)...);
+  };
+}
+
+// Observes the named sample sites at the given values. strict: every name
+// must occur in the run (else ValueError naming the unused ones).
+template <class Fn>
+auto condition(Fn fn, std::map<std::string, Tensor> data, bool strict = false) {
+  return [fn, data = std::move(data), strict](auto&&... args) {
+    ConditionMessenger m(data);
+    auto run = [&] {
+      HandlerScope s(&m);
+      return fn(std::forward<decltype(args)>(args)...);
+    };
+    if constexpr (std::is_void_v<decltype(run())>) {
+      run();
+      if (strict) check_all_used("condition", data, m.used);
+    } else {
+      auto r = run();
+      if (strict) check_all_used("condition", data, m.used);
+      return r;
+    }
+  };
+}
+
+// Replaces the values of the named param (and latent sample) sites.
+template <class Fn>
+auto substitute(Fn fn, std::map<std::string, Tensor> data, bool strict = false) {
+  return [fn, data = std::move(data), strict](auto&&... args) {
+    SubstituteMessenger m(data);
+    auto run = [&] {
+      HandlerScope s(&m);
+      return fn(std::forward<decltype(args)>(args)...);
+    };
+    if constexpr (std::is_void_v<decltype(run())>) {
+      run();
+      if (strict) check_all_used("substitute", data, m.used);
+    } else {
+      auto r = run();
+      if (strict) check_all_used("substitute", data, m.used);
+      return r;
+    }
+  };
+}
+
+// Hides sites from the handlers outside: those named in `hide`, or all but
+// those in `expose` when expose is given, or all when both are empty.
+template <class Fn>
+auto block(Fn fn, std::set<std::string> hide = {}, std::set<std::string> expose = {}) {
+  return [fn, hide = std::move(hide), expose = std::move(expose)](auto&&... args) {
+    BlockMessenger m(hide, expose, hide.empty() && expose.empty());
+    HandlerScope s(&m);
+    return fn(std::forward<decltype(args)>(args)...);
+  };
+}
+
+template <class Fn>
+auto scale(Fn fn, float factor) {
+  return [fn, factor](auto&&... args) {
+    ScaleMessenger m(factor);
+    HandlerScope s(&m);
+    return fn(std::forward<decltype(args)>(args)...);
+  };
+}
+
+template <class Fn, class M>
+auto mask(Fn fn, M mask_value) {
+  return [fn, mask_value](auto&&... args) {
+    MaskMessenger m(mask_value);
+    HandlerScope s(&m);
+    return fn(std::forward<decltype(args)>(args)...);
+  };
+}
+
+// Runs fn with the generator seeded (the previous generator state is
+// restored afterwards, so a seeded call does not disturb the caller's draws).
+template <class Fn>
+auto seed(Fn fn, uint64_t s) {
+  return [fn, s](auto&&... args) {
+    const RngState saved = get_rng_state();
+    set_seed(s);
+    struct Restore {
+      RngState st;
+      ~Restore() { set_rng_state(st); }
+    } restore{saved};
+    return fn(std::forward<decltype(args)>(args)...);
+  };
+}
+
+}  // namespace poutine
+}  // namespace cuvi

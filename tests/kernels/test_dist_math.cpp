@@ -1,0 +1,1107 @@
+// Tests of the per-element distribution math in kernels/dist/ (plain C++, no
+// tensors): log_prob and its gradients against tests/data/*.csv, the
+// implicit-reparameterisation gradients against gamma_rsample_grad.csv and
+// beta_rsample_grad.csv, KL(Normal || Normal), Dirichlet and Categorical rows,
+// and statistical tests of every sampler (moments, Kolmogorov-Smirnov,
+// chi-square) and of every pathwise gradient.
+//
+// Tolerance model for the reference files. Every check is
+//     |got - ref| <= atol + rtol |ref| + cond,
+// where atol/rtol budget the float32 evaluation inside the kernel and cond is
+// the first-order effect of rounding the file's double inputs to the float
+// arguments of the kernel: cond = sum_i |d ref / d in_i| |fl(in_i) - in_i|.
+// That term is not a kernel error: e.g. normal.csv has x - loc = 0.003 with
+// |x| = 2.3, so rounding x and loc to float moves d logp/dx by 8e-5 relative
+// in any float implementation, and beta.csv has x = 0.99874, where rounding x
+// moves 1 - x by 2.4e-5 relative.
+//  * For log_prob columns the partial derivatives are columns of the file
+//    itself (exact).
+//  * For gradient columns they are estimated by a central difference of the
+//    kernel under test with a step 1e-4 of the input (1e3 times the rounding;
+//    noise in the estimate is ~1e-2 relative and irrelevant at this scale).
+//    So that this estimate can never excuse a wrong value, it is capped at
+//    1e-3 |ref| (the largest genuine value in these files is ~1e-4 |ref|).
+// The worst err/tol ratio of every column is printed.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "kernels/dist/bernoulli.hpp"
+#include "kernels/dist/beta.hpp"
+#include "kernels/dist/categorical.hpp"
+#include "kernels/dist/dirichlet.hpp"
+#include "kernels/dist/exponential.hpp"
+#include "kernels/dist/gamma.hpp"
+#include "kernels/dist/kl.hpp"
+#include "kernels/dist/laplace.hpp"
+#include "kernels/dist/lognormal.hpp"
+#include "kernels/dist/normal.hpp"
+#include "kernels/dist/poisson.hpp"
+#include "kernels/dist/studentt.hpp"
+#include "kernels/dist/uniform.hpp"
+#include "kernels/philox.hpp"
+
+using namespace cuvi::kern;
+
+namespace {
+
+// ---------------------------------------------------------------------------
+// CSV reading (generic: header line, comma separated, LF or CRLF).
+struct Csv {
+  std::string file;
+  std::vector<std::string> cols;
+  std::vector<std::vector<double>> rows;
+  int col(const std::string& name) const {
+    for (size_t i = 0; i < cols.size(); ++i)
+      if (cols[i] == name) return static_cast<int>(i);
+    return -1;
+  }
+  int need(const std::string& name) const {
+    const int c = col(name);
+    if (c < 0) ADD_FAILURE() << file << ": no column " << name;
+    return c < 0 ? 0 : c;
+  }
+};
+
+Csv read_csv(const std::string& file) {
+  Csv c;
+  c.file = file;
+  const std::string path = std::string(CUVI_TEST_DATA_DIR) + "/" + file;
+  std::ifstream in(path);
+  EXPECT_TRUE(in.good()) << "cannot open " << path;
+  std::string line;
+  bool header = true;
+  while (std::getline(in, line)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty()) continue;
+    std::stringstream ss(line);
+    std::string tok;
+    std::vector<double> row;
+    while (std::getline(ss, tok, ',')) {
+      if (header)
+        c.cols.push_back(tok);
+      else
+        row.push_back(std::strtod(tok.c_str(), nullptr));
+    }
+    if (!header) {
+      EXPECT_EQ(row.size(), c.cols.size()) << file << ": ragged row";
+      c.rows.push_back(row);
+    }
+    header = false;
+  }
+  EXPECT_FALSE(c.rows.empty()) << file;
+  return c;
+}
+
+struct Tol {
+  double atol, rtol;
+};
+
+// Worst err/tol ratio of a column; rows above 1 fail.
+struct ColCheck {
+  std::string name;
+  double worst = 0.0;
+  explicit ColCheck(std::string n) : name(std::move(n)) {}
+  ColCheck(const ColCheck&) = delete;
+  void check(double got, double ref, Tol t, double cond, const std::string& where) {
+    const double tol = t.atol + t.rtol * std::fabs(ref) + cond;
+    const double err = std::fabs(got - ref);
+    if (!(err <= tol))
+      ADD_FAILURE() << name << " " << where << ": got " << got << " ref " << ref << " err " << err << " tol " << tol;
+    if (tol > 0 && err / tol > worst) worst = err / tol;
+  }
+  ~ColCheck() { std::printf("  [%s] worst err/tol = %.3f\n", name.c_str(), worst); }
+};
+
+double rounding(double v) { return std::fabs(static_cast<double>(static_cast<float>(v)) - v); }
+
+// Cap of the finite-difference condition term (see the header comment).
+double capped(double cond, double ref) { return std::min(cond, 1e-3 * std::fabs(ref)); }
+
+std::string row_name(const Csv& c, size_t r) { return c.file + " row " + std::to_string(r + 2); }
+
+// ---------------------------------------------------------------------------
+// Scalar families against their CSV. Inputs: in[0] = x, in[1..] = params.
+template <class D>
+struct ScalarEval {
+  // outputs: out[0] = log_prob, out[1] = dlogp/dx, out[2+i] = dlogp/dp_i
+  static void eval(const float* in, float* out) {
+    float dx = 0.0f, dp[4] = {0, 0, 0, 0};
+    out[0] = D::log_prob_grad(in[0], in + 1, &dx, dp);
+    out[1] = dx;
+    for (int i = 0; i < D::kNumParams; ++i) out[2 + i] = dp[i];
+  }
+  static bool valid(const float* in) { return D::param_ok(in + 1) && D::support_ok(in[0], in + 1); }
+};
+
+// |d out_k / d in_j| by a central difference of the kernel, step 1e-4 of the
+// input, shrunk while the perturbed point leaves the support/constraints.
+template <class D>
+void kernel_sensitivity(const float* in, int nin, int nout, double* sens /*[nin * nout]*/) {
+  for (int j = 0; j < nin; ++j) {
+    float h = 1e-4f * std::max(std::fabs(in[j]), 1e-3f);
+    float a[8], b[8];
+    for (int it = 0; it < 40; ++it) {
+      std::copy(in, in + nin, a);
+      std::copy(in, in + nin, b);
+      a[j] += h;
+      b[j] -= h;
+      if (ScalarEval<D>::valid(a) && ScalarEval<D>::valid(b)) break;
+      h *= 0.25f;
+    }
+    float oa[8], ob[8];
+    ScalarEval<D>::eval(a, oa);
+    ScalarEval<D>::eval(b, ob);
+    const double step = static_cast<double>(a[j]) - static_cast<double>(b[j]);
+    for (int k = 0; k < nout; ++k) sens[j * nout + k] = step > 0 ? std::fabs((oa[k] - ob[k]) / step) : 0.0;
+  }
+}
+
+template <class D>
+void check_family_csv(const char* file, Tol t_lp, Tol t_dx, const Tol* t_dp) {
+  const Csv c = read_csv(file);
+  constexpr int np = D::kNumParams;
+  const int cx = c.need("x"), clp = c.need("log_prob");
+  const int cdx = c.col("dlogp_dx");  // absent for discrete families
+  int cp[np], cdp[np];
+  for (int i = 0; i < np; ++i) {
+    cp[i] = c.need(D::param_name(i));
+    cdp[i] = c.need(std::string("dlogp_d") + D::param_name(i));
+  }
+  const std::string fam = D::kName;
+  ColCheck lp(fam + " log_prob"), dxc(fam + " dlogp_dx");
+  std::vector<std::unique_ptr<ColCheck>> dpc;
+  for (int i = 0; i < np; ++i) dpc.emplace_back(new ColCheck(fam + " dlogp_d" + D::param_name(i)));
+  for (size_t r = 0; r < c.rows.size(); ++r) {
+    const auto& row = c.rows[r];
+    const std::string where = row_name(c, r);
+    double ex[8];
+    float in[8];
+    ex[0] = row[cx];
+    for (int i = 0; i < np; ++i) ex[1 + i] = row[cp[i]];
+    for (int j = 0; j <= np; ++j) in[j] = static_cast<float>(ex[j]);
+    ASSERT_TRUE(D::param_ok(in + 1)) << where;
+    ASSERT_TRUE(D::support_ok(in[0], in + 1)) << where;
+    float out[8];
+    ScalarEval<D>::eval(in, out);
+    // log_prob() and the log_prob returned by log_prob_grad() agree.
+    const float lp_only = D::log_prob(in[0], in + 1);
+    EXPECT_NEAR(lp_only, out[0], 1e-6 * std::fabs(out[0]) + 1e-7) << where;
+    // log_prob: cond from the file's own derivative columns.
+    double cond_lp = (cdx >= 0 ? std::fabs(row[cdx]) : 0.0) * rounding(ex[0]);
+    for (int i = 0; i < np; ++i) cond_lp += std::fabs(row[cdp[i]]) * rounding(ex[1 + i]);
+    lp.check(out[0], row[clp], t_lp, cond_lp, where);
+    // gradients: cond from the kernel's own sensitivity (capped).
+    const int nin = np + 1, nout = np + 2;
+    double sens[64];
+    kernel_sensitivity<D>(in, nin, nout, sens);
+    auto cond_of = [&](int k) {
+      double s = 0.0;
+      for (int j = 0; j < nin; ++j) s += sens[j * nout + k] * rounding(ex[j]);
+      return s;
+    };
+    if (cdx >= 0) {
+      dxc.check(out[1], row[cdx], t_dx, capped(cond_of(1), row[cdx]), where);
+    } else {
+      EXPECT_EQ(out[1], 0.0f) << where << ": discrete families have a zero value gradient";
+    }
+    for (int i = 0; i < np; ++i) dpc[i]->check(out[2 + i], row[cdp[i]], t_dp[i], capped(cond_of(2 + i), row[cdp[i]]), where);
+  }
+}
+
+// Budget of the float32 evaluation. A column is a short formula (<= ~10
+// roundings) whose intermediate terms can exceed the result by ~10x where
+// they cancel (z^2 - 1 in d/dscale, log(rate x) - psi(a), the log-normaliser
+// sums lgamma(a+b) - lgamma(a) - lgamma(b)): 1e-5 relative, the README's
+// figure for log_prob in ordinary ranges. atol 1e-6 for results that cross
+// zero, where the error is relative to the O(1) terms rather than the result.
+// Observed (after cond): <= 4.2e-6 relative, see the printed err/tol ratios.
+constexpr Tol kFloatTol{1e-6, 1e-5};
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+TEST(DistCsv, Normal) {
+  // log_prob = -z^2/2 - log s - c: 3 terms; d/dx, d/dloc = -+z/s: 2 roundings;
+  // d/dscale = (z^2 - 1)/s cancels when |z| ~ 1 -> kFloatTol for all.
+  const Tol dp[2] = {kFloatTol, kFloatTol};
+  check_family_csv<Normal>("normal.csv", kFloatTol, kFloatTol, dp);
+}
+TEST(DistCsv, LogNormal) {
+  // as Normal with z = (log x - loc)/s and an extra -log x term.
+  const Tol dp[2] = {kFloatTol, kFloatTol};
+  check_family_csv<LogNormal>("lognormal.csv", kFloatTol, kFloatTol, dp);
+}
+TEST(DistCsv, Laplace) {
+  // -log 2 - log s - |x - loc|/s; d/dscale = (|x-loc|/s - 1)/s cancels near 1.
+  const Tol dp[2] = {kFloatTol, kFloatTol};
+  check_family_csv<Laplace>("laplace.csv", kFloatTol, kFloatTol, dp);
+}
+TEST(DistCsv, Exponential) {
+  // log rate - rate x cancels for rate x ~ log rate; 1/rate - x likewise.
+  const Tol dp[1] = {kFloatTol};
+  check_family_csv<Exponential>("exponential.csv", kFloatTol, kFloatTol, dp);
+}
+TEST(DistCsv, Gamma) {
+  // a log(rate x) - log x - rate x - lgamma(a): terms up to ~80 for a
+  // result of ~5 (the 1e-5 budget covers 16x cancellation at 6e-8);
+  // d/da = log(rate x) - psi(a) cancels near the mode.
+  const Tol dp[2] = {kFloatTol, kFloatTol};
+  check_family_csv<Gamma>("gamma.csv", kFloatTol, kFloatTol, dp);
+}
+TEST(DistCsv, Beta) {
+  // lbeta is formed with Stirling cancellation for large shapes; the shape
+  // gradients use psi differences without cancellation (digamma_diff).
+  const Tol dp[2] = {kFloatTol, kFloatTol};
+  check_family_csv<Beta>("beta.csv", kFloatTol, kFloatTol, dp);
+}
+TEST(DistCsv, StudentT) {
+  // d/ddf is a sum of ~1e-2 terms cancelling to ~1e-4; it is evaluated in
+  // double inside the kernel, so only the final float rounding remains: the
+  // same budget holds comfortably.
+  const Tol dp[3] = {kFloatTol, kFloatTol, kFloatTol};
+  check_family_csv<StudentT>("studentt.csv", kFloatTol, kFloatTol, dp);
+}
+TEST(DistCsv, BernoulliLogits) {
+  // -softplus(-+l) and sigmoid(-+l): a handful of roundings, no cancellation
+  // (the stable forms), so a tighter budget: 1e-6 relative; atol 1e-7.
+  const Tol t{1e-7, 1e-6};
+  const Tol dp[1] = {t};
+  check_family_csv<BernoulliLogits>("bernoulli_logits.csv", t, t, dp);
+}
+TEST(DistCsv, Poisson) {
+  // For x >= 10, x (log1p(d) - d) - log(2 pi x)/2 - s(x): no large
+  // cancellation; below, x log(rate) - rate - lgamma(x+1) with small terms.
+  // d/drate = (x - rate)/rate: 2 roundings.
+  const Tol dp[1] = {kFloatTol};
+  check_family_csv<Poisson>("poisson.csv", kFloatTol, kFloatTol, dp);
+}
+
+// Extreme logits: the file's rows stay within |logits| < 7, so the tails are
+// checked here against the stable double expressions
+//   log p(1 | l) = -log1p(e^-l), log p(0 | l) = -log1p(e^l) (for l < 0; else -l - log1p(e^-l)),
+//   d/dl = 1 - sigmoid(l) = sigmoid(-l) (x = 1), -sigmoid(l) (x = 0).
+// Relative tolerance 1e-6: a few roundings, no cancellation.
+TEST(DistCsv, BernoulliLogitsExtreme) {
+  auto sp = [](double l) { return l > 0 ? l + std::log1p(std::exp(-l)) : std::log1p(std::exp(l)); };
+  auto sg = [](double l) { return l >= 0 ? 1.0 / (1.0 + std::exp(-l)) : std::exp(l) / (1.0 + std::exp(l)); };
+  for (float l : {-40.0f, -25.0f, -8.0f, 8.0f, 25.0f, 40.0f}) {
+    for (float x : {0.0f, 1.0f}) {
+      const double ref = x == 1.0f ? -sp(-l) : -sp(l);
+      const double dref = x == 1.0f ? sg(-l) : -sg(l);
+      float dx, dl;
+      const float got = BernoulliLogits::log_prob_grad(x, &l, &dx, &dl);
+      EXPECT_NEAR(got, ref, 1e-6 * std::fabs(ref)) << "l=" << l << " x=" << x;
+      EXPECT_NEAR(dl, dref, 1e-6 * std::fabs(dref)) << "l=" << l << " x=" << x;
+      EXPECT_EQ(BernoulliLogits::log_prob(x, &l), got);
+      // probs form at the same point (p = sigmoid(l) rounded to float)
+      const float p = static_cast<float>(sg(l));
+      if (p > 0.0f && p < 1.0f) {
+        const double refp = x == 1.0f ? std::log(static_cast<double>(p)) : std::log1p(-static_cast<double>(p));
+        EXPECT_NEAR(BernoulliProbs::log_prob(x, &p), refp, 1e-6 * std::fabs(refp)) << "p=" << p;
+      }
+    }
+  }
+}
+
+// Bernoulli by probabilities against bernoulli_logits.csv with p = sigmoid(l):
+// log p is the file's; d/dp = (d/dl) / (p (1-p)). cond for log_prob:
+// |d logp/dp| |fl(p) - p| (exact, from the file); for d/dp: kernel
+// sensitivity (capped).
+TEST(DistCsv, BernoulliProbs) {
+  const Csv c = read_csv("bernoulli_logits.csv");
+  const int cx = c.need("x"), cl = c.need("logits"), clp = c.need("log_prob"), cdl = c.need("dlogp_dlogits");
+  ColCheck lp("BernoulliProbs log_prob"), dpc("BernoulliProbs dlogp_dprobs");
+  for (size_t r = 0; r < c.rows.size(); ++r) {
+    const auto& row = c.rows[r];
+    const double l = row[cl];
+    const double p = l >= 0 ? 1.0 / (1.0 + std::exp(-l)) : std::exp(l) / (1.0 + std::exp(l));
+    const double dref = row[cdl] / (p * (1.0 - p));
+    float in[2] = {static_cast<float>(row[cx]), static_cast<float>(p)};
+    float out[3];
+    ScalarEval<BernoulliProbs>::eval(in, out);
+    double sens[6];
+    kernel_sensitivity<BernoulliProbs>(in, 2, 3, sens);
+    lp.check(out[0], row[clp], kFloatTol, std::fabs(dref) * rounding(p), row_name(c, r));
+    dpc.check(out[2], dref, kFloatTol, capped(sens[1 * 3 + 2] * rounding(p), dref), row_name(c, r));
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Implicit reparameterisation gradients. The kernel computes them in double
+// (finite-difference error ~1e-10) and rounds to float: rtol 2e-7 (about 3
+// float ulps). cond: kernel sensitivity to the rounded inputs (capped).
+TEST(DistCsv, GammaRsampleGrad) {
+  const Csv c = read_csv("gamma_rsample_grad.csv");
+  const int ca = c.need("concentration"), cx = c.need("x"), cg = c.need("dx_dconcentration");
+  ColCheck g1("Gamma rsample dx/da (rate 1)"), g2("Gamma rsample dx/da (rate 2.5)"), g3("Gamma rsample dx/drate");
+  const Tol t{0.0, 2e-7};
+  for (size_t r = 0; r < c.rows.size(); ++r) {
+    const auto& row = c.rows[r];
+    const double a = row[ca], x = row[cx], ref = row[cg];
+    const float af = static_cast<float>(a), xf = static_cast<float>(x);
+    const float p1[2] = {af, 1.0f};
+    float g[2];
+    Gamma::sample_grad(xf, p1, g);
+    // sensitivity of dx/da to a and x, by central differences of the kernel
+    auto G = [&](float aa, float xx) {
+      const float pp[2] = {aa, 1.0f};
+      float gg[2];
+      Gamma::sample_grad(xx, pp, gg);
+      return static_cast<double>(gg[0]);
+    };
+    const float ha = 1e-4f * af, hx = 1e-4f * xf;
+    const double sa = std::fabs((G(af + ha, xf) - G(af - ha, xf)) / (2.0 * ha));
+    const double sx = std::fabs((G(af, xf + hx) - G(af, xf - hx)) / (2.0 * hx));
+    g1.check(g[0], ref, t, capped(sa * rounding(a) + sx * rounding(x), ref), row_name(c, r));
+    // Scaling: for Gamma(a, rate) the sample is x / rate and dx/da scales by 1/rate.
+    const float rate = 2.5f;
+    const float pr[2] = {af, rate};
+    const float xr = static_cast<float>(x / rate);
+    Gamma::sample_grad(xr, pr, g);
+    // out = G(a, rate xr)/rate: d out/d xr = dG/dx, d out/da = (dG/da)/rate
+    g2.check(g[0], ref / rate, t, capped(sa * rounding(a) / rate + sx * rounding(x / rate), ref / rate), row_name(c, r));
+    g3.check(g[1], -xr / rate, Tol{0.0, 1e-7}, 0.0, row_name(c, r));
+  }
+}
+
+TEST(DistCsv, BetaRsampleGrad) {
+  const Csv c = read_csv("beta_rsample_grad.csv");
+  const int ca = c.need("concentration1"), cb = c.need("concentration0"), cx = c.need("x");
+  const int cga = c.need("dx_dconcentration1"), cgb = c.need("dx_dconcentration0");
+  ColCheck ga("Beta rsample dx/da"), gb("Beta rsample dx/db");
+  const Tol t{0.0, 2e-7};
+  for (size_t r = 0; r < c.rows.size(); ++r) {
+    const auto& row = c.rows[r];
+    const double ex[3] = {row[ca], row[cb], row[cx]};
+    const float in[3] = {static_cast<float>(ex[0]), static_cast<float>(ex[1]), static_cast<float>(ex[2])};
+    auto G = [](const float* v, float* g) { Beta::sample_grad(v[2], v, g); };
+    float g[2];
+    G(in, g);
+    double cond[2] = {0, 0};
+    for (int j = 0; j < 3; ++j) {
+      float a[3] = {in[0], in[1], in[2]}, b[3] = {in[0], in[1], in[2]};
+      const float h = 1e-4f * std::min(in[j], j == 2 ? 1.0f - in[2] : in[j]);
+      a[j] += h;
+      b[j] -= h;
+      float gp[2], gm[2];
+      G(a, gp);
+      G(b, gm);
+      const double step = static_cast<double>(a[j]) - b[j];
+      for (int k = 0; k < 2; ++k) cond[k] += std::fabs((gp[k] - gm[k]) / step) * rounding(ex[j]);
+    }
+    ga.check(g[0], row[cga], t, capped(cond[0], row[cga]), row_name(c, r));
+    gb.check(g[1], row[cgb], t, capped(cond[1], row[cgb]), row_name(c, r));
+  }
+}
+
+// ---------------------------------------------------------------------------
+// KL(Normal || Normal): kl, dkl/dloc_q, dkl/dscale_q from the file. The file
+// has no p-derivatives; they follow from invariances of the KL, so they are
+// checked against the file's q-derivatives:
+//   translation: dlq + dlp = 0;   scaling: lq dlq + sq dsq + lp dlp + sp dsp = 0.
+// The same identities give the p-derivatives for the log_prob-style cond.
+TEST(DistCsv, KlNormalNormal) {
+  const Csv c = read_csv("kl_normal_normal.csv");
+  const int c_lq = c.need("loc_q"), c_sq = c.need("scale_q"), c_lp = c.need("loc_p"), c_sp = c.need("scale_p");
+  const int ckl = c.need("kl"), cdl = c.need("dkl_dloc_q"), cds = c.need("dkl_dscale_q");
+  ColCheck kl("KL value"), dlq("KL dloc_q"), dsq("KL dscale_q"), dlp("KL dloc_p"), dsp("KL dscale_p");
+  for (size_t r = 0; r < c.rows.size(); ++r) {
+    const auto& row = c.rows[r];
+    const double ex[4] = {row[c_lq], row[c_sq], row[c_lp], row[c_sp]};
+    float in[4];
+    for (int j = 0; j < 4; ++j) in[j] = static_cast<float>(ex[j]);
+    float d[4];
+    const float v = kl_normal_normal_grad(in[0], in[1], in[2], in[3], d);
+    EXPECT_EQ(v, kl_normal_normal(in[0], in[1], in[2], in[3]));
+    const double rdlq = row[cdl], rdsq = row[cds];
+    const double rdlp = -rdlq;
+    const double rdsp = -(ex[0] * rdlq + ex[1] * rdsq + ex[2] * rdlp) / ex[3];
+    const double rd[4] = {rdlq, rdsq, rdlp, rdsp};
+    double cond_kl = 0.0;
+    for (int j = 0; j < 4; ++j) cond_kl += std::fabs(rd[j]) * rounding(ex[j]);
+    // sensitivity of the four gradients to the four inputs (kernel)
+    double cond[4] = {0, 0, 0, 0};
+    for (int j = 0; j < 4; ++j) {
+      float a[4], b[4];
+      std::copy(in, in + 4, a);
+      std::copy(in, in + 4, b);
+      const float h = 1e-4f * std::max(std::fabs(in[j]), 1e-3f);
+      a[j] += h;
+      b[j] -= h;
+      float da[4], db[4];
+      kl_normal_normal_grad(a[0], a[1], a[2], a[3], da);
+      kl_normal_normal_grad(b[0], b[1], b[2], b[3], db);
+      const double step = static_cast<double>(a[j]) - b[j];
+      for (int k = 0; k < 4; ++k) cond[k] += std::fabs((da[k] - db[k]) / step) * rounding(ex[j]);
+    }
+    // Budget as kFloatTol: (r^2 - 1)/2 - log r + m^2/2 cancels for r ~ 1.
+    const std::string where = row_name(c, r);
+    kl.check(v, row[ckl], kFloatTol, cond_kl, where);
+    dlq.check(d[0], rdlq, kFloatTol, capped(cond[0], rdlq), where);
+    dsq.check(d[1], rdsq, kFloatTol, capped(cond[1], rdsq), where);
+    dlp.check(d[2], rdlp, kFloatTol, capped(cond[2], rdlp), where);
+    // rdsp is itself a combination of columns with cancellation (the sum of
+    // four products); its own double error is negligible, but the float
+    // kernel's (1 - r^2 - m^2)/sp cancels like d/dscale of Normal.
+    dsp.check(d[3], rdsp, kFloatTol, capped(cond[3], rdsp), where);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Dirichlet rows: log_prob and dlogp/dconcentration_i.
+// cond for log_prob: the file's d/dalpha and d/dx_i = (alpha_i - 1)/x_i.
+void check_dirichlet_csv(const char* file, int K) {
+  const Csv c = read_csv(file);
+  std::vector<int> ca(K), cx(K), cd(K);
+  for (int i = 0; i < K; ++i) {
+    ca[i] = c.need("concentration" + std::to_string(i));
+    cx[i] = c.need("x" + std::to_string(i));
+    cd[i] = c.need("dlogp_dconcentration" + std::to_string(i));
+  }
+  const int clp = c.need("log_prob");
+  const std::string tag = "Dirichlet" + std::to_string(K);
+  ColCheck lp(tag + " log_prob"), da(tag + " dlogp_dconcentration"), dxc(tag + " dlogp_dx");
+  for (size_t r = 0; r < c.rows.size(); ++r) {
+    const auto& row = c.rows[r];
+    const std::string where = row_name(c, r);
+    float a[8], x[8], dx[8], dal[8];
+    for (int i = 0; i < K; ++i) {
+      a[i] = static_cast<float>(row[ca[i]]);
+      x[i] = static_cast<float>(row[cx[i]]);
+    }
+    ASSERT_TRUE(Dirichlet::param_ok(a, K)) << where;
+    ASSERT_TRUE(Dirichlet::support_ok(x, K)) << where;
+    const float v = Dirichlet::log_prob_grad(x, a, K, dx, dal);
+    EXPECT_EQ(v, Dirichlet::log_prob(x, a, K)) << where;
+    double cond_lp = 0.0;
+    for (int i = 0; i < K; ++i) {
+      cond_lp += std::fabs(row[cd[i]]) * rounding(row[ca[i]]);
+      cond_lp += std::fabs((row[ca[i]] - 1.0) / row[cx[i]]) * rounding(row[cx[i]]);
+    }
+    // The normaliser is summed in double; the float part is sum (a_i - 1) log x_i.
+    lp.check(v, row[clp], kFloatTol, cond_lp, where);
+    for (int i = 0; i < K; ++i) {
+      // d/dalpha_i = log x_i + psi(a0) - psi(a_i): kernel sensitivity to
+      // alpha_j (trigamma-sized) and x_i (1/x_i).
+      double cond = std::fabs(1.0 / row[cx[i]]) * rounding(row[cx[i]]);
+      for (int j = 0; j < K; ++j) {
+        float ap[8], am[8], dxx[8], gp[8], gm[8];
+        std::copy(a, a + K, ap);
+        std::copy(a, a + K, am);
+        const float h = 1e-4f * a[j];
+        ap[j] += h;
+        am[j] -= h;
+        Dirichlet::log_prob_grad(x, ap, K, dxx, gp);
+        Dirichlet::log_prob_grad(x, am, K, dxx, gm);
+        cond += std::fabs((gp[i] - gm[i]) / (static_cast<double>(ap[j]) - am[j])) * rounding(row[ca[j]]);
+      }
+      da.check(dal[i], row[cd[i]], kFloatTol, capped(cond, row[cd[i]]), where);
+      // d/dx_i against the formula at the float inputs (indexing check): 2 roundings.
+      const double rdx = (static_cast<double>(a[i]) - 1.0) / x[i];
+      dxc.check(dx[i], rdx, Tol{0.0, 2.5e-7}, 0.0, where);
+    }
+  }
+}
+
+TEST(DistCsv, Dirichlet3) { check_dirichlet_csv("dirichlet3.csv", 3); }
+TEST(DistCsv, Dirichlet5) { check_dirichlet_csv("dirichlet5.csv", 5); }
+
+// Categorical rows (K = 4). CategoricalLogits against the file; for
+// CategoricalProbs the file's logits are turned into probs = softmax(logits)
+// (double, then rounded): log p_x must match the file's log_prob, and the
+// probs gradient mapped back through the softmax Jacobian,
+//   dlogits_k = sum_j dprobs_j p_j (delta_jk - p_k),
+// must match the file's dlogp/dlogits.
+TEST(DistCsv, Categorical4) {
+  const Csv c = read_csv("categorical4.csv");
+  constexpr int K = 4;
+  int cl[K], cd[K];
+  for (int i = 0; i < K; ++i) {
+    cl[i] = c.need("logits" + std::to_string(i));
+    cd[i] = c.need("dlogp_dlogits" + std::to_string(i));
+  }
+  const int cx = c.need("x"), clp = c.need("log_prob");
+  ColCheck lp("CategoricalLogits log_prob"), dl("CategoricalLogits dlogp_dlogits");
+  ColCheck plp("CategoricalProbs log_prob"), pdl("CategoricalProbs grad through softmax");
+  for (size_t r = 0; r < c.rows.size(); ++r) {
+    const auto& row = c.rows[r];
+    const std::string where = row_name(c, r);
+    float l[K], g[K];
+    double ld[K];
+    for (int i = 0; i < K; ++i) {
+      ld[i] = row[cl[i]];
+      l[i] = static_cast<float>(ld[i]);
+    }
+    const float x = static_cast<float>(row[cx]);
+    ASSERT_TRUE(CategoricalLogits::param_ok(l, K)) << where;
+    ASSERT_TRUE(CategoricalLogits::support_ok(x, K)) << where;
+    const float v = CategoricalLogits::log_prob_grad(x, l, K, g);
+    EXPECT_EQ(v, CategoricalLogits::log_prob(x, l, K)) << where;
+    double cond_lp = 0.0;
+    for (int i = 0; i < K; ++i) cond_lp += std::fabs(row[cd[i]]) * rounding(ld[i]);
+    // l_x - logsumexp(l): a max, K exps, a log: kFloatTol.
+    lp.check(v, row[clp], kFloatTol, cond_lp, where);
+    for (int k = 0; k < K; ++k) {
+      // d/dl_k = [k == x] - softmax_k: sensitivity to l_j is |softmax'| <= 1/4.
+      double cond = 0.0;
+      for (int j = 0; j < K; ++j) cond += 0.25 * rounding(ld[j]);
+      dl.check(g[k], row[cd[k]], kFloatTol, capped(cond, row[cd[k]]), where);
+    }
+    // probs form
+    double m = ld[0];
+    for (int i = 1; i < K; ++i) m = std::max(m, ld[i]);
+    double s = 0.0, pd[K];
+    for (int i = 0; i < K; ++i) s += std::exp(ld[i] - m);
+    float p[K];
+    for (int i = 0; i < K; ++i) {
+      pd[i] = std::exp(ld[i] - m) / s;
+      p[i] = static_cast<float>(pd[i]);
+    }
+    ASSERT_TRUE(CategoricalProbs::param_ok(p, K)) << where;
+    float gp[K];
+    const float vp = CategoricalProbs::log_prob_grad(x, p, K, gp);
+    EXPECT_EQ(vp, CategoricalProbs::log_prob(x, p, K)) << where;
+    const int ix = static_cast<int>(row[cx]);
+    double cond_p = 0.0;  // d/dp_j of log p_x - log sum p at sum = 1: [j == x]/p_x - 1
+    for (int j = 0; j < K; ++j) cond_p += std::fabs((j == ix ? 1.0 / pd[ix] : 0.0) - 1.0) * rounding(pd[j]);
+    plp.check(vp, row[clp], kFloatTol, cond_p, where);
+    for (int k = 0; k < K; ++k) {
+      double back = 0.0;
+      for (int j = 0; j < K; ++j) back += gp[j] * pd[j] * ((j == k ? 1.0 : 0.0) - pd[k]);
+      // The float gradient [j == x]/p_x - 1/sum p, weighted by p_j, carries
+      // ~1e-7 absolute error (and the float probs sum to 1 only within
+      // ~2e-7): within kFloatTol's atol, no cond term needed.
+      pdl.check(back, row[cd[k]], kFloatTol, 0.0, where);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Samplers. Element i of a test draws from ElemRng(seed, i, 0), as the
+// batched kernels will. Checks, for N draws:
+//  * mean within 5 standard errors of mean(): SE = sqrt(var / N);
+//  * sample variance (1/(N-1)) within 5 SE of variance(), with
+//    SE(s^2) = sqrt((mu4 - sigma^4) / N), mu4 the known fourth central
+//    moment of the family (kurtosis formulas in each test);
+//  * Kolmogorov-Smirnov: sup |F_N - F| < 1.95 / sqrt(N) (alpha ~ 1e-3);
+//  * discrete families: chi-square p-value > 1e-3 (cells with expected
+//    count >= 5, tails pooled; p-value from the regularised gamma Q).
+// 5 SE is a 6e-7 two-sided false-alarm rate per check; with fixed seeds the
+// outcome is deterministic anyway.
+namespace {
+
+constexpr int kN = 200000;
+
+template <class D>
+std::vector<double> draw(const float* p, int n, uint64_t seed) {
+  std::vector<double> xs(n);
+  for (int i = 0; i < n; ++i) {
+    ElemRng rng(seed, static_cast<uint64_t>(i), 0);
+    xs[i] = D::sample(p, rng);
+  }
+  return xs;
+}
+
+void check_moments(const std::vector<double>& xs, double mean, double var, double mu4, const std::string& what) {
+  const double n = static_cast<double>(xs.size());
+  double m = 0.0;
+  for (double x : xs) m += x;
+  m /= n;
+  double s2 = 0.0;
+  for (double x : xs) s2 += (x - m) * (x - m);
+  s2 /= (n - 1.0);
+  const double se_m = std::sqrt(var / n);
+  const double se_v = std::sqrt((mu4 - var * var) / n);
+  EXPECT_NEAR(m, mean, 5.0 * se_m) << what << ": sample mean (SE " << se_m << ")";
+  EXPECT_NEAR(s2, var, 5.0 * se_v) << what << ": sample variance (SE " << se_v << ")";
+}
+
+void check_ks(std::vector<double> xs, const std::function<double(double)>& cdf, const std::string& what) {
+  std::sort(xs.begin(), xs.end());
+  const double n = static_cast<double>(xs.size());
+  double d = 0.0;
+  for (size_t i = 0; i < xs.size(); ++i) {
+    const double f = cdf(xs[i]);
+    d = std::max(d, std::max(f - i / n, (i + 1) / n - f));
+  }
+  EXPECT_LT(d, 1.95 / std::sqrt(n)) << what << ": KS statistic";
+}
+
+// counts[k] observed, prob[k] expected probability (prob must cover all but
+// a negligible tail; counts beyond it join the last cell). Cells are merged
+// left to right until each expects >= 5; a short remainder joins the last.
+void check_chi2(const std::vector<long>& counts, const std::vector<double>& prob, const std::string& what) {
+  double n = 0.0;
+  for (long c : counts) n += static_cast<double>(c);
+  std::vector<double> obs, ex;
+  double o = 0.0, e = 0.0;
+  for (size_t k = 0; k < prob.size(); ++k) {
+    o += k < counts.size() ? static_cast<double>(counts[k]) : 0.0;
+    e += n * prob[k];
+    if (e >= 5.0) {
+      obs.push_back(o);
+      ex.push_back(e);
+      o = e = 0.0;
+    }
+  }
+  for (size_t k = prob.size(); k < counts.size(); ++k) o += static_cast<double>(counts[k]);
+  if (e > 0.0 || o > 0.0) {
+    if (ex.empty() || e >= 5.0) {
+      obs.push_back(o);
+      ex.push_back(e);
+    } else {
+      obs.back() += o;
+      ex.back() += e;
+    }
+  }
+  double stat = 0.0;
+  for (size_t k = 0; k < obs.size(); ++k) stat += (obs[k] - ex[k]) * (obs[k] - ex[k]) / ex[k];
+  const double dof = static_cast<double>(obs.size()) - 1.0;
+  ASSERT_GE(dof, 1.0) << what;
+  const double pval = gamma_q_d(0.5 * dof, 0.5 * stat);
+  EXPECT_GT(pval, 1e-3) << what << ": chi2 = " << stat << " on " << dof << " dof";
+}
+
+// Pathwise gradients: for each parameter i, with g = dx/dp_i from
+// sample_grad at each draw,
+//   mean(g) ~ d E[x] / dp_i  and  mean(2 x g) ~ d E[x^2] / dp_i,
+// within 5 standard errors of the estimator (sd / sqrt(N)) plus 1e-6
+// relative for the float rounding of the per-draw gradients (which is all
+// that remains when g is constant, e.g. dx/dloc = 1).
+template <class D>
+void check_pathwise(const std::vector<double>& xs, const float* p, const double* dmean, const double* dsecond, const std::string& what) {
+  constexpr int np = D::kNumParams;
+  const double n = static_cast<double>(xs.size());
+  for (int i = 0; i < np; ++i) {
+    double s1 = 0, q1 = 0, s2 = 0, q2 = 0;
+    for (double x : xs) {
+      float g[4];
+      D::sample_grad(static_cast<float>(x), p, g);
+      const double a = g[i], b = 2.0 * x * g[i];
+      s1 += a;
+      q1 += a * a;
+      s2 += b;
+      q2 += b * b;
+    }
+    const double m1 = s1 / n, m2 = s2 / n;
+    const double se1 = std::sqrt(std::max(q1 / n - m1 * m1, 0.0) / n);
+    const double se2 = std::sqrt(std::max(q2 / n - m2 * m2, 0.0) / n);
+    EXPECT_NEAR(m1, dmean[i], 5.0 * se1 + 1e-6 * std::fabs(dmean[i]) + 1e-7)
+        << what << ": dE[x]/d" << D::param_name(i) << " (SE " << se1 << ")";
+    EXPECT_NEAR(m2, dsecond[i], 5.0 * se2 + 1e-6 * std::fabs(dsecond[i]) + 1e-7)
+        << what << ": dE[x^2]/d" << D::param_name(i) << " (SE " << se2 << ")";
+  }
+}
+
+double normal_cdf(double z) { return 0.5 * std::erfc(-z / std::sqrt(2.0)); }
+
+// Standard t CDF through the regularised incomplete beta.
+double student_cdf(double t, double df) {
+  const double tail = 0.5 * beta_inc_d(0.5 * df, 0.5, df / (df + t * t));
+  return t < 0 ? tail : 1.0 - tail;
+}
+
+}  // namespace
+
+TEST(Sampler, Normal) {
+  const float p[2] = {1.5f, 2.0f};
+  const auto xs = draw<Normal>(p, kN, 11);
+  const double v = 4.0;
+  check_moments(xs, Normal::mean(p), Normal::variance(p), 3.0 * v * v, "Normal");
+  check_ks(xs, [&](double x) { return normal_cdf((x - 1.5) / 2.0); }, "Normal");
+  // E x = loc, E x^2 = s^2 + loc^2
+  const double dm[2] = {1.0, 0.0}, d2[2] = {2.0 * 1.5, 2.0 * 2.0};
+  check_pathwise<Normal>(xs, p, dm, d2, "Normal");
+}
+
+TEST(Sampler, LogNormal) {
+  const float p[2] = {0.3f, 0.5f};
+  const auto xs = draw<LogNormal>(p, kN, 12);
+  const double m = 0.3, s = 0.5, s2 = s * s;
+  const double var = LogNormal::variance(p);
+  // kurtosis e^{4s^2} + 2 e^{3s^2} + 3 e^{2s^2} - 3
+  const double kurt = std::exp(4 * s2) + 2 * std::exp(3 * s2) + 3 * std::exp(2 * s2) - 3;
+  check_moments(xs, LogNormal::mean(p), var, kurt * var * var, "LogNormal");
+  check_ks(xs, [&](double x) { return normal_cdf((std::log(x) - m) / s); }, "LogNormal");
+  // E x = exp(m + s^2/2), E x^2 = exp(2m + 2s^2)
+  const double e1 = std::exp(m + 0.5 * s2), e2 = std::exp(2 * m + 2 * s2);
+  const double dm[2] = {e1, s * e1}, d2[2] = {2 * e2, 4 * s * e2};
+  check_pathwise<LogNormal>(xs, p, dm, d2, "LogNormal");
+}
+
+TEST(Sampler, Laplace) {
+  const float p[2] = {-1.0f, 0.7f};
+  const auto xs = draw<Laplace>(p, kN, 13);
+  const double var = Laplace::variance(p);
+  check_moments(xs, Laplace::mean(p), var, 6.0 * var * var, "Laplace");
+  check_ks(xs,
+           [&](double x) {
+             const double z = (x + 1.0) / 0.7;
+             return z < 0 ? 0.5 * std::exp(z) : 1.0 - 0.5 * std::exp(-z);
+           },
+           "Laplace");
+  // E x^2 = 2 s^2 + loc^2
+  const double dm[2] = {1.0, 0.0}, d2[2] = {2.0 * -1.0, 4.0 * 0.7};
+  check_pathwise<Laplace>(xs, p, dm, d2, "Laplace");
+}
+
+TEST(Sampler, Exponential) {
+  const float p[1] = {2.5f};
+  const auto xs = draw<Exponential>(p, kN, 14);
+  const double var = Exponential::variance(p);
+  check_moments(xs, Exponential::mean(p), var, 9.0 * var * var, "Exponential");
+  check_ks(xs, [](double x) { return -std::expm1(-2.5 * x); }, "Exponential");
+  // E x = 1/r, E x^2 = 2/r^2
+  const double r = 2.5;
+  const double dm[1] = {-1.0 / (r * r)}, d2[1] = {-4.0 / (r * r * r)};
+  check_pathwise<Exponential>(xs, p, dm, d2, "Exponential");
+}
+
+TEST(Sampler, Uniform) {
+  const float p[2] = {-2.0f, 3.0f};
+  const auto xs = draw<Uniform>(p, kN, 15);
+  const double var = Uniform::variance(p);
+  check_moments(xs, Uniform::mean(p), var, 1.8 * var * var, "Uniform");
+  check_ks(xs, [](double x) { return (x + 2.0) / 5.0; }, "Uniform");
+  // E x = (l+h)/2, E x^2 = (h^2 + h l + l^2)/3
+  const double l = -2.0, h = 3.0;
+  const double dm[2] = {0.5, 0.5}, d2[2] = {(h + 2 * l) / 3.0, (2 * h + l) / 3.0};
+  check_pathwise<Uniform>(xs, p, dm, d2, "Uniform");
+}
+
+void gamma_sampler_case(float a, float r, uint64_t seed, int n) {
+  const float p[2] = {a, r};
+  const auto xs = draw<Gamma>(p, n, seed);
+  const std::string what = "Gamma(" + std::to_string(a) + "," + std::to_string(r) + ")";
+  const double var = Gamma::variance(p);
+  check_moments(xs, Gamma::mean(p), var, (3.0 + 6.0 / a) * var * var, what);
+  check_ks(xs, [&](double x) { return gamma_p_d(a, r * x); }, what);
+  // E x = a/r, E x^2 = a(a+1)/r^2
+  const double ad = a, rd = r;
+  const double dm[2] = {1.0 / rd, -ad / (rd * rd)};
+  const double d2[2] = {(2 * ad + 1) / (rd * rd), -2 * ad * (ad + 1) / (rd * rd * rd)};
+  check_pathwise<Gamma>(xs, p, dm, d2, what);
+}
+
+TEST(Sampler, GammaSmallShape) { gamma_sampler_case(0.3f, 2.0f, 16, kN); }    // boosted a < 1 path
+TEST(Sampler, GammaMediumShape) { gamma_sampler_case(4.5f, 0.5f, 17, kN); }   // Marsaglia-Tsang
+TEST(Sampler, GammaLargeShape) { gamma_sampler_case(150.0f, 3.0f, 18, 50000); }  // large d
+
+void beta_sampler_case(float a, float b, uint64_t seed) {
+  const float p[2] = {a, b};
+  const auto xs = draw<Beta>(p, kN, seed);
+  const std::string what = "Beta(" + std::to_string(a) + "," + std::to_string(b) + ")";
+  const double var = Beta::variance(p);
+  const double ad = a, bd = b, n = ad + bd;
+  const double exkurt = 6.0 * ((ad - bd) * (ad - bd) * (n + 1) - ad * bd * (n + 2)) / (ad * bd * (n + 2) * (n + 3));
+  check_moments(xs, Beta::mean(p), var, (3.0 + exkurt) * var * var, what);
+  check_ks(xs, [&](double x) { return beta_inc_d(ad, bd, x); }, what);
+  // E x = a/n; E x^2 = a(a+1)/(n(n+1))
+  const double nn1 = n * (n + 1);
+  const double dm[2] = {bd / (n * n), -ad / (n * n)};
+  const double d2[2] = {((2 * ad + 1) * nn1 - ad * (ad + 1) * (2 * n + 1)) / (nn1 * nn1),
+                        -ad * (ad + 1) * (2 * n + 1) / (nn1 * nn1)};
+  check_pathwise<Beta>(xs, p, dm, d2, what);
+}
+
+TEST(Sampler, BetaSmallShapes) { beta_sampler_case(0.5f, 0.7f, 19); }
+TEST(Sampler, BetaLargerShapes) { beta_sampler_case(3.0f, 2.0f, 20); }
+
+TEST(Sampler, StudentTHeavyTail) {
+  // df = 2.5: KS only (the fourth moment is infinite).
+  const float p[3] = {2.5f, 1.0f, 2.0f};
+  const auto xs = draw<StudentT>(p, kN, 21);
+  check_ks(xs, [](double x) { return student_cdf((x - 1.0) / 2.0, 2.5); }, "StudentT(2.5)");
+}
+
+TEST(Sampler, StudentT) {
+  const float p[3] = {7.0f, 1.0f, 2.0f};
+  const double df = 7.0, loc = 1.0, s = 2.0;
+  const auto xs = draw<StudentT>(p, kN, 22);
+  const double var = StudentT::variance(p);
+  check_moments(xs, StudentT::mean(p), var, (3.0 + 6.0 / (df - 4.0)) * var * var, "StudentT(7)");
+  check_ks(xs, [&](double x) { return student_cdf((x - loc) / s, df); }, "StudentT(7)");
+  // E x = loc; E x^2 = s^2 df/(df-2) + loc^2
+  const double dm[3] = {0.0, 1.0, 0.0};
+  const double d2[3] = {-2.0 * s * s / ((df - 2) * (df - 2)), 2.0 * loc, 2.0 * s * df / (df - 2)};
+  check_pathwise<StudentT>(xs, p, dm, d2, "StudentT(7)");
+}
+
+TEST(Sampler, Bernoulli) {
+  const float pp[1] = {0.3f};
+  const float pl[1] = {-1.2f};
+  const auto xp = draw<BernoulliProbs>(pp, kN, 23);
+  const auto xl = draw<BernoulliLogits>(pl, kN, 24);
+  const double q = 1.0 / (1.0 + std::exp(1.2));
+  EXPECT_NEAR(BernoulliLogits::mean(pl), q, 1e-7);
+  for (int which = 0; which < 2; ++which) {
+    const auto& xs = which == 0 ? xp : xl;
+    const double pr = which == 0 ? static_cast<double>(pp[0]) : q;
+    std::vector<long> counts(2, 0);
+    for (double x : xs) {
+      ASSERT_TRUE(x == 0.0 || x == 1.0);
+      counts[static_cast<int>(x)]++;
+    }
+    check_chi2(counts, {1.0 - pr, pr}, which == 0 ? "BernoulliProbs" : "BernoulliLogits");
+    const double var = pr * (1 - pr);
+    check_moments(xs, pr, var, var * (1 - 3 * var), which == 0 ? "BernoulliProbs" : "BernoulliLogits");
+  }
+}
+
+void poisson_case(float rate, uint64_t seed) {
+  const float p[1] = {rate};
+  const auto xs = draw<Poisson>(p, kN, seed);
+  const std::string what = "Poisson(" + std::to_string(rate) + ")";
+  std::vector<long> counts;
+  for (double x : xs) {
+    ASSERT_TRUE(x >= 0 && x == std::floor(x)) << what;
+    const size_t k = static_cast<size_t>(x);
+    if (k >= counts.size()) counts.resize(k + 1, 0);
+    counts[k]++;
+  }
+  // pmf with std::lgamma (host-only test code: independent of the kernel's lgamma)
+  std::vector<double> prob;
+  const double lam = rate;
+  const size_t kmax = static_cast<size_t>(lam + 12.0 * std::sqrt(lam) + 20.0);
+  for (size_t k = 0; k <= kmax; ++k) prob.push_back(std::exp(k * std::log(lam) - lam - std::lgamma(k + 1.0)));
+  check_chi2(counts, prob, what);
+  check_moments(xs, lam, lam, lam * (1 + 3 * lam), what);
+}
+
+TEST(Sampler, PoissonInversion) { poisson_case(3.5f, 25); }
+TEST(Sampler, PoissonPtrs) { poisson_case(25.0f, 26); }
+TEST(Sampler, PoissonPtrsLarge) { poisson_case(1000.0f, 27); }
+TEST(Sampler, PoissonZeroRate) {
+  const float p[1] = {0.0f};
+  ElemRng rng(1, 2, 3);
+  EXPECT_EQ(Poisson::sample(p, rng), 0.0f);
+  EXPECT_EQ(Poisson::log_prob(0.0f, p), 0.0f);
+  EXPECT_EQ(Poisson::log_prob(1.0f, p), -kInfF);
+}
+
+TEST(Sampler, Categorical) {
+  constexpr int K = 4;
+  const float l[K] = {0.2f, -1.0f, 1.3f, 0.0f};
+  const float pr[K] = {2.0f, 0.5f, 0.0f, 1.5f};  // unnormalised, one zero
+  double ql[K], qp[K], sl = 0, sp = 0;
+  for (int i = 0; i < K; ++i) {
+    sl += std::exp(static_cast<double>(l[i]));
+    sp += pr[i];
+  }
+  for (int i = 0; i < K; ++i) {
+    ql[i] = std::exp(static_cast<double>(l[i])) / sl;
+    qp[i] = pr[i] / sp;
+  }
+  std::vector<long> cl(K, 0), cp(K, 0);
+  for (int i = 0; i < kN; ++i) {
+    ElemRng r1(28, i, 0), r2(29, i, 0);
+    const float a = CategoricalLogits::sample(l, K, r1);
+    const float b = CategoricalProbs::sample(pr, K, r2);
+    ASSERT_TRUE(CategoricalLogits::support_ok(a, K));
+    ASSERT_TRUE(CategoricalProbs::support_ok(b, K));
+    ASSERT_NE(b, 2.0f) << "zero-probability category drawn";
+    cl[static_cast<int>(a)]++;
+    cp[static_cast<int>(b)]++;
+  }
+  check_chi2(cl, std::vector<double>(ql, ql + K), "CategoricalLogits");
+  // drop the zero cell (checked above) from the chi-square
+  check_chi2({cp[0], cp[1], cp[3]}, {qp[0], qp[1], qp[3]}, "CategoricalProbs");
+  // log_prob consistency between the forms
+  for (int k = 0; k < K; ++k) {
+    EXPECT_NEAR(CategoricalLogits::log_prob(static_cast<float>(k), l, K), std::log(ql[k]), 1e-6);
+    if (pr[k] > 0) {
+      EXPECT_NEAR(CategoricalProbs::log_prob(static_cast<float>(k), pr, K), std::log(qp[k]), 1e-6);
+    }
+  }
+  EXPECT_EQ(CategoricalProbs::log_prob(2.0f, pr, K), -kInfF);
+  EXPECT_FALSE(CategoricalLogits::support_ok(4.0f, K));
+  EXPECT_FALSE(CategoricalLogits::support_ok(1.5f, K));
+}
+
+// Dirichlet: moments and KS of the marginals (x_i ~ Beta(a_i, a0 - a_i)),
+// S ~ Gamma(a0), and the pathwise gradient through the Gamma path:
+//   d E[x_i]/d a_j = (delta_ij a0 - a_i)/a0^2,
+//   d E[x_i^2]/d a_j = [delta_ij (2 a_i + 1) a0 (a0 + 1) - a_i (a_i + 1)(2 a0 + 1)] / (a0 (a0 + 1))^2,
+// estimated with upstream gradients gx = e_i and gx = 2 x_i e_i.
+TEST(Sampler, Dirichlet) {
+  constexpr int K = 3;
+  const float a[K] = {0.5f, 2.0f, 3.5f};
+  const double a0 = 6.0;
+  const int n = 100000;
+  std::vector<double> xs[K], ss(n);
+  std::vector<double> g1[K][K], g2[K][K];
+  for (int i = 0; i < n; ++i) {
+    ElemRng rng(30, i, 0);
+    float x[K];
+    const float S = Dirichlet::sample(a, K, rng, x);
+    ss[i] = S;
+    double sum = 0;
+    for (int k = 0; k < K; ++k) {
+      xs[k].push_back(x[k]);
+      sum += x[k];
+    }
+    ASSERT_NEAR(sum, 1.0, 1e-6);
+    for (int k = 0; k < K; ++k) {
+      float gx[K] = {0, 0, 0}, ga[K];
+      gx[k] = 1.0f;
+      Dirichlet::sample_grad(x, a, S, K, gx, ga);
+      for (int j = 0; j < K; ++j) g1[k][j].push_back(ga[j]);
+      gx[k] = 2.0f * x[k];
+      Dirichlet::sample_grad(x, a, S, K, gx, ga);
+      for (int j = 0; j < K; ++j) g2[k][j].push_back(ga[j]);
+    }
+  }
+  float mean[K], var[K];
+  Dirichlet::mean(a, K, mean);
+  Dirichlet::variance(a, K, var);
+  for (int k = 0; k < K; ++k) {
+    const double ak = a[k], bk = a0 - ak, nn = a0;
+    const double exkurt = 6.0 * ((ak - bk) * (ak - bk) * (nn + 1) - ak * bk * (nn + 2)) / (ak * bk * (nn + 2) * (nn + 3));
+    check_moments(xs[k], mean[k], var[k], (3.0 + exkurt) * var[k] * var[k], "Dirichlet x" + std::to_string(k));
+    check_ks(xs[k], [&](double x) { return beta_inc_d(ak, bk, x); }, "Dirichlet x" + std::to_string(k));
+  }
+  check_moments(ss, a0, a0, (3.0 + 6.0 / a0) * a0 * a0, "Dirichlet S");
+  auto mean_se = [](const std::vector<double>& v, double* m, double* se) {
+    double s = 0, q = 0;
+    for (double x : v) {
+      s += x;
+      q += x * x;
+    }
+    const double nn = static_cast<double>(v.size());
+    *m = s / nn;
+    *se = std::sqrt(std::max(q / nn - (*m) * (*m), 0.0) / nn);
+  };
+  for (int i = 0; i < K; ++i) {
+    for (int j = 0; j < K; ++j) {
+      const double ai = a[i], dij = i == j ? 1.0 : 0.0;
+      const double ref1 = (dij * a0 - ai) / (a0 * a0);
+      const double nn1 = a0 * (a0 + 1);
+      const double ref2 = (dij * (2 * ai + 1) * nn1 - ai * (ai + 1) * (2 * a0 + 1)) / (nn1 * nn1);
+      double m, se;
+      mean_se(g1[i][j], &m, &se);
+      EXPECT_NEAR(m, ref1, 5 * se + 1e-7) << "dE[x" << i << "]/da" << j;
+      mean_se(g2[i][j], &m, &se);
+      EXPECT_NEAR(m, ref2, 5 * se + 1e-7) << "dE[x" << i << "^2]/da" << j;
+    }
+  }
+}
+
+// Edge cases of the samplers: tiny shapes underflow the gammas but not their
+// logs, so every draw stays finite and inside the support.
+TEST(Sampler, TinyShapes) {
+  const float pg[2] = {1e-3f, 1.0f};
+  const float pb[2] = {1e-3f, 2e-3f};
+  const float ad[3] = {1e-3f, 0.01f, 5.0f};
+  for (int i = 0; i < 2000; ++i) {
+    ElemRng r(31, i, 0);
+    const float g = Gamma::sample(pg, r);
+    ASSERT_TRUE(g >= kFltMin && std::isfinite(g)) << g;
+    const float b = Beta::sample(pb, r);
+    ASSERT_TRUE(b > 0.0f && b < 1.0f) << b;
+    float x[3];
+    const float S = Dirichlet::sample(ad, 3, r, x);
+    ASSERT_TRUE(S > 0.0f && std::isfinite(S));
+    ASSERT_TRUE(Dirichlet::support_ok(x, 3));
+    float gd[2];
+    Gamma::sample_grad(g, pg, gd);
+    ASSERT_TRUE(std::isfinite(gd[0]) && std::isfinite(gd[1]));
+    Beta::sample_grad(b, pb, gd);
+    ASSERT_TRUE(std::isfinite(gd[0]) && std::isfinite(gd[1]));
+  }
+}
+
+// Uniform draws stay below high even when low + (high - low) u rounds up
+// (ulp(1e7) = 1, so most draws of Uniform(1e7, 1e7 + 1) would round to high),
+// and a long Dirichlet row still sums to 1 within PyTorch's 1e-6.
+TEST(Sampler, RoundingEdges) {
+  const float pu[2] = {1e7f, 1e7f + 1.0f};
+  for (int i = 0; i < 1000; ++i) {
+    ElemRng r(32, i, 0);
+    const float x = Uniform::sample(pu, r);
+    ASSERT_TRUE(x >= pu[0] && x < pu[1]) << x;
+    ASSERT_TRUE(std::isfinite(Uniform::log_prob(x, pu)));
+  }
+  constexpr int K = 500;
+  std::vector<float> a(K, 0.7f), x(K);
+  for (int i = 0; i < 200; ++i) {
+    ElemRng r(33, i, 0);
+    Dirichlet::sample(a.data(), K, r, x.data());
+    ASSERT_TRUE(Dirichlet::support_ok(x.data(), K));
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Constraint checks and metadata.
+TEST(DistMeta, Constraints) {
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  const float ok[2] = {0.0f, 1.0f}, bad_scale[2] = {0.0f, 0.0f}, bad_loc[2] = {nan, 1.0f}, inf_scale[2] = {0.f, inf};
+  EXPECT_EQ(Normal::bad_param(ok), -1);
+  EXPECT_EQ(Normal::bad_param(bad_scale), 1);
+  EXPECT_EQ(Normal::bad_param(bad_loc), 0);
+  EXPECT_EQ(Normal::bad_param(inf_scale), 1);
+  EXPECT_TRUE(Normal::param_ok(ok));
+  EXPECT_FALSE(Normal::support_ok(nan, ok));
+  const float u[2] = {1.0f, 1.0f};
+  EXPECT_EQ(Uniform::bad_param(u), 1);
+  const float u2[2] = {1.0f, 2.0f};
+  EXPECT_TRUE(Uniform::support_ok(1.5f, u2));
+  EXPECT_FALSE(Uniform::support_ok(2.5f, u2));
+  EXPECT_EQ(Uniform::log_prob(2.5f, u2), -kInfF);
+  // Uniform has no reference file: log p = -log(high - low), d/dlow = 1/w,
+  // d/dhigh = -1/w, d/dx = 0 (exact for w = 4, a power of two).
+  {
+    const float pu[2] = {-1.5f, 2.5f};
+    float dx, dp[2];
+    EXPECT_FLOAT_EQ(Uniform::log_prob_grad(0.3f, pu, &dx, dp), -std::log(4.0f));
+    EXPECT_EQ(dx, 0.0f);
+    EXPECT_EQ(dp[0], 0.25f);
+    EXPECT_EQ(dp[1], -0.25f);
+    EXPECT_EQ(Uniform::log_prob(2.5f, pu), -kInfF);  // high excluded, as PyTorch
+    EXPECT_FLOAT_EQ(Uniform::log_prob(-1.5f, pu), -std::log(4.0f));
+  }
+  const float st[3] = {-1.0f, 0.0f, 1.0f};
+  EXPECT_EQ(StudentT::bad_param(st), 0);
+  const float bp[1] = {1.5f};
+  EXPECT_EQ(BernoulliProbs::bad_param(bp), 0);
+  EXPECT_FALSE(BernoulliProbs::support_ok(0.5f, bp));
+  const float pr[1] = {2.0f};
+  EXPECT_TRUE(Poisson::support_ok(3.0f, pr));
+  EXPECT_FALSE(Poisson::support_ok(3.5f, pr));
+  EXPECT_FALSE(Poisson::support_ok(-1.0f, pr));
+  const float be[2] = {2.0f, 3.0f};
+  EXPECT_FALSE(Beta::support_ok(1.5f, be));
+  EXPECT_EQ(Beta::log_prob(0.0f, be), -kInfF);
+  const float ga[2] = {0.5f, 1.0f};
+  EXPECT_EQ(Gamma::log_prob(0.0f, ga), kInfF);
+  EXPECT_EQ(Gamma::log_prob(-1.0f, ga), -kInfF);
+  EXPECT_FALSE(LogNormal::support_ok(0.0f, ok));
+  const float cl[3] = {-inf, -inf, -inf};
+  EXPECT_EQ(CategoricalLogits::bad_param(cl, 3), 2);
+  const float cl2[3] = {-inf, 0.0f, nan};
+  EXPECT_EQ(CategoricalLogits::bad_param(cl2, 3), 2);
+  const float cl3[3] = {-inf, 0.0f, 1.0f};
+  EXPECT_EQ(CategoricalLogits::bad_param(cl3, 3), -1);
+  EXPECT_EQ(CategoricalLogits::log_prob(0.0f, cl3, 3), -kInfF);
+  const float da[3] = {1.0f, -2.0f, 1.0f};
+  EXPECT_EQ(Dirichlet::bad_param(da, 3), 1);
+  const float sx[3] = {0.2f, 0.3f, 0.6f};
+  EXPECT_FALSE(Dirichlet::support_ok(sx, 3));
+  EXPECT_STREQ(StudentT::param_name(0), "df");
+  EXPECT_STREQ(Beta::param_name(1), "concentration0");
+  EXPECT_STREQ(Gamma::param_name(1), "rate");
+  EXPECT_TRUE(Normal::kHasRsample && Gamma::kHasRsample && StudentT::kHasRsample);
+  EXPECT_FALSE(Poisson::kHasRsample || BernoulliProbs::kHasRsample);
+  EXPECT_TRUE(Poisson::kDiscrete && BernoulliLogits::kDiscrete && !Beta::kDiscrete);
+  EXPECT_EQ(Uniform::kSupport, support::kInterval);
+  EXPECT_EQ(Dirichlet::kSupport, support::kSimplex);
+}
