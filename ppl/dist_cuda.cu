@@ -5,18 +5,18 @@
 namespace cuvi::dist::detail {
 
 void register_builtin_cuda_families() {
-  using namespace cuvi::kern;
-  FamilyRegistry<Normal>::cuda = cuda::FamilyLaunch<Normal>::ops();
-  FamilyRegistry<LogNormal>::cuda = cuda::FamilyLaunch<LogNormal>::ops();
-  FamilyRegistry<Laplace>::cuda = cuda::FamilyLaunch<Laplace>::ops();
-  FamilyRegistry<Exponential>::cuda = cuda::FamilyLaunch<Exponential>::ops();
-  FamilyRegistry<Gamma>::cuda = cuda::FamilyLaunch<Gamma>::ops();
-  FamilyRegistry<Beta>::cuda = cuda::FamilyLaunch<Beta>::ops();
-  FamilyRegistry<StudentT>::cuda = cuda::FamilyLaunch<StudentT>::ops();
-  FamilyRegistry<Poisson>::cuda = cuda::FamilyLaunch<Poisson>::ops();
-  FamilyRegistry<BernoulliProbs>::cuda = cuda::FamilyLaunch<BernoulliProbs>::ops();
-  FamilyRegistry<BernoulliLogits>::cuda = cuda::FamilyLaunch<BernoulliLogits>::ops();
-  FamilyRegistry<Uniform>::cuda = cuda::FamilyLaunch<Uniform>::ops();
+  namespace k = cuvi::kern;
+  k::FamilyRegistry<k::Normal>::cuda = k::cuda::FamilyLaunch<k::Normal>::ops();
+  k::FamilyRegistry<k::LogNormal>::cuda = k::cuda::FamilyLaunch<k::LogNormal>::ops();
+  k::FamilyRegistry<k::Laplace>::cuda = k::cuda::FamilyLaunch<k::Laplace>::ops();
+  k::FamilyRegistry<k::Exponential>::cuda = k::cuda::FamilyLaunch<k::Exponential>::ops();
+  k::FamilyRegistry<k::Gamma>::cuda = k::cuda::FamilyLaunch<k::Gamma>::ops();
+  k::FamilyRegistry<k::Beta>::cuda = k::cuda::FamilyLaunch<k::Beta>::ops();
+  k::FamilyRegistry<k::StudentT>::cuda = k::cuda::FamilyLaunch<k::StudentT>::ops();
+  k::FamilyRegistry<k::Poisson>::cuda = k::cuda::FamilyLaunch<k::Poisson>::ops();
+  k::FamilyRegistry<k::BernoulliProbs>::cuda = k::cuda::FamilyLaunch<k::BernoulliProbs>::ops();
+  k::FamilyRegistry<k::BernoulliLogits>::cuda = k::cuda::FamilyLaunch<k::BernoulliLogits>::ops();
+  k::FamilyRegistry<k::Uniform>::cuda = k::cuda::FamilyLaunch<k::Uniform>::ops();
 }
 
 }  // namespace cuvi::dist::detail

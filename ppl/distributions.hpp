@@ -143,7 +143,12 @@ class Elementwise : public Distribution {
   Tensor mean() const override { return family_moment<F>(p_, batch_shape_, false); }
   Tensor variance() const override { return family_moment<F>(p_, batch_shape_, true); }
   DistPtr expand_ptr(const Shape& b) const override {
-    CUVI_CHECK(broadcast_shapes(batch_shape_, b, "expand") == b, ShapeError,
+    bool fits = b.size() >= batch_shape_.size();
+    for (size_t i = 0; fits && i < batch_shape_.size(); ++i) {
+      const int64_t have = batch_shape_[batch_shape_.size() - 1 - i], want = b[b.size() - 1 - i];
+      fits = have == want || have == 1;
+    }
+    CUVI_CHECK(fits, ShapeError,
                F::kName << ".expand: cannot expand batch shape " << shape_str(batch_shape_) << " to " << shape_str(b));
     auto d = std::make_shared<Derived>(static_cast<const Derived&>(*this));
     d->batch_shape_ = b;

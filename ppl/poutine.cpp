@@ -51,12 +51,26 @@ void default_process(Site& msg) {
   if (msg.done) return;
   if (msg.type == SiteType::kParam) {
     if (!msg.value.defined()) {
-      msg.value = param_store().param(msg.name, msg.init, msg.constraint);
+      msg.value = msg.init_value.defined() ? param_store().param(msg.name, msg.init_value, msg.constraint)
+                                           : param_store().param(msg.name, msg.init, msg.constraint);
       msg.unconstrained = param_store().unconstrained(msg.name);
     }
     return;
   }
-  if (msg.is_subsample || msg.value.defined()) return;
+  if (msg.is_subsample) {
+    // Drawn here, before postprocess, so the trace records the indices and
+    // replay hands the guide's minibatch to the model.
+    if (!msg.value.defined()) {
+      const Frame& f = msg.frames.front();
+      const Device dev = default_device();
+      Tensor idx = Tensor::empty({f.subsample_size}, DType::kInt64, dev);
+      const RngState s = next_rng();
+      backend(dev).subsample(idx.data<int64_t>(), f.size, f.subsample_size, s.seed, s.offset);
+      msg.value = idx;
+    }
+    return;
+  }
+  if (msg.value.defined()) return;
   dist::detail::SiteScope scope(msg.name);
   msg.value = msg.fn->has_rsample() ? msg.fn->rsample() : msg.fn->sample();
 }
@@ -153,7 +167,13 @@ Tensor param(const std::string& name, const std::function<Tensor()>& init, const
   return msg.value;
 }
 Tensor param(const std::string& name, const Tensor& init, const constraints::ConstraintPtr& c) {
-  return param(name, std::function<Tensor()>([init] { return init; }), c);
+  Site msg;
+  msg.name = name;
+  msg.type = SiteType::kParam;
+  msg.init_value = init;
+  msg.constraint = c;
+  apply_stack(msg);
+  return msg.value;
 }
 Tensor param(const std::string& name, float init, const constraints::ConstraintPtr& c) {
   return param(name, std::function<Tensor()>([init] { return full({}, init, default_device()); }), c);
@@ -233,15 +253,9 @@ void Plate::enter(const Tensor* user_indices) {
     msg.name = frame_.name;
     msg.type = SiteType::kSample;
     msg.is_subsample = true;
+    msg.frames.push_back(frame_);  // sizes for the default draw
     if (user_indices) msg.value = *user_indices;
     apply_stack(msg);
-    if (!msg.value.defined()) {
-      const Device dev = default_device();
-      Tensor idx = Tensor::empty({frame_.subsample_size}, DType::kInt64, dev);
-      const RngState s = next_rng();
-      backend(dev).subsample(idx.data<int64_t>(), frame_.size, frame_.subsample_size, s.seed, s.offset);
-      msg.value = idx;
-    }
     CUVI_CHECK(msg.value.numel() == frame_.subsample_size, ShapeError,
                "plate '" << frame_.name << "': " << msg.value.numel() << " indices for subsample size "
                          << frame_.subsample_size);
@@ -285,6 +299,7 @@ namespace poutine {
 void TraceMessenger::postprocess(Site& msg) {
   Site copy = msg;
   copy.init = nullptr;
+  copy.init_value = Tensor();
   trace.add(std::move(copy));
 }
 

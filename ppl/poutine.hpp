@@ -44,6 +44,7 @@ struct Site {
   // param sites
   constraints::ConstraintPtr constraint;
   std::function<Tensor()> init;
+  Tensor init_value;  // a Tensor init (lets the store check a redeclared shape)
   Tensor unconstrained;
   // handler flags
   bool done = false;

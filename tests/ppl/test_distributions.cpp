@@ -1,0 +1,498 @@
+// Tensor-level distribution tests (CPU): log_prob against float64 host
+// formulas with broadcasting, gradients, the fused log_prob_sum, sampling and
+// moments, expand/to_event, Categorical, Dirichlet, Delta, KL, validation.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "gradcheck.hpp"
+#include "ppl/distributions.hpp"
+
+using namespace cuvi;
+using namespace cuvi::testing;
+using dist::Arg;
+
+namespace {
+
+constexpr double kLog2Pi = 1.8378770664093453;
+
+// One elementwise family: how to build it from its parameters, where its
+// parameters and values live, and its log-density in float64.
+struct Family {
+  std::string name;
+  std::vector<std::pair<float, float>> param_ranges;
+  std::pair<float, float> x_range;
+  bool discrete;  // values are integers (rounded), no value gradient
+  bool binary;    // values in {0, 1}
+  std::function<dist::Dist(const std::vector<Arg>&)> make;
+  std::function<double(double, const std::vector<double>&)> host;
+};
+
+template <class D, class... A>
+dist::Dist mk(A&&... a) {
+  return dist::Dist(std::make_shared<D>(std::forward<A>(a)...));
+}
+
+std::vector<Family> families() {
+  std::vector<Family> f;
+  f.push_back({"Normal", {{-1, 1}, {0.5f, 2}}, {-2, 2}, false, false,
+               [](const std::vector<Arg>& a) { return mk<dist::Normal>(a[0], a[1]); },
+               [](double x, const std::vector<double>& p) {
+                 const double z = (x - p[0]) / p[1];
+                 return -0.5 * z * z - std::log(p[1]) - 0.5 * kLog2Pi;
+               }});
+  f.push_back({"LogNormal", {{-1, 1}, {0.5f, 2}}, {0.3f, 3}, false, false,
+               [](const std::vector<Arg>& a) { return mk<dist::LogNormal>(a[0], a[1]); },
+               [](double x, const std::vector<double>& p) {
+                 const double z = (std::log(x) - p[0]) / p[1];
+                 return -0.5 * z * z - std::log(p[1]) - 0.5 * kLog2Pi - std::log(x);
+               }});
+  f.push_back({"Laplace", {{-1, 1}, {0.5f, 2}}, {-2, 2}, false, false,
+               [](const std::vector<Arg>& a) { return mk<dist::Laplace>(a[0], a[1]); },
+               [](double x, const std::vector<double>& p) { return -std::log(2 * p[1]) - std::fabs(x - p[0]) / p[1]; }});
+  f.push_back({"Gamma", {{0.8f, 3}, {0.5f, 2}}, {0.2f, 3}, false, false,
+               [](const std::vector<Arg>& a) { return mk<dist::Gamma>(a[0], a[1]); },
+               [](double x, const std::vector<double>& p) {
+                 return p[0] * std::log(p[1]) + (p[0] - 1) * std::log(x) - p[1] * x - std::lgamma(p[0]);
+               }});
+  f.push_back({"Beta", {{0.8f, 3}, {0.8f, 3}}, {0.1f, 0.9f}, false, false,
+               [](const std::vector<Arg>& a) { return mk<dist::Beta>(a[0], a[1]); },
+               [](double x, const std::vector<double>& p) {
+                 return (p[0] - 1) * std::log(x) + (p[1] - 1) * std::log1p(-x) - std::lgamma(p[0]) - std::lgamma(p[1]) +
+                        std::lgamma(p[0] + p[1]);
+               }});
+  f.push_back({"StudentT", {{2, 6}, {-1, 1}, {0.5f, 2}}, {-2, 2}, false, false,
+               [](const std::vector<Arg>& a) { return mk<dist::StudentT>(a[0], a[1], a[2]); },
+               [](double x, const std::vector<double>& p) {
+                 const double v = p[0], z = (x - p[1]) / p[2];
+                 return std::lgamma((v + 1) / 2) - std::lgamma(v / 2) - 0.5 * std::log(v * M_PI) - std::log(p[2]) -
+                        (v + 1) / 2 * std::log1p(z * z / v);
+               }});
+  f.push_back({"Exponential", {{0.5f, 2}}, {0.1f, 3}, false, false,
+               [](const std::vector<Arg>& a) { return mk<dist::Exponential>(a[0]); },
+               [](double x, const std::vector<double>& p) { return std::log(p[0]) - p[0] * x; }});
+  f.push_back({"Uniform", {{-2, -1}, {1, 2}}, {-0.9f, 0.9f}, false, false,
+               [](const std::vector<Arg>& a) { return mk<dist::Uniform>(a[0], a[1]); },
+               [](double, const std::vector<double>& p) { return -std::log(p[1] - p[0]); }});
+  f.push_back({"Poisson", {{0.5f, 4}}, {0, 6}, true, false,
+               [](const std::vector<Arg>& a) { return mk<dist::Poisson>(a[0]); },
+               [](double x, const std::vector<double>& p) { return x * std::log(p[0]) - p[0] - std::lgamma(x + 1); }});
+  f.push_back({"BernoulliProbs", {{0.2f, 0.8f}}, {0, 1}, true, true,
+               [](const std::vector<Arg>& a) { return dist::Dist(dist::Bernoulli(a[0])); },
+               [](double x, const std::vector<double>& p) { return x * std::log(p[0]) + (1 - x) * std::log1p(-p[0]); }});
+  f.push_back({"BernoulliLogits", {{-2, 2}}, {0, 1}, true, true,
+               [](const std::vector<Arg>& a) { return dist::Dist(dist::Bernoulli::from_logits(a[0])); },
+               [](double x, const std::vector<double>& p) {
+                 return x * p[0] - (std::max(p[0], 0.0) + std::log1p(std::exp(-std::fabs(p[0]))));
+               }});
+  return f;
+}
+
+Tensor values_for(const Family& f, const Shape& s, std::mt19937& gen) {
+  auto v = random_values(shape_numel(s), gen, f.x_range.first, f.x_range.second);
+  if (f.discrete)
+    for (auto& x : v) x = f.binary ? (x > 0.5f ? 1.0f : 0.0f) : std::round(x);
+  return tensor(v, s);
+}
+
+double mid(std::pair<float, float> r) { return 0.5 * (r.first + r.second); }
+
+std::vector<std::vector<double>> read_csv(const std::string& file, std::vector<std::string>* header = nullptr) {
+  std::ifstream in(std::string(CUVI_TEST_DATA_DIR) + "/" + file);
+  EXPECT_TRUE(in.good()) << "cannot open " << file;
+  std::string line;
+  std::getline(in, line);
+  if (header) {
+    std::stringstream hs(line);
+    std::string h;
+    while (std::getline(hs, h, ',')) header->push_back(h);
+  }
+  std::vector<std::vector<double>> rows;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    std::stringstream ls(line);
+    std::string c;
+    std::vector<double> r;
+    while (std::getline(ls, c, ',')) r.push_back(std::stod(c));
+    rows.push_back(r);
+  }
+  return rows;
+}
+
+struct ValidationOff {
+  ValidationOff() { dist::set_validation(false); }
+  ~ValidationOff() { dist::set_validation(true); }
+};
+
+}  // namespace
+
+// value [4,3] against param 0 as a [3] tensor and the others as float constants.
+TEST(DistLogProb, MatchesHostFormulaWithBroadcasting) {
+  std::mt19937 gen(7);
+  for (const Family& f : families()) {
+    SCOPED_TRACE(f.name);
+    const size_t np = f.param_ranges.size();
+    Tensor p0 = random_tensor({3}, gen, f.param_ranges[0].first, f.param_ranges[0].second);
+    std::vector<Arg> args{p0};
+    std::vector<double> consts{0};
+    for (size_t k = 1; k < np; ++k) {
+      args.push_back(static_cast<float>(mid(f.param_ranges[k])));
+      consts.push_back(static_cast<float>(mid(f.param_ranges[k])));
+    }
+    dist::Dist d = f.make(args);
+    EXPECT_EQ(d.batch_shape(), (Shape{3}));
+    Tensor x = values_for(f, {4, 3}, gen);
+    Tensor lp = d.log_prob(x);
+    ASSERT_EQ(lp.shape(), (Shape{4, 3}));
+    const auto xv = x.to_vector();
+    const auto pv = p0.to_vector();
+    std::vector<double> want;
+    for (int i = 0; i < 4; ++i)
+      for (int j = 0; j < 3; ++j) {
+        std::vector<double> p = consts;
+        p[0] = pv[j];
+        want.push_back(f.host(xv[i * 3 + j], p));
+      }
+    // float32 log-densities of magnitude <= ~10: a few ulp (~1e-6 rel) plus
+    // lgamma/log rounding; 1e-5 abs + 1e-5 rel as the data README suggests.
+    expect_close(lp.to_vector(), want, 1e-5, 1e-5, f.name.c_str());
+  }
+}
+
+TEST(DistLogProb, GradcheckValueAndParams) {
+  std::mt19937 gen(11);
+  for (const Family& f : families()) {
+    SCOPED_TRACE(f.name);
+    const size_t np = f.param_ranges.size();
+    std::vector<Tensor> params;
+    for (size_t k = 0; k < np; ++k)
+      params.push_back(random_tensor({3}, gen, f.param_ranges[k].first, f.param_ranges[k].second));
+    Tensor x = values_for(f, {2, 3}, gen);
+    if (f.discrete) {
+      gradcheck(
+          [&](const std::vector<Tensor>& in) {
+            std::vector<Arg> a(in.begin(), in.end());
+            return f.make(a).log_prob(x);
+          },
+          params);
+    } else {
+      std::vector<Tensor> in = params;
+      in.insert(in.begin(), x);
+      gradcheck(
+          [&](const std::vector<Tensor>& in2) {
+            std::vector<Arg> a(in2.begin() + 1, in2.end());
+            return f.make(a).log_prob(in2[0]);
+          },
+          in);
+    }
+  }
+}
+
+TEST(DistLogProbSum, EqualsScaledSumWithSameGradients) {
+  std::mt19937 gen(13);
+  const float coef = 0.7f;
+  for (const Family& f : families()) {
+    SCOPED_TRACE(f.name);
+    const size_t np = f.param_ranges.size();
+    std::vector<Tensor> params;
+    for (size_t k = 0; k < np; ++k)
+      params.push_back(random_tensor({3}, gen, f.param_ranges[k].first, f.param_ranges[k].second));
+    Tensor x0 = values_for(f, {4, 3}, gen);
+    auto run = [&](bool fused, std::vector<std::vector<float>>* grads) {
+      std::vector<Tensor> ps;
+      for (auto& p : params) ps.push_back(p.detach().requires_grad_());
+      Tensor x = x0.detach();
+      if (!f.discrete) x.requires_grad_();
+      std::vector<Arg> a(ps.begin(), ps.end());
+      dist::Dist d = f.make(a);
+      Tensor y = fused ? d.log_prob_sum(x, coef) : sum(d.log_prob(x)) * coef;
+      EXPECT_EQ(y.dim(), 0);
+      y.backward();
+      for (auto& p : ps) grads->push_back(p.grad().to_vector());
+      if (!f.discrete) grads->push_back(x.grad().to_vector());
+      return static_cast<double>(y.item());
+    };
+    std::vector<std::vector<float>> ga, gb;
+    const double a = run(true, &ga), b = run(false, &gb);
+    // Same float32 quantities summed in a different order: 1e-5 relative.
+    EXPECT_NEAR(a, b, 1e-5 * std::max(1.0, std::fabs(b)));
+    ASSERT_EQ(ga.size(), gb.size());
+    for (size_t k = 0; k < ga.size(); ++k) {
+      std::vector<double> want(gb[k].begin(), gb[k].end());
+      expect_close(ga[k], want, 1e-6, 1e-5, ("grad " + std::to_string(k)).c_str());
+    }
+  }
+}
+
+TEST(DistSampling, ShapesAndDifferentiability) {
+  std::mt19937 gen(17);
+  for (const Family& f : families()) {
+    SCOPED_TRACE(f.name);
+    std::vector<Tensor> params;
+    for (auto r : f.param_ranges) params.push_back(random_tensor({3}, gen, r.first, r.second).requires_grad_());
+    std::vector<Arg> a(params.begin(), params.end());
+    dist::Dist d = f.make(a);
+    EXPECT_EQ(d.has_rsample(), !f.discrete);
+    EXPECT_EQ(d.is_discrete(), f.discrete);
+    Tensor s = d.sample({5, 2});
+    EXPECT_EQ(s.shape(), (Shape{5, 2, 3}));
+    EXPECT_FALSE(s.requires_grad());
+    EXPECT_EQ(d.shape({5, 2}), (Shape{5, 2, 3}));
+    if (f.discrete) {
+      expect_error<ValueError>([&] { d.rsample({2}); }, {f.name == "Poisson" ? "Poisson" : "Bernoulli", "sample()"});
+      continue;
+    }
+    Tensor r = d.rsample({5, 2});
+    EXPECT_EQ(r.shape(), (Shape{5, 2, 3}));
+    ASSERT_TRUE(r.requires_grad());
+    sum(r).backward();
+    for (size_t k = 0; k < params.size(); ++k) {
+      if (f.name == "StudentT" && k == 0) continue;  // df may or may not be pathwise
+      EXPECT_TRUE(params[k].grad().defined()) << "param " << k;
+    }
+  }
+}
+
+TEST(DistSampling, MomentsMatchMeanAndVariance) {
+  const int64_t n = 200000;
+  for (const Family& f : families()) {
+    SCOPED_TRACE(f.name);
+    set_seed(2024);
+    std::vector<Arg> a;
+    for (auto r : f.param_ranges) a.push_back(static_cast<float>(mid(r)));
+    if (f.name == "StudentT") a[0] = 10.0f;  // finite 4th moment for the variance's SE
+    dist::Dist d = f.make(a);
+    const auto xs = d.sample({n}).to_vector();
+    double m = 0;
+    for (float x : xs) m += x;
+    m /= n;
+    double v = 0, m4 = 0;
+    for (float x : xs) {
+      const double c = x - m;
+      v += c * c;
+      m4 += c * c * c * c;
+    }
+    v /= (n - 1);
+    m4 /= n;
+    const double mu = d.mean().item(), var = d.variance().item();
+    // SE(mean) = sqrt(var/n); SE(sample var) = sqrt((mu4 - var^2)/n).
+    const double se_m = std::sqrt(var / n), se_v = std::sqrt(std::max(m4 - v * v, 1e-12) / n);
+    EXPECT_NEAR(m, mu, 5 * se_m);
+    EXPECT_NEAR(v, var, 5 * se_v);
+  }
+}
+
+TEST(DistShape, ExpandAndToEvent) {
+  Tensor loc = tensor({0.1f, -0.3f, 0.5f});
+  dist::Normal base(loc, 1.5f);
+  dist::Dist e = base.expand({2, 3});
+  EXPECT_EQ(e.batch_shape(), (Shape{2, 3}));
+  EXPECT_EQ(e.event_shape(), (Shape{}));
+  dist::Dist ind = e.to_event(1);
+  EXPECT_EQ(ind.batch_shape(), (Shape{2}));
+  EXPECT_EQ(ind.event_shape(), (Shape{3}));
+  EXPECT_EQ(ind.sample({4}).shape(), (Shape{4, 2, 3}));
+  dist::Dist ind2 = e.to_event(2);
+  EXPECT_EQ(ind2.batch_shape(), (Shape{}));
+  EXPECT_EQ(ind2.event_shape(), (Shape{2, 3}));
+  std::mt19937 gen(3);
+  Tensor x = random_tensor({2, 3}, gen, -2, 2);
+  const auto lp = base.log_prob(x).to_vector();
+  Tensor li = ind.log_prob(x);
+  ASSERT_EQ(li.shape(), (Shape{2}));
+  std::vector<double> want{lp[0] + lp[1] + lp[2], lp[3] + lp[4] + lp[5]};
+  expect_close(li.to_vector(), want, 1e-5, 1e-5, "Independent");
+  Tensor l2 = ind2.log_prob(x);
+  EXPECT_EQ(l2.dim(), 0);
+  EXPECT_NEAR(l2.item(), want[0] + want[1], 1e-5 + 1e-5 * std::fabs(want[0] + want[1]));
+  expect_error<ShapeError>([&] { base.expand({2, 4}); }, {"expand"});
+}
+
+TEST(DistShape, BadExpandNamesFamily) {
+  dist::Normal base(tensor({0.1f, -0.3f, 0.5f}), 1.5f);
+  expect_error<ShapeError>([&] { base.expand({2, 4}); }, {"Normal", "expand", "[2, 4]"});
+}
+
+TEST(DistCategorical, LogProbMatchesHostFormula) {
+  std::mt19937 gen(5);
+  Tensor raw = random_tensor({2, 4}, gen, 0.1f, 2.0f);
+  Tensor x = tensor({0, 3, 1, 2, 2, 0, 3, 1, 1, 1}, {5, 2});
+  const auto rv = raw.to_vector();
+  const auto xv = x.to_vector();
+  for (bool logits : {false, true}) {
+    SCOPED_TRACE(logits ? "logits" : "probs");
+    dist::Categorical c = logits ? dist::Categorical::from_logits(raw) : dist::Categorical(raw);
+    EXPECT_EQ(c.batch_shape(), (Shape{2}));
+    EXPECT_TRUE(c.is_discrete());
+    Tensor lp = c.log_prob(x);
+    ASSERT_EQ(lp.shape(), (Shape{5, 2}));
+    std::vector<double> want;
+    for (int i = 0; i < 5; ++i)
+      for (int b = 0; b < 2; ++b) {
+        double norm = 0;
+        for (int k = 0; k < 4; ++k) norm += logits ? std::exp(rv[b * 4 + k]) : rv[b * 4 + k];
+        const double v = rv[b * 4 + static_cast<int>(xv[i * 2 + b])];
+        want.push_back(logits ? v - std::log(norm) : std::log(v / norm));
+      }
+    expect_close(lp.to_vector(), want, 1e-5, 1e-5);
+    EXPECT_EQ(c.sample({7}).shape(), (Shape{7, 2}));
+  }
+}
+
+TEST(DistCategorical, SampleFrequenciesChiSquare) {
+  set_seed(99);
+  const std::vector<float> p{0.1f, 0.2f, 0.3f, 0.4f};
+  dist::Categorical c(tensor(p));
+  const int64_t n = 100000;
+  const auto xs = c.sample({n}).to_float().to_vector();
+  std::vector<double> cnt(4, 0);
+  for (float x : xs) {
+    ASSERT_GE(x, 0);
+    ASSERT_LE(x, 3);
+    cnt[static_cast<int>(x)] += 1;
+  }
+  double chi2 = 0;
+  for (int k = 0; k < 4; ++k) chi2 += (cnt[k] - n * p[k]) * (cnt[k] - n * p[k]) / (n * p[k]);
+  // chi-square with 3 dof: P(chi2 > 16.27) = 0.001.
+  EXPECT_LT(chi2, 16.27);
+}
+
+TEST(DistDirichlet, LogProbMatchesReferenceData) {
+  auto rows = read_csv("dirichlet3.csv");
+  ASSERT_GE(rows.size(), 5u);
+  for (size_t r = 0; r < 5; ++r) {
+    const auto& row = rows[r];
+    Tensor conc = tensor({(float)row[0], (float)row[1], (float)row[2]}).requires_grad_();
+    Tensor x = tensor({(float)row[3], (float)row[4], (float)row[5]});
+    dist::Dirichlet d(conc);
+    EXPECT_EQ(d.event_shape(), (Shape{3}));
+    EXPECT_EQ(d.batch_shape(), (Shape{}));
+    Tensor lp = d.log_prob(x);
+    // lgamma terms up to ~20 in float32 (ulp ~2e-6) cancel: 1e-4 abs + 1e-5 rel.
+    EXPECT_NEAR(lp.item(), row[6], 1e-4 + 1e-5 * std::fabs(row[6])) << "row " << r;
+    lp.backward();
+    // digamma differences, same float32 reasoning: 1e-4 abs + 1e-4 rel.
+    expect_close(conc.grad().to_vector(), {row[7], row[8], row[9]}, 1e-4, 1e-4, "dlogp/dconc");
+  }
+}
+
+TEST(DistDirichlet, RsampleOnSimplexAndMean) {
+  set_seed(5);
+  Tensor conc = tensor({1.5f, 2.0f, 3.0f}).requires_grad_();
+  dist::Dirichlet d(conc);
+  const int64_t n = 100000;
+  Tensor s = d.rsample({n});
+  ASSERT_EQ(s.shape(), (Shape{n, 3}));
+  ASSERT_TRUE(s.requires_grad());
+  const auto v = s.to_vector();
+  std::vector<double> m(3, 0);
+  for (int64_t i = 0; i < n; ++i) {
+    double tot = 0;
+    for (int k = 0; k < 3; ++k) {
+      ASSERT_GT(v[i * 3 + k], 0.0f);
+      tot += v[i * 3 + k];
+      m[k] += v[i * 3 + k];
+    }
+    ASSERT_NEAR(tot, 1.0, 1e-5);
+  }
+  const auto mu = d.mean().to_vector();
+  const auto var = d.variance().to_vector();
+  const double a0 = 6.5;
+  for (int k = 0; k < 3; ++k) {
+    EXPECT_NEAR(mu[k], conc.to_vector()[k] / a0, 1e-6);
+    // SE = sqrt(var_k / n).
+    EXPECT_NEAR(m[k] / n, mu[k], 5 * std::sqrt(var[k] / n)) << k;
+  }
+  sum(narrow(s, 1, 0, 1)).backward();
+  EXPECT_TRUE(conc.grad().defined());
+}
+
+TEST(DistDelta, LogProbAndRsample) {
+  Tensor v = tensor({1.0f, 2.0f}).requires_grad_();
+  dist::Delta d(v, 0.5f);
+  EXPECT_EQ(d.batch_shape(), (Shape{2}));
+  const auto lp = d.log_prob(tensor({1.0f, 3.0f})).to_vector();
+  EXPECT_FLOAT_EQ(lp[0], 0.5f);
+  EXPECT_TRUE(std::isinf(lp[1]) && lp[1] < 0);
+  Tensor r = d.rsample();
+  EXPECT_EQ(r.to_vector(), (std::vector<float>{1.0f, 2.0f}));
+  sum(r * 3.0f).backward();
+  EXPECT_EQ(v.grad().to_vector(), (std::vector<float>{3.0f, 3.0f}));
+  dist::Delta e(tensor({1.0f, 2.0f}), 0.0f, 1);
+  EXPECT_EQ(e.batch_shape(), (Shape{}));
+  EXPECT_EQ(e.event_shape(), (Shape{2}));
+  EXPECT_EQ(e.log_prob(tensor({1.0f, 2.0f})).dim(), 0);
+  EXPECT_FLOAT_EQ(e.log_prob(tensor({1.0f, 2.0f})).item(), 0.0f);
+}
+
+TEST(KlDivergence, NormalNormalMatchesReferenceData) {
+  auto rows = read_csv("kl_normal_normal.csv");
+  ASSERT_FALSE(rows.empty());
+  for (size_t r = 0; r < rows.size(); ++r) {
+    const auto& row = rows[r];
+    Tensor lq = tensor((float)row[0]).requires_grad_();
+    Tensor sq = tensor((float)row[1]).requires_grad_();
+    dist::Normal q(lq, sq), p((float)row[2], (float)row[3]);
+    Tensor kl = dist::kl_divergence(q, p);
+    // float32 ratios of scales and squared differences: 1e-5 abs + 1e-4 rel
+    // (the inputs themselves are rounded to float32, ~6e-8 rel each, amplified
+    // by the (dloc/scale_p)^2 term).
+    EXPECT_NEAR(kl.item(), row[4], 1e-5 + 1e-4 * std::fabs(row[4])) << "row " << r;
+    kl.backward();
+    EXPECT_NEAR(lq.grad().item(), row[5], 1e-4 + 1e-4 * std::fabs(row[5])) << "row " << r;
+    EXPECT_NEAR(sq.grad().item(), row[6], 1e-4 + 1e-4 * std::fabs(row[6])) << "row " << r;
+  }
+}
+
+namespace {
+// KL(q||p) vs the Monte Carlo mean of log q(z) - log p(z), z ~ q, 2e5 draws.
+void check_kl_mc(const dist::Distribution& q, const dist::Distribution& p) {
+  set_seed(31);
+  const int64_t n = 200000;
+  Tensor z = q.sample({n});
+  const auto f = (q.log_prob(z) - p.log_prob(z)).to_vector();
+  ASSERT_EQ(static_cast<int64_t>(f.size()), n);
+  double m = 0;
+  for (float v : f) m += v;
+  m /= n;
+  double s2 = 0;
+  for (float v : f) s2 += (v - m) * (v - m);
+  const double se = std::sqrt(s2 / (n - 1) / n);  // SE = sample std / sqrt(n)
+  EXPECT_NEAR(dist::kl_divergence(q, p).item(), m, 5 * se);
+}
+}  // namespace
+
+TEST(KlDivergence, GammaGammaMonteCarlo) { check_kl_mc(dist::Gamma(2.0f, 1.5f), dist::Gamma(3.0f, 1.0f)); }
+TEST(KlDivergence, BetaBetaMonteCarlo) { check_kl_mc(dist::Beta(2.0f, 3.0f), dist::Beta(1.5f, 1.2f)); }
+TEST(KlDivergence, ExponentialExponentialMonteCarlo) {
+  check_kl_mc(dist::Exponential(1.5f), dist::Exponential(0.7f));
+}
+TEST(KlDivergence, DirichletDirichletMonteCarlo) {
+  check_kl_mc(dist::Dirichlet(tensor({1.5f, 2.0f, 3.0f})), dist::Dirichlet(tensor({1.0f, 2.5f, 1.2f})));
+}
+TEST(KlDivergence, UnsupportedPairNamesBothFamilies) {
+  dist::Normal n(0.0f, 1.0f);
+  dist::Gamma g(2.0f, 1.0f);
+  EXPECT_FALSE(dist::has_kl(n, g));
+  expect_error<ValueError>([&] { dist::kl_divergence(n, g); }, {"Normal", "Gamma"});
+}
+
+TEST(DistValidation, BadParametersAndValues) {
+  expect_error<ValueError>([] { dist::Normal(0.0f, -1.0f); }, {"Normal", "scale", "-1"});
+  dist::Beta b(2.0f, 2.0f);
+  expect_error<ValueError>([&] { b.log_prob(tensor(1.5f)); }, {"Beta"});
+  {
+    ValidationOff off;
+    EXPECT_NO_THROW(dist::Normal(0.0f, -1.0f));
+    EXPECT_NO_THROW(b.log_prob(tensor(1.5f)));
+  }
+  EXPECT_TRUE(dist::validation_enabled());
+  expect_error<ValueError>([] { dist::Normal(0.0f, -1.0f); }, {"Normal"});
+}
