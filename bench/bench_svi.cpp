@@ -1,0 +1,87 @@
+// Whole SVI steps per second (Trace_ELBO + Adam), per backend:
+//   coin/<backend>            Pyro's SVI Part I coin model: a handful of tiny
+//                             launches per step, so it measures per-step
+//                             overhead (host work, launches), not bandwidth.
+//   local_latents/<be>/N/B    a mean-field model with N local latents under a
+//                             plate subsampled to B: per step the guide
+//                             gathers B rows of loc and scale, draws z, and
+//                             both sites' fused log-prob-sums write their
+//                             gradients; Adam updates all 2N parameters.
+// Items are steps; bytes are not reported (the Adam update over 2N params
+// dominates at large N: 2N * (param, grad, m, v) read + 3 written).
+// Each iteration is one step plus a synchronisation (bench_common.hpp).
+#include "bench_common.hpp"
+
+namespace {
+
+using namespace cuvi_bench;
+using namespace cuvi;
+
+void bm_coin(benchmark::State& state, Which which) {
+  const auto dev = acquire(state, which);
+  if (!dev) return;
+  set_default_device(*dev);
+  param_store().clear();
+  std::vector<float> flips(10, 0.0f);
+  for (int i = 0; i < 6; ++i) flips[static_cast<size_t>(i)] = 1.0f;
+  const Tensor data = tensor(flips, *dev);
+  auto model = [](const Tensor& d) {
+    Tensor f = sample("latent_fairness", dist::Beta(10.0f, 10.0f));
+    auto p = plate("data", d.size(0));
+    sample("obs", dist::Bernoulli(f), d);
+  };
+  auto guide = [](const Tensor&) {
+    Tensor a = param("alpha_q", 15.0f, constraints::positive);
+    Tensor b = param("beta_q", 15.0f, constraints::positive);
+    sample("latent_fairness", dist::Beta(a, b));
+  };
+  infer::SVI svi(model, guide, optim::Adam({.lr = 5e-4f}), infer::Trace_ELBO());
+  run_timed(state, *dev, [&] { return svi.step(data); });
+  state.SetItemsProcessed(state.iterations());
+  set_default_device(Device::cpu());
+}
+
+void bm_local(benchmark::State& state, Which which) {
+  const auto dev = acquire(state, which);
+  if (!dev) return;
+  const int64_t n = state.range(0), b = state.range(1);
+  set_default_device(*dev);
+  set_seed(3);
+  param_store().clear();
+  const Tensor data = randn({n}, *dev);
+  auto model = [n, b](const Tensor& x) {
+    auto p = plate("data", n, b);
+    Tensor z = sample("z", dist::Normal(0.0f, 1.0f));
+    sample("x", dist::Normal(z, 1.0f), p.subsample(x));
+  };
+  auto guide = [n, b, dev](const Tensor&) {
+    Tensor loc = param("loc", [n, dev] { return zeros({n}, *dev); });
+    Tensor scale = param("scale", [n, dev] { return full({n}, 0.5f, *dev); }, constraints::positive);
+    auto p = plate("data", n, b);
+    sample("z", dist::Normal(p.subsample(loc), p.subsample(scale)));
+  };
+  infer::SVI svi(model, guide, optim::Adam({.lr = 1e-2f}), infer::Trace_ELBO());
+  run_timed(state, *dev, [&] { return svi.step(data); });
+  state.SetItemsProcessed(state.iterations());
+  state.counters["latents_per_s"] =
+      benchmark::Counter(static_cast<double>(b) * static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+  set_default_device(Device::cpu());
+}
+
+}  // namespace
+
+BENCHMARK_CAPTURE(bm_coin, cpu, Which::kCpu)->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(bm_coin, cuda, Which::kCuda)->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(bm_local, cpu, Which::kCpu)
+    ->Args({1 << 16, 1 << 10})
+    ->Args({1 << 20, 1 << 14})
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(bm_local, cuda, Which::kCuda)
+    ->Args({1 << 20, 1 << 14})
+    ->Args({1 << 24, 1 << 16})
+    ->Args({1 << 24, 1 << 20})
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
+
+BENCHMARK_MAIN();

@@ -1,0 +1,72 @@
+"""The models of bench/bench_svi.cpp in NumPyro, timed the same way."""
+import argparse
+import json
+import time
+
+import jax
+import jax.numpy as jnp
+import numpyro
+import numpyro.distributions as dist
+from numpyro.infer import SVI, Trace_ELBO
+from numpyro.optim import Adam
+
+
+def coin():
+    data = jnp.array([1.0] * 6 + [0.0] * 4)
+
+    def model(d):
+        f = numpyro.sample("latent_fairness", dist.Beta(10.0, 10.0))
+        with numpyro.plate("data", d.shape[0]):
+            numpyro.sample("obs", dist.Bernoulli(f), obs=d)
+
+    def guide(d):
+        a = numpyro.param("alpha_q", 15.0, constraint=dist.constraints.positive)
+        b = numpyro.param("beta_q", 15.0, constraint=dist.constraints.positive)
+        numpyro.sample("latent_fairness", dist.Beta(a, b))
+
+    return model, guide, data, Adam(5e-4)
+
+
+def local_latents(n, b):
+    data = jax.random.normal(jax.random.PRNGKey(3), (n,))
+
+    def model(x):
+        with numpyro.plate("data", n, subsample_size=b) as idx:
+            z = numpyro.sample("z", dist.Normal(0.0, 1.0))
+            numpyro.sample("x", dist.Normal(z, 1.0), obs=x[idx])
+
+    def guide(x):
+        loc = numpyro.param("loc", jnp.zeros(n))
+        scale = numpyro.param("scale", jnp.full((n,), 0.5), constraint=dist.constraints.positive)
+        with numpyro.plate("data", n, subsample_size=b) as idx:
+            numpyro.sample("z", dist.Normal(loc[idx], scale[idx]))
+
+    return model, guide, data, Adam(1e-2)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--model", choices=["coin", "local_latents"], default="coin")
+    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--n", type=int, default=1 << 20)
+    p.add_argument("--b", type=int, default=1 << 14)
+    a = p.parse_args()
+    model, guide, data, opt = coin() if a.model == "coin" else local_latents(a.n, a.b)
+    svi = SVI(model, guide, opt, loss=Trace_ELBO())
+    state = svi.init(jax.random.PRNGKey(0), data)
+    update = jax.jit(svi.update)
+    t0 = time.perf_counter()
+    state, loss = update(state, data)  # compile
+    loss.block_until_ready()
+    compile_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for _ in range(a.steps):
+        state, loss = update(state, data)
+    loss.block_until_ready()
+    s = time.perf_counter() - t0
+    print(json.dumps({"framework": "numpyro", "model": a.model, "device": str(jax.devices()[0]), "steps": a.steps,
+                      "n": a.n, "b": a.b, "seconds": s, "steps_per_s": a.steps / s, "compile_seconds": compile_s}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+"""The models of bench/bench_svi.cpp in Pyro, timed the same way."""
+import argparse
+import json
+import time
+
+import pyro
+import pyro.distributions as dist
+import torch
+from pyro.infer import SVI, Trace_ELBO
+from pyro.optim import Adam
+
+
+def coin(device):
+    data = torch.tensor([1.0] * 6 + [0.0] * 4, device=device)
+
+    def model(d):
+        f = pyro.sample("latent_fairness", dist.Beta(torch.tensor(10.0, device=device), torch.tensor(10.0, device=device)))
+        with pyro.plate("data", d.shape[0]):
+            pyro.sample("obs", dist.Bernoulli(f), obs=d)
+
+    def guide(d):
+        a = pyro.param("alpha_q", torch.tensor(15.0, device=device), constraint=dist.constraints.positive)
+        b = pyro.param("beta_q", torch.tensor(15.0, device=device), constraint=dist.constraints.positive)
+        pyro.sample("latent_fairness", dist.Beta(a, b))
+
+    return model, guide, data, Adam({"lr": 5e-4})
+
+
+def local_latents(device, n, b):
+    torch.manual_seed(3)
+    data = torch.randn(n, device=device)
+
+    def model(x):
+        with pyro.plate("data", n, subsample_size=b) as idx:
+            z = pyro.sample("z", dist.Normal(torch.zeros((), device=device), 1.0))
+            pyro.sample("x", dist.Normal(z, 1.0), obs=x[idx])
+
+    def guide(x):
+        loc = pyro.param("loc", torch.zeros(n, device=device))
+        scale = pyro.param("scale", torch.full((n,), 0.5, device=device), constraint=dist.constraints.positive)
+        with pyro.plate("data", n, subsample_size=b) as idx:
+            pyro.sample("z", dist.Normal(loc[idx], scale[idx]))
+
+    return model, guide, data, Adam({"lr": 1e-2})
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--model", choices=["coin", "local_latents"], default="coin")
+    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--n", type=int, default=1 << 20)
+    p.add_argument("--b", type=int, default=1 << 14)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    a = p.parse_args()
+    pyro.clear_param_store()
+    pyro.set_rng_seed(0)
+    if a.model == "coin":
+        model, guide, data, opt = coin(a.device)
+    else:
+        model, guide, data, opt = local_latents(a.device, a.n, a.b)
+    svi = SVI(model, guide, opt, loss=Trace_ELBO())
+    svi.step(data)  # warm-up: parameter creation
+    if a.device.startswith("cuda"):
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(a.steps):
+        svi.step(data)  # returns a float: Pyro synchronises every step
+    if a.device.startswith("cuda"):
+        torch.cuda.synchronize()
+    s = time.perf_counter() - t0
+    print(json.dumps({"framework": "pyro", "model": a.model, "device": a.device, "steps": a.steps,
+                      "n": a.n, "b": a.b, "seconds": s, "steps_per_s": a.steps / s}))
+
+
+if __name__ == "__main__":
+    main()
