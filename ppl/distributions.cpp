@@ -313,6 +313,25 @@ Tensor kl_impl(const Distribution& qd, const Distribution& pd, bool dry, bool* o
       return t + lgamma(sum(aq, {-1})) - lgamma(sum(ap, {-1})) - sum(lgamma(aq), {-1}) + sum(lgamma(ap), {-1});
     }
   }
+  if (auto a = dynamic_cast<const MultivariateNormal*>(&q)) {
+    if (auto b = dynamic_cast<const MultivariateNormal*>(&p)) {
+      if (dry) return {};
+      // 0.5 (tr(Sp^-1 Sq) + (mp-mq)^T Sp^-1 (mp-mq) - D + log det Sp - log det Sq)
+      // with tr(Sp^-1 Sq) = |Lp^-1 Lq|_F^2: column j of Lq is row j of Lq^T,
+      // solved against Lp broadcast over j.
+      const int64_t D = a->loc().size(-1);
+      CUVI_CHECK(b->loc().size(-1) == D, ShapeError,
+                 "kl_divergence: MultivariateNormal event sizes differ (" << D << " and " << b->loc().size(-1) << ")"
+                                                                        << detail::site_suffix());
+      const Tensor& lq = a->scale_tril();
+      const Tensor& lp = b->scale_tril();
+      Tensor tr = sum(square(triangular_solve(lp.unsqueeze(-3), transpose(lq, -1, -2))), {-2, -1});
+      Tensor maha = sum(square(triangular_solve(lp, a->loc() - b->loc())), {-1});
+      Tensor half_log_det_p = sum(log(diagonal(lp)), {-1});
+      Tensor half_log_det_q = sum(log(diagonal(lq)), {-1});
+      return 0.5f * (tr + maha - static_cast<float>(D)) + half_log_det_p - half_log_det_q;
+    }
+  }
   *ok = false;
   return {};
 }

@@ -328,9 +328,39 @@ class Delta final : public Distribution {
   int event_dim_;
 };
 
+// MultivariateNormal(loc [..., D], scale_tril [..., D, D]): N(loc, L L^T)
+// with L = scale_tril lower triangular with a positive diagonal (PyTorch's
+// scale_tril parameterisation). batch_shape = broadcast(loc[:-1],
+// scale_tril[:-2]); event_shape = [D]. log_prob solves L^{-1}(x - loc) with
+// triangular_solve; rsample is loc + L eps. Implemented in ppl/mvn.cpp.
+class MultivariateNormal final : public Distribution {
+ public:
+  MultivariateNormal(const Tensor& loc, const Tensor& scale_tril);
+  // The parameters as given (not expanded to batch_shape).
+  const Tensor& loc() const { return loc_; }
+  const Tensor& scale_tril() const { return scale_tril_; }
+  std::string name() const override { return "MultivariateNormal"; }
+  DistPtr clone() const override { return std::make_shared<MultivariateNormal>(*this); }
+  Shape batch_shape() const override { return batch_shape_; }
+  Shape event_shape() const override { return {loc_.size(-1)}; }
+  bool has_rsample() const override { return true; }
+  constraints::ConstraintPtr support() const override { return constraints::real; }
+  Tensor log_prob(const Tensor& x) const override;
+  Tensor rsample(const Shape& s = {}) const override;
+  Tensor mean() const override;
+  Tensor variance() const override;
+  DistPtr expand_ptr(const Shape& b) const override;
+  Device device() const override { return loc_.device(); }
+
+ private:
+  Tensor loc_;
+  Tensor scale_tril_;
+  Shape batch_shape_;
+};
+
 // Closed-form KL(q || p) for the pairs that have one (Normal, LogNormal,
-// Gamma, Beta, Exponential, Dirichlet, and Independent of those); throws
-// ValueError naming both families otherwise.
+// Gamma, Beta, Exponential, Dirichlet, MultivariateNormal, and Independent
+// of those); throws ValueError naming both families otherwise.
 Tensor kl_divergence(const Distribution& q, const Distribution& p);
 bool has_kl(const Distribution& q, const Distribution& p);
 

@@ -152,8 +152,33 @@ std::vector<Tensor> tensor_inputs(const Tensor* x, const std::array<Arg, NP>& p)
   return in;
 }
 
+// Per-element gradient buffers (out shape) for the inputs that need one:
+// index 0 the value, k + 1 parameter k; wired into `o`.
+template <int NP>
+std::vector<Tensor> alloc_grads(const std::vector<bool>& need, const Shape& out_shape, Device dev,
+                                kern::FamilyGrads<NP>* o) {
+  std::vector<Tensor> full(NP + 1);
+  for (int k = 0; k <= NP; ++k) {
+    if (!need[static_cast<size_t>(k)]) continue;
+    full[static_cast<size_t>(k)] = Tensor::empty(out_shape, DType::kFloat32, dev);
+    if (k == 0) o->gx = full[0].data<float>();
+    else o->gp[k - 1] = full[static_cast<size_t>(k)].data<float>();
+  }
+  return full;
+}
+
+// Sums each per-element gradient down to its input's shape.
+template <int NP>
+std::vector<Tensor> reduce_grads(std::vector<Tensor> full, const Shape& x_shape, const std::array<Arg, NP>& ps) {
+  for (int k = 0; k <= NP; ++k) {
+    Tensor& g = full[static_cast<size_t>(k)];
+    if (g.defined()) g = sum_to_shape(g, k == 0 ? x_shape : ps[static_cast<size_t>(k - 1)].t.shape());
+  }
+  return full;
+}
+
 // Runs the per-element gradient pass and reduces each gradient to its
-// input's shape. `lp_coef` scales the gradients.
+// input's shape.
 template <class F>
 std::vector<Tensor> family_grads(const Tensor& xs, const std::array<Arg, F::kNumParams>& ps, const Shape& out_shape,
                                  const Tensor& g, const std::vector<bool>& need) {
@@ -161,22 +186,10 @@ std::vector<Tensor> family_grads(const Tensor& xs, const std::array<Arg, F::kNum
   const Device dev = g.device();
   const auto a = make_args<F>(&xs, ps, out_shape);
   kern::FamilyGrads<NP> o;
-  std::vector<Tensor> full(NP + 1);
-  for (int k = 0; k <= NP; ++k) {
-    if (!need[static_cast<size_t>(k)]) continue;
-    full[static_cast<size_t>(k)] = Tensor::empty(out_shape, DType::kFloat32, dev);
-    if (k == 0) o.gx = full[0].data<float>();
-    else o.gp[k - 1] = full[static_cast<size_t>(k)].data<float>();
-  }
+  std::vector<Tensor> full = alloc_grads<NP>(need, out_shape, dev, &o);
   if (dev.is_cpu()) kern::cpu::log_prob_grad<F>(a, g.data<float>(), 1.0f, nullptr, o);
   else cuda_ops<F>().log_prob_grad(a, g.data<float>(), 1.0f, nullptr, o, cuda_stream(dev.index));
-  std::vector<Tensor> res(NP + 1);
-  for (int k = 0; k <= NP; ++k) {
-    if (!need[static_cast<size_t>(k)]) continue;
-    const Shape& target = k == 0 ? xs.shape() : ps[static_cast<size_t>(k - 1)].t.shape();
-    res[static_cast<size_t>(k)] = sum_to_shape(full[static_cast<size_t>(k)], target);
-  }
-  return res;
+  return reduce_grads<NP>(std::move(full), xs.shape(), ps);
 }
 
 template <int NP>
@@ -231,13 +244,7 @@ Tensor family_log_prob_sum(const Tensor& x, const std::array<Arg, F::kNumParams>
     need[static_cast<size_t>(k + 1)] = grad_enabled() && !arg.is_const() && arg.t.requires_grad();
   }
   kern::FamilyGrads<NP> o;
-  std::vector<Tensor> full(NP + 1);
-  for (int k = 0; k <= NP; ++k) {
-    if (!need[static_cast<size_t>(k)]) continue;
-    full[static_cast<size_t>(k)] = Tensor::empty(out_shape, DType::kFloat32, dev);
-    if (k == 0) o.gx = full[0].data<float>();
-    else o.gp[k - 1] = full[static_cast<size_t>(k)].data<float>();
-  }
+  std::vector<Tensor> full = detail::alloc_grads<NP>(need, out_shape, dev, &o);
   Tensor out = Tensor::empty({}, DType::kFloat32, dev);
   if (dev.is_cpu()) *out.data<float>() = kern::cpu::log_prob_sum<F>(a, coef, o);
   else detail::cuda_ops<F>().log_prob_sum(a, coef, out.data<float>(), o, cuda_stream(dev.index));
@@ -245,12 +252,7 @@ Tensor family_log_prob_sum(const Tensor& x, const std::array<Arg, F::kNumParams>
   for (bool b : need) any = any || b;
   if (!any) return out;
   // Reduce broadcast parameters now: the gradient tensors are final.
-  std::vector<Tensor> grads(NP + 1);
-  for (int k = 0; k <= NP; ++k) {
-    if (!need[static_cast<size_t>(k)]) continue;
-    const Shape& target = k == 0 ? x.shape() : p[static_cast<size_t>(k - 1)].t.shape();
-    grads[static_cast<size_t>(k)] = sum_to_shape(full[static_cast<size_t>(k)], target);
-  }
+  const std::vector<Tensor> grads = detail::reduce_grads<NP>(std::move(full), x.shape(), p);
   return cuvi::detail::record_fn(
       out, F::kName,
       [grads](const Tensor& g, const std::vector<bool>& nd) {

@@ -1,6 +1,8 @@
 #include "infer.hpp"
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 
 #include "../runtime/backend.hpp"
 
@@ -26,52 +28,214 @@ bool is_latent(const Site& s) { return s.type == SiteType::kSample && !s.is_obse
 
 }  // namespace
 
+namespace {
+
+// One (log q - log p)-type term of a particle, per element, detached and
+// scaled (loss orientation: +log q, -log p), for score-function costs.
+struct CostTerm {
+  Tensor value;
+  const std::vector<Frame>* frames;
+  int guide_idx = -1;  // position among the guide's latent sites (-1: none)
+  int model_idx = -1;  // position among the model's sample sites (-1: none)
+};
+
+// Sums t over every dim that is not a plate of `target` shared with the
+// term (same plate name at the same dim): Pyro's MultiFrameTensor.sum_to.
+// Kept dims stay in place (keepdim), so terms broadcast against the site.
+Tensor reduce_to(const Tensor& t, const std::vector<Frame>& term_frames, const std::vector<Frame>& target) {
+  const int64_t nd = t.dim();
+  std::vector<int64_t> dims;
+  for (int64_t d = 0; d < nd; ++d) {
+    if (t.size(d) == 1) continue;
+    const int neg = static_cast<int>(d - nd);
+    bool keep = false;
+    for (const Frame& f : target) {
+      if (f.dim != neg) continue;
+      for (const Frame& g : term_frames)
+        if (g.dim == neg && g.name == f.name) keep = true;
+    }
+    if (!keep) dims.push_back(d);
+  }
+  return dims.empty() ? t : sum(t, dims, true);
+}
+
+Tensor masked_log_prob(const Site& s) {
+  dist::detail::SiteScope scope(s.name);
+  Tensor lp = s.fn->log_prob(s.value);
+  return s.mask.defined() ? lp * s.mask : lp;
+}
+
+}  // namespace
+
+int ELBO::plate_nesting(const Program& model, const Program& guide) const {
+  if (o_.max_plate_nesting >= 0) return o_.max_plate_nesting;
+  if (mpn_ >= 0) return mpn_;
+  // Pyro's guess_max_plate_nesting: one traced run, no gradient, and the
+  // generator put back so the guess does not shift the draws of training.
+  const RngState saved = get_rng_state();
+  int m = 0;
+  try {
+    NoGradGuard ng;
+    const Trace gt = poutine::trace(guide).get_trace();
+    const Trace mt = poutine::trace(poutine::replay(model, gt)).get_trace();
+    for (const Trace* t : {&gt, &mt})
+      for (const Site& s : t->sites())
+        for (const Frame& f : s.frames) m = std::max(m, -f.dim);
+  } catch (...) {
+    set_rng_state(saved);
+    throw;
+  }
+  set_rng_state(saved);
+  mpn_ = m;
+  return m;
+}
+
 ELBOResult ELBO::compute(const Program& model, const Program& guide) const {
   CUVI_CHECK(o_.num_particles >= 1, ValueError, "ELBO: num_particles must be >= 1, got " << o_.num_particles);
   ELBOResult r;
   std::set<std::string> seen;
-  const float inv_p = 1.0f / static_cast<float>(o_.num_particles);
-  for (int particle = 0; particle < o_.num_particles; ++particle) {
-    const Trace guide_trace = poutine::trace(guide).get_trace();
-    const Trace model_trace = poutine::trace(poutine::replay(model, guide_trace)).get_trace();
-    collect_params(guide_trace, r.params, seen);
-    collect_params(model_trace, r.params, seen);
-    // The loss is a sum of per-site terms coef * sum(log_prob): -scale for the
-    // model, +scale for the guide. Every term is one fused pass that also
-    // writes its gradients (family kernels), so backward() only chains them.
-    Tensor loss;
-    std::set<std::string> kl_done;
-    for (const Site& s : model_trace.sites()) {
-      if (s.type != SiteType::kSample || s.is_subsample) continue;
-      if (analytic_kl() && !s.is_observed && guide_trace.contains(s.name)) {
-        const Site& q = guide_trace.site(s.name);
-        if (!q.mask.defined() && !s.mask.defined() && dist::has_kl(*q.fn, *s.fn)) {
-          dist::detail::SiteScope scope(s.name);
-          add_to(loss, sum(dist::kl_divergence(*q.fn, *s.fn)) * (s.scale * inv_p));
-          kl_done.insert(s.name);
-          continue;
-        }
-      }
-      add_to(loss, site_term(s, -s.scale * inv_p));
-    }
-    std::vector<const Site*> score_sites;
-    for (const Site& s : guide_trace.sites()) {
-      if (!is_latent(s) || kl_done.count(s.name)) continue;
-      add_to(loss, site_term(s, s.scale * inv_p));
-      if (!s.fn->has_rsample()) score_sites.push_back(&s);
-    }
-    if (!loss.defined()) loss = zeros({}, default_device());
-    Tensor surrogate = loss;
-    if (!score_sites.empty()) {
-      // Score function: E_q[f] has gradient E_q[f grad log q]; with f the
-      // particle's loss, its surrogate is log q * f.detach().
-      const Tensor cost = loss.detach() * static_cast<float>(o_.num_particles);
-      for (const Site* s : score_sites) add_to(surrogate, site_term(*s, inv_p) * cost);
-    }
-    add_to(r.loss, loss.detach());
-    add_to(r.surrogate, surrogate);
+  const int P = o_.num_particles;
+  const float inv_p = 1.0f / static_cast<float>(P);
+  if (o_.vectorize_particles) {
+    const int dim = -(plate_nesting(model, guide) + 1);
+    const Program vg = [&guide, P, dim] {
+      Plate p(kParticlePlate, P, 0, dim);
+      guide();
+    };
+    const Program vm = [&model, P, dim] {
+      Plate p(kParticlePlate, P, 0, dim);
+      model();
+    };
+    particle(vm, vg, inv_p, dim, r, seen);
+    return r;
   }
+  for (int k = 0; k < P; ++k) particle(model, guide, inv_p, 0, r, seen);
   return r;
+}
+
+void ELBO::particle(const Program& model, const Program& guide, float inv_p, int particle_dim, ELBOResult& r,
+                    std::set<std::string>& seen) const {
+  const Trace guide_trace = poutine::trace(guide).get_trace();
+  const Trace model_trace = poutine::trace(poutine::replay(model, guide_trace)).get_trace();
+  collect_params(guide_trace, r.params, seen);
+  collect_params(model_trace, r.params, seen);
+  // The loss is a sum of per-site terms coef * sum(log_prob): -scale for the
+  // model, +scale for the guide. Every term is one fused pass that also
+  // writes its gradients (family kernels), so backward() only chains them.
+  Tensor loss;
+  std::set<std::string> kl_done;
+  for (const Site& s : model_trace.sites()) {
+    if (s.type != SiteType::kSample || s.is_subsample) continue;
+    if (analytic_kl() && !s.is_observed && guide_trace.contains(s.name)) {
+      const Site& q = guide_trace.site(s.name);
+      if (!q.mask.defined() && !s.mask.defined() && dist::has_kl(*q.fn, *s.fn)) {
+        dist::detail::SiteScope scope(s.name);
+        add_to(loss, sum(dist::kl_divergence(*q.fn, *s.fn)) * (s.scale * inv_p));
+        kl_done.insert(s.name);
+        continue;
+      }
+    }
+    add_to(loss, site_term(s, -s.scale * inv_p));
+  }
+  std::vector<const Site*> score_sites;
+  for (const Site& s : guide_trace.sites()) {
+    if (!is_latent(s) || kl_done.count(s.name)) continue;
+    add_to(loss, site_term(s, s.scale * inv_p));
+    if (!s.fn->has_rsample()) score_sites.push_back(&s);
+  }
+  if (!loss.defined()) loss = zeros({}, default_device());
+  Tensor surrogate = loss;
+  if (!score_sites.empty()) {
+    // Score function: E_q[f] has gradient E_q[f grad log q]; its surrogate
+    // is sum(log q(z) * cost.detach()), the cost being the part of the
+    // particle's loss that z can influence (see ScoreCost).
+    const ScoreCost mode = score_cost();
+    // The particle's unscaled loss (sequential particles: inv_p = 1 / P).
+    const Tensor whole = loss.detach() * std::round(1.0f / inv_p);
+    // Per-element terms, built on first need only.
+    std::vector<CostTerm> terms;
+    std::map<std::string, int> guide_pos, model_pos;
+    bool built = false;
+    auto build = [&] {
+      if (built) return;
+      built = true;
+      NoGradGuard ng;
+      int gi = 0, mi = 0;
+      for (const Site& s : guide_trace.sites())
+        if (is_latent(s)) guide_pos[s.name] = gi++;
+      for (const Site& s : model_trace.sites())
+        if (s.type == SiteType::kSample && !s.is_subsample) model_pos[s.name] = mi++;
+      for (const Site& s : model_trace.sites()) {
+        if (s.type != SiteType::kSample || s.is_subsample) continue;
+        CostTerm t;
+        t.frames = &s.frames;
+        t.model_idx = model_pos.at(s.name);
+        if (kl_done.count(s.name)) {
+          dist::detail::SiteScope scope(s.name);
+          t.value = dist::kl_divergence(*guide_trace.site(s.name).fn, *s.fn) * s.scale;
+          t.guide_idx = guide_pos.count(s.name) ? guide_pos.at(s.name) : -1;
+        } else {
+          t.value = masked_log_prob(s) * (-s.scale);
+        }
+        terms.push_back(std::move(t));
+      }
+      for (const Site& s : guide_trace.sites()) {
+        if (!is_latent(s) || kl_done.count(s.name)) continue;
+        CostTerm t;
+        t.frames = &s.frames;
+        t.guide_idx = guide_pos.at(s.name);
+        t.value = masked_log_prob(s) * s.scale;
+        terms.push_back(std::move(t));
+      }
+    };
+    for (const Site* s : score_sites) {
+      Tensor cost;
+      if (mode == ScoreCost::kGraph) {
+        build();
+        const int gs = guide_pos.at(s->name);
+        int ms = std::numeric_limits<int>::max();
+        for (const auto& [n, gi] : guide_pos)
+          if (gi >= gs && model_pos.count(n)) ms = std::min(ms, model_pos.at(n));
+        NoGradGuard ng;
+        for (const CostTerm& t : terms)
+          if (t.guide_idx >= gs || (t.model_idx >= 0 && t.model_idx >= ms))
+            add_to(cost, reduce_to(t.value, *t.frames, s->frames));
+        if (!cost.defined()) cost = zeros({}, default_device());
+      } else if (particle_dim == 0 && (mode == ScoreCost::kWhole || s->frames.empty())) {
+        cost = whole;  // nothing to keep apart: the whole particle loss
+      } else {
+        build();
+        // kWhole under vectorised particles keeps only the particle plate.
+        std::vector<Frame> particle_only;
+        if (mode == ScoreCost::kWhole)
+          for (const Frame& f : s->frames)
+            if (f.name == kParticlePlate) particle_only.push_back(f);
+        const std::vector<Frame>& target = mode == ScoreCost::kWhole ? particle_only : s->frames;
+        NoGradGuard ng;
+        for (const CostTerm& t : terms) add_to(cost, reduce_to(t.value, *t.frames, target));
+      }
+      cost = centre_cost(s->name, cost.detach(), particle_dim).detach();
+      add_to(surrogate, sum(masked_log_prob(*s) * cost) * inv_p);
+    }
+  }
+  add_to(r.loss, loss.detach());
+  add_to(r.surrogate, surrogate);
+}
+
+Tensor TraceGraph_ELBO::centre_cost(const std::string& site, const Tensor& cost, int particle_dim) const {
+  if (!g_.use_decaying_avg_baseline) return cost;
+  // The baseline averages over vectorised particles (they are i.i.d.).
+  Tensor c = cost;
+  if (particle_dim != 0 && c.dim() >= -particle_dim) c = mean(c, {c.dim() + particle_dim}, true);
+  auto it = baselines_.find(site);
+  Tensor old = (it != baselines_.end() && it->second.shape() == c.shape() && it->second.device() == c.device())
+                   ? it->second
+                   : zeros(c.shape(), c.device());
+  if (grad_enabled()) {
+    NoGradGuard ng;
+    baselines_[site] = old * g_.baseline_beta + c * (1.0f - g_.baseline_beta);
+  }
+  return cost - old;
 }
 
 namespace detail {

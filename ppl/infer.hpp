@@ -18,8 +18,32 @@ using Program = std::function<void()>;
 
 struct ELBOOptions {
   int num_particles = 1;
+  // Draw all particles at once: model and guide run once inside an outer
+  // plate "num_particles_vectorized" of size num_particles at dim
+  // -(max_plate_nesting + 1), and the loss is scaled by 1 / num_particles.
   bool vectorize_particles = false;
-  int max_plate_nesting = -1;  // -1: inferred
+  // -1: inferred (only needed when vectorizing) from one traced run of guide
+  // and model before the first step: the max over sites of -(min frame dim).
+  // The run restores the generator state afterwards; the result is cached.
+  int max_plate_nesting = -1;
+  // Score-function cost of a non-reparameterised guide site (Pyro's partial
+  // Rao-Blackwellisation, Trace_ELBO's _compute_log_r): every (log q - log p)
+  // term of the particle, scaled, reduced to the site's plates (terms in the
+  // same plate keep that dim, elementwise; all other dims are summed).
+  // false: the particle's whole loss as the cost of every element (the plain
+  // estimator; for comparisons).
+  bool rao_blackwellize = true;
+};
+
+// TraceGraph_ELBO's options: ELBOOptions' fields (rao_blackwellize is
+// implied) plus the decaying-average baseline (Pyro's
+// use_decaying_avg_baseline / baseline_beta).
+struct TraceGraphELBOOptions {
+  int num_particles = 1;
+  bool vectorize_particles = false;
+  int max_plate_nesting = -1;
+  bool use_decaying_avg_baseline = true;
+  float baseline_beta = 0.90f;
 };
 
 // What one evaluation of an ELBO produces.
@@ -36,11 +60,38 @@ class ELBO {
   virtual std::shared_ptr<ELBO> clone() const = 0;
   virtual ELBOResult compute(const Program& model, const Program& guide) const;
   const ELBOOptions& options() const { return o_; }
+  // The plate nesting used for vectorised particles: options().max_plate_nesting
+  // when given, else the inferred value (-1 until inferred).
+  int inferred_max_plate_nesting() const { return o_.max_plate_nesting >= 0 ? o_.max_plate_nesting : mpn_; }
+
+  // Name of the outer plate that vectorised particles run in.
+  static constexpr const char* kParticlePlate = "num_particles_vectorized";
 
  protected:
   // Whether a latent site's log q - log p is replaced by an analytic KL.
   virtual bool analytic_kl() const { return false; }
+  // How the score-function cost of a site is formed.
+  enum class ScoreCost {
+    kWhole,   // the particle's whole loss
+    kPlates,  // every term, reduced to the site's plates (Trace_ELBO)
+    kGraph,   // the site's downstream terms only, reduced to its plates (TraceGraph_ELBO)
+  };
+  virtual ScoreCost score_cost() const { return o_.rao_blackwellize ? ScoreCost::kPlates : ScoreCost::kWhole; }
+  // The cost a score term multiplies (detached), given the site's cost;
+  // particle_dim: the vectorised particles' (negative) dim, 0 when none.
+  // TraceGraph_ELBO subtracts its baseline here (and updates it).
+  virtual Tensor centre_cost(const std::string& site, const Tensor& cost, int particle_dim) const {
+    (void)site;
+    (void)particle_dim;
+    return cost;
+  }
   ELBOOptions o_;
+
+ private:
+  int plate_nesting(const Program& model, const Program& guide) const;
+  void particle(const Program& model, const Program& guide, float inv_p, int particle_dim, ELBOResult& r,
+                std::set<std::string>& seen) const;
+  mutable int mpn_ = -1;  // inferred max_plate_nesting (cached)
 };
 
 // Pathwise gradients for reparameterised sites; the score-function
@@ -59,6 +110,45 @@ class TraceMeanField_ELBO : public ELBO {
 
  protected:
   bool analytic_kl() const override { return true; }
+};
+
+// Pyro's TraceGraph_ELBO: a non-reparameterised guide site's score term
+// uses only its downstream cost, minus a per-site decaying-average baseline
+//   b <- baseline_beta * b + (1 - baseline_beta) * cost
+// (the old b is subtracted; b starts at zero; state per site name lives in
+// this object, i.e. in the SVI that holds it, and is updated only when grad
+// mode is on, not by evaluate_loss).
+//
+// Dependencies are not tracked through values; "downstream" is a
+// conservative approximation from execution order and plates. For a guide
+// site s: G(s) = the guide's latent sites at or after s (whose values may
+// depend on z_s); the cost of s sums the guide's log q_t for t in G(s) and
+// the model's log p_u for every model site u at or after the first model
+// position of a site in G(s) (u's value or its parents may come from G(s)).
+// Each term is then reduced to s's plates as in Trace_ELBO: in a plate that
+// s shares it stays elementwise (other elements are conditionally
+// independent of z_s), every other dim is summed. With the baseline mean
+// taken over vectorised particles, the baseline is one per element of s's
+// (other) plates.
+class TraceGraph_ELBO : public ELBO {
+ public:
+  explicit TraceGraph_ELBO(TraceGraphELBOOptions o = {})
+      : ELBO(ELBOOptions{o.num_particles, o.vectorize_particles, o.max_plate_nesting, true}), g_(o) {}
+  std::shared_ptr<ELBO> clone() const override { return std::make_shared<TraceGraph_ELBO>(*this); }
+  const TraceGraphELBOOptions& graph_options() const { return g_; }
+  // The current baseline of a site (undefined before its first update).
+  Tensor baseline(const std::string& site) const {
+    auto it = baselines_.find(site);
+    return it == baselines_.end() ? Tensor() : it->second;
+  }
+
+ protected:
+  ScoreCost score_cost() const override { return ScoreCost::kGraph; }
+  Tensor centre_cost(const std::string& site, const Tensor& cost, int particle_dim) const override;
+
+ private:
+  TraceGraphELBOOptions g_;
+  mutable std::map<std::string, Tensor> baselines_;  // replaced (never written in place): copies stay independent
 };
 
 struct SVIOptions {

@@ -188,4 +188,56 @@ void Adagrad::step(const NamedParams& params) {
   launch_grouped(items, [](Backend& b, auto& sl, auto& hy) { b.adagrad_step(sl, hy); });
 }
 
+// ---- schedules -------------------------------------------------------------------
+
+void LRScheduler::step(const NamedParams& params) {
+  apply();  // picks up a set_lr_scale() on this wrapper
+  inner_->step(params);
+}
+
+void LRScheduler::scheduler_step() {
+  ++epoch_;
+  apply();
+}
+
+OptimizerState LRScheduler::state() const {
+  OptimizerState st = inner_->state();
+  st.scalars[kStateKey]["epoch"] = static_cast<double>(epoch_);
+  return st;
+}
+
+void LRScheduler::load_state(const OptimizerState& s) {
+  OptimizerState inner = s;
+  int64_t epoch = 0;
+  if (auto it = inner.scalars.find(kStateKey); it != inner.scalars.end()) {
+    auto e = it->second.find("epoch");
+    CUVI_CHECK(e != it->second.end() && e->second >= 0 && std::floor(e->second) == e->second, ValueError,
+               name() << ".load_state: bad schedule epoch");
+    epoch = static_cast<int64_t>(e->second);
+    inner.scalars.erase(it);
+  }
+  inner_->load_state(inner);  // validates; throws before anything changes
+  epoch_ = epoch;
+  apply();
+}
+
+StepLR::StepLR(const Optimizer& inner, StepLROptions o) : LRScheduler(inner), o_(o) {
+  CUVI_CHECK(o.step_size >= 1 && o.gamma > 0, ValueError,
+             "StepLR: invalid options (step_size " << o.step_size << ", gamma " << o.gamma << ")");
+  apply();
+}
+
+double StepLR::factor() const {
+  return std::pow(static_cast<double>(o_.gamma), static_cast<double>(epoch_ / o_.step_size));
+}
+
+ExponentialLR::ExponentialLR(const Optimizer& inner, ExponentialLROptions o) : LRScheduler(inner), o_(o) {
+  CUVI_CHECK(o.gamma > 0, ValueError, "ExponentialLR: invalid options (gamma " << o.gamma << ")");
+  apply();
+}
+
+double ExponentialLR::factor() const {
+  return std::pow(static_cast<double>(o_.gamma), static_cast<double>(epoch_));
+}
+
 }  // namespace cuvi::optim

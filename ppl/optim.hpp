@@ -127,4 +127,74 @@ class Adagrad : public StatefulOptimizer {
   AdagradOptions o_;
 };
 
+// ---- learning-rate schedules (pyro.optim.lr_scheduler) ----------------------
+//
+// A schedule wraps another optimizer (a clone of it) and forwards
+// step/state/load_state/clone to it; scheduler_step() advances the epoch
+// (call it once per epoch, as Pyro's scheduler.step()) and sets the inner
+// optimizer's lr scale to this wrapper's own lr_scale() times the schedule's
+// factor. SVI holds a clone of its optimizer, so step the schedule through
+// svi.optimizer(), e.g.
+//   dynamic_cast<optim::LRScheduler&>(svi.optimizer()).scheduler_step();
+// state() is the inner optimizer's state (same `optimizer` name) plus the
+// epoch under the scalar entry kStateKey / "epoch", so save/load resumes the
+// schedule too; a state without that entry loads as epoch 0.
+class LRScheduler : public Optimizer {
+ public:
+  static constexpr const char* kStateKey = "__lr_scheduler__";
+  explicit LRScheduler(const Optimizer& inner) : inner_(inner.clone()) {}
+  LRScheduler(const LRScheduler& o) : Optimizer(o), inner_(o.inner_->clone()), epoch_(o.epoch_) {}
+  LRScheduler& operator=(const LRScheduler&) = delete;
+  void step(const NamedParams& params) override;
+  OptimizerState state() const override;
+  void load_state(const OptimizerState& s) override;
+  // Advances one epoch and applies the new factor to the inner optimizer.
+  void scheduler_step();
+  int64_t epoch() const { return epoch_; }
+  // The learning-rate multiplier at the current epoch (base lr * factor).
+  virtual double factor() const = 0;
+  Optimizer& optimizer() { return *inner_; }
+  const Optimizer& optimizer() const { return *inner_; }
+
+ protected:
+  void apply() { inner_->set_lr_scale(static_cast<float>(lr_scale_ * factor())); }
+  std::shared_ptr<Optimizer> inner_;
+  int64_t epoch_ = 0;
+};
+
+// torch.optim.lr_scheduler.StepLR: lr = base * gamma^floor(epoch / step_size).
+struct StepLROptions {
+  int64_t step_size = 1;
+  float gamma = 0.1f;
+};
+
+class StepLR : public LRScheduler {
+ public:
+  StepLR(const Optimizer& inner, StepLROptions o);
+  std::string name() const override { return "StepLR(" + inner_->name() + ")"; }
+  std::shared_ptr<Optimizer> clone() const override { return std::make_shared<StepLR>(*this); }
+  double factor() const override;
+  const StepLROptions& options() const { return o_; }
+
+ private:
+  StepLROptions o_;
+};
+
+// torch.optim.lr_scheduler.ExponentialLR: lr = base * gamma^epoch.
+struct ExponentialLROptions {
+  float gamma = 1.0f;
+};
+
+class ExponentialLR : public LRScheduler {
+ public:
+  ExponentialLR(const Optimizer& inner, ExponentialLROptions o);
+  std::string name() const override { return "ExponentialLR(" + inner_->name() + ")"; }
+  std::shared_ptr<Optimizer> clone() const override { return std::make_shared<ExponentialLR>(*this); }
+  double factor() const override;
+  const ExponentialLROptions& options() const { return o_; }
+
+ private:
+  ExponentialLROptions o_;
+};
+
 }  // namespace cuvi::optim

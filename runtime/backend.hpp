@@ -81,6 +81,12 @@ class Backend {
   virtual bool all_finite(const float* x, int64_t n) = 0;
 
   virtual void gemm(const GemmArgs& args) = 0;
+  // Batched triangular solve: for each of `batch` vectors, z[i] = L[i]^{-1}
+  // b[i] (or L[i]^{-T} b[i] with transpose). L[i] is D x D lower triangular
+  // at L + i * l_batch_stride (0 broadcasts one matrix); b, z are
+  // contiguous [batch, D] and must not alias.
+  virtual void trisolve(const float* L, const float* b, float* z, int64_t batch, int64_t D, int64_t l_batch_stride,
+                        bool transpose) = 0;
 
   // Indexing; `check` is a code from register_check reported for an index
   // out of [0, src_dim).

@@ -14,6 +14,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "../kernels/linalg.hpp"
 #include "../kernels/philox.hpp"
 #include "../kernels/subsample.hpp"
 #include "backend.hpp"
@@ -213,6 +214,13 @@ class CpuBackend final : public Backend {
                   static_cast<int>(a.m), static_cast<int>(a.n), static_cast<int>(a.k), 1.0f, a.a + b * a.stride_a,
                   lda, a.b + b * a.stride_b, ldb, a.accumulate ? 1.0f : 0.0f, a.c + b * a.stride_c, ldc);
     }
+  }
+
+  void trisolve(const float* L, const float* b, float* z, int64_t batch, int64_t D, int64_t l_batch_stride,
+                bool transpose) override {
+#pragma omp parallel for schedule(static) if (batch * D * D > kParallelGrain)
+    for (int64_t i = 0; i < batch; ++i)
+      kern::trisolve_lower(L + i * l_batch_stride, D, b + i * D, z + i * D, D, transpose);
   }
 
   void index_select(const void* src, const int64_t* idx, void* out, size_t elem_size, const IndexGeom& g,

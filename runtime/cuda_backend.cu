@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "../kernels/cuda/launch.cuh"
+#include "../kernels/linalg.hpp"
 #include "../kernels/philox.hpp"
 #include "../kernels/subsample.hpp"
 #include "backend.hpp"
@@ -232,6 +233,14 @@ __global__ void scatter_add_kernel(float* dst, const int64_t* idx, const float* 
   }
 }
 
+// One thread per vector: a MultivariateNormal's event size D is small (tens),
+// so the O(D^2) substitution per thread beats a cooperative solve; L rows
+// shared by a broadcast matrix are served from L1/L2.
+__global__ void trisolve_kernel(const float* __restrict__ L, const float* __restrict__ b, float* __restrict__ z,
+                                int64_t batch, int64_t D, int64_t l_batch_stride, bool transpose) {
+  CUVI_GRID_STRIDE(i, batch) kern::trisolve_lower(L + i * l_batch_stride, D, b + i * D, z + i * D, D, transpose);
+}
+
 __global__ void rand_uniform_kernel(float* out, int64_t n, uint64_t seed, uint32_t offset) {
   CUVI_GRID_STRIDE(i, n) {
     kern::ElemRng rng(seed, static_cast<uint64_t>(i), offset);
@@ -428,6 +437,11 @@ class CudaBackend final : public Backend {
         blas_, a.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, a.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, static_cast<int>(a.n),
         static_cast<int>(a.m), static_cast<int>(a.k), &alpha, a.b, ldb, a.stride_b, a.a, lda, a.stride_a, &beta, a.c,
         static_cast<int>(a.n), a.stride_c, static_cast<int>(a.batch)));
+  }
+
+  void trisolve(const float* L, const float* b, float* z, int64_t batch, int64_t D, int64_t l_batch_stride,
+                bool transpose) override {
+    launch(trisolve_kernel, batch, L, b, z, batch, D, l_batch_stride, transpose);
   }
 
   void index_select(const void* src, const int64_t* idx, void* out, size_t elem_size, const IndexGeom& g,

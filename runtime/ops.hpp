@@ -85,6 +85,11 @@ Tensor sum_to_shape(const Tensor& x, const Shape& shape);
 // Matrix products: 2-D, and batched with broadcast batch dims (as torch.matmul
 // for dims >= 2; a 1-D operand is treated as a row/column and squeezed).
 Tensor matmul(const Tensor& a, const Tensor& b);
+// Solves L z = b (or L^T z = b with transpose) for lower-triangular L
+// [..., D, D] and vectors b [..., D]; batch dims broadcast. Only the lower
+// triangle of L is read, and its gradient is lower triangular
+// (torch.linalg.solve_triangular(L, b.unsqueeze(-1), upper=False) semantics).
+Tensor triangular_solve(const Tensor& L, const Tensor& b, bool transpose = false);
 
 // Shape ops (also as Tensor methods).
 Tensor reshape(const Tensor& x, const Shape& shape);

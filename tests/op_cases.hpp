@@ -297,6 +297,63 @@ inline std::vector<OpCase> op_cases() {
                    for (int j = 0; j <= i; ++j) r[i * 3 + j] = x[0][i * 3 + j];
                  return r;
                }});
+
+  // Triangular solves. The input x is drawn in [-0.5, 0.5] and the case uses
+  // L = tril(x) + 1.5 I: strictly-lower entries in [-0.5, 0.5], diagonal in
+  // [1, 2], so cond(L) stays small. tril() first also makes the finite
+  // differences of the (ignored) upper triangle zero, as the analytic ones.
+  auto trisolve_case = [&](const std::string& name, const Shape& sl, const Shape& sb, bool transpose) {
+    const int64_t D = sl.back();
+    c.push_back({name, {{sl, -0.5f, 0.5f}, {sb, -1, 1}},
+                 [transpose, D](const std::vector<Tensor>& x) {
+                   Tensor L = tril(x[0]) + diag_embed(full({D}, 1.5f, x[0].device()));
+                   return triangular_solve(L, x[1], transpose);
+                 },
+                 [sl, sb, transpose, D](const HostArrays& x, const std::vector<Shape>&) {
+                   const Shape lb(sl.begin(), sl.end() - 2), bb(sb.begin(), sb.end() - 1);
+                   const Shape batch = broadcast_shapes(lb, bb, "ref");
+                   const int64_t n = shape_numel(batch);
+                   // Flat index of batch element i in an operand with batch shape s.
+                   auto operand_index = [&batch](const Shape& s, int64_t i) {
+                     int64_t off = 0, stride = 1;
+                     for (int64_t d = static_cast<int64_t>(batch.size()) - 1; d >= 0; --d) {
+                       const int64_t idx = i % batch[static_cast<size_t>(d)];
+                       i /= batch[static_cast<size_t>(d)];
+                       const int64_t sd = d - static_cast<int64_t>(batch.size() - s.size());
+                       if (sd < 0) continue;
+                       const int64_t sz = s[static_cast<size_t>(sd)];
+                       if (sz != 1) off += idx * stride;
+                       stride *= sz;
+                     }
+                     return off;
+                   };
+                   std::vector<double> r(static_cast<size_t>(n * D));
+                   for (int64_t i = 0; i < n; ++i) {
+                     const double* xl = x[0].data() + operand_index(lb, i) * D * D;
+                     const double* xb = x[1].data() + operand_index(bb, i) * D;
+                     auto L = [&](int64_t row, int64_t col) { return xl[row * D + col] + (row == col ? 1.5 : 0.0); };
+                     double* z = r.data() + i * D;
+                     if (!transpose) {
+                       for (int64_t k = 0; k < D; ++k) {
+                         double acc = xb[k];
+                         for (int64_t j = 0; j < k; ++j) acc -= L(k, j) * z[j];
+                         z[k] = acc / L(k, k);
+                       }
+                     } else {
+                       for (int64_t k = D - 1; k >= 0; --k) {
+                         double acc = xb[k];
+                         for (int64_t j = k + 1; j < D; ++j) acc -= L(j, k) * z[j];
+                         z[k] = acc / L(k, k);
+                       }
+                     }
+                   }
+                   return r;
+                 }});
+  };
+  trisolve_case("trisolve_bcast", {3, 4, 4}, {2, 1, 4}, false);
+  trisolve_case("trisolve_vec", {5, 5}, {5}, false);
+  trisolve_case("trisolve_T_shared", {4, 4}, {3, 4}, true);
+  trisolve_case("trisolve_T_bcast", {2, 1, 3, 3}, {3, 3}, true);
   return c;
 }
 

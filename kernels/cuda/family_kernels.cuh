@@ -20,26 +20,15 @@ constexpr int64_t kFamilyChunk = static_cast<int64_t>(kThreads) * kFamilyItems;
 
 template <class F>
 __global__ void family_log_prob_kernel(const FamilyArgs<F::kNumParams> a, float* out) {
-  CUVI_GRID_STRIDE(i, a.geom.n) {
-    float p[F::kNumParams];
-    a.params(i, p);
-    out[i] = F::log_prob(a.value(i), p);
-  }
+  CUVI_GRID_STRIDE(i, a.geom.n) out[i] = elem_log_prob<F>(a, i);
 }
 
 template <class F>
 __global__ void family_log_prob_grad_kernel(const FamilyArgs<F::kNumParams> a, const float* g, float coef, float* lp,
                                             const FamilyGrads<F::kNumParams> out) {
   CUVI_GRID_STRIDE(i, a.geom.n) {
-    float p[F::kNumParams], dp[F::kNumParams], dx;
-    a.params(i, p);
-    const float l = F::log_prob_grad(a.value(i), p, &dx, dp);
-    const float s = coef * (g ? g[i] : 1.0f);
+    const float l = elem_log_prob_grad<F>(a, i, coef * (g ? g[i] : 1.0f), out);
     if (lp) lp[i] = l;
-    if (out.gx) out.gx[i] = s * dx;
-#pragma unroll
-    for (int k = 0; k < F::kNumParams; ++k)
-      if (out.gp[k]) out.gp[k][i] = s * dp[k];
   }
 }
 
@@ -54,18 +43,8 @@ __global__ void family_log_prob_sum_kernel(const FamilyArgs<F::kNumParams> a, fl
   for (int j = 0; j < kFamilyItems; ++j) {
     const int64_t i = base + static_cast<int64_t>(j) * kThreads + threadIdx.x;
     if (i < a.geom.n) {
-      float p[F::kNumParams];
-      a.params(i, p);
-      if constexpr (kGrads) {
-        float dp[F::kNumParams], dx;
-        acc += F::log_prob_grad(a.value(i), p, &dx, dp);
-        if (out.gx) out.gx[i] = coef * dx;
-#pragma unroll
-        for (int k = 0; k < F::kNumParams; ++k)
-          if (out.gp[k]) out.gp[k][i] = coef * dp[k];
-      } else {
-        acc += F::log_prob(a.value(i), p);
-      }
+      if constexpr (kGrads) acc += elem_log_prob_grad<F>(a, i, coef, out);
+      else acc += elem_log_prob<F>(a, i);
     }
   }
   const float r = BlockReduce(tmp).Sum(acc);
@@ -84,52 +63,26 @@ __global__ inline void family_sum_partials_kernel(const float* partial, int64_t 
 
 template <class F>
 __global__ void family_sample_kernel(const FamilyArgs<F::kNumParams> a, uint64_t seed, uint32_t offset, float* out) {
-  CUVI_GRID_STRIDE(i, a.geom.n) {
-    float p[F::kNumParams];
-    a.params(i, p);
-    ElemRng rng(seed, static_cast<uint64_t>(i), offset);
-    out[i] = F::sample(p, rng);
-  }
+  CUVI_GRID_STRIDE(i, a.geom.n) out[i] = elem_sample<F>(a, i, seed, offset);
 }
 
 template <class F>
 __global__ void family_sample_grad_kernel(const FamilyArgs<F::kNumParams> a, const float* g,
                                           const FamilyGrads<F::kNumParams> out) {
-  CUVI_GRID_STRIDE(i, a.geom.n) {
-    float p[F::kNumParams], d[F::kNumParams];
-    a.params(i, p);
-    F::sample_grad(a.value(i), p, d);
-#pragma unroll
-    for (int k = 0; k < F::kNumParams; ++k)
-      if (out.gp[k]) out.gp[k][i] = g[i] * d[k];
-  }
+  CUVI_GRID_STRIDE(i, a.geom.n) elem_sample_grad<F>(a, i, g, out);
 }
 
 template <class F>
 __global__ void family_moments_kernel(const FamilyArgs<F::kNumParams> a, float* mean, float* var) {
-  CUVI_GRID_STRIDE(i, a.geom.n) {
-    float p[F::kNumParams];
-    a.params(i, p);
-    if (mean) mean[i] = F::mean(p);
-    if (var) var[i] = F::variance(p);
-  }
+  CUVI_GRID_STRIDE(i, a.geom.n) elem_moments<F>(a, i, mean, var);
 }
 
 template <class F>
 __global__ void family_validate_kernel(const FamilyArgs<F::kNumParams> a, bool values, const FamilyCheck c) {
   CUVI_GRID_STRIDE(i, a.geom.n) {
-    float p[F::kNumParams];
-    a.params(i, p);
-    const int k = F::bad_param(p);
-    int code = 0;
     float bad = 0.0f;
-    if (k >= 0) {
-      code = c.param_code[k];
-      bad = p[k];
-    } else if (values && !F::support_ok(a.value(i), p)) {
-      code = c.value_code;
-      bad = a.value(i);
-    }
+    const int r = elem_validate<F>(a, i, values, &bad);
+    const int code = r > 0 ? c.param_code[r - 1] : (r < 0 ? c.value_code : 0);
     if (code != 0 && atomicCAS(c.flag, 0, code) == 0 && c.bad) *c.bad = bad;
   }
 }

@@ -47,6 +47,73 @@ struct FamilyCheck {
   int value_code = 0;
 };
 
+// ---- per-element bodies shared by the CPU loops and the CUDA kernels -------
+
+// log_prob at element i and, scaled by s, its gradients into `out`.
+template <class F>
+CUVI_HD float elem_log_prob_grad(const FamilyArgs<F::kNumParams>& a, int64_t i, float s,
+                                 const FamilyGrads<F::kNumParams>& out) {
+  float p[F::kNumParams], dp[F::kNumParams], dx;
+  a.params(i, p);
+  const float l = F::log_prob_grad(a.value(i), p, &dx, dp);
+  if (out.gx) out.gx[i] = s * dx;
+  for (int k = 0; k < F::kNumParams; ++k)
+    if (out.gp[k]) out.gp[k][i] = s * dp[k];
+  return l;
+}
+
+template <class F>
+CUVI_HD float elem_log_prob(const FamilyArgs<F::kNumParams>& a, int64_t i) {
+  float p[F::kNumParams];
+  a.params(i, p);
+  return F::log_prob(a.value(i), p);
+}
+
+template <class F>
+CUVI_HD float elem_sample(const FamilyArgs<F::kNumParams>& a, int64_t i, uint64_t seed, uint32_t offset) {
+  float p[F::kNumParams];
+  a.params(i, p);
+  ElemRng rng(seed, static_cast<uint64_t>(i), offset);
+  return F::sample(p, rng);
+}
+
+// g[i] * dx_i/dp_k into out.gp[k].
+template <class F>
+CUVI_HD void elem_sample_grad(const FamilyArgs<F::kNumParams>& a, int64_t i, const float* g,
+                              const FamilyGrads<F::kNumParams>& out) {
+  float p[F::kNumParams], d[F::kNumParams];
+  a.params(i, p);
+  F::sample_grad(a.value(i), p, d);
+  for (int k = 0; k < F::kNumParams; ++k)
+    if (out.gp[k]) out.gp[k][i] = g[i] * d[k];
+}
+
+template <class F>
+CUVI_HD void elem_moments(const FamilyArgs<F::kNumParams>& a, int64_t i, float* mean, float* var) {
+  float p[F::kNumParams];
+  a.params(i, p);
+  if (mean) mean[i] = F::mean(p);
+  if (var) var[i] = F::variance(p);
+}
+
+// 0 when valid; else 1 + the bad parameter's index (parameters first) or -1
+// for a value outside the support; *bad gets the offending number.
+template <class F>
+CUVI_HD int elem_validate(const FamilyArgs<F::kNumParams>& a, int64_t i, bool values, float* bad) {
+  float p[F::kNumParams];
+  a.params(i, p);
+  const int k = F::bad_param(p);
+  if (k >= 0) {
+    *bad = p[k];
+    return 1 + k;
+  }
+  if (values && !F::support_ok(a.value(i), p)) {
+    *bad = a.value(i);
+    return -1;
+  }
+  return 0;
+}
+
 // ---- CPU implementations -------------------------------------------------
 
 namespace cpu {
@@ -58,11 +125,7 @@ template <class F>
 void log_prob(const FamilyArgs<F::kNumParams>& a, float* out) {
   const int64_t n = a.geom.n;
 #pragma omp parallel for schedule(static) if (n > kGrain)
-  for (int64_t i = 0; i < n; ++i) {
-    float p[F::kNumParams];
-    a.params(i, p);
-    out[i] = F::log_prob(a.value(i), p);
-  }
+  for (int64_t i = 0; i < n; ++i) out[i] = elem_log_prob<F>(a, i);
 }
 
 // coef * (g ? g[i] : 1) times the gradients; lp (per element) optional.
@@ -72,14 +135,8 @@ void log_prob_grad(const FamilyArgs<F::kNumParams>& a, const float* g, float coe
   const int64_t n = a.geom.n;
 #pragma omp parallel for schedule(static) if (n > kGrain)
   for (int64_t i = 0; i < n; ++i) {
-    float p[F::kNumParams], dp[F::kNumParams], dx;
-    a.params(i, p);
-    const float l = F::log_prob_grad(a.value(i), p, &dx, dp);
-    const float s = coef * (g ? g[i] : 1.0f);
+    const float l = elem_log_prob_grad<F>(a, i, coef * (g ? g[i] : 1.0f), out);
     if (lp) lp[i] = l;
-    if (out.gx) out.gx[i] = s * dx;
-    for (int k = 0; k < F::kNumParams; ++k)
-      if (out.gp[k]) out.gp[k][i] = s * dp[k];
   }
 }
 
@@ -99,19 +156,7 @@ float log_prob_sum(const FamilyArgs<F::kNumParams>& a, float coef, const FamilyG
   for (int64_t c = 0; c < chunks; ++c) {
     const int64_t lo = c * kChunk, hi = (lo + kChunk < n) ? lo + kChunk : n;
     double acc = 0.0;
-    for (int64_t i = lo; i < hi; ++i) {
-      float p[F::kNumParams];
-      a.params(i, p);
-      if (!grads) {
-        acc += F::log_prob(a.value(i), p);
-        continue;
-      }
-      float dp[F::kNumParams], dx;
-      acc += F::log_prob_grad(a.value(i), p, &dx, dp);
-      if (out.gx) out.gx[i] = coef * dx;
-      for (int k = 0; k < F::kNumParams; ++k)
-        if (out.gp[k]) out.gp[k][i] = coef * dp[k];
-    }
+    for (int64_t i = lo; i < hi; ++i) acc += grads ? elem_log_prob_grad<F>(a, i, coef, out) : elem_log_prob<F>(a, i);
     partial[static_cast<size_t>(c)] = acc;
   }
   double total = 0.0;
@@ -123,12 +168,7 @@ template <class F>
 void sample(const FamilyArgs<F::kNumParams>& a, uint64_t seed, uint32_t offset, float* out) {
   const int64_t n = a.geom.n;
 #pragma omp parallel for schedule(static) if (n > kGrain / 16)
-  for (int64_t i = 0; i < n; ++i) {
-    float p[F::kNumParams];
-    a.params(i, p);
-    ElemRng rng(seed, static_cast<uint64_t>(i), offset);
-    out[i] = F::sample(p, rng);
-  }
+  for (int64_t i = 0; i < n; ++i) out[i] = elem_sample<F>(a, i, seed, offset);
 }
 
 // gp[k][i] = g[i] * dx_i/dp_k for a sample x (a.x) of the family.
@@ -136,42 +176,19 @@ template <class F>
 void sample_grad(const FamilyArgs<F::kNumParams>& a, const float* g, const FamilyGrads<F::kNumParams>& out) {
   const int64_t n = a.geom.n;
 #pragma omp parallel for schedule(static) if (n > kGrain / 16)
-  for (int64_t i = 0; i < n; ++i) {
-    float p[F::kNumParams], d[F::kNumParams];
-    a.params(i, p);
-    F::sample_grad(a.value(i), p, d);
-    for (int k = 0; k < F::kNumParams; ++k)
-      if (out.gp[k]) out.gp[k][i] = g[i] * d[k];
-  }
+  for (int64_t i = 0; i < n; ++i) elem_sample_grad<F>(a, i, g, out);
 }
 
 template <class F>
 void moments(const FamilyArgs<F::kNumParams>& a, float* mean, float* var) {
-  for (int64_t i = 0; i < a.geom.n; ++i) {
-    float p[F::kNumParams];
-    a.params(i, p);
-    if (mean) mean[i] = F::mean(p);
-    if (var) var[i] = F::variance(p);
-  }
+  for (int64_t i = 0; i < a.geom.n; ++i) elem_moments<F>(a, i, mean, var);
 }
 
-// Returns 0 when everything is valid, else 1 + the index of the bad param
-// (params checked first) or -1 for a bad value; *bad gets the value.
+// The first invalid element's elem_validate result, or 0.
 template <class F>
 int validate(const FamilyArgs<F::kNumParams>& a, bool values, float* bad) {
-  for (int64_t i = 0; i < a.geom.n; ++i) {
-    float p[F::kNumParams];
-    a.params(i, p);
-    const int k = F::bad_param(p);
-    if (k >= 0) {
-      *bad = p[k];
-      return 1 + k;
-    }
-    if (values && !F::support_ok(a.value(i), p)) {
-      *bad = a.value(i);
-      return -1;
-    }
-  }
+  for (int64_t i = 0; i < a.geom.n; ++i)
+    if (const int r = elem_validate<F>(a, i, values, bad); r != 0) return r;
   return 0;
 }
 

@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 
+#include "gpu_test.hpp"
 #include "gradcheck.hpp"
 #include "runtime/backend.hpp"
 #include "op_cases.hpp"
@@ -11,14 +12,6 @@
 using namespace cuvi;
 using namespace cuvi::testing;
 
-#define CUVI_REQUIRE_CUDA()                                                            \
-  do {                                                                                 \
-    if (!cuda_available()) {                                                           \
-      const char* req = std::getenv("CUVI_REQUIRE_GPU");                               \
-      if (req && std::string(req) == "1") FAIL() << "CUVI_REQUIRE_GPU=1 but no CUDA device"; \
-      GTEST_SKIP() << "no CUDA device";                                                \
-    }                                                                                  \
-  } while (0)
 
 namespace {
 

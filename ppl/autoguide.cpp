@@ -1,0 +1,404 @@
+#include "autoguide.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+namespace cuvi::infer {
+
+namespace {
+
+std::vector<int64_t> rightmost(int64_t n) {
+  std::vector<int64_t> dims;
+  for (int64_t i = 1; i <= n; ++i) dims.push_back(-i);
+  return dims;
+}
+Tensor sum_rightmost(const Tensor& t, int64_t n) { return n <= 0 ? t : sum(t, rightmost(n)); }
+
+bool subsampled(const Frame& f) { return f.subsample_size < f.size; }
+
+// True where every event of x is in the support.
+bool all_in_support(const constraints::ConstraintPtr& c, const Tensor& x) {
+  const auto v = c->check(x.detach()).to_vector();
+  for (float b : v)
+    if (b == 0.0f) return false;
+  return true;
+}
+
+Tensor feasible(const Site& s) {
+  const constraints::ConstraintPtr c = s.fn->support();
+  const Shape v = s.value.shape();
+  return c->transform(zeros(c->unconstrained_shape(v), s.value.device())).detach();
+}
+
+// Adds the plates a site sat in (with this call's indices) to its message,
+// as the model's Plate objects did, without entering them again (a
+// subsampled plate's index draw may occur only once per trace).
+class FramesMessenger final : public Messenger {
+ public:
+  explicit FramesMessenger(std::vector<Frame> frames) : frames_(std::move(frames)) {}
+  void process(Site& msg) override {
+    if (msg.type != SiteType::kSample || msg.is_subsample) return;
+    msg.frames.insert(msg.frames.begin(), frames_.begin(), frames_.end());
+    for (const Frame& f : frames_)
+      if (subsampled(f)) msg.scale *= static_cast<float>(f.size) / static_cast<float>(f.subsample_size);
+  }
+
+ private:
+  std::vector<Frame> frames_;
+};
+
+}  // namespace
+
+// ---- init strategies ----------------------------------------------------------
+
+InitLocFn init_to_feasible() {
+  return [](const Site& s) { return feasible(s); };
+}
+
+InitLocFn init_to_sample() {
+  return [](const Site& s) {
+    NoGradGuard ng;
+    return s.fn->sample().detach();
+  };
+}
+
+InitLocFn init_to_median(int num_samples) {
+  CUVI_CHECK(num_samples >= 1, ValueError, "init_to_median: num_samples must be >= 1, got " << num_samples);
+  return [num_samples](const Site& s) {
+    NoGradGuard ng;
+    const Shape vs = s.value.shape();
+    const Tensor draws = s.fn->sample({num_samples}).detach().to(Device::cpu());
+    const auto d = draws.to_vector();
+    const size_t n = d.size() / static_cast<size_t>(num_samples);
+    std::vector<float> med(n), col(static_cast<size_t>(num_samples));
+    for (size_t i = 0; i < n; ++i) {
+      for (size_t k = 0; k < col.size(); ++k) col[k] = d[k * n + i];
+      // torch.median: the lower of the two middle values for even counts.
+      const size_t mid = (col.size() - 1) / 2;
+      std::nth_element(col.begin(), col.begin() + static_cast<std::ptrdiff_t>(mid), col.end());
+      med[i] = col[mid];
+    }
+    Tensor m = tensor(med, vs, Device::cpu());
+    const constraints::ConstraintPtr c = s.fn->support();
+    // Elementwise medians of simplex draws do not sum to one.
+    if (c->name() == "simplex") m = m / sum(m, {-1}, true);
+    m = m.to(s.value.device());
+    if (!all_in_support(c, m)) return feasible(s);
+    return m;
+  };
+}
+
+InitLocFn init_to_mean() {
+  const InitLocFn fallback = init_to_median();
+  return [fallback](const Site& s) {
+    NoGradGuard ng;
+    Tensor m;
+    try {
+      m = s.fn->mean().detach();
+    } catch (const std::exception&) {
+      return fallback(s);
+    }
+    if (m.shape() != s.value.shape()) m = m.expand(s.value.shape()).clone();
+    if (!all_in_support(s.fn->support(), m)) return fallback(s);
+    return m;
+  };
+}
+
+InitLocFn init_to_value(std::map<std::string, Tensor> values, InitLocFn fallback) {
+  return [values = std::move(values), fallback](const Site& s) {
+    auto it = values.find(s.name);
+    if (it == values.end()) return fallback(s);
+    Tensor v = it->second.detach();
+    CUVI_CHECK(v.shape() == s.value.shape(), ShapeError,
+               "init_to_value: site '" << s.name << "' has shape " << shape_str(s.value.shape())
+                                       << ", the value given has shape " << shape_str(v.shape()));
+    return v.to(s.value.device());
+  };
+}
+
+namespace detail {
+
+// ---- core ------------------------------------------------------------------------
+
+AutoGuideCore::AutoGuideCore(std::string cls, AutoGuideOptions o, InitLocFn default_init)
+    : cls_(std::move(cls)), o_(std::move(o)) {
+  prefix_ = o_.prefix.empty() ? cls_ : o_.prefix;
+  if (!o_.init_loc_fn) o_.init_loc_fn = std::move(default_init);
+  CUVI_CHECK(o_.init_scale > 0.0f && std::isfinite(o_.init_scale), ValueError,
+             cls_ << ": init_scale must be positive, got " << o_.init_scale);
+}
+
+const LatentSite& AutoGuideCore::site(const std::string& name) const {
+  for (const LatentSite& s : sites_)
+    if (s.proto.name == name) return s;
+  CUVI_THROW(ValueError, prefix_ << ": the model has no latent site named '" << name << "'");
+}
+
+void AutoGuideCore::setup(const std::function<void()>& run_model) {
+  // The model runs hidden from every handler outside (the guide may be
+  // running under the ELBO's trace); the inner trace still records it.
+  Trace proto;
+  {
+    poutine::BlockMessenger block({}, {}, true);
+    poutine::TraceMessenger tr;
+    HandlerScope b(&block);
+    HandlerScope t(&tr);
+    run_model();
+    proto = std::move(tr.trace);
+  }
+  std::vector<LatentSite> sites;
+  for (const Site& s : proto.sites()) {
+    if (s.type != SiteType::kSample || s.is_observed || s.is_subsample) continue;
+    CUVI_CHECK(!s.fn->is_discrete() && !s.fn->support()->is_discrete(), ValueError,
+               cls_ << ": latent site '" << s.name << "' is discrete (" << s.fn->name()
+                    << "); autoguides need continuous latents (enumerate or marginalise it out)");
+    LatentSite ls;
+    ls.proto = s;
+    ls.proto.value = s.value.detach();
+    ls.support = s.fn->support();
+    ls.value_shape = s.value.shape();
+    ls.event_dim = s.fn->event_dim();
+    ls.batch_ndim = static_cast<int>(ls.value_shape.size()) - ls.event_dim;
+    ls.uncon_shape = ls.support->unconstrained_shape(ls.value_shape);
+    ls.uncon_event_dim = ls.event_dim + static_cast<int>(ls.uncon_shape.size()) - static_cast<int>(ls.value_shape.size());
+    ls.full_value_shape = ls.value_shape;
+    ls.full_uncon_shape = ls.uncon_shape;
+    for (const Frame& f : s.frames) {
+      if (!subsampled(f)) continue;
+      CUVI_CHECK(supports_subsampling(), ValueError,
+                 cls_ << ": site '" << s.name << "' is in the subsampled plate '" << f.name
+                      << "'; this guide has one joint latent vector and cannot subsample it (use AutoNormal)");
+      const int pos = ls.batch_ndim + f.dim;
+      CUVI_CHECK(pos >= 0 && ls.value_shape[static_cast<size_t>(pos)] == f.subsample_size, ShapeError,
+                 cls_ << ": site '" << s.name << "' of shape " << shape_str(ls.value_shape)
+                      << " has no dim of size " << f.subsample_size << " for plate '" << f.name << "'");
+      ls.full_value_shape[static_cast<size_t>(pos)] = f.size;
+      ls.full_uncon_shape[static_cast<size_t>(pos)] = f.size;
+    }
+    // The constrained init at the prototype's shape, repeated periodically
+    // to the full size along subsampled dims (Pyro's periodic_repeat).
+    Tensor init;
+    {
+      NoGradGuard ng;
+      dist::detail::SiteScope scope(s.name);
+      init = o_.init_loc_fn(ls.proto).detach();
+      CUVI_CHECK(init.shape() == ls.value_shape, ShapeError,
+                 cls_ << ": init_loc_fn gave shape " << shape_str(init.shape()) << " for site '" << s.name
+                      << "' of shape " << shape_str(ls.value_shape));
+      for (const Frame& f : s.frames) {
+        if (!subsampled(f)) continue;
+        const int pos = ls.batch_ndim + f.dim;
+        std::vector<int64_t> rep(static_cast<size_t>(f.size));
+        for (int64_t i = 0; i < f.size; ++i) rep[static_cast<size_t>(i)] = i % f.subsample_size;
+        init = index_select(init, pos, tensor_i64(rep, {f.size}, init.device()));
+      }
+    }
+    ls.init_value = init;
+    sites.push_back(std::move(ls));
+  }
+  sites_ = std::move(sites);
+  create_params();
+  ready_ = true;
+}
+
+std::map<std::string, Tensor> AutoGuideCore::draw_plates() const {
+  std::map<std::string, Tensor> idx;
+  for (const LatentSite& s : sites_)
+    for (const Frame& f : s.proto.frames) {
+      if (!subsampled(f) || idx.count(f.name)) continue;
+      Plate p(f.name, f.size, f.subsample_size, f.dim);
+      idx[f.name] = p.indices();
+    }
+  return idx;
+}
+
+Tensor AutoGuideCore::gather_rows(const LatentSite& s, Tensor t, const std::map<std::string, Tensor>& idx) const {
+  for (const Frame& f : s.proto.frames) {
+    if (!subsampled(f)) continue;
+    const Tensor& i = idx.at(f.name);
+    t = index_select(t, s.batch_ndim + f.dim, i.device() == t.device() ? i : i.to(t.device()));
+  }
+  return t;
+}
+
+Tensor AutoGuideCore::sample_in_plates(const LatentSite& s, const dist::Distribution& d,
+                                       const std::map<std::string, Tensor>& idx) const {
+  std::vector<Frame> frames = s.proto.frames;
+  for (Frame& f : frames)
+    if (subsampled(f)) f.indices = idx.at(f.name);
+  FramesMessenger m(std::move(frames));
+  HandlerScope scope(&m);
+  return sample(s.proto.name, d);
+}
+
+// ---- AutoNormal ------------------------------------------------------------------
+
+AutoNormalCore::AutoNormalCore(AutoGuideOptions o) : AutoGuideCore("AutoNormal", std::move(o), init_to_feasible()) {}
+
+void AutoNormalCore::create_params() {
+  for (const LatentSite& s : sites_) {
+    const std::string n = s.proto.name;
+    param_store().param(prefix_ + ".locs." + n,
+                        std::function<Tensor()>([&s] { return s.support->inverse(s.init_value).detach(); }),
+                        constraints::real);
+    const float sc = o_.init_scale;
+    param_store().param(prefix_ + ".scales." + n,
+                        std::function<Tensor()>([&s, sc] { return full(s.full_uncon_shape, sc, s.init_value.device()); }),
+                        constraints::softplus_positive);
+  }
+}
+
+std::map<std::string, Tensor> AutoNormalCore::run() {
+  const auto idx = draw_plates();
+  std::map<std::string, Tensor> out;
+  for (const LatentSite& s : sites_) {
+    const std::string n = s.proto.name;
+    Tensor loc = param(prefix_ + ".locs." + n,
+                       std::function<Tensor()>([&s] { return s.support->inverse(s.init_value).detach(); }));
+    const float sc = o_.init_scale;
+    Tensor scale = param(prefix_ + ".scales." + n,
+                         std::function<Tensor()>([&s, sc] { return full(s.full_uncon_shape, sc, s.init_value.device()); }),
+                         constraints::softplus_positive);
+    loc = gather_rows(s, loc, idx);
+    scale = gather_rows(s, scale, idx);
+    dist::DistPtr q = dist::Normal(loc, scale).to_event(s.uncon_event_dim).ptr();
+    if (s.support->name() != "real") q = std::make_shared<dist::TransformedDistribution>(q, s.support);
+    out[n] = sample_in_plates(s, dist::Dist(q), idx);
+  }
+  return out;
+}
+
+std::map<std::string, Tensor> AutoNormalCore::median() const {
+  NoGradGuard ng;
+  std::map<std::string, Tensor> out;
+  for (const LatentSite& s : sites_)
+    out[s.proto.name] = s.support->transform(param_store().get(prefix_ + ".locs." + s.proto.name)).detach();
+  return out;
+}
+
+std::pair<Tensor, Tensor> AutoNormalCore::loc_and_scale(const std::string& name) const {
+  const LatentSite& s = site(name);
+  return {param_store().get(prefix_ + ".locs." + s.proto.name), param_store().get(prefix_ + ".scales." + s.proto.name)};
+}
+
+// ---- AutoDelta ---------------------------------------------------------------------
+
+AutoDeltaCore::AutoDeltaCore(AutoGuideOptions o) : AutoGuideCore("AutoDelta", std::move(o), init_to_median()) {}
+
+void AutoDeltaCore::create_params() {
+  for (const LatentSite& s : sites_)
+    param_store().param(prefix_ + "." + s.proto.name, std::function<Tensor()>([&s] { return s.init_value; }),
+                        s.support);
+}
+
+std::map<std::string, Tensor> AutoDeltaCore::run() {
+  const auto idx = draw_plates();
+  std::map<std::string, Tensor> out;
+  for (const LatentSite& s : sites_) {
+    Tensor v = param(prefix_ + "." + s.proto.name, std::function<Tensor()>([&s] { return s.init_value; }), s.support);
+    v = gather_rows(s, v, idx);
+    out[s.proto.name] = sample_in_plates(s, dist::Delta(v, 0.0f, s.event_dim), idx);
+  }
+  return out;
+}
+
+std::map<std::string, Tensor> AutoDeltaCore::median() const {
+  std::map<std::string, Tensor> out;
+  for (const LatentSite& s : sites_) out[s.proto.name] = param_store().get(prefix_ + "." + s.proto.name);
+  return out;
+}
+
+// ---- AutoContinuous ------------------------------------------------------------------
+
+AutoContinuousCore::AutoContinuousCore(std::string cls, AutoGuideOptions o)
+    : AutoGuideCore(std::move(cls), std::move(o), init_to_median()) {}
+
+void AutoContinuousCore::create_params() {
+  std::vector<Tensor> parts;
+  dim_ = 0;
+  for (const LatentSite& s : sites_) {
+    NoGradGuard ng;
+    Tensor u = s.support->inverse(s.init_value).detach();
+    dim_ += u.numel();
+    parts.push_back(u.reshape({u.numel()}));
+  }
+  CUVI_CHECK(dim_ > 0, ValueError, cls_ << ": the model has no latent sites");
+  Tensor init_loc;
+  {
+    NoGradGuard ng;
+    init_loc = parts.size() == 1 ? parts[0] : cat(parts, 0);
+  }
+  create_posterior_params(init_loc.detach());
+}
+
+std::map<std::string, Tensor> AutoContinuousCore::unpack(const Tensor& latent) const {
+  std::map<std::string, Tensor> out;
+  int64_t off = 0;
+  for (const LatentSite& s : sites_) {
+    const int64_t n = shape_numel(s.uncon_shape);
+    out[s.proto.name] = narrow(latent, -1, off, n).reshape(s.uncon_shape);
+    off += n;
+  }
+  return out;
+}
+
+std::map<std::string, Tensor> AutoContinuousCore::run() {
+  const auto idx = draw_plates();  // none subsampled; kept for symmetry
+  const Tensor latent = sample("_" + prefix_ + "_latent", dist::Dist(posterior()));
+  const auto us = unpack(latent);
+  std::map<std::string, Tensor> out;
+  for (const LatentSite& s : sites_) {
+    const Tensor& u = us.at(s.proto.name);
+    Tensor x = s.support->transform(u);
+    // log|du/dx| = -log|dx/du|, summed over the site's event dims.
+    Tensor ladj = s.support->log_abs_det_jacobian(u, x);
+    ladj = sum_rightmost(ladj, ladj.dim() - (x.dim() - s.event_dim));
+    out[s.proto.name] = sample_in_plates(s, dist::DensityDelta(x, -ladj, s.event_dim), idx);
+  }
+  return out;
+}
+
+std::map<std::string, Tensor> AutoContinuousCore::median() const {
+  NoGradGuard ng;
+  const auto us = unpack(param_store().get(prefix_ + ".loc"));
+  std::map<std::string, Tensor> out;
+  for (const LatentSite& s : sites_) out[s.proto.name] = s.support->transform(us.at(s.proto.name)).detach();
+  return out;
+}
+
+void AutoDiagonalNormalCore::create_posterior_params(const Tensor& init_loc) {
+  param_store().param(prefix_ + ".loc", std::function<Tensor()>([init_loc] { return init_loc; }));
+  const float sc = o_.init_scale;
+  const int64_t d = dim_;
+  param_store().param(prefix_ + ".scale",
+                      std::function<Tensor()>([sc, d, init_loc] { return full({d}, sc, init_loc.device()); }),
+                      constraints::softplus_positive);
+}
+
+dist::DistPtr AutoDiagonalNormalCore::posterior() const {
+  // The params exist (created at setup), so the inits are never evaluated.
+  auto none = std::function<Tensor()>([]() -> Tensor { CUVI_THROW(ValueError, "autoguide param missing"); });
+  Tensor loc = param(prefix_ + ".loc", none);
+  Tensor scale = param(prefix_ + ".scale", none, constraints::softplus_positive);
+  return dist::Normal(loc, scale).to_event(1).ptr();
+}
+
+void AutoMultivariateNormalCore::create_posterior_params(const Tensor& init_loc) {
+  param_store().param(prefix_ + ".loc", std::function<Tensor()>([init_loc] { return init_loc; }));
+  const float sc = o_.init_scale;
+  const int64_t d = dim_;
+  param_store().param(
+      prefix_ + ".scale_tril",
+      std::function<Tensor()>([sc, d, init_loc] { return diag_embed(full({d}, sc, init_loc.device())); }),
+      constraints::lower_cholesky);
+}
+
+dist::DistPtr AutoMultivariateNormalCore::posterior() const {
+  auto none = std::function<Tensor()>([]() -> Tensor { CUVI_THROW(ValueError, "autoguide param missing"); });
+  Tensor loc = param(prefix_ + ".loc", none);
+  Tensor L = param(prefix_ + ".scale_tril", none, constraints::lower_cholesky);
+  return std::make_shared<dist::MultivariateNormal>(loc, L);
+}
+
+}  // namespace detail
+}  // namespace cuvi::infer

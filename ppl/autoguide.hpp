@@ -1,0 +1,292 @@
+// Automatic guides (pyro.infer.autoguide): AutoNormal, AutoDelta,
+// AutoDiagonalNormal, AutoMultivariateNormal, and the init strategies
+// init_to_median / init_to_feasible / init_to_sample / init_to_mean.
+//
+// An autoguide is a callable built from the model and called with the
+// model's arguments:
+//
+//   infer::AutoNormal guide(model);                         // Pyro's defaults
+//   infer::AutoNormal guide2(model, {.init_loc_fn = infer::init_to_median(), .init_scale = 0.05f});
+//   infer::SVI svi(model, guide, optim::Adam({.lr = 0.01f}), infer::Trace_ELBO());
+//   svi.step(data);
+//   auto m = guide.median();            // site -> constrained posterior median
+//
+// On its first call the guide runs the model once under a trace that is
+// hidden from every handler outside (poutine::block) to find the latent
+// sites (sample sites that are neither observed nor a plate's subsample
+// draw), their supports, shapes and plates. Copies of a guide share that
+// prototype (SVI keeps a copy; guide.median() still works afterwards).
+//
+// Parameters (in the global param store; <P> is the class name, or
+// options.prefix when set):
+//   AutoNormal:  "<P>.locs.<site>" (unconstrained shape, real) and
+//                "<P>.scales.<site>" (softplus_positive, init_scale), as
+//                Pyro's AutoNormal. Each site is drawn from
+//                TransformedDistribution(Normal(loc, scale).to_event(k), support)
+//                (Normal(loc, scale).to_event(k) for real support), k the
+//                site's event dims in unconstrained space.
+//   AutoDelta:   "<P>.<site>" (constrained, with the site's support), drawn
+//                as Delta(value, event_dim).
+//   AutoDiagonalNormal / AutoMultivariateNormal (Pyro's AutoContinuous): one
+//                flat unconstrained vector of all latents (sites in trace
+//                order, each flattened row-major); "<P>.loc" [D] and
+//                "<P>.scale" [D] (softplus_positive) / "<P>.scale_tril" [D, D]
+//                (lower_cholesky, init_scale * I). The guide samples
+//                "_<P>_latent" from Normal(loc, scale).to_event(1) /
+//                MultivariateNormal(loc, scale_tril), then every site as a
+//                Delta at transform(u_site) with log-density log|du/dx| so
+//                that the guide's density is that of the constrained values.
+//
+// Plates: every site is sampled inside plates with the names, sizes,
+// subsample sizes and dims the model used. For a site in a subsampled plate,
+// AutoNormal's and AutoDelta's parameters have the full size N along that
+// plate's dim and the guide gathers the rows at this step's indices (drawn
+// once per call by the guide and replayed into the model), so every local
+// latent has its own parameters and only the selected rows get gradients.
+// AutoDiagonalNormal / AutoMultivariateNormal reject subsampled plates
+// (ValueError): their single latent vector cannot be subsampled.
+//
+// Discrete latent sites are rejected (ValueError naming the site).
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "poutine.hpp"
+#include "transformed.hpp"
+
+namespace cuvi::infer {
+
+// An init strategy maps a prototype site (its fn, with the plates' batch
+// shape, and its prior draw `value`) to a constrained initial value of the
+// site's value shape.
+using InitLocFn = std::function<Tensor(const Site&)>;
+
+// Per element, the median of num_samples prior draws (the lower middle for
+// even counts, as torch.median). Simplex values are renormalised; where the
+// result is still outside the support, init_to_feasible.
+InitLocFn init_to_median(int num_samples = 15);
+// transform(0) in the support's unconstrained space (e.g. 1 for positive,
+// the uniform vector for simplex).
+InitLocFn init_to_feasible();
+// One prior draw.
+InitLocFn init_to_sample();
+// The prior mean; init_to_median where the mean is not available or not in
+// the support.
+InitLocFn init_to_mean();
+// Given values for named sites, fallback for the others.
+InitLocFn init_to_value(std::map<std::string, Tensor> values, InitLocFn fallback = init_to_median());
+
+struct AutoGuideOptions {
+  InitLocFn init_loc_fn = nullptr;  // empty: the class's default (Pyro's): init_to_feasible
+                                    // for AutoNormal, init_to_median for the others
+  float init_scale = 0.1f;          // initial scale (AutoNormal, AutoDiagonalNormal, AutoMultivariateNormal)
+  std::string prefix = "";          // param-name prefix; empty: the class name
+};
+
+namespace detail {
+
+// What the prototype trace says about one latent site.
+struct LatentSite {
+  Site proto;                      // the model's site (fn with plate batch shape, a prior value, frames)
+  constraints::ConstraintPtr support;
+  Shape value_shape;               // constrained, as in the prototype (B along subsampled dims)
+  Shape uncon_shape;               // unconstrained, prototype
+  Shape full_value_shape;          // N along subsampled plates' dims
+  Shape full_uncon_shape;
+  int event_dim = 0;               // constrained event dims
+  int uncon_event_dim = 0;         // unconstrained event dims
+  int batch_ndim = 0;
+  Tensor init_value;               // constrained, full shape (detached)
+};
+
+class AutoGuideCore {
+ public:
+  AutoGuideCore(std::string cls, AutoGuideOptions o, InitLocFn default_init);
+  virtual ~AutoGuideCore() = default;
+  bool ready() const { return ready_; }
+  // Traces the model (hidden from outer handlers) and creates the params.
+  void setup(const std::function<void()>& run_model);
+  // One run of the guide: returns site -> sampled (constrained) value.
+  virtual std::map<std::string, Tensor> run() = 0;
+  virtual std::map<std::string, Tensor> median() const = 0;
+  const std::string& prefix() const { return prefix_; }
+  const std::vector<LatentSite>& sites() const { return sites_; }
+  const LatentSite& site(const std::string& name) const;
+
+ protected:
+  virtual void create_params() = 0;
+  virtual bool supports_subsampling() const { return true; }
+  // Draws this call's indices of every subsampled plate (recorded as the
+  // plates' subsample sites, which replay hands to the model).
+  std::map<std::string, Tensor> draw_plates() const;
+  // Samples `name` from d inside the site's plates (this call's indices).
+  Tensor sample_in_plates(const LatentSite& s, const dist::Distribution& d,
+                          const std::map<std::string, Tensor>& idx) const;
+  // Rows of a full-size tensor at this call's indices along the site's subsampled dims.
+  Tensor gather_rows(const LatentSite& s, Tensor t, const std::map<std::string, Tensor>& idx) const;
+
+  std::string cls_, prefix_;
+  AutoGuideOptions o_;
+  std::vector<LatentSite> sites_;
+  bool ready_ = false;
+};
+
+class AutoNormalCore final : public AutoGuideCore {
+ public:
+  explicit AutoNormalCore(AutoGuideOptions o);
+  std::map<std::string, Tensor> run() override;
+  std::map<std::string, Tensor> median() const override;
+  std::pair<Tensor, Tensor> loc_and_scale(const std::string& site) const;
+
+ protected:
+  void create_params() override;
+};
+
+class AutoDeltaCore final : public AutoGuideCore {
+ public:
+  explicit AutoDeltaCore(AutoGuideOptions o);
+  std::map<std::string, Tensor> run() override;
+  std::map<std::string, Tensor> median() const override;
+
+ protected:
+  void create_params() override;
+};
+
+// AutoContinuous: a joint distribution over one flat unconstrained vector.
+class AutoContinuousCore : public AutoGuideCore {
+ public:
+  AutoContinuousCore(std::string cls, AutoGuideOptions o);
+  std::map<std::string, Tensor> run() override;
+  std::map<std::string, Tensor> median() const override;
+  int64_t latent_dim() const { return dim_; }
+  // site -> unconstrained value (shape of the site) from a flat vector.
+  std::map<std::string, Tensor> unpack(const Tensor& latent) const;
+
+ protected:
+  void create_params() override;
+  bool supports_subsampling() const override { return false; }
+  virtual void create_posterior_params(const Tensor& init_loc) = 0;
+  virtual dist::DistPtr posterior() const = 0;  // inside a run: reads params through param()
+  int64_t dim_ = 0;
+};
+
+class AutoDiagonalNormalCore final : public AutoContinuousCore {
+ public:
+  explicit AutoDiagonalNormalCore(AutoGuideOptions o) : AutoContinuousCore("AutoDiagonalNormal", std::move(o)) {}
+
+ protected:
+  void create_posterior_params(const Tensor& init_loc) override;
+  dist::DistPtr posterior() const override;
+};
+
+class AutoMultivariateNormalCore final : public AutoContinuousCore {
+ public:
+  explicit AutoMultivariateNormalCore(AutoGuideOptions o)
+      : AutoContinuousCore("AutoMultivariateNormal", std::move(o)) {}
+
+ protected:
+  void create_posterior_params(const Tensor& init_loc) override;
+  dist::DistPtr posterior() const override;
+};
+
+// The callable front end: holds the model and a shared core.
+template <class Model, class Core>
+class AutoGuideFront {
+ public:
+  explicit AutoGuideFront(Model model, AutoGuideOptions o = {})
+      : model_(std::move(model)), core_(std::make_shared<Core>(std::move(o))) {}
+
+  // Runs the guide (sets it up on the first call); returns site -> value.
+  template <class... Args>
+  std::map<std::string, Tensor> operator()(const Args&... args) const {
+    setup(args...);
+    return core_->run();
+  }
+  // Traces the model with these arguments unless already done.
+  template <class... Args>
+  void setup(const Args&... args) const {
+    if (!core_->ready()) core_->setup([&] { model_(args...); });
+  }
+  // site -> constrained posterior median (the guide must have been set up,
+  // by a call or by the overload with the model's arguments).
+  std::map<std::string, Tensor> median() const {
+    CUVI_CHECK(core_->ready(), ValueError,
+               core_->prefix() << ".median(): the guide has not been run yet (call it, or pass the model's arguments)");
+    return core_->median();
+  }
+  template <class A0, class... Args>
+  std::map<std::string, Tensor> median(const A0& a0, const Args&... args) const {
+    setup(a0, args...);
+    return core_->median();
+  }
+  const Core& core() const { return *core_; }
+
+ protected:
+  Model model_;
+  std::shared_ptr<Core> core_;
+};
+
+}  // namespace detail
+
+template <class Model>
+class AutoNormal : public detail::AutoGuideFront<Model, detail::AutoNormalCore> {
+ public:
+  using detail::AutoGuideFront<Model, detail::AutoNormalCore>::AutoGuideFront;
+  // The site's (loc, scale) params in unconstrained space, full size.
+  std::pair<Tensor, Tensor> loc_and_scale(const std::string& site) const { return this->core_->loc_and_scale(site); }
+};
+template <class Model>
+AutoNormal(Model) -> AutoNormal<Model>;
+template <class Model>
+AutoNormal(Model, AutoGuideOptions) -> AutoNormal<Model>;
+
+template <class Model>
+class AutoDelta : public detail::AutoGuideFront<Model, detail::AutoDeltaCore> {
+ public:
+  using detail::AutoGuideFront<Model, detail::AutoDeltaCore>::AutoGuideFront;
+};
+template <class Model>
+AutoDelta(Model) -> AutoDelta<Model>;
+template <class Model>
+AutoDelta(Model, AutoGuideOptions) -> AutoDelta<Model>;
+
+template <class Model>
+class AutoDiagonalNormal : public detail::AutoGuideFront<Model, detail::AutoDiagonalNormalCore> {
+ public:
+  using detail::AutoGuideFront<Model, detail::AutoDiagonalNormalCore>::AutoGuideFront;
+};
+template <class Model>
+AutoDiagonalNormal(Model) -> AutoDiagonalNormal<Model>;
+template <class Model>
+AutoDiagonalNormal(Model, AutoGuideOptions) -> AutoDiagonalNormal<Model>;
+
+template <class Model>
+class AutoMultivariateNormal : public detail::AutoGuideFront<Model, detail::AutoMultivariateNormalCore> {
+ public:
+  using detail::AutoGuideFront<Model, detail::AutoMultivariateNormalCore>::AutoGuideFront;
+};
+template <class Model>
+AutoMultivariateNormal(Model) -> AutoMultivariateNormal<Model>;
+template <class Model>
+AutoMultivariateNormal(Model, AutoGuideOptions) -> AutoMultivariateNormal<Model>;
+
+// Factories (the same as the deduction guides).
+template <class Model>
+AutoNormal<Model> make_auto_normal(Model m, AutoGuideOptions o = {}) { return AutoNormal<Model>(std::move(m), std::move(o)); }
+template <class Model>
+AutoDelta<Model> make_auto_delta(Model m, AutoGuideOptions o = {}) { return AutoDelta<Model>(std::move(m), std::move(o)); }
+template <class Model>
+AutoDiagonalNormal<Model> make_auto_diagonal_normal(Model m, AutoGuideOptions o = {}) {
+  return AutoDiagonalNormal<Model>(std::move(m), std::move(o));
+}
+template <class Model>
+AutoMultivariateNormal<Model> make_auto_multivariate_normal(Model m, AutoGuideOptions o = {}) {
+  return AutoMultivariateNormal<Model>(std::move(m), std::move(o));
+}
+
+}  // namespace cuvi::infer

@@ -1,0 +1,149 @@
+// Neural-network building blocks (a small torch.nn) and the module()
+// primitive (Pyro's pyro.module).
+//
+// A Module owns named parameters in registration order ("weight", "bias")
+// and named children; named_parameters() lists them depth-first with the
+// children's names prefixed as PyTorch does ("0.weight", "2.bias", ...).
+// Parameters are float32 leaves that require grad, so a net is usable on its
+// own with Tensor::backward().
+//
+// module(prefix, net) registers every parameter of net as a param site named
+// prefix + "$$$" + name (Pyro's naming: pyro.params.param_with_module_name
+// joins with "$$$", e.g. "decoder$$$0.weight"). The first call creates the
+// store's leaves from the net's current values; every call then points the
+// net's parameters at the values the param sites returned for this run (the
+// store's leaves, or whatever a handler such as substitute put there), so
+// gradients of anything the net computes reach the store's leaves and SVI's
+// optimizer updates them. Optimizers update the leaves in place, so the net
+// keeps seeing the current values between runs.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "runtime/ops.hpp"
+#include "runtime/tensor.hpp"
+
+namespace cuvi::nn {
+
+enum class Activation { kNone, kRelu, kSoftplus, kSigmoid, kTanh };
+const char* activation_name(Activation a);
+// Applies an activation elementwise (kNone: identity).
+Tensor activate(const Tensor& x, Activation a);
+
+class Module {
+ public:
+  virtual ~Module() = default;
+  Module() = default;
+  Module(const Module&) = delete;
+  Module& operator=(const Module&) = delete;
+
+  virtual Tensor forward(const Tensor& x) = 0;
+  Tensor operator()(const Tensor& x) { return forward(x); }
+  virtual std::string name() const = 0;
+
+  // Every parameter, depth-first in registration order, children's names
+  // prefixed with "<child name>.".
+  std::vector<std::pair<std::string, Tensor>> named_parameters() const;
+  std::vector<Tensor> parameters() const;
+  // Replaces the parameter of that (dotted) name; the value must have the
+  // registered shape (ShapeError otherwise, ValueError for an unknown name).
+  void set_parameter(const std::string& name, const Tensor& value);
+  // Moves every parameter to dev as a fresh leaf that requires grad. Call it
+  // before the first module() call: afterwards the store owns the values,
+  // and the next module() call points the net back at the store's leaves.
+  Module& to(Device dev);
+  // Drops the gradients of every parameter.
+  void zero_grad();
+  const std::vector<std::pair<std::string, std::shared_ptr<Module>>>& children() const { return children_; }
+
+ protected:
+  // Registers a parameter (made a float32 leaf that requires grad); returns
+  // its index for param(i).
+  size_t register_parameter(const std::string& name, const Tensor& value);
+  void register_module(const std::string& name, std::shared_ptr<Module> m);
+  const Tensor& param(size_t i) const { return params_[i].second; }
+
+ private:
+  void collect(const std::string& prefix, std::vector<std::pair<std::string, Tensor>>& out) const;
+  Tensor* find(const std::string& name);
+
+  std::vector<std::pair<std::string, Tensor>> params_;
+  std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
+};
+
+using ModulePtr = std::shared_ptr<Module>;
+
+// y = x W^T + b, W stored [out, in]; x [..., in] -> y [..., out].
+// Initialised as torch.nn.Linear: W and b ~ U(-1/sqrt(in), 1/sqrt(in)),
+// drawn with cuvi::rand (set_seed reproduces them).
+class Linear : public Module {
+ public:
+  Linear(int64_t in_features, int64_t out_features, bool bias = true, Device dev = Device::cpu());
+  Tensor forward(const Tensor& x) override;
+  std::string name() const override;
+  const Tensor& weight() const { return param(0); }
+  Tensor bias() const { return has_bias_ ? param(1) : Tensor(); }
+  int64_t in_features() const { return in_; }
+  int64_t out_features() const { return out_; }
+
+ private:
+  int64_t in_, out_;
+  bool has_bias_;
+};
+
+// An activation as a layer (no parameters).
+class ActivationLayer : public Module {
+ public:
+  explicit ActivationLayer(Activation a) : a_(a) {}
+  Tensor forward(const Tensor& x) override { return activate(x, a_); }
+  std::string name() const override { return activation_name(a_); }
+  Activation activation() const { return a_; }
+
+ private:
+  Activation a_;
+};
+
+// Runs its children in order; they are named "0", "1", ... as in
+// torch.nn.Sequential.
+class Sequential : public Module {
+ public:
+  Sequential() = default;
+  explicit Sequential(std::vector<ModulePtr> layers);
+  Sequential& push_back(ModulePtr layer);
+  Tensor forward(const Tensor& x) override;
+  std::string name() const override { return "Sequential"; }
+  size_t size() const { return children().size(); }
+
+ private:
+  size_t n_ = 0;
+};
+
+// A multilayer perceptron: Linear(sizes[0], sizes[1]), hidden activation,
+// ..., Linear(sizes[n-2], sizes[n-1]), then output_activation when it is not
+// kNone. Activations are layers of their own, so the Linear layers are named
+// "0", "2", "4", ... as in the equivalent torch.nn.Sequential.
+std::shared_ptr<Sequential> mlp(const std::vector<int64_t>& sizes, Activation hidden = Activation::kRelu,
+                                Activation output_activation = Activation::kNone, bool bias = true,
+                                Device dev = Device::cpu());
+
+}  // namespace cuvi::nn
+
+namespace cuvi {
+
+// The separator Pyro puts between a module's name and its parameter names.
+inline constexpr const char* kModuleNameSeparator = "$$$";
+
+// pyro.module: see the top of this file. Returns net.
+nn::Module& module(const std::string& prefix, nn::Module& net);
+template <class M>
+std::shared_ptr<M> module(const std::string& prefix, const std::shared_ptr<M>& net) {
+  module(prefix, static_cast<nn::Module&>(*net));
+  return net;
+}
+
+}  // namespace cuvi

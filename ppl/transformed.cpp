@@ -1,0 +1,101 @@
+#include "transformed.hpp"
+
+#include <cmath>
+
+namespace cuvi::dist {
+
+namespace {
+std::vector<int64_t> rightmost(int64_t n) {
+  std::vector<int64_t> dims;
+  for (int64_t i = 1; i <= n; ++i) dims.push_back(-i);
+  return dims;
+}
+Tensor sum_rightmost(const Tensor& t, int64_t n) { return n <= 0 ? t : sum(t, rightmost(n)); }
+}  // namespace
+
+// ---- TransformedDistribution ---------------------------------------------------
+
+TransformedDistribution::TransformedDistribution(DistPtr base, constraints::ConstraintPtr c)
+    : base_(std::move(base)), c_(std::move(c)), cache_(std::make_shared<Cache>()) {
+  CUVI_CHECK(base_ != nullptr, ValueError, "TransformedDistribution: null base distribution");
+  if (!c_) c_ = constraints::real;
+  CUVI_CHECK(!c_->is_discrete(), ValueError,
+             "TransformedDistribution: constraint " << c_->name() << " is discrete and has no bijection");
+  // The base's event must hold at least one event of the constraint's
+  // unconstrained space (a simplex needs a 1-dim base event of size K-1).
+  const Shape e = base_->event_shape();
+  const Shape ce = c_->constrained_shape(e);  // throws ShapeError when e cannot hold an event
+  const int c_uncon_event = c_->event_dim() - static_cast<int>(ce.size() - e.size());
+  CUVI_CHECK(static_cast<int>(e.size()) >= c_uncon_event, ShapeError,
+             "TransformedDistribution: constraint " << c_->name() << " needs a base with " << c_uncon_event
+                                                    << " event dim(s), but " << base_->name() << " has event shape "
+                                                    << shape_str(e) << " (use .to_event(n))");
+}
+
+Shape TransformedDistribution::event_shape() const { return c_->constrained_shape(base_->event_shape()); }
+
+Tensor TransformedDistribution::log_prob(const Tensor& x) const {
+  const bool cached = cache_->x.defined() && cache_->x.impl() == x.impl();
+  const Tensor u = cached ? cache_->u : c_->inverse(x);
+  const Tensor lp = base_->log_prob(u);
+  Tensor ladj = c_->log_abs_det_jacobian(u, x);  // shape: x less c's event dims
+  // Sum the Jacobian over the event dims of this distribution that the
+  // constraint does not already reduce.
+  const int64_t result_batch_dims = x.dim() - static_cast<int64_t>(event_shape().size());
+  ladj = sum_rightmost(ladj, ladj.dim() - result_batch_dims);
+  return lp - ladj;
+}
+
+Tensor TransformedDistribution::rsample(const Shape& s) const {
+  Tensor u = base_->rsample(s);
+  Tensor x = c_->transform(u);
+  cache_->x = x;
+  cache_->u = u;
+  return x;
+}
+
+Tensor TransformedDistribution::sample(const Shape& s) const {
+  NoGradGuard ng;
+  Tensor u = base_->sample(s).detach();
+  Tensor x = c_->transform(u).detach();
+  cache_->x = x;
+  cache_->u = u;
+  return x;
+}
+
+DistPtr TransformedDistribution::expand_ptr(const Shape& b) const {
+  return std::make_shared<TransformedDistribution>(base_->expand_ptr(b), c_);
+}
+
+// ---- DensityDelta ---------------------------------------------------------------
+
+DensityDelta::DensityDelta(const Tensor& v, const Tensor& log_density, int event_dim)
+    : v_(v), log_density_(log_density), event_dim_(event_dim) {
+  CUVI_CHECK(v_.defined() && event_dim_ >= 0 && event_dim_ <= v_.dim(), ShapeError,
+             "Delta: event_dim " << event_dim << " for a value of shape "
+                                 << (v_.defined() ? shape_str(v_.shape()) : "undefined"));
+  if (!log_density_.defined()) log_density_ = zeros({}, v_.device());
+  // The log-density must broadcast to the batch shape.
+  broadcast_shapes(log_density_.shape(), batch_shape(), "Delta(log_density)");
+}
+Shape DensityDelta::batch_shape() const { return Shape(v_.shape().begin(), v_.shape().end() - event_dim_); }
+Shape DensityDelta::event_shape() const { return Shape(v_.shape().end() - event_dim_, v_.shape().end()); }
+Tensor DensityDelta::log_prob(const Tensor& x) const {
+  Tensor hit = where(eq(x, v_.detach()), zeros({}, x.device()), full({}, -INFINITY, x.device()));
+  return sum_rightmost(hit, event_dim_) + log_density_;
+}
+Tensor DensityDelta::rsample(const Shape& s) const {
+  if (s.empty()) return v_;
+  Shape full = s;
+  full.insert(full.end(), v_.shape().begin(), v_.shape().end());
+  return v_.expand(full);
+}
+DistPtr DensityDelta::expand_ptr(const Shape& b) const {
+  Shape full = b;
+  const Shape e = event_shape();
+  full.insert(full.end(), e.begin(), e.end());
+  Tensor ld = log_density_.dim() == 0 ? log_density_ : log_density_.expand(b);
+  return std::make_shared<DensityDelta>(v_.expand(full), ld, event_dim_);
+}
+
+}  // namespace cuvi::dist

@@ -1,0 +1,149 @@
+// PPL core and inference on CUDA: plates, handlers, param store and the
+// conjugate acceptance models with everything resident on the device.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <set>
+
+#include "gpu_test.hpp"
+#include "gradcheck.hpp"
+
+using namespace cuvi;
+using namespace cuvi::testing;
+
+namespace {
+
+struct OnCuda {
+  OnCuda() {
+    set_default_device(Device::cuda());
+    param_store().clear();
+  }
+  ~OnCuda() { set_default_device(Device::cpu()); }
+};
+
+TEST(GpuPlate, SubsampleIndicesOnDeviceUniqueAndReplayed) {
+  CUVI_REQUIRE_CUDA();
+  OnCuda scope;
+  set_seed(5);
+  auto prog = [] {
+    auto p = plate("data", 100000, 512);
+    sample("z", dist::Normal(0.0f, 1.0f));
+  };
+  const Trace g = poutine::trace(prog).get_trace();
+  const Tensor idx = g.site("data").value;
+  ASSERT_TRUE(idx.device().is_cuda());
+  const auto v = idx.to_vector_i64();
+  std::set<int64_t> s(v.begin(), v.end());
+  EXPECT_EQ(s.size(), v.size());
+  for (int64_t i : v) ASSERT_TRUE(i >= 0 && i < 100000);
+  const Trace m = poutine::trace(poutine::replay(prog, g)).get_trace();
+  EXPECT_EQ(m.site("data").value.to_vector_i64(), v);
+  EXPECT_FLOAT_EQ(m.site("z").scale, 100000.0f / 512.0f);
+  EXPECT_TRUE(m.site("z").value.device().is_cuda());
+  EXPECT_EQ(m.site("z").value.shape(), (Shape{512}));
+}
+
+TEST(GpuHandlers, ConditionScaleMaskOnDevice) {
+  CUVI_REQUIRE_CUDA();
+  OnCuda scope;
+  set_seed(6);
+  Tensor obs = tensor({0.5f, -1.0f}, Device::cuda());
+  auto model = [] {
+    auto p = plate("n", 2);
+    sample("x", dist::Normal(0.0f, 1.0f));
+  };
+  auto conditioned = poutine::scale(poutine::condition(model, {{"x", obs}}), 3.0f);
+  const Trace t = poutine::trace(conditioned).get_trace();
+  EXPECT_TRUE(t.site("x").is_observed);
+  EXPECT_FLOAT_EQ(t.site("x").scale, 3.0f);
+  const double lp = 3.0 * (-0.5 * (0.25 + 1.0) - 2 * 0.918938533);
+  EXPECT_NEAR(t.log_prob_sum().item(), lp, 1e-4);
+  auto masked = poutine::mask(conditioned, tensor({1.0f, 0.0f}, Device::cuda()));
+  const double lp_masked = 3.0 * (-0.5 * 0.25 - 0.918938533);
+  EXPECT_NEAR(poutine::trace(masked).get_trace().log_prob_sum().item(), lp_masked, 1e-4);
+}
+
+TEST(GpuParamStore, SaveLoadRoundTripFromDevice) {
+  CUVI_REQUIRE_CUDA();
+  OnCuda scope;
+  Tensor a = param("a", tensor({1.f, 2.f, 3.f}, Device::cuda()), constraints::positive);
+  const auto before = param_store().get("a").to_vector();
+  const std::string path = ::testing::TempDir() + "cuvi_gpu_store.bin";
+  param_store().save(path);
+  param_store().clear();
+  param_store().load(path, nullptr, Device::cuda());
+  EXPECT_TRUE(param_store().get("a").device().is_cuda());
+  const auto after = param_store().get("a").to_vector();
+  for (size_t i = 0; i < before.size(); ++i) EXPECT_NEAR(after[i], before[i], 1e-6f * before[i]);
+  std::remove(path.c_str());
+}
+
+// Pyro's Normal-Normal acceptance model on the device: 2-d latent, the exact
+// posterior from the conjugate formulas, Adam as in test_inference.cpp.
+TEST(GpuInference, NormalNormalConvergesOnDevice) {
+  CUVI_REQUIRE_CUDA();
+  OnCuda scope;
+  set_seed(0);
+  const Device d = Device::cuda();
+  const std::vector<float> lam0{0.1f, 0.1f}, mu0{0.0f, 0.5f}, lam{6.0f, 4.0f};
+  const std::vector<float> xs{0.0f, 1.0f, 2.0f, 1.5f, 0.5f, 0.3f, 1.1f, 0.9f};  // 4 x 2
+  Tensor data = tensor(xs, {4, 2}, d);
+  std::vector<float> post_mu(2), post_sd(2);
+  for (int k = 0; k < 2; ++k) {
+    double s = 0;
+    for (int i = 0; i < 4; ++i) s += xs[static_cast<size_t>(i * 2 + k)];
+    const double prec = lam0[k] + 4 * lam[k];
+    post_mu[static_cast<size_t>(k)] = static_cast<float>((lam0[k] * mu0[k] + lam[k] * s) / prec);
+    post_sd[static_cast<size_t>(k)] = static_cast<float>(1.0 / std::sqrt(prec));
+  }
+  Tensor mu0_t = tensor(mu0, d), sd0 = tensor({1 / std::sqrt(0.1f), 1 / std::sqrt(0.1f)}, d);
+  Tensor sd = tensor({1 / std::sqrt(6.0f), 1 / std::sqrt(4.0f)}, d);
+  auto model = [&](const Tensor& x) {
+    Tensor z = sample("z", dist::Normal(mu0_t, sd0).to_event(1));
+    auto p = plate("data", 4);
+    sample("obs", dist::Normal(z, sd).to_event(1), x);
+  };
+  auto guide = [&](const Tensor&) {
+    Tensor loc = param("loc", tensor({post_mu[0] + 0.134f, post_mu[1] + 0.134f}, d));
+    Tensor log_sd = param("log_sd", tensor({std::log(post_sd[0]) - 0.14f, std::log(post_sd[1]) - 0.14f}, d));
+    sample("z", dist::Normal(loc, exp(log_sd)).to_event(1));
+  };
+  infer::SVI svi(model, guide, optim::Adam({.lr = 0.0015f, .betas = {0.97f, 0.999f}}), infer::Trace_ELBO());
+  for (int i = 0; i < 5000; ++i) svi.step(data);
+  const auto loc = param_store().get("loc").to_vector();
+  const auto lsd = param_store().get("log_sd").to_vector();
+  double err_loc = 0, err_sd = 0;
+  for (int k = 0; k < 2; ++k) {
+    err_loc += std::pow(loc[static_cast<size_t>(k)] - post_mu[static_cast<size_t>(k)], 2);
+    err_sd += std::pow(lsd[static_cast<size_t>(k)] - std::log(post_sd[static_cast<size_t>(k)]), 2);
+  }
+  // Pyro's tolerance (squared error 0.05), and at least halved from the start.
+  EXPECT_LT(std::sqrt(err_loc), 0.05);
+  EXPECT_LT(std::sqrt(err_sd), 0.05);
+  EXPECT_LT(std::sqrt(err_loc), 0.5 * std::sqrt(2 * 0.134 * 0.134));
+}
+
+TEST(GpuInference, LossIsBitwiseReproducibleRunToRun) {
+  CUVI_REQUIRE_CUDA();
+  auto run = [] {
+    OnCuda scope;
+    set_seed(42);
+    Tensor data = randn({4096}, Device::cuda());
+    auto model = [](const Tensor& x) {
+      Tensor mu = sample("mu", dist::Normal(0.0f, 10.0f));
+      auto p = plate("data", 4096, 256);
+      sample("x", dist::Normal(mu, 1.0f), p.subsample(x));
+    };
+    auto guide = [](const Tensor&) {
+      sample("mu", dist::Normal(param("m", 0.0f), param("s", 1.0f, constraints::positive)));
+    };
+    infer::SVI svi(model, guide, optim::Adam({.lr = 1e-2f}), infer::Trace_ELBO());
+    std::vector<float> losses;
+    for (int i = 0; i < 20; ++i) losses.push_back(svi.step(data).item());
+    return losses;
+  };
+  EXPECT_EQ(run(), run());
+}
+
+}  // namespace
