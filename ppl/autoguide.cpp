@@ -7,12 +7,6 @@ namespace cuvi::infer {
 
 namespace {
 
-std::vector<int64_t> rightmost(int64_t n) {
-  std::vector<int64_t> dims;
-  for (int64_t i = 1; i <= n; ++i) dims.push_back(-i);
-  return dims;
-}
-Tensor sum_rightmost(const Tensor& t, int64_t n) { return n <= 0 ? t : sum(t, rightmost(n)); }
 
 bool subsampled(const Frame& f) { return f.subsample_size < f.size; }
 
@@ -353,7 +347,7 @@ std::map<std::string, Tensor> AutoContinuousCore::run() {
     // log|du/dx| = -log|dx/du|, summed over the site's event dims.
     Tensor ladj = s.support->log_abs_det_jacobian(u, x);
     ladj = sum_rightmost(ladj, ladj.dim() - (x.dim() - s.event_dim));
-    out[s.proto.name] = sample_in_plates(s, dist::DensityDelta(x, -ladj, s.event_dim), idx);
+    out[s.proto.name] = sample_in_plates(s, dist::Delta(x, -ladj, s.event_dim), idx);
   }
   return out;
 }

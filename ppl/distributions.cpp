@@ -72,11 +72,7 @@ Shape Independent::event_shape() const {
   return out;
 }
 Tensor Independent::log_prob(const Tensor& x) const {
-  Tensor lp = base_->log_prob(x);
-  if (n_ == 0) return lp;
-  std::vector<int64_t> dims;
-  for (int i = 1; i <= n_; ++i) dims.push_back(-i);
-  return sum(lp, dims);
+  return sum_rightmost(base_->log_prob(x), n_);
 }
 DistPtr Independent::expand_ptr(const Shape& b) const {
   Shape full = b;
@@ -216,18 +212,20 @@ DistPtr Dirichlet::expand_ptr(const Shape& b) const {
 
 // ---- Delta -----------------------------------------------------------------------
 
-Delta::Delta(const Tensor& v, float log_density, int event_dim) : v_(v), log_density_(log_density), event_dim_(event_dim) {
+Delta::Delta(const Tensor& v, Arg log_density, int event_dim)
+    : v_(v), log_density_(std::move(log_density)), event_dim_(event_dim) {
   CUVI_CHECK(v_.defined() && event_dim_ >= 0 && event_dim_ <= v_.dim(), ShapeError,
              "Delta: event_dim " << event_dim << " for a value of shape "
                                  << (v_.defined() ? shape_str(v_.shape()) : "undefined"));
+  if (!log_density_.is_const()) broadcast_shapes(log_density_.t.shape(), batch_shape(), "Delta(log_density)");
 }
 Shape Delta::batch_shape() const { return Shape(v_.shape().begin(), v_.shape().end() - event_dim_); }
 Shape Delta::event_shape() const { return Shape(v_.shape().end() - event_dim_, v_.shape().end()); }
 Tensor Delta::log_prob(const Tensor& x) const {
-  Tensor lp = where(eq(x, v_.detach()), full({}, log_density_, x.device()), full({}, -INFINITY, x.device()));
-  std::vector<int64_t> dims;
-  for (int i = 1; i <= event_dim_; ++i) dims.push_back(-i);
-  return dims.empty() ? lp : sum(lp, dims);
+  Tensor lp = where(eq(x, v_.detach()), zeros({}, x.device()), full({}, -INFINITY, x.device()));
+  lp = sum_rightmost(lp, event_dim_);
+  if (!log_density_.is_const()) return lp + log_density_.t;
+  return log_density_.v == 0.0f ? lp : lp + log_density_.v;
 }
 Tensor Delta::rsample(const Shape& s) const {
   if (s.empty()) return v_;
@@ -239,7 +237,9 @@ DistPtr Delta::expand_ptr(const Shape& b) const {
   Shape full = b;
   const Shape e = event_shape();
   full.insert(full.end(), e.begin(), e.end());
-  return std::make_shared<Delta>(v_.expand(full), log_density_, event_dim_);
+  Arg ld = log_density_;
+  if (!ld.is_const() && ld.t.dim() > 0) ld.t = ld.t.expand(b);
+  return std::make_shared<Delta>(v_.expand(full), ld, event_dim_);
 }
 
 // ---- KL ----------------------------------------------------------------------
@@ -259,9 +259,7 @@ Tensor kl_impl(const Distribution& qd, const Distribution& pd, bool dry, bool* o
     if (auto pi = dynamic_cast<const Independent*>(&p); pi && pi->reinterpreted() == qi->reinterpreted()) {
       Tensor k = kl_impl(*qi->base(), *pi->base(), dry, ok);
       if (dry || !*ok) return k;
-      std::vector<int64_t> dims;
-      for (int i = 1; i <= qi->reinterpreted(); ++i) dims.push_back(-i);
-      return dims.empty() ? k : sum(k, dims);
+      return sum_rightmost(k, qi->reinterpreted());
     }
   }
   if (auto a = dynamic_cast<const Normal*>(&q)) {

@@ -304,11 +304,14 @@ class Dirichlet final : public Distribution {
   Shape batch_shape_;
 };
 
-// Point mass at v (log_density added where x == v, -inf elsewhere);
-// rsample returns v, so gradients flow into it (AutoDelta's guide).
+// Point mass at v, Pyro's Delta: log_prob(x) = log_density where the whole
+// event of x equals v, -inf elsewhere; log_density (a float or a tensor
+// broadcasting to the batch shape) counts once per batch element. rsample
+// returns v, so gradients flow into v and into log_density (AutoDelta and
+// the AutoContinuous guides).
 class Delta final : public Distribution {
  public:
-  explicit Delta(const Tensor& v, float log_density = 0.0f, int event_dim = 0);
+  explicit Delta(const Tensor& v, Arg log_density = 0.0f, int event_dim = 0);
   std::string name() const override { return "Delta"; }
   DistPtr clone() const override { return std::make_shared<Delta>(*this); }
   Shape batch_shape() const override;
@@ -324,7 +327,7 @@ class Delta final : public Distribution {
 
  private:
   Tensor v_;
-  float log_density_;
+  Arg log_density_;
   int event_dim_;
 };
 

@@ -92,29 +92,47 @@ Adam::Adam(AdamOptions o) : o_(o) {
                                                       << ", eps " << o.eps << ")");
 }
 
-void Adam::step(const NamedParams& params) {
-  std::vector<std::pair<Device, std::pair<kern::OptSlot, kern::AdamHyper>>> items;
+template <class Hyper, class Make, class Launch>
+void StatefulOptimizer::step_all(const NamedParams& params, bool two_buffers, double lr0, Make&& make,
+                                 Launch&& launch) {
+  std::vector<std::pair<Device, std::pair<kern::OptSlot, Hyper>>> items;
   for (const auto& [name, p] : params) {
     check_param(name, p);
     const Tensor g = p.grad();
     if (!g.defined()) continue;
-    Slot& s = slot(name, p, true, o_.lr);
+    Slot& s = slot(name, p, two_buffers, lr0);
     s.step += 1;
-    const float b1 = o_.betas.first, b2 = o_.betas.second;
-    kern::AdamHyper h{o_.lr * lr_scale_,
-                      b1,
-                      b2,
-                      o_.eps,
-                      o_.weight_decay,
-                      static_cast<float>(1.0 - std::pow(double(b1), s.step)),
-                      static_cast<float>(1.0 - std::pow(double(b2), s.step)),
-                      0.0f,
-                      0};
-    items.push_back({p.device(), {kern::OptSlot{p.data<float>(), g.data<float>(), s.s0.data<float>(),
-                                                 s.s1.data<float>(), p.numel()},
-                                  h}});
+    kern::OptSlot os;
+    os.param = p.template data<float>();
+    os.grad = g.template data<float>();
+    os.state0 = s.s0.template data<float>();
+    os.state1 = two_buffers ? s.s1.template data<float>() : nullptr;
+    os.n = p.numel();
+    items.push_back({p.device(), {os, make(s)}});
   }
-  launch_grouped(items, [](Backend& b, auto& sl, auto& hy) { b.adam_step(sl, hy); });
+  launch_grouped(items, launch);
+}
+
+namespace {
+kern::AdamHyper adam_hyper(float lr, std::pair<float, float> betas, float eps, float wd, double step, float clip,
+                           int clipped_form) {
+  return kern::AdamHyper{lr,
+                         betas.first,
+                         betas.second,
+                         eps,
+                         wd,
+                         static_cast<float>(1.0 - std::pow(double(betas.first), step)),
+                         static_cast<float>(1.0 - std::pow(double(betas.second), step)),
+                         clip,
+                         clipped_form};
+}
+}  // namespace
+
+void Adam::step(const NamedParams& params) {
+  step_all<kern::AdamHyper>(
+      params, true, o_.lr,
+      [&](Slot& s) { return adam_hyper(o_.lr * lr_scale_, o_.betas, o_.eps, o_.weight_decay, s.step, 0.0f, 0); },
+      [](Backend& b, auto& sl, auto& hy) { b.adam_step(sl, hy); });
 }
 
 ClippedAdam::ClippedAdam(ClippedAdamOptions o) : o_(o) {
@@ -123,29 +141,14 @@ ClippedAdam::ClippedAdam(ClippedAdamOptions o) : o_(o) {
 }
 
 void ClippedAdam::step(const NamedParams& params) {
-  std::vector<std::pair<Device, std::pair<kern::OptSlot, kern::AdamHyper>>> items;
-  for (const auto& [name, p] : params) {
-    check_param(name, p);
-    const Tensor g = p.grad();
-    if (!g.defined()) continue;
-    Slot& s = slot(name, p, true, o_.lr);
-    s.step += 1;
-    s.lr *= o_.lrd;  // pyro.optim.ClippedAdam decays first, every step
-    const float b1 = o_.betas.first, b2 = o_.betas.second;
-    kern::AdamHyper h{static_cast<float>(s.lr) * lr_scale_,
-                      b1,
-                      b2,
-                      o_.eps,
-                      o_.weight_decay,
-                      static_cast<float>(1.0 - std::pow(double(b1), s.step)),
-                      static_cast<float>(1.0 - std::pow(double(b2), s.step)),
-                      o_.clip_norm,
-                      1};
-    items.push_back({p.device(), {kern::OptSlot{p.data<float>(), g.data<float>(), s.s0.data<float>(),
-                                                 s.s1.data<float>(), p.numel()},
-                                  h}});
-  }
-  launch_grouped(items, [](Backend& b, auto& sl, auto& hy) { b.adam_step(sl, hy); });
+  step_all<kern::AdamHyper>(
+      params, true, o_.lr,
+      [&](Slot& s) {
+        s.lr *= o_.lrd;  // pyro.optim.ClippedAdam decays first, every step
+        return adam_hyper(static_cast<float>(s.lr) * lr_scale_, o_.betas, o_.eps, o_.weight_decay, s.step,
+                          o_.clip_norm, 1);
+      },
+      [](Backend& b, auto& sl, auto& hy) { b.adam_step(sl, hy); });
 }
 
 SGD::SGD(SGDOptions o) : o_(o) {
@@ -155,18 +158,13 @@ SGD::SGD(SGDOptions o) : o_(o) {
 }
 
 void SGD::step(const NamedParams& params) {
-  std::vector<std::pair<Device, std::pair<kern::OptSlot, kern::SgdHyper>>> items;
-  for (const auto& [name, p] : params) {
-    check_param(name, p);
-    const Tensor g = p.grad();
-    if (!g.defined()) continue;
-    Slot& s = slot(name, p, false, o_.lr);
-    s.step += 1;
-    kern::SgdHyper h{o_.lr * lr_scale_, o_.momentum, o_.dampening, o_.weight_decay, o_.nesterov ? 1 : 0,
-                     s.step == 1 ? 1 : 0};
-    items.push_back({p.device(), {kern::OptSlot{p.data<float>(), g.data<float>(), s.s0.data<float>(), nullptr, p.numel()}, h}});
-  }
-  launch_grouped(items, [](Backend& b, auto& sl, auto& hy) { b.sgd_step(sl, hy); });
+  step_all<kern::SgdHyper>(
+      params, false, o_.lr,
+      [&](Slot& s) {
+        return kern::SgdHyper{o_.lr * lr_scale_, o_.momentum,          o_.dampening, o_.weight_decay,
+                              o_.nesterov ? 1 : 0, s.step == 1 ? 1 : 0};
+      },
+      [](Backend& b, auto& sl, auto& hy) { b.sgd_step(sl, hy); });
 }
 
 Adagrad::Adagrad(AdagradOptions o) : o_(o) {
@@ -175,17 +173,9 @@ Adagrad::Adagrad(AdagradOptions o) : o_(o) {
 }
 
 void Adagrad::step(const NamedParams& params) {
-  std::vector<std::pair<Device, std::pair<kern::OptSlot, kern::AdagradHyper>>> items;
-  for (const auto& [name, p] : params) {
-    check_param(name, p);
-    const Tensor g = p.grad();
-    if (!g.defined()) continue;
-    Slot& s = slot(name, p, false, o_.lr);
-    s.step += 1;
-    kern::AdagradHyper h{o_.lr * lr_scale_, o_.eps, o_.weight_decay};
-    items.push_back({p.device(), {kern::OptSlot{p.data<float>(), g.data<float>(), s.s0.data<float>(), nullptr, p.numel()}, h}});
-  }
-  launch_grouped(items, [](Backend& b, auto& sl, auto& hy) { b.adagrad_step(sl, hy); });
+  step_all<kern::AdagradHyper>(
+      params, false, o_.lr, [&](Slot&) { return kern::AdagradHyper{o_.lr * lr_scale_, o_.eps, o_.weight_decay}; },
+      [](Backend& b, auto& sl, auto& hy) { b.adagrad_step(sl, hy); });
 }
 
 // ---- schedules -------------------------------------------------------------------

@@ -77,6 +77,11 @@ class StatefulOptimizer : public Optimizer {
   };
   // Returns the slot of a parameter, creating zeroed buffers on first sight.
   Slot& slot(const std::string& name, const Tensor& p, bool two_buffers, double lr0);
+  // The loop every optimizer shares: per parameter with a gradient, count
+  // the step, build its hyper-parameters with make(slot), then one
+  // multi-tensor launch per device (defined in optim.cpp).
+  template <class Hyper, class Make, class Launch>
+  void step_all(const NamedParams& params, bool two_buffers, double lr0, Make&& make, Launch&& launch);
   std::map<std::string, Slot> slots_;
   const char* buffer0_ = "exp_avg";
   const char* buffer1_ = "exp_avg_sq";

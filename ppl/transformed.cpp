@@ -4,15 +4,6 @@
 
 namespace cuvi::dist {
 
-namespace {
-std::vector<int64_t> rightmost(int64_t n) {
-  std::vector<int64_t> dims;
-  for (int64_t i = 1; i <= n; ++i) dims.push_back(-i);
-  return dims;
-}
-Tensor sum_rightmost(const Tensor& t, int64_t n) { return n <= 0 ? t : sum(t, rightmost(n)); }
-}  // namespace
-
 // ---- TransformedDistribution ---------------------------------------------------
 
 TransformedDistribution::TransformedDistribution(DistPtr base, constraints::ConstraintPtr c)
@@ -65,37 +56,6 @@ Tensor TransformedDistribution::sample(const Shape& s) const {
 
 DistPtr TransformedDistribution::expand_ptr(const Shape& b) const {
   return std::make_shared<TransformedDistribution>(base_->expand_ptr(b), c_);
-}
-
-// ---- DensityDelta ---------------------------------------------------------------
-
-DensityDelta::DensityDelta(const Tensor& v, const Tensor& log_density, int event_dim)
-    : v_(v), log_density_(log_density), event_dim_(event_dim) {
-  CUVI_CHECK(v_.defined() && event_dim_ >= 0 && event_dim_ <= v_.dim(), ShapeError,
-             "Delta: event_dim " << event_dim << " for a value of shape "
-                                 << (v_.defined() ? shape_str(v_.shape()) : "undefined"));
-  if (!log_density_.defined()) log_density_ = zeros({}, v_.device());
-  // The log-density must broadcast to the batch shape.
-  broadcast_shapes(log_density_.shape(), batch_shape(), "Delta(log_density)");
-}
-Shape DensityDelta::batch_shape() const { return Shape(v_.shape().begin(), v_.shape().end() - event_dim_); }
-Shape DensityDelta::event_shape() const { return Shape(v_.shape().end() - event_dim_, v_.shape().end()); }
-Tensor DensityDelta::log_prob(const Tensor& x) const {
-  Tensor hit = where(eq(x, v_.detach()), zeros({}, x.device()), full({}, -INFINITY, x.device()));
-  return sum_rightmost(hit, event_dim_) + log_density_;
-}
-Tensor DensityDelta::rsample(const Shape& s) const {
-  if (s.empty()) return v_;
-  Shape full = s;
-  full.insert(full.end(), v_.shape().begin(), v_.shape().end());
-  return v_.expand(full);
-}
-DistPtr DensityDelta::expand_ptr(const Shape& b) const {
-  Shape full = b;
-  const Shape e = event_shape();
-  full.insert(full.end(), e.begin(), e.end());
-  Tensor ld = log_density_.dim() == 0 ? log_density_ : log_density_.expand(b);
-  return std::make_shared<DensityDelta>(v_.expand(full), ld, event_dim_);
 }
 
 }  // namespace cuvi::dist

@@ -47,29 +47,4 @@ class TransformedDistribution final : public Distribution {
   std::shared_ptr<Cache> cache_;  // shared by copies (clone() before a draw keeps it)
 };
 
-// Point mass at v with a tensor log-density (broadcast to the batch shape):
-// log_prob(x) = log_density where the whole event of x equals v, -inf
-// elsewhere. Gradients flow into both v (rsample returns v) and
-// log_density, as in Pyro's Delta used by AutoContinuous guides.
-class DensityDelta final : public Distribution {
- public:
-  DensityDelta(const Tensor& v, const Tensor& log_density, int event_dim = 0);
-  std::string name() const override { return "Delta"; }
-  DistPtr clone() const override { return std::make_shared<DensityDelta>(*this); }
-  Shape batch_shape() const override;
-  Shape event_shape() const override;
-  bool has_rsample() const override { return true; }
-  constraints::ConstraintPtr support() const override { return constraints::real; }
-  Tensor log_prob(const Tensor& x) const override;
-  Tensor rsample(const Shape& s = {}) const override;
-  Tensor mean() const override { return v_; }
-  Tensor variance() const override { return zeros_like(v_); }
-  DistPtr expand_ptr(const Shape& b) const override;
-  Device device() const override { return v_.device(); }
-
- private:
-  Tensor v_, log_density_;
-  int event_dim_;
-};
-
 }  // namespace cuvi::dist

@@ -302,6 +302,14 @@ Tensor sum(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
 
 Tensor sum(const Tensor& x) { return sum(x, {}, false); }
 
+Tensor sum_rightmost(const Tensor& x, int64_t n) {
+  if (n <= 0) return x;
+  CUVI_CHECK(n <= x.dim(), ShapeError, "sum_rightmost: " << n << " dims of a tensor of shape " << shape_str(x.shape()));
+  std::vector<int64_t> dims;
+  for (int64_t i = 1; i <= n; ++i) dims.push_back(-i);
+  return sum(x, dims);
+}
+
 Tensor mean(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
   check_float(x, "mean");
   const auto mask = reduce_mask(x, dims, "mean");

@@ -72,6 +72,8 @@ Tensor clamp_min(const Tensor& x, float lo);
 Tensor sum(const Tensor& x);
 Tensor sum(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim = false);
 Tensor mean(const Tensor& x);
+// Sums the rightmost n dims (event dims of a log-density); n <= 0: x itself.
+Tensor sum_rightmost(const Tensor& x, int64_t n);
 Tensor mean(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim = false);
 Tensor logsumexp(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim = false);
 Tensor amax(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim = false);  // no gradient

@@ -48,59 +48,15 @@
 #include "kernels/dist/poisson.hpp"
 #include "kernels/dist/studentt.hpp"
 #include "kernels/dist/uniform.hpp"
+#include "csv.hpp"
 #include "kernels/philox.hpp"
 
 using namespace cuvi::kern;
 
 namespace {
 
-// ---------------------------------------------------------------------------
-// CSV reading (generic: header line, comma separated, LF or CRLF).
-struct Csv {
-  std::string file;
-  std::vector<std::string> cols;
-  std::vector<std::vector<double>> rows;
-  int col(const std::string& name) const {
-    for (size_t i = 0; i < cols.size(); ++i)
-      if (cols[i] == name) return static_cast<int>(i);
-    return -1;
-  }
-  int need(const std::string& name) const {
-    const int c = col(name);
-    if (c < 0) ADD_FAILURE() << file << ": no column " << name;
-    return c < 0 ? 0 : c;
-  }
-};
-
-Csv read_csv(const std::string& file) {
-  Csv c;
-  c.file = file;
-  const std::string path = std::string(CUVI_TEST_DATA_DIR) + "/" + file;
-  std::ifstream in(path);
-  EXPECT_TRUE(in.good()) << "cannot open " << path;
-  std::string line;
-  bool header = true;
-  while (std::getline(in, line)) {
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.empty()) continue;
-    std::stringstream ss(line);
-    std::string tok;
-    std::vector<double> row;
-    while (std::getline(ss, tok, ',')) {
-      if (header)
-        c.cols.push_back(tok);
-      else
-        row.push_back(std::strtod(tok.c_str(), nullptr));
-    }
-    if (!header) {
-      EXPECT_EQ(row.size(), c.cols.size()) << file << ": ragged row";
-      c.rows.push_back(row);
-    }
-    header = false;
-  }
-  EXPECT_FALSE(c.rows.empty()) << file;
-  return c;
-}
+using cuvi::testing::Csv;
+using cuvi::testing::read_csv;
 
 struct Tol {
   double atol, rtol;

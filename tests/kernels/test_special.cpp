@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "csv.hpp"
 #include "kernels/philox.hpp"
 #include "kernels/special.hpp"
 
@@ -25,46 +26,8 @@ using namespace cuvi::kern;
 
 namespace {
 
-struct SpecialCsv {
-  std::vector<std::string> cols;
-  std::vector<std::vector<double>> rows;
-  int col(const std::string& name) const {
-    for (size_t i = 0; i < cols.size(); ++i)
-      if (cols[i] == name) return static_cast<int>(i);
-    ADD_FAILURE() << "no column " << name;
-    return 0;
-  }
-};
-
-// Generic CSV with a header line; accepts LF or CRLF line ends.
-SpecialCsv read_special_csv(const std::string& file) {
-  SpecialCsv c;
-  const std::string path = std::string(CUVI_TEST_DATA_DIR) + "/" + file;
-  std::ifstream in(path);
-  EXPECT_TRUE(in.good()) << "cannot open " << path;
-  std::string line;
-  bool header = true;
-  while (std::getline(in, line)) {
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.empty()) continue;
-    std::stringstream ss(line);
-    std::string tok;
-    std::vector<double> row;
-    while (std::getline(ss, tok, ',')) {
-      if (header)
-        c.cols.push_back(tok);
-      else
-        row.push_back(std::strtod(tok.c_str(), nullptr));
-    }
-    if (!header) {
-      EXPECT_EQ(row.size(), c.cols.size()) << file << ": ragged row";
-      c.rows.push_back(row);
-    }
-    header = false;
-  }
-  EXPECT_FALSE(c.rows.empty()) << file;
-  return c;
-}
+using cuvi::testing::Csv;
+using cuvi::testing::read_csv;
 
 // Records the worst ratio err / tol of a column and fails rows above 1.
 struct ColCheck {
@@ -118,8 +81,8 @@ TEST(Philox, UniformIsOpenAndNormalIsFinite) {
 // ---------------------------------------------------------------------------
 // special.csv: x, lgamma, digamma, softplus_x_minus_3
 TEST(Special, CsvFloat) {
-  const SpecialCsv c = read_special_csv("special.csv");
-  const int cx = c.col("x"), clg = c.col("lgamma"), cdg = c.col("digamma"), csp = c.col("softplus_x_minus_3");
+  const Csv c = read_csv("special.csv");
+  const int cx = c.need("x"), clg = c.need("lgamma"), cdg = c.need("digamma"), csp = c.need("softplus_x_minus_3");
   // lgamma_f: the implementation is accurate to ~1e-7 relative away from the
   // roots and to ~2e-7 of |lgamma| near them (series around 2 at an exact
   // argument); rtol 1e-6 leaves a margin for libm's logf (<= 1 ulp);
@@ -143,8 +106,8 @@ TEST(Special, CsvFloat) {
 }
 
 TEST(Special, CsvDouble) {
-  const SpecialCsv c = read_special_csv("special.csv");
-  const int cx = c.col("x"), clg = c.col("lgamma"), cdg = c.col("digamma");
+  const Csv c = read_csv("special.csv");
+  const int cx = c.need("x"), clg = c.need("lgamma"), cdg = c.need("digamma");
   // Double versions: series with truncation < 1e-16 and at most ~10
   // accumulated roundings: rtol 1e-14; atol 1e-15 for values crossing zero
   // (digamma near its root 1.4616: sum of ~10 terms of size ~1).

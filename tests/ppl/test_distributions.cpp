@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "csv.hpp"
 #include "gradcheck.hpp"
 #include "ppl/distributions.hpp"
 
@@ -103,28 +104,6 @@ Tensor values_for(const Family& f, const Shape& s, std::mt19937& gen) {
 }
 
 double mid(std::pair<float, float> r) { return 0.5 * (r.first + r.second); }
-
-std::vector<std::vector<double>> read_csv(const std::string& file, std::vector<std::string>* header = nullptr) {
-  std::ifstream in(std::string(CUVI_TEST_DATA_DIR) + "/" + file);
-  EXPECT_TRUE(in.good()) << "cannot open " << file;
-  std::string line;
-  std::getline(in, line);
-  if (header) {
-    std::stringstream hs(line);
-    std::string h;
-    while (std::getline(hs, h, ',')) header->push_back(h);
-  }
-  std::vector<std::vector<double>> rows;
-  while (std::getline(in, line)) {
-    if (line.empty()) continue;
-    std::stringstream ls(line);
-    std::string c;
-    std::vector<double> r;
-    while (std::getline(ls, c, ',')) r.push_back(std::stod(c));
-    rows.push_back(r);
-  }
-  return rows;
-}
 
 struct ValidationOff {
   ValidationOff() { dist::set_validation(false); }
@@ -365,7 +344,7 @@ TEST(DistCategorical, SampleFrequenciesChiSquare) {
 }
 
 TEST(DistDirichlet, LogProbMatchesReferenceData) {
-  auto rows = read_csv("dirichlet3.csv");
+  auto rows = cuvi::testing::read_csv("dirichlet3.csv").rows;
   ASSERT_GE(rows.size(), 5u);
   for (size_t r = 0; r < 5; ++r) {
     const auto& row = rows[r];
@@ -433,7 +412,7 @@ TEST(DistDelta, LogProbAndRsample) {
 }
 
 TEST(KlDivergence, NormalNormalMatchesReferenceData) {
-  auto rows = read_csv("kl_normal_normal.csv");
+  auto rows = cuvi::testing::read_csv("kl_normal_normal.csv").rows;
   ASSERT_FALSE(rows.empty());
   for (size_t r = 0; r < rows.size(); ++r) {
     const auto& row = rows[r];

@@ -12,36 +12,18 @@
 #include <unistd.h>
 #include <vector>
 
+#include "fakes.hpp"
 #include "ppl/infer.hpp"
 
 using namespace cuvi;
+using cuvi::testing::NonReparamNormal;
+using cuvi::testing::sq_err;
 
 namespace {
-
-// dist::Normal without a reparameterised sampler (as in test_inference.cpp;
-// Pyro's fakes.NonreparameterizedNormal).
-class NonReparamNormal : public dist::Dist {
- public:
-  NonReparamNormal(dist::Arg loc, dist::Arg scale) : dist::Dist(std::make_shared<dist::Normal>(loc, scale)) {}
-  explicit NonReparamNormal(dist::DistPtr d) : dist::Dist(std::move(d)) {}
-  bool has_rsample() const override { return false; }
-  dist::DistPtr clone() const override { return std::make_shared<NonReparamNormal>(*this); }
-  dist::DistPtr expand_ptr(const Shape& b) const override {
-    return std::make_shared<NonReparamNormal>(ptr()->expand_ptr(b));
-  }
-};
 
 void reset(uint64_t seed) {
   param_store().clear();
   set_seed(seed);
-}
-
-float sq_err(const Tensor& a, const std::vector<float>& b) {
-  const auto v = a.to_vector();
-  EXPECT_EQ(v.size(), b.size());
-  float s = 0;
-  for (size_t i = 0; i < v.size(); ++i) s += (v[i] - b[i]) * (v[i] - b[i]);
-  return s;
 }
 
 struct Moments {
