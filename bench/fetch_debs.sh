@@ -22,20 +22,17 @@ dest="$repo/.debs"
 mkdir -p "$dest"
 
 # What the build needs, by CMake lookup:
-#   BLAS::BLAS + cblas.h  libopenblas-pthread-dev (headers, libopenblas.so),
-#                         libopenblas0-pthread (libopenblas.so.0), and their
-#                         Fortran runtime libgfortran5 + libquadmath0;
-#                         libopenblas-dev / libopenblas0 are Debian's meta
-#                         packages (alternatives only; tiny, kept for
-#                         completeness).
+#   BLAS + cblas.h        libopenblas-openmp-dev (headers, libopenblas.so),
+#                         libopenblas0-openmp (libopenblas.so.0; the OpenMP
+#                         build, sharing the CPU backend's thread pool), and
+#                         its Fortran runtime libgfortran5 + libquadmath0
+#                         (libgomp1 comes with the machine's gcc).
 #   GTest (config mode)   libgtest-dev, libgmock-dev (prebuilt static libs and
 #                         cmake/GTest), googletest (sources; a dependency).
 #   benchmark (config)    libbenchmark-dev, libbenchmark1debian (the .so).
 packages=(
-  libopenblas-dev
-  libopenblas-pthread-dev
-  libopenblas0
-  libopenblas0-pthread
+  libopenblas-openmp-dev
+  libopenblas0-openmp
   libgfortran5
   libquadmath0
   libgtest-dev

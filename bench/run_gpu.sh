@@ -192,13 +192,13 @@ fi
 
 # Debian's alternatives symlinks (libopenblas.so.0 and cblas.h in the plain
 # multiarch dirs) are made by dpkg's postinst, which `dpkg -x` never runs:
-# name the openblas-pthread files directly. The runtime loader needs the
+# name the openblas-openmp files directly. The runtime loader needs the
 # prefix for libopenblas.so.0, libgfortran.so.5 and libbenchmark.so; ld needs
 # it too, to resolve libopenblas's own DT_NEEDED while linking.
-blas_lib=$usr/lib/$ma/openblas-pthread/libopenblas.so
-cblas_inc=$usr/include/$ma/openblas-pthread
+blas_lib=$usr/lib/$ma/openblas-openmp/libopenblas.so
+cblas_inc=$usr/include/$ma/openblas-openmp
 export CMAKE_PREFIX_PATH=$usr${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}
-export LD_LIBRARY_PATH=$usr/lib/$ma/openblas-pthread:$usr/lib/$ma${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+export LD_LIBRARY_PATH=$usr/lib/$ma/openblas-openmp:$usr/lib/$ma${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 for f in "$blas_lib" "$cblas_inc/cblas.h" "$usr/lib/$ma/cmake/GTest/GTestConfig.cmake" \
          "$usr/lib/$ma/cmake/benchmark/benchmarkConfig.cmake" "$usr/lib/$ma/libgfortran.so.5"; do
   [[ -e "$f" ]] || { echo "run_gpu.sh: missing $f after unpacking" | tee -a "$LOG" "$META"; exit 1; }
@@ -229,7 +229,7 @@ configure=(cmake -S "$repo" -B "$build_dir" -G "$generator"
   "-Dbenchmark_DIR=$usr/lib/$ma/cmake/benchmark"
   "-DBLAS_LIBRARIES=$blas_lib"
   "-DCUVI_CBLAS_INCLUDE_DIR=$cblas_inc"
-  "-DCMAKE_EXE_LINKER_FLAGS=-Wl,-rpath-link,$usr/lib/$ma:$usr/lib/$ma/openblas-pthread")
+  "-DCMAKE_EXE_LINKER_FLAGS=-Wl,-rpath-link,$usr/lib/$ma:$usr/lib/$ma/openblas-openmp")
 # Extra configure arguments, whitespace-separated (e.g. for a dry run here:
 # -DCMAKE_IGNORE_PREFIX_PATH=/usr, to prove nothing comes from the host).
 read -ra extra_args <<<"${CUVI_CMAKE_ARGS:-}"
