@@ -157,23 +157,26 @@ Tensor sample(const std::string& name, const dist::Distribution& d, const Tensor
   return sample_impl(name, d, &obs);
 }
 
-Tensor param(const std::string& name, const std::function<Tensor()>& init, const constraints::ConstraintPtr& c) {
+namespace {
+// A param site: exactly one of init (lazy) and init_value is set.
+Tensor param_site(const std::string& name, std::function<Tensor()> init, Tensor init_value,
+                  const constraints::ConstraintPtr& c) {
   Site msg;
   msg.name = name;
   msg.type = SiteType::kParam;
-  msg.init = init;
+  msg.init = std::move(init);
+  msg.init_value = std::move(init_value);
   msg.constraint = c;
   apply_stack(msg);
   return msg.value;
 }
+}  // namespace
+
+Tensor param(const std::string& name, const std::function<Tensor()>& init, const constraints::ConstraintPtr& c) {
+  return param_site(name, init, Tensor(), c);
+}
 Tensor param(const std::string& name, const Tensor& init, const constraints::ConstraintPtr& c) {
-  Site msg;
-  msg.name = name;
-  msg.type = SiteType::kParam;
-  msg.init_value = init;
-  msg.constraint = c;
-  apply_stack(msg);
-  return msg.value;
+  return param_site(name, nullptr, init, c);
 }
 Tensor param(const std::string& name, float init, const constraints::ConstraintPtr& c) {
   return param(name, std::function<Tensor()>([init] { return full({}, init, default_device()); }), c);

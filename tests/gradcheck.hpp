@@ -81,6 +81,22 @@ inline void expect_close(const std::vector<float>& got, const std::vector<double
     EXPECT_NEAR(got[i], want[i], atol + rtol * std::fabs(want[i])) << what << " element " << i;
 }
 
+// Sample mean of Monte Carlo draws and its standard error (sample std /
+// sqrt(n)), in double.
+struct McEstimate {
+  double mean, se;
+};
+template <class V>
+McEstimate mc_estimate(const V& draws) {
+  const double n = static_cast<double>(draws.size());
+  double m = 0;
+  for (double v : draws) m += v;
+  m /= n;
+  double s2 = 0;
+  for (double v : draws) s2 += (v - m) * (v - m);
+  return {m, std::sqrt(s2 / (n - 1) / n)};
+}
+
 // Runs `body` and checks it throws E with every fragment in its message.
 template <class E, class F>
 void expect_error(F&& body, std::initializer_list<const char*> fragments) {

@@ -19,6 +19,7 @@
 using namespace cuvi;
 using cuvi::testing::NonReparamNormal;
 using cuvi::testing::sq_err;
+using cuvi::testing::NormalNormal;
 
 namespace {
 
@@ -40,38 +41,12 @@ void reset(uint64_t seed) {
 // Adam(lr 0.0015, betas (0.97, 0.999)); 5000 steps (15000 through the score
 // function); squared errors of mu_q and log_sig_q <= 0.05 (Pyro's prec).
 
-struct NormalNormal {
-  std::vector<float> lam0 = {0.1f, 0.1f}, mu0 = {0.0f, 0.5f}, lam = {6.0f, 4.0f};
-  std::vector<float> data = {-0.1f, 0.3f, 0.0f, 0.4f, 0.2f, 0.5f, 0.1f, 0.7f};  // [4, 2]
-  std::vector<float> post_mu, post_log_sig;
-  NormalNormal() {
-    const float n = 4;
-    for (int d = 0; d < 2; ++d) {
-      float sum = 0;
-      for (int i = 0; i < 4; ++i) sum += data[static_cast<size_t>(2 * i + d)];
-      const float lam_n = lam0[d] + n * lam[d];
-      post_mu.push_back(sum * lam[d] / lam_n + mu0[d] * lam0[d] / lam_n);
-      post_log_sig.push_back(-0.5f * std::log(lam_n));
-    }
-  }
-  Tensor prior_scale() const { return tensor({std::pow(lam0[0], -0.5f), std::pow(lam0[1], -0.5f)}); }
-  Tensor obs_scale() const { return tensor({std::pow(lam[0], -0.5f), std::pow(lam[1], -0.5f)}); }
-};
 
 template <class GuideNormal, class Loss>
 void run_normal_normal(const Loss& loss, int steps, float lr) {
   NormalNormal nn;
-  const Tensor data = tensor(nn.data, {4, 2});
-  auto model = [&] {
-    Tensor mu = sample("mu_latent", dist::Normal(tensor(nn.mu0), nn.prior_scale()).to_event(1));
-    auto p = plate("data", 4);
-    sample("obs", dist::Normal(mu, nn.obs_scale()).to_event(1), data);
-  };
-  auto guide = [&] {
-    Tensor mu_q = param("mu_q", tensor({nn.post_mu[0] + 0.134f, nn.post_mu[1] + 0.134f}));
-    Tensor log_sig_q = param("log_sig_q", tensor({nn.post_log_sig[0] - 0.14f, nn.post_log_sig[1] - 0.14f}));
-    sample("mu_latent", GuideNormal(mu_q, exp(log_sig_q)).to_event(1));
-  };
+  auto model = nn.model();
+  auto guide = nn.template guide<GuideNormal>();
   infer::SVI svi(model, guide, optim::Adam({.lr = lr, .betas = {0.97f, 0.999f}}), loss);
   for (int k = 0; k < steps; ++k) svi.step();
   const float mu_err = sq_err(param_store().get("mu_q"), nn.post_mu);

@@ -18,6 +18,7 @@
 using namespace cuvi;
 using cuvi::testing::NonReparamNormal;
 using cuvi::testing::sq_err;
+using cuvi::testing::NormalNormal;
 
 namespace {
 
@@ -129,37 +130,12 @@ TEST(RaoBlackwellTraceELBO, GlobalSiteMatchesWholeCost) {
 // (same model, guide, initialisation, optimizer, steps and tolerance 0.05
 // as InferenceNormalNormal.ScoreFunctionNonReparameterized).
 
-struct NormalNormal {
-  std::vector<float> lam0 = {0.1f, 0.1f}, mu0 = {0.0f, 0.5f}, lam = {6.0f, 4.0f};
-  std::vector<float> data = {-0.1f, 0.3f, 0.0f, 0.4f, 0.2f, 0.5f, 0.1f, 0.7f};  // [4, 2]
-  std::vector<float> post_mu, post_log_sig;
-  NormalNormal() {
-    for (int d = 0; d < 2; ++d) {
-      float sum = 0;
-      for (int i = 0; i < 4; ++i) sum += data[static_cast<size_t>(2 * i + d)];
-      const float lam_n = lam0[d] + 4 * lam[d];
-      post_mu.push_back(sum * lam[d] / lam_n + mu0[d] * lam0[d] / lam_n);
-      post_log_sig.push_back(-0.5f * std::log(lam_n));
-    }
-  }
-  Tensor prior_scale() const { return tensor({std::pow(lam0[0], -0.5f), std::pow(lam0[1], -0.5f)}); }
-  Tensor obs_scale() const { return tensor({std::pow(lam[0], -0.5f), std::pow(lam[1], -0.5f)}); }
-};
 
 TEST(TraceGraphELBO, NormalNormalNonReparameterizedConverges) {
   reset(102);
   NormalNormal nn;
-  const Tensor data = tensor(nn.data, {4, 2});
-  auto model = [&] {
-    Tensor mu = sample("mu_latent", dist::Normal(tensor(nn.mu0), nn.prior_scale()).to_event(1));
-    auto p = plate("data", 4);
-    sample("obs", dist::Normal(mu, nn.obs_scale()).to_event(1), data);
-  };
-  auto guide = [&] {
-    Tensor mu_q = param("mu_q", tensor({nn.post_mu[0] + 0.134f, nn.post_mu[1] + 0.134f}));
-    Tensor log_sig_q = param("log_sig_q", tensor({nn.post_log_sig[0] - 0.14f, nn.post_log_sig[1] - 0.14f}));
-    sample("mu_latent", NonReparamNormal(mu_q, exp(log_sig_q)).to_event(1));
-  };
+  auto model = nn.model();
+  auto guide = nn.guide<NonReparamNormal>();
   infer::TraceGraph_ELBO elbo;
   EXPECT_FLOAT_EQ(elbo.graph_options().baseline_beta, 0.9f);
   infer::SVI svi(model, guide, optim::Adam({.lr = 0.0015f, .betas = {0.97f, 0.999f}}), elbo);

@@ -332,14 +332,9 @@ TEST(PlateSubsample, MinibatchLogLikelihoodIsUnbiased) {
   }
   std::vector<double> est;
   for (int r = 0; r < R; ++r) est.push_back(P::trace(fixed).get_trace().log_prob_sum().item());
-  double mean = 0;
-  for (double e : est) mean += e;
-  mean /= R;
-  double s2 = 0;
-  for (double e : est) s2 += (e - mean) * (e - mean);
-  const double se = std::sqrt(s2 / (R - 1)) / std::sqrt(static_cast<double>(R));  // SE = sample std / sqrt(4000)
-  EXPECT_GT(se, 0.0);
-  EXPECT_NEAR(mean, full, 5 * se);
+  const cuvi::testing::McEstimate e = cuvi::testing::mc_estimate(est);  // SE = sample std / sqrt(4000)
+  EXPECT_GT(e.se, 0.0);
+  EXPECT_NEAR(e.mean, full, 5 * e.se);
 }
 
 TEST(PlateSubsample, UserSuppliedIndices) {
