@@ -204,7 +204,7 @@ Tensor deterministic(const std::string& name, const Tensor& value, int event_dim
 
 // ---- plates --------------------------------------------------------------------
 
-Plate::Plate(std::string name, int64_t size, int64_t subsample_size, std::optional<int> dim) {
+Plate::Plate(std::string name, int64_t size, int64_t subsample_size, std::optional<int> dim) : user_dim_(dim) {
   CUVI_CHECK(size >= 0, ValueError, "plate '" << name << "': negative size " << size);
   CUVI_CHECK(subsample_size >= 0 && subsample_size <= size, ValueError,
              "plate '" << name << "': subsample_size " << subsample_size << " not in [0, " << size << "]");
@@ -212,23 +212,24 @@ Plate::Plate(std::string name, int64_t size, int64_t subsample_size, std::option
   frame_.size = size;
   frame_.subsample_size = subsample_size == 0 ? size : subsample_size;
   subsampled_ = subsample_size != 0 && subsample_size < size;
-  frame_.dim = dim ? *dim : 0;
-  enter(nullptr);
+  activate();
+  draw_indices(nullptr);
 }
 
-Plate::Plate(std::string name, int64_t size, const Tensor& subsample, std::optional<int> dim) {
+Plate::Plate(std::string name, int64_t size, const Tensor& subsample, std::optional<int> dim) : user_dim_(dim) {
   CUVI_CHECK(subsample.defined() && subsample.dtype() == DType::kInt64 && subsample.dim() == 1, ValueError,
              "plate '" << name << "': subsample indices must be a 1-D int64 tensor");
   frame_.name = std::move(name);
   frame_.size = size;
   frame_.subsample_size = subsample.numel();
   subsampled_ = true;
-  frame_.dim = dim ? *dim : 0;
-  enter(&subsample);
+  activate();
+  draw_indices(&subsample);
 }
 
-void Plate::enter(const Tensor* user_indices) {
-  if (frame_.dim == 0) {
+void Plate::activate() {
+  CUVI_CHECK(!active_, ValueError, "plate '" << frame_.name << "' is already active");
+  if (!user_dim_) {
     // The rightmost dim no active plate uses.
     int d = -1;
     for (bool taken = true; taken; ) {
@@ -241,6 +242,7 @@ void Plate::enter(const Tensor* user_indices) {
     }
     frame_.dim = d;
   } else {
+    frame_.dim = *user_dim_;
     CUVI_CHECK(frame_.dim < 0, ValueError, "plate '" << frame_.name << "': dim must be negative, got " << frame_.dim);
     for (const Plate* p : t_plates)
       CUVI_CHECK(p->frame_.dim != frame_.dim, ValueError,
@@ -249,9 +251,18 @@ void Plate::enter(const Tensor* user_indices) {
   }
   for (const Plate* p : t_plates)
     CUVI_CHECK(p->frame_.name != frame_.name, ValueError, "plate '" << frame_.name << "' is already active");
-  if (subsampled_) {
-    // The indices are a site of their own, so the guide's trace records them
-    // and replay hands the same minibatch to the model.
+  t_plates.push_back(this);
+  t_stack.push_back(this);
+  active_ = true;
+}
+
+void Plate::draw_indices(const Tensor* user_indices) {
+  if (!subsampled_) return;
+  // The indices are a site of their own, so the guide's trace records them
+  // and replay hands the same minibatch to the model. The plate itself is on
+  // the stack already but does not touch subsample sites. On an error the
+  // plate leaves the stack (the destructor of a half-built object never runs).
+  try {
     Site msg;
     msg.name = frame_.name;
     msg.type = SiteType::kSample;
@@ -263,16 +274,30 @@ void Plate::enter(const Tensor* user_indices) {
                "plate '" << frame_.name << "': " << msg.value.numel() << " indices for subsample size "
                          << frame_.subsample_size);
     frame_.indices = msg.value;
+  } catch (...) {
+    exit();
+    throw;
   }
-  t_plates.push_back(this);
-  t_stack.push_back(this);
 }
 
-Plate::~Plate() {
+void Plate::exit() {
+  if (!active_) return;
   auto it = std::find(t_stack.rbegin(), t_stack.rend(), static_cast<Messenger*>(this));
   if (it != t_stack.rend()) t_stack.erase(std::next(it).base());
   auto pt = std::find(t_plates.rbegin(), t_plates.rend(), this);
   if (pt != t_plates.rend()) t_plates.erase(std::next(pt).base());
+  active_ = false;
+}
+
+Plate::~Plate() { exit(); }
+
+PlateScope Plate::scope() {
+  activate();
+  return PlateScope(this);
+}
+
+PlateScope::~PlateScope() {
+  if (p_) p_->exit();
 }
 
 Tensor Plate::indices() const {

@@ -105,6 +105,29 @@ Tensor deterministic(const std::string& name, const Tensor& value, int event_dim
 
 // A conditionally independent batch dimension. RAII: active until it leaves
 // scope. subsample_size 0: no subsampling; dim unset: the rightmost free one.
+//
+// As a Pyro plate object may be entered by several `with` blocks, a Plate may
+// be left early with exit() and entered again with scope(): its subsample
+// indices are drawn (and recorded as the plate's site) once, at
+// construction, so every block of one run sees the same minibatch.
+//   auto data = plate("data", N, B);            // active
+//   sample("z", ...);
+//   data.exit();                                // leaves the plate
+//   ...                                         // sites outside it
+//   { auto in = data.scope(); sample("x", ...); }  // the same indices again
+class Plate;
+class PlateScope {
+ public:
+  explicit PlateScope(Plate* p) : p_(p) {}
+  PlateScope(PlateScope&& o) noexcept : p_(o.p_) { o.p_ = nullptr; }
+  PlateScope& operator=(PlateScope&&) = delete;
+  PlateScope(const PlateScope&) = delete;
+  ~PlateScope();
+
+ private:
+  Plate* p_;
+};
+
 class Plate : public Messenger {
  public:
   Plate(std::string name, int64_t size, int64_t subsample_size = 0, std::optional<int> dim = std::nullopt);
@@ -118,6 +141,12 @@ class Plate : public Messenger {
   int dim() const { return frame_.dim; }
   int64_t size() const { return frame_.size; }
   int64_t subsample_size() const { return frame_.subsample_size; }
+  bool active() const { return active_; }
+  // Leaves the plate (no-op when it is not active).
+  void exit();
+  // Enters it again, with the same indices, until the guard is destroyed.
+  // ValueError when it is already active. An unset dim is allocated anew.
+  [[nodiscard]] PlateScope scope();
   // This step's indices (int64 [B]); arange(N) when not subsampled.
   Tensor indices() const;
   // Rows of t at this step's indices along this plate's dim (t's dims right
@@ -126,9 +155,12 @@ class Plate : public Messenger {
   void process(Site& msg) override;
 
  private:
-  void enter(const Tensor* user_indices);
+  void activate();
+  void draw_indices(const Tensor* user_indices);
   Frame frame_;
+  std::optional<int> user_dim_;
   bool subsampled_ = false;
+  bool active_ = false;
 };
 
 inline Plate plate(std::string name, int64_t size, int64_t subsample_size = 0,

@@ -354,3 +354,97 @@ TEST(PlateSubsample, UserSuppliedIndices) {
   EXPECT_NEAR(tr.site("obs").scale, 100.0f / 3.0f, 1e-5);
   EXPECT_EQ(tr.site("data").value.to_vector_i64(), (std::vector<int64_t>{3, 5, 7}));
 }
+
+// Pyro lets one plate object open several `with` blocks; here exit() leaves
+// a Plate and scope() re-enters it with the same indices and one index site.
+TEST(PlateSubsample, ReenteredPlateKeepsIndicesAndScale) {
+  fresh(21);
+  Tensor data = arange(50) * 2.0f;
+  std::vector<int64_t> first, second;
+  std::vector<float> rows;
+  auto m = [&] {
+    auto p = plate("data", 50, 5);
+    first = p.indices().to_vector_i64();
+    sample("local", dist::Normal(0.0f, 1.0f));
+    p.exit();
+    EXPECT_FALSE(p.active());
+    sample("global", dist::Normal(0.0f, 1.0f));
+    {
+      auto in = p.scope();
+      EXPECT_TRUE(p.active());
+      second = p.indices().to_vector_i64();
+      rows = p.subsample(data).to_vector();
+      sample("obs", dist::Normal(0.0f, 1.0f), p.subsample(data));
+    }
+    EXPECT_FALSE(p.active());
+    sample("after", dist::Normal(0.0f, 1.0f));
+  };
+  Trace tr = P::trace(m).get_trace();
+  EXPECT_EQ(tr.site_names(), (std::vector<std::string>{"data", "local", "global", "obs", "after"}));
+  EXPECT_EQ(first, second);
+  ASSERT_EQ(rows.size(), 5u);
+  for (size_t i = 0; i < 5; ++i) EXPECT_FLOAT_EQ(rows[i], 2.0f * static_cast<float>(first[i]));
+  EXPECT_EQ(tr.site("local").value.shape(), (Shape{5}));
+  EXPECT_EQ(tr.site("obs").value.shape(), (Shape{5}));
+  EXPECT_EQ(tr.site("global").value.shape(), (Shape{}));
+  EXPECT_EQ(tr.site("after").value.shape(), (Shape{}));
+  EXPECT_NEAR(tr.site("local").scale, 10.0f, 1e-6);
+  EXPECT_NEAR(tr.site("obs").scale, 10.0f, 1e-6);
+  EXPECT_FLOAT_EQ(tr.site("global").scale, 1.0f);
+  ASSERT_EQ(tr.site("obs").frames.size(), 1u);
+  EXPECT_EQ(tr.site("obs").frames[0].indices.to_vector_i64(), first);
+}
+
+TEST(PlateSubsample, ReenteringAnActivePlateThrows) {
+  fresh(22);
+  auto p = plate("data", 10, 2);
+  expect_error<ValueError>([&] { auto s = p.scope(); }, {"plate 'data'", "already active"});
+  EXPECT_TRUE(p.active());  // the failed re-entry changed nothing
+  p.exit();
+  p.exit();  // idempotent
+  { auto s = p.scope(); EXPECT_TRUE(p.active()); }
+  EXPECT_FALSE(p.active());
+}
+
+// An unset dim is allocated at each entry: the rightmost dim free then.
+TEST(Plate, ReentryAllocatesTheFreeDim) {
+  fresh(23);
+  auto a = plate("a", 3);
+  EXPECT_EQ(a.dim(), -1);
+  a.exit();
+  auto b = plate("b", 4);
+  EXPECT_EQ(b.dim(), -1);
+  {
+    auto s = a.scope();
+    EXPECT_EQ(a.dim(), -2);
+  }
+  b.exit();
+  auto s = a.scope();
+  EXPECT_EQ(a.dim(), -1);
+}
+
+// A guide that draws the minibatch and a model that uses it in two blocks:
+// both blocks see the guide's indices through replay.
+TEST(PlateSubsample, ReenteredPlateReplaysGuideIndices) {
+  fresh(24);
+  std::vector<int64_t> gidx, m1, m2;
+  auto g = [&] {
+    auto a = plate("data", 100, 7);
+    gidx = a.indices().to_vector_i64();
+  };
+  auto m = [&] {
+    auto a = plate("data", 100, 7);
+    m1 = a.indices().to_vector_i64();
+    sample("z", dist::Normal(0.0f, 1.0f));
+    a.exit();
+    auto again = a.scope();
+    m2 = a.indices().to_vector_i64();
+    sample("x", dist::Normal(0.0f, 1.0f), zeros({7}));
+  };
+  Trace gt = P::trace(g).get_trace();
+  randn({3});
+  Trace mt = P::trace(P::replay(m, gt)).get_trace();
+  EXPECT_EQ(m1, gidx);
+  EXPECT_EQ(m2, gidx);
+  EXPECT_EQ(mt.site("data").value.to_vector_i64(), gidx);
+}
