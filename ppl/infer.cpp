@@ -90,26 +90,42 @@ int ELBO::plate_nesting(const Program& model, const Program& guide) const {
   return m;
 }
 
+namespace {
+// Puts back the param-store entries an evaluation changed (newest first).
+void undo_store(const ELBOResult& r) {
+  ParamStore& ps = param_store();
+  for (auto it = r.store_undo.rbegin(); it != r.store_undo.rend(); ++it) {
+    if (it->second.defined()) ps.set(it->first, it->second);
+    else ps.erase(it->first);
+  }
+}
+}  // namespace
+
 ELBOResult ELBO::compute(const Program& model, const Program& guide) const {
   CUVI_CHECK(o_.num_particles >= 1, ValueError, "ELBO: num_particles must be >= 1, got " << o_.num_particles);
   ELBOResult r;
-  std::set<std::string> seen;
-  const int P = o_.num_particles;
-  const float inv_p = 1.0f / static_cast<float>(P);
-  if (o_.vectorize_particles) {
-    const int dim = -(plate_nesting(model, guide) + 1);
-    const Program vg = [&guide, P, dim] {
-      Plate p(kParticlePlate, P, 0, dim);
-      guide();
-    };
-    const Program vm = [&model, P, dim] {
-      Plate p(kParticlePlate, P, 0, dim);
-      model();
-    };
-    particle(vm, vg, inv_p, dim, r, seen);
-    return r;
+  try {
+    std::set<std::string> seen;
+    const int P = o_.num_particles;
+    const float inv_p = 1.0f / static_cast<float>(P);
+    if (o_.vectorize_particles) {
+      const int dim = -(plate_nesting(model, guide) + 1);
+      const Program vg = [&guide, P, dim] {
+        Plate p(kParticlePlate, P, 0, dim);
+        guide();
+      };
+      const Program vm = [&model, P, dim] {
+        Plate p(kParticlePlate, P, 0, dim);
+        model();
+      };
+      particle(vm, vg, inv_p, dim, r, seen);
+    } else {
+      for (int k = 0; k < P; ++k) particle(model, guide, inv_p, 0, r, seen);
+    }
+  } catch (...) {
+    undo_store(r);  // an evaluation that throws changes nothing
+    throw;
   }
-  for (int k = 0; k < P; ++k) particle(model, guide, inv_p, 0, r, seen);
   return r;
 }
 
@@ -214,7 +230,7 @@ void ELBO::particle(const Program& model, const Program& guide, float inv_p, int
         NoGradGuard ng;
         for (const CostTerm& t : terms) add_to(cost, reduce_to(t.value, *t.frames, target));
       }
-      cost = centre_cost(s->name, cost.detach(), particle_dim).detach();
+      cost = centre_cost(s->name, cost.detach(), particle_dim, r).detach();
       add_to(surrogate, sum(masked_log_prob(*s) * cost) * inv_p);
     }
   }
@@ -222,18 +238,29 @@ void ELBO::particle(const Program& model, const Program& guide, float inv_p, int
   add_to(r.surrogate, surrogate);
 }
 
-Tensor TraceGraph_ELBO::centre_cost(const std::string& site, const Tensor& cost, int particle_dim) const {
+Tensor TraceGraph_ELBO::baseline(const std::string& site) const {
+  const ParamStore& ps = param_store();
+  const std::string n = baseline_param_name(site);
+  return ps.contains(n) ? ps.get(n) : Tensor();
+}
+
+Tensor TraceGraph_ELBO::centre_cost(const std::string& site, const Tensor& cost, int particle_dim,
+                                    ELBOResult& r) const {
   if (!g_.use_decaying_avg_baseline) return cost;
   // The baseline averages over vectorised particles (they are i.i.d.).
   Tensor c = cost;
   if (particle_dim != 0 && c.dim() >= -particle_dim) c = mean(c, {c.dim() + particle_dim}, true);
-  auto it = baselines_.find(site);
-  Tensor old = (it != baselines_.end() && it->second.shape() == c.shape() && it->second.device() == c.device())
-                   ? it->second
-                   : zeros(c.shape(), c.device());
+  ParamStore& ps = param_store();
+  const std::string name = baseline_param_name(site);
+  Tensor prev = ps.contains(name) ? ps.unconstrained(name).detach() : Tensor();
+  // A baseline of another shape or device (the plates changed) starts over.
+  const Tensor old = prev.defined() && prev.shape() == c.shape() && prev.device() == c.device()
+                         ? prev
+                         : zeros(c.shape(), c.device());
   if (grad_enabled()) {
     NoGradGuard ng;
-    baselines_[site] = old * g_.baseline_beta + c * (1.0f - g_.baseline_beta);
+    r.store_undo.emplace_back(name, prev);
+    ps.set(name, old * g_.baseline_beta + c * (1.0f - g_.baseline_beta));
   }
   return cost - old;
 }
@@ -262,11 +289,12 @@ Tensor svi_step(const Program& model, const Program& guide, optim::Optimizer& op
                      "SVI.step: gradient of parameter '" << n << "' is not finite; parameters left unchanged");
       }
     }
+    opt.step(r.params);  // all or nothing (optim.hpp)
   } catch (...) {
     drop_grads(r.params);
+    undo_store(r);
     throw;
   }
-  opt.step(r.params);
   drop_grads(r.params);
   return r.loss;
 }

@@ -51,6 +51,10 @@ struct ELBOResult {
   Tensor loss;       // -ELBO estimate (0-d, detached)
   Tensor surrogate;  // differentiable surrogate loss (0-d)
   optim::NamedParams params;  // unconstrained leaves touched by model and guide
+  // Param-store entries the evaluation itself changed (TraceGraph_ELBO's
+  // baselines), in order, each with its previous value (undefined: it was
+  // absent); a failed SVI step puts them back.
+  std::vector<std::pair<std::string, Tensor>> store_undo;
 };
 
 class ELBO {
@@ -79,10 +83,12 @@ class ELBO {
   virtual ScoreCost score_cost() const { return o_.rao_blackwellize ? ScoreCost::kPlates : ScoreCost::kWhole; }
   // The cost a score term multiplies (detached), given the site's cost;
   // particle_dim: the vectorised particles' (negative) dim, 0 when none.
-  // TraceGraph_ELBO subtracts its baseline here (and updates it).
-  virtual Tensor centre_cost(const std::string& site, const Tensor& cost, int particle_dim) const {
+  // TraceGraph_ELBO subtracts its baseline here (and updates it, noting
+  // the old value in r.store_undo).
+  virtual Tensor centre_cost(const std::string& site, const Tensor& cost, int particle_dim, ELBOResult& r) const {
     (void)site;
     (void)particle_dim;
+    (void)r;
     return cost;
   }
   ELBOOptions o_;
@@ -115,9 +121,11 @@ class TraceMeanField_ELBO : public ELBO {
 // Pyro's TraceGraph_ELBO: a non-reparameterised guide site's score term
 // uses only its downstream cost, minus a per-site decaying-average baseline
 //   b <- baseline_beta * b + (1 - baseline_beta) * cost
-// (the old b is subtracted; b starts at zero; state per site name lives in
-// this object, i.e. in the SVI that holds it, and is updated only when grad
-// mode is on, not by evaluate_loss).
+// (the old b is subtracted; b starts at zero). As in Pyro, b lives in the
+// param store as "__baseline_avg_downstream_cost_<site>", so it is saved
+// and loaded with the params (training resumes exactly) and cleared with
+// them; it is updated only when grad mode is on (not by evaluate_loss), and
+// a failed SVI step restores it.
 //
 // Dependencies are not tracked through values; "downstream" is a
 // conservative approximation from execution order and plates. For a guide
@@ -137,18 +145,15 @@ class TraceGraph_ELBO : public ELBO {
   std::shared_ptr<ELBO> clone() const override { return std::make_shared<TraceGraph_ELBO>(*this); }
   const TraceGraphELBOOptions& graph_options() const { return g_; }
   // The current baseline of a site (undefined before its first update).
-  Tensor baseline(const std::string& site) const {
-    auto it = baselines_.find(site);
-    return it == baselines_.end() ? Tensor() : it->second;
-  }
+  Tensor baseline(const std::string& site) const;
+  static std::string baseline_param_name(const std::string& site) { return "__baseline_avg_downstream_cost_" + site; }
 
  protected:
   ScoreCost score_cost() const override { return ScoreCost::kGraph; }
-  Tensor centre_cost(const std::string& site, const Tensor& cost, int particle_dim) const override;
+  Tensor centre_cost(const std::string& site, const Tensor& cost, int particle_dim, ELBOResult& r) const override;
 
  private:
   TraceGraphELBOOptions g_;
-  mutable std::map<std::string, Tensor> baselines_;  // replaced (never written in place): copies stay independent
 };
 
 struct SVIOptions {
