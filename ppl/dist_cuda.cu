@@ -1,5 +1,8 @@
-// CUDA kernels of the built-in elementwise families.
+// CUDA kernels of the built-in elementwise and row families.
 #include "../kernels/cuda/family_kernels.cuh"
+#include "../kernels/cuda/row_family_kernels.cuh"
+#include "../kernels/dist/categorical.hpp"
+#include "../kernels/dist/dirichlet.hpp"
 #include "distributions.hpp"
 
 namespace cuvi::dist::detail {
@@ -17,6 +20,9 @@ void register_builtin_cuda_families() {
   k::FamilyRegistry<k::BernoulliProbs>::cuda = k::cuda::FamilyLaunch<k::BernoulliProbs>::ops();
   k::FamilyRegistry<k::BernoulliLogits>::cuda = k::cuda::FamilyLaunch<k::BernoulliLogits>::ops();
   k::FamilyRegistry<k::Uniform>::cuda = k::cuda::FamilyLaunch<k::Uniform>::ops();
+  k::RowFamilyRegistry<k::Dirichlet>::cuda = k::cuda::RowFamilyLaunch<k::Dirichlet>::ops();
+  k::RowFamilyRegistry<k::CategoricalLogits>::cuda = k::cuda::RowFamilyLaunch<k::CategoricalLogits>::ops();
+  k::RowFamilyRegistry<k::CategoricalProbs>::cuda = k::cuda::RowFamilyLaunch<k::CategoricalProbs>::ops();
 }
 
 }  // namespace cuvi::dist::detail

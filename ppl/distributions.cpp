@@ -1,5 +1,9 @@
 #include "distributions.hpp"
 
+#include "../kernels/dist/categorical.hpp"
+#include "../kernels/dist/dirichlet.hpp"
+#include "row_family_ops.hpp"
+
 #include <cmath>
 
 namespace cuvi {
@@ -87,77 +91,53 @@ namespace {
 Shape drop_last(const Shape& s) { return Shape(s.begin(), s.end() - 1); }
 }  // namespace
 
-Categorical::Categorical(const Tensor& probs) {
-  CUVI_CHECK(probs.defined() && probs.dim() >= 1, ShapeError,
-             "Categorical: probs need at least 1 dim" << detail::site_suffix());
-  if (validation_enabled() && probs.device().is_cpu()) {
-    for (float v : probs.to_vector())
-      CUVI_CHECK(v >= 0.0f && std::isfinite(v), ValueError,
-                 "Categorical: parameter probs must be non-negative, got " << v << detail::site_suffix());
-  }
-  Tensor lp = log(probs);
-  logits_ = lp - logsumexp(lp, {-1}, true);
-  batch_shape_ = drop_last(probs.shape());
+Categorical::Categorical(const Tensor& param, bool logits) : param_(param), logits_form_(logits) {
+  if (logits) row_family_validate_params<kern::CategoricalLogits>(param_);
+  else row_family_validate_params<kern::CategoricalProbs>(param_);
+  batch_shape_ = drop_last(param_.shape());
 }
-Categorical::Categorical(const Tensor& logits, FromLogits) {
-  CUVI_CHECK(logits.defined() && logits.dim() >= 1, ShapeError,
-             "Categorical: logits need at least 1 dim" << detail::site_suffix());
-  logits_ = log_softmax(logits, -1);
-  batch_shape_ = drop_last(logits.shape());
+Categorical::Categorical(const Tensor& probs) : Categorical(probs, false) {}
+Categorical Categorical::from_logits(const Tensor& logits) { return Categorical(logits, true); }
+Tensor Categorical::logits() const {
+  return logits_form_ ? log_softmax(param_, -1) : log(param_ / sum(param_, {-1}, true));
 }
-Categorical Categorical::from_logits(const Tensor& logits) { return Categorical(logits, FromLogits{}); }
-Tensor Categorical::probs() const { return exp(logits_); }
+Tensor Categorical::probs() const {
+  return logits_form_ ? exp(log_softmax(param_, -1)) : param_ / sum(param_, {-1}, true);
+}
 
 Tensor Categorical::log_prob(const Tensor& x) const {
-  const int64_t K = logits_.size(-1);
-  Tensor xi = x.dtype() == DType::kInt64 ? x : x.to_int64();
-  if (validation_enabled() && x.device().is_cpu()) {
-    const auto v = xi.to_vector_i64();
-    const auto vf = x.dtype() == DType::kFloat32 ? x.to_vector() : std::vector<float>();
-    for (size_t i = 0; i < v.size(); ++i) {
-      CUVI_CHECK(v[i] >= 0 && v[i] < K && (vf.empty() || vf[i] == static_cast<float>(v[i])), ValueError,
-                 "Categorical: value outside the support {0.." << K - 1 << "}, got "
-                                                                << (vf.empty() ? float(v[i]) : vf[i])
-                                                                << detail::site_suffix());
-    }
-  }
-  const Shape bshape = broadcast_shapes(x.shape(), batch_shape_, "Categorical.log_prob");
-  Shape full = bshape;
-  full.push_back(K);
-  Tensor lg = logits_.shape() == full ? logits_ : logits_.expand(full);
-  Shape idx_shape = bshape;
-  idx_shape.push_back(1);
-  Tensor idx = (x.shape() == bshape ? xi : xi.expand(bshape)).reshape(idx_shape);
-  return gather(lg, -1, idx).reshape(bshape);
+  CUVI_CHECK(x.defined(), ValueError, "Categorical.log_prob: undefined value" << detail::site_suffix());
+  const Tensor xf = x.to_float();
+  return logits_form_ ? row_family_log_prob<kern::CategoricalLogits>(xf, param_)
+                      : row_family_log_prob<kern::CategoricalProbs>(xf, param_);
+}
+Tensor Categorical::log_prob_sum(const Tensor& x, float coef) const {
+  CUVI_CHECK(x.defined(), ValueError, "Categorical.log_prob: undefined value" << detail::site_suffix());
+  const Tensor xf = x.to_float();
+  return logits_form_ ? row_family_log_prob_sum<kern::CategoricalLogits>(xf, param_, coef)
+                      : row_family_log_prob_sum<kern::CategoricalProbs>(xf, param_, coef);
 }
 
 Tensor Categorical::sample(const Shape& s) const {
   NoGradGuard ng;
-  // Inverse CDF: the number of cumulative probabilities below u.
-  Shape full = s;
-  full.insert(full.end(), batch_shape_.begin(), batch_shape_.end());
-  Shape ushape = full;
-  ushape.push_back(1);
-  Tensor cdf = cumsum(exp(logits_.detach()), -1);
-  Tensor u = rand(ushape, device());
-  const int64_t K = logits_.size(-1);
-  // The last bin also catches u above a float-rounded total below 1.
-  Tensor count = sum(lt(cdf.narrow(-1, 0, K - 1), u), {-1});
-  return count;
+  const Tensor idx = logits_form_ ? row_family_sample<kern::CategoricalLogits>(param_, s, false)
+                                  : row_family_sample<kern::CategoricalProbs>(param_, s, false);
+  return idx.to_int64();
 }
 Tensor Categorical::mean() const {
-  Tensor k = arange(logits_.size(-1), device());
+  Tensor k = arange(param_.size(-1), device());
   return sum(probs() * k, {-1});
 }
 Tensor Categorical::variance() const {
-  Tensor k = arange(logits_.size(-1), device());
-  Tensor m = mean();
-  return sum(probs() * k * k, {-1}) - m * m;
+  Tensor k = arange(param_.size(-1), device());
+  Tensor pr = probs();
+  Tensor m = sum(pr * k, {-1});
+  return sum(pr * k * k, {-1}) - m * m;
 }
 DistPtr Categorical::expand_ptr(const Shape& b) const {
   Shape full = b;
-  full.push_back(logits_.size(-1));
-  return std::make_shared<Categorical>(Categorical::from_logits(logits_.expand(full)));
+  full.push_back(param_.size(-1));
+  return std::make_shared<Categorical>(Categorical(param_.expand(full), logits_form_));
 }
 
 // ---- Dirichlet -----------------------------------------------------------------
@@ -166,38 +146,14 @@ Dirichlet::Dirichlet(const Tensor& concentration) : conc_(concentration) {
   CUVI_CHECK(conc_.defined() && conc_.dim() >= 1 && conc_.size(-1) >= 2, ShapeError,
              "Dirichlet: concentration needs a last dim of size >= 2, got "
                  << (conc_.defined() ? shape_str(conc_.shape()) : "undefined") << detail::site_suffix());
-  if (validation_enabled() && conc_.device().is_cpu()) {
-    for (float v : conc_.to_vector())
-      CUVI_CHECK(v > 0.0f && std::isfinite(v), ValueError,
-                 "Dirichlet: parameter concentration must be positive, got " << v << detail::site_suffix());
-  }
+  row_family_validate_params<kern::Dirichlet>(conc_);
   batch_shape_ = drop_last(conc_.shape());
 }
-Tensor Dirichlet::log_prob(const Tensor& x) const {
-  if (validation_enabled() && x.device().is_cpu()) {
-    const auto v = x.to_vector();
-    const int64_t K = conc_.size(-1);
-    for (size_t r = 0; r < v.size() / static_cast<size_t>(K); ++r) {
-      double s = 0;
-      for (int64_t k = 0; k < K; ++k) {
-        const float xv = v[r * static_cast<size_t>(K) + static_cast<size_t>(k)];
-        CUVI_CHECK(xv >= 0.0f && xv <= 1.0f, ValueError,
-                   "Dirichlet: value outside the simplex, got component " << xv << detail::site_suffix());
-        s += xv;
-      }
-      CUVI_CHECK(std::fabs(s - 1.0) < 1e-4 * K, ValueError,
-                 "Dirichlet: value outside the simplex, components sum to " << s << detail::site_suffix());
-    }
-  }
-  return sum((conc_ - 1.0f) * log(x), {-1}) + lgamma(sum(conc_, {-1})) - sum(lgamma(conc_), {-1});
+Tensor Dirichlet::log_prob(const Tensor& x) const { return row_family_log_prob<kern::Dirichlet>(x, conc_); }
+Tensor Dirichlet::log_prob_sum(const Tensor& x, float coef) const {
+  return row_family_log_prob_sum<kern::Dirichlet>(x, conc_, coef);
 }
-Tensor Dirichlet::rsample(const Shape& s) const {
-  Shape full = s;
-  full.insert(full.end(), batch_shape_.begin(), batch_shape_.end());
-  full.push_back(conc_.size(-1));
-  Tensor g = Gamma(conc_, 1.0f).expand(full).rsample();
-  return g / sum(g, {-1}, true);
-}
+Tensor Dirichlet::rsample(const Shape& s) const { return row_family_sample<kern::Dirichlet>(conc_, s, true); }
 Tensor Dirichlet::mean() const { return conc_ / sum(conc_, {-1}, true); }
 Tensor Dirichlet::variance() const {
   Tensor a0 = sum(conc_, {-1}, true);

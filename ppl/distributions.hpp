@@ -1,6 +1,7 @@
 // Distributions (dist::), in PyTorch's parameterisations. Elementwise
 // families run their own batched kernels (ppl/family_ops.hpp); event-shaped
-// ones (Categorical, Dirichlet, Delta) are compositions of runtime ops.
+// ones (Delta, MultivariateNormal) are compositions of runtime ops;
+// Categorical and Dirichlet run row kernels (kernels/dist/row_family.hpp).
 #pragma once
 
 #include <array>
@@ -252,36 +253,43 @@ class Bernoulli : public Dist {
   explicit Bernoulli(DistPtr d) : Dist(std::move(d)) {}
 };
 
-// Categorical over {0..K-1} (values are float32 holding integers, or int64):
-// Categorical(probs) normalises probs over the last dim;
-// Categorical::from_logits(logits).
+// Categorical over {0..K-1} (values are float32 holding integers, or int64;
+// sample() returns int64): Categorical(probs) with unnormalised probs over
+// the last dim; Categorical::from_logits(logits) with unnormalised logits.
+// log_prob, its gradient and the fused log-prob-sum are one row kernel each
+// (kern::CategoricalProbs / CategoricalLogits).
 class Categorical final : public Distribution {
  public:
   explicit Categorical(const Tensor& probs);
   static Categorical from_logits(const Tensor& logits);
-  const Tensor& logits() const { return logits_; }  // normalised: logsumexp = 0
-  Tensor probs() const;
+  Tensor logits() const;  // normalised: logsumexp over the last dim = 0
+  Tensor probs() const;   // normalised: sums to 1 over the last dim
+  bool is_logits() const { return logits_form_; }
+  const Tensor& param() const { return param_; }  // as given: probs or logits
   std::string name() const override { return "Categorical"; }
   DistPtr clone() const override { return std::make_shared<Categorical>(*this); }
   Shape batch_shape() const override { return batch_shape_; }
   bool is_discrete() const override { return true; }
   constraints::ConstraintPtr support() const override { return constraints::nonnegative_integer; }
   Tensor log_prob(const Tensor& x) const override;
+  Tensor log_prob_sum(const Tensor& x, float coef) const override;
   Tensor sample(const Shape& s = {}) const override;
   Tensor mean() const override;
   Tensor variance() const override;
   DistPtr expand_ptr(const Shape& b) const override;
-  Device device() const override { return logits_.device(); }
+  Device device() const override { return param_.device(); }
 
  private:
-  struct FromLogits {};
-  Categorical(const Tensor& logits, FromLogits);
-  Tensor logits_;
+  Categorical(const Tensor& param, bool logits);
+  Tensor param_;
+  bool logits_form_ = false;
   Shape batch_shape_;
 };
 
-// Dirichlet(concentration [..., K]); rsample through normalised Gamma draws
-// (implicit reparameterisation of each Gamma).
+// Dirichlet(concentration [..., K]); log_prob, its gradient, the fused
+// log-prob-sum and rsample are one row kernel each (kern::Dirichlet):
+// rsample normalises K Gamma draws per row, differentiated by implicit
+// reparameterisation of each Gamma.
 class Dirichlet final : public Distribution {
  public:
   explicit Dirichlet(const Tensor& concentration);
@@ -293,6 +301,7 @@ class Dirichlet final : public Distribution {
   bool has_rsample() const override { return true; }
   constraints::ConstraintPtr support() const override { return constraints::simplex; }
   Tensor log_prob(const Tensor& x) const override;
+  Tensor log_prob_sum(const Tensor& x, float coef) const override;
   Tensor rsample(const Shape& s = {}) const override;
   Tensor mean() const override;
   Tensor variance() const override;

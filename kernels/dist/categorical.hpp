@@ -11,6 +11,7 @@ struct CategoricalLogits {
   static constexpr bool kHasRsample = false;
   static constexpr bool kDiscrete = true;
   static constexpr int kSupport = support::kIntegerInterval;
+  static constexpr bool kValueEvent = false;  // a value is one index per row
 
   CUVI_HD static const char* param_name(int) { return "logits"; }
   // Logits may be -inf (a masked category) but not NaN or +inf, and at least
@@ -26,6 +27,11 @@ struct CategoricalLogits {
   }
   CUVI_HD static bool param_ok(const float* l, int K) { return bad_param(l, K) < 0; }
   CUVI_HD static bool support_ok(float x, int K) { return check::nonneg_integer(x) && x < static_cast<float>(K); }
+  CUVI_HD static bool check_value(const float* x, int K, float* bad) {
+    if (support_ok(*x, K)) return true;
+    *bad = *x;
+    return false;
+  }
 
   CUVI_HD static float logsumexp(const float* l, int K) {
     float m = -kInfF;
@@ -79,6 +85,7 @@ struct CategoricalProbs {
   static constexpr bool kHasRsample = false;
   static constexpr bool kDiscrete = true;
   static constexpr int kSupport = support::kIntegerInterval;
+  static constexpr bool kValueEvent = false;  // a value is one index per row
 
   CUVI_HD static const char* param_name(int) { return "probs"; }
   // probs finite and >= 0 with a positive sum (normalised inside); returns
@@ -93,6 +100,11 @@ struct CategoricalProbs {
   }
   CUVI_HD static bool param_ok(const float* p, int K) { return bad_param(p, K) < 0; }
   CUVI_HD static bool support_ok(float x, int K) { return check::nonneg_integer(x) && x < static_cast<float>(K); }
+  CUVI_HD static bool check_value(const float* x, int K, float* bad) {
+    if (support_ok(*x, K)) return true;
+    *bad = *x;
+    return false;
+  }
 
   CUVI_HD static float total(const float* p, int K) {
     float s = 0.0f;

@@ -10,6 +10,7 @@ struct Dirichlet {
   static constexpr bool kHasRsample = true;
   static constexpr bool kDiscrete = false;
   static constexpr int kSupport = support::kSimplex;
+  static constexpr bool kValueEvent = true;  // a value is a row of K
 
   CUVI_HD static const char* param_name(int) { return "concentration"; }
   // Index of the first non-positive / non-finite concentration, or -1.
@@ -28,6 +29,21 @@ struct Dirichlet {
       s += static_cast<double>(x[i]);
     }
     return ::fabs(s - 1.0) < 1e-6;
+  }
+  // support_ok, naming the offending number: the first negative (or NaN)
+  // component, else the row's sum.
+  CUVI_HD static bool check_value(const float* x, int K, float* bad) {
+    if (support_ok(x, K)) return true;
+    double s = 0.0;
+    for (int i = 0; i < K; ++i) {
+      if (!(x[i] >= 0.0f)) {
+        *bad = x[i];
+        return false;
+      }
+      s += static_cast<double>(x[i]);
+    }
+    *bad = static_cast<float>(s);
+    return false;
   }
 
   // log p = sum (a_i - 1) log x_i + lgamma(a0) - sum lgamma(a_i), a0 = sum a_i.

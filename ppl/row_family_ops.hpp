@@ -1,0 +1,240 @@
+// Tensor-level ops for a row family F (kernels/dist/row_family.hpp): a
+// parameter of shape batch + [K]; validation, log_prob with its backward,
+// the fused log-prob-sum of the ELBO, sampling (reparameterised for
+// Dirichlet) with its pathwise backward. Each is one kernel launch on CUDA
+// (plus sum_to_shape when a parameter broadcasts), one loop on the CPU.
+#pragma once
+
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "../kernels/dist/row_family.hpp"
+#include "family_ops.hpp"
+
+namespace cuvi::dist {
+namespace detail {
+
+template <class F>
+const kern::RowFamilyCudaOps& row_cuda_ops() {
+  if (!kern::RowFamilyRegistry<F>::cuda) register_builtin_cuda_families();
+  CUVI_CHECK(kern::RowFamilyRegistry<F>::cuda != nullptr, DeviceError,
+             F::kName << ": no CUDA kernels are registered for this family");
+  return *kern::RowFamilyRegistry<F>::cuda;
+}
+
+inline Shape drop_last_dim(const Shape& s) { return Shape(s.begin(), s.end() - 1); }
+
+// The value's batch shape (its event dim dropped for kValueEvent families),
+// after checking dtype and event size.
+template <class F>
+Shape row_value_batch(const Tensor& x, int64_t K) {
+  CUVI_CHECK(x.dtype() == DType::kFloat32, DTypeError,
+             F::kName << ": values must be float32, got " << dtype_name(x.dtype()) << site_suffix());
+  if constexpr (F::kValueEvent) {
+    CUVI_CHECK(x.dim() >= 1 && x.size(-1) == K, ShapeError,
+               F::kName << ".log_prob: value of shape " << shape_str(x.shape()) << " has no event dim of size " << K
+                        << site_suffix());
+    return drop_last_dim(x.shape());
+  } else {
+    return x.shape();
+  }
+}
+
+// rows: the index space; x may be null (sampling), else its batch shape is
+// x_batch.
+inline kern::RowArgs make_row_args(const Tensor* x, const Shape& x_batch, const Tensor& p, const Shape& rows) {
+  kern::RowArgs a;
+  const Shape pb = drop_last_dim(p.shape());
+  const Shape xb = x ? x_batch : rows;
+  a.geom = cuvi::detail::make_geom<2>(rows, {&xb, &pb});
+  a.x = x ? x->data<float>() : nullptr;
+  a.p = p.data<float>();
+  a.K = static_cast<int>(p.size(-1));
+  return a;
+}
+
+// Checks the parameter rows (and the values when x is given); on a GPU the
+// check is queued and raised at the next synchronisation.
+template <class F>
+void row_validate(const kern::RowArgs& a, bool values, Device dev) {
+  if (!validation_enabled()) return;
+  auto param_msg = [] {
+    std::ostringstream os;
+    os << F::kName << ": parameter " << F::param_name(0) << " is outside its constraint" << site_suffix();
+    return os.str();
+  };
+  auto value_msg = [] {
+    std::ostringstream os;
+    os << F::kName << ": value outside the support" << site_suffix();
+    return os.str();
+  };
+  if (dev.is_cpu()) {
+    float bad = 0;
+    const int r = kern::cpu::row_validate<F>(a, values, &bad);
+    if (r > 0) CUVI_THROW(ValueError, param_msg() << ", got " << bad);
+    if (r < 0) CUVI_THROW(ValueError, value_msg() << ", got " << bad);
+    return;
+  }
+  Backend& b = backend(dev);
+  kern::FamilyCheck c;
+  c.flag = b.check_flag();
+  c.bad = reinterpret_cast<float*>(c.flag + 1);
+  c.param_code[0] = b.register_check(param_msg());
+  c.value_code = b.register_check(value_msg());
+  row_cuda_ops<F>().validate(a, values, c, cuda_stream(dev.index));
+}
+
+// The per-row gradient rows for log_prob at (x, p), scaled by g (per row)
+// or by coef, reduced to the shapes of x and p. need[0]: value, need[1]:
+// parameter.
+template <class F>
+std::vector<Tensor> row_grads(const Tensor& x, const Shape& x_batch, const Tensor& p, const Shape& rows,
+                              const Tensor* g, float coef, float* sum_out, const std::vector<bool>& need) {
+  const Device dev = p.device();
+  const auto a = make_row_args(&x, x_batch, p, rows);
+  Shape full = rows;
+  full.push_back(p.size(-1));
+  kern::RowGrads o;
+  Tensor gp = Tensor::empty(full, DType::kFloat32, dev);
+  o.gp = gp.data<float>();
+  Tensor gx;
+  if constexpr (F::kValueEvent) {
+    gx = Tensor::empty(full, DType::kFloat32, dev);
+    o.gx = gx.data<float>();
+  }
+  if (dev.is_cpu()) {
+    if (sum_out) *sum_out = kern::cpu::row_log_prob_sum<F>(a, coef, o);
+    else kern::cpu::row_log_prob_grad<F>(a, g->data<float>(), coef, o);
+  } else {
+    if (sum_out) row_cuda_ops<F>().log_prob_sum(a, coef, sum_out, o, cuda_stream(dev.index));
+    else row_cuda_ops<F>().log_prob_grad(a, g->data<float>(), coef, o, cuda_stream(dev.index));
+  }
+  std::vector<Tensor> res(2);
+  if (need[0] && gx.defined()) res[0] = sum_to_shape(gx, x.shape());
+  if (need[1]) res[1] = sum_to_shape(gp, p.shape());
+  return res;
+}
+
+}  // namespace detail
+
+// log_prob(x) of shape broadcast(x's batch shape, p's batch shape).
+template <class F>
+Tensor row_family_log_prob(const Tensor& x, const Tensor& p) {
+  CUVI_CHECK(x.defined(), ValueError, F::kName << ".log_prob: undefined value" << detail::site_suffix());
+  CUVI_CHECK(x.device() == p.device(), DeviceError,
+             F::kName << ": value on " << x.device().str() << " and parameter on " << p.device().str()
+                      << detail::site_suffix());
+  const Shape xb = detail::row_value_batch<F>(x, p.size(-1));
+  const Shape rows = broadcast_shapes(xb, detail::drop_last_dim(p.shape()), F::kName);
+  const auto a = detail::make_row_args(&x, xb, p, rows);
+  detail::row_validate<F>(a, true, p.device());
+  Tensor out = Tensor::empty(rows, DType::kFloat32, p.device());
+  if (p.device().is_cpu()) kern::cpu::row_log_prob<F>(a, out.data<float>());
+  else detail::row_cuda_ops<F>().log_prob(a, out.data<float>(), cuda_stream(p.device().index));
+  const bool need_x = F::kValueEvent && grad_enabled() && x.requires_grad();
+  const bool need_p = grad_enabled() && p.requires_grad();
+  if (!need_x && !need_p) return out;
+  Tensor xs = x.detach(), ps = p.detach();
+  return cuvi::detail::record_fn(
+      out, F::kName,
+      [xs, xb, ps, rows](const Tensor& g, const std::vector<bool>& nd) {
+        return detail::row_grads<F>(xs, xb, ps, rows, &g, 1.0f, nullptr, nd);
+      },
+      {x, p});
+}
+
+// coef * sum(log_prob(x)) as a 0-d tensor, the gradients written in the
+// same pass (as family_log_prob_sum).
+template <class F>
+Tensor row_family_log_prob_sum(const Tensor& x, const Tensor& p, float coef) {
+  CUVI_CHECK(x.defined(), ValueError, F::kName << ".log_prob: undefined value" << detail::site_suffix());
+  CUVI_CHECK(x.device() == p.device(), DeviceError,
+             F::kName << ": value on " << x.device().str() << " and parameter on " << p.device().str()
+                      << detail::site_suffix());
+  const Device dev = p.device();
+  const Shape xb = detail::row_value_batch<F>(x, p.size(-1));
+  const Shape rows = broadcast_shapes(xb, detail::drop_last_dim(p.shape()), F::kName);
+  const auto a = detail::make_row_args(&x, xb, p, rows);
+  detail::row_validate<F>(a, true, dev);
+  const std::vector<bool> need{F::kValueEvent && grad_enabled() && x.requires_grad(),
+                               grad_enabled() && p.requires_grad()};
+  Tensor out = Tensor::empty({}, DType::kFloat32, dev);
+  if (!need[0] && !need[1]) {
+    kern::RowGrads none;
+    if (dev.is_cpu()) *out.data<float>() = kern::cpu::row_log_prob_sum<F>(a, coef, none);
+    else detail::row_cuda_ops<F>().log_prob_sum(a, coef, out.data<float>(), none, cuda_stream(dev.index));
+    return out;
+  }
+  float host_sum = 0.0f;
+  const std::vector<Tensor> grads = detail::row_grads<F>(x, xb, p, rows, nullptr, coef,
+                                                         dev.is_cpu() ? &host_sum : out.data<float>(), need);
+  if (dev.is_cpu()) *out.data<float>() = host_sum;
+  return cuvi::detail::record_fn(
+      out, F::kName,
+      [grads](const Tensor& g, const std::vector<bool>& nd) {
+        std::vector<Tensor> res(grads.size());
+        const bool unit = is_unit_grad(g);
+        for (size_t k = 0; k < grads.size(); ++k)
+          if (nd[k] && grads[k].defined()) res[k] = unit ? grads[k] : grads[k] * g;
+        return res;
+      },
+      {x, p});
+}
+
+// A draw of shape sample_shape + batch_shape (+ [K] for kValueEvent
+// families); differentiable in p when `reparam` and F::kHasRsample.
+template <class F>
+Tensor row_family_sample(const Tensor& p, const Shape& sample_shape, bool reparam) {
+  const Device dev = p.device();
+  Shape rows = sample_shape;
+  const Shape pb = detail::drop_last_dim(p.shape());
+  rows.insert(rows.end(), pb.begin(), pb.end());
+  Shape out_shape = rows;
+  if constexpr (F::kValueEvent) out_shape.push_back(p.size(-1));
+  const auto a = detail::make_row_args(nullptr, {}, p, rows);
+  const bool grad = reparam && F::kHasRsample && grad_enabled() && p.requires_grad();
+  Tensor out = Tensor::empty(out_shape, DType::kFloat32, dev);
+  Tensor aux = grad ? Tensor::empty(rows, DType::kFloat32, dev) : Tensor();
+  float* auxp = grad ? aux.data<float>() : nullptr;
+  const RngState s = next_rng();
+  if (dev.is_cpu()) kern::cpu::row_sample<F>(a, s.seed, s.offset, out.data<float>(), auxp);
+  else detail::row_cuda_ops<F>().sample(a, s.seed, s.offset, out.data<float>(), auxp, cuda_stream(dev.index));
+  if (!grad) return out;
+  Tensor xs = out.detach(), ps = p.detach();
+  return cuvi::detail::record_fn(
+      out, F::kName,
+      [xs, ps, aux, rows](const Tensor& g, const std::vector<bool>& nd) {
+        std::vector<Tensor> res(1);
+        if (!nd[0]) return res;
+        kern::RowArgs args = detail::make_row_args(nullptr, {}, ps, rows);
+        args.x = xs.data<float>();
+        Tensor gp = Tensor::empty(xs.shape(), DType::kFloat32, g.device());
+        if (g.device().is_cpu()) kern::cpu::row_sample_grad<F>(args, aux.data<float>(), g.data<float>(), gp.data<float>());
+        else
+          detail::row_cuda_ops<F>().sample_grad(args, aux.data<float>(), g.data<float>(), gp.data<float>(),
+                                                cuda_stream(g.device().index));
+        res[0] = sum_to_shape(gp, ps.shape());
+        return res;
+      },
+      {p});
+}
+
+}  // namespace cuvi::dist
+
+namespace cuvi::dist {
+
+// Checks the parameter rows alone (distribution construction).
+template <class F>
+void row_family_validate_params(const Tensor& p) {
+  CUVI_CHECK(p.defined() && p.dim() >= 1, ShapeError,
+             F::kName << ": " << F::param_name(0) << " needs at least 1 dim" << detail::site_suffix());
+  CUVI_CHECK(p.dtype() == DType::kFloat32, DTypeError,
+             F::kName << ": " << F::param_name(0) << " must be float32, got " << dtype_name(p.dtype())
+                      << detail::site_suffix());
+  if (!validation_enabled()) return;
+  const Shape rows = detail::drop_last_dim(p.shape());
+  detail::row_validate<F>(detail::make_row_args(nullptr, {}, p, rows), false, p.device());
+}
+
+}  // namespace cuvi::dist

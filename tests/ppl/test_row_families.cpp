@@ -1,0 +1,247 @@
+// Dirichlet and Categorical through their row kernels (CPU): log_prob
+// against float64 host formulas with broadcasting, gradients by finite
+// differences, the fused log-prob-sum, samplers (moments, chi-square), the
+// Dirichlet pathwise gradient against the analytic derivative of an
+// expectation, and validation messages.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "gradcheck.hpp"
+#include "ppl/distributions.hpp"
+
+using namespace cuvi;
+using namespace cuvi::testing;
+
+namespace {
+
+struct ValidationOff {
+  ValidationOff() { dist::set_validation(false); }
+  ~ValidationOff() { dist::set_validation(true); }
+};
+
+// n rows of K positive numbers normalised in double (float rounding leaves
+// each row's sum within 1e-7 of one).
+Tensor random_simplex(int64_t n, int64_t K, std::mt19937& gen, const Shape& shape) {
+  std::uniform_real_distribution<double> u(0.05, 1.0);
+  std::vector<float> v;
+  for (int64_t r = 0; r < n; ++r) {
+    std::vector<double> row(static_cast<size_t>(K));
+    double s = 0;
+    for (auto& x : row) s += (x = u(gen));
+    for (double x : row) v.push_back(static_cast<float>(x / s));
+  }
+  return tensor(v, shape);
+}
+
+double host_dirichlet(const float* x, const float* a, int K) {
+  double a0 = 0, lp = 0;
+  for (int k = 0; k < K; ++k) {
+    a0 += a[k];
+    lp += (a[k] - 1.0) * std::log(static_cast<double>(x[k])) - std::lgamma(static_cast<double>(a[k]));
+  }
+  return lp + std::lgamma(a0);
+}
+
+}  // namespace
+
+// conc [2, 3] against values [4, 2, 3]: batch (4, 2), rows of conc broadcast.
+TEST(RowDirichlet, LogProbBroadcastsAgainstHostFormula) {
+  std::mt19937 gen(31);
+  Tensor conc = random_tensor({2, 3}, gen, 0.5f, 4.0f);
+  Tensor x = random_simplex(8, 3, gen, {4, 2, 3});
+  Tensor lp = dist::Dirichlet(conc).log_prob(x);
+  ASSERT_EQ(lp.shape(), (Shape{4, 2}));
+  const auto cv = conc.to_vector(), xv = x.to_vector();
+  std::vector<double> want;
+  for (int i = 0; i < 4; ++i)
+    for (int b = 0; b < 2; ++b) want.push_back(host_dirichlet(&xv[(i * 2 + b) * 3], &cv[b * 3], 3));
+  // lgamma terms up to ~5 accumulated in double, the x terms in float32:
+  // 1e-5 absolute + 1e-5 relative.
+  expect_close(lp.to_vector(), want, 1e-5, 1e-5, "Dirichlet log_prob");
+}
+
+TEST(RowDirichlet, GradcheckConcentrationAndValue) {
+  std::mt19937 gen(32);
+  Tensor conc = random_tensor({3}, gen, 0.8f, 3.0f);
+  Tensor x = random_simplex(2, 3, gen, {2, 3});
+  gradcheck([&](const std::vector<Tensor>& in) { return dist::Dirichlet(in[0]).log_prob(x); }, {conc});
+  // The value gradient treats the K components as free coordinates (as
+  // PyTorch does); finite differences leave the simplex, so without checks.
+  ValidationOff off;
+  gradcheck([&](const std::vector<Tensor>& in) { return dist::Dirichlet(conc).log_prob(in[0]); }, {x});
+}
+
+TEST(RowCategorical, LogProbAndGradcheckBothForms) {
+  std::mt19937 gen(33);
+  Tensor raw = random_tensor({2, 4}, gen, 0.2f, 2.0f);
+  Tensor x = tensor({0, 3, 1, 2, 2, 0}, {3, 2});
+  const auto rv = raw.to_vector(), xv = x.to_vector();
+  for (bool logits : {false, true}) {
+    SCOPED_TRACE(logits ? "logits" : "probs");
+    auto make = [logits](const Tensor& p) {
+      return logits ? dist::Categorical::from_logits(p) : dist::Categorical(p);
+    };
+    Tensor lp = make(raw).log_prob(x);
+    ASSERT_EQ(lp.shape(), (Shape{3, 2}));
+    std::vector<double> want;
+    for (int i = 0; i < 3; ++i)
+      for (int b = 0; b < 2; ++b) {
+        double norm = 0;
+        for (int k = 0; k < 4; ++k) norm += logits ? std::exp(rv[b * 4 + k]) : rv[b * 4 + k];
+        const double v = rv[b * 4 + static_cast<int>(xv[i * 2 + b])];
+        want.push_back(logits ? v - std::log(norm) : std::log(v / norm));
+      }
+    expect_close(lp.to_vector(), want, 1e-5, 1e-5);
+    // int64 values give the same numbers.
+    EXPECT_EQ(make(raw).log_prob(x.to_int64()).to_vector(), lp.to_vector());
+    gradcheck([&](const std::vector<Tensor>& in) { return make(in[0]).log_prob(x); }, {raw});
+  }
+}
+
+// The fused pass equals coef * sum(log_prob) and writes the same gradients.
+TEST(RowFamilies, FusedLogProbSumMatchesUnfused) {
+  std::mt19937 gen(34);
+  const float coef = -0.6f;
+  auto compare = [&](const std::function<dist::Dist(const Tensor&)>& make, const Tensor& p0, const Tensor& x0,
+                     bool value_grad) {
+    auto run = [&](bool fused, std::vector<std::vector<float>>* g) {
+      Tensor p = p0.detach().requires_grad_();
+      Tensor x = x0.detach();
+      if (value_grad) x.requires_grad_();
+      dist::Dist d = make(p);
+      Tensor y = fused ? d.log_prob_sum(x, coef) : sum(d.log_prob(x)) * coef;
+      EXPECT_EQ(y.dim(), 0);
+      (y * 1.5f).backward();  // a non-unit upstream gradient
+      g->push_back(p.grad().to_vector());
+      if (value_grad) g->push_back(x.grad().to_vector());
+      return static_cast<double>(y.item());
+    };
+    std::vector<std::vector<float>> ga, gb;
+    const double a = run(true, &ga), b = run(false, &gb);
+    // The same float32 terms summed in another order: 1e-5 relative.
+    EXPECT_NEAR(a, b, 1e-5 * std::max(1.0, std::fabs(b)));
+    ASSERT_EQ(ga.size(), gb.size());
+    for (size_t k = 0; k < ga.size(); ++k) expect_close(ga[k], std::vector<double>(gb[k].begin(), gb[k].end()), 1e-6, 1e-5);
+  };
+  {
+    SCOPED_TRACE("Dirichlet");
+    compare([](const Tensor& p) { return dist::Dist(dist::Dirichlet(p).clone()); }, random_tensor({3}, gen, 0.5f, 3.0f),
+            random_simplex(5, 3, gen, {5, 3}), true);
+  }
+  Tensor x = tensor({0, 1, 2, 3, 1, 0, 2, 2}, {4, 2});
+  {
+    SCOPED_TRACE("Categorical probs");
+    compare([](const Tensor& p) { return dist::Dist(dist::Categorical(p).clone()); }, random_tensor({2, 4}, gen, 0.1f, 1.0f),
+            x, false);
+  }
+  {
+    SCOPED_TRACE("Categorical logits");
+    compare([](const Tensor& p) { return dist::Dist(dist::Categorical::from_logits(p).clone()); },
+            random_tensor({2, 4}, gen, -2.0f, 2.0f), x, false);
+  }
+}
+
+TEST(RowDirichlet, SampleShapesMomentsPerBatchRow) {
+  set_seed(35);
+  Tensor conc = tensor({0.3f, 1.0f, 2.0f, 5.0f, 5.0f, 5.0f}, {2, 3});
+  const int64_t n = 40000;
+  Tensor s = dist::Dirichlet(conc).sample({n});
+  ASSERT_EQ(s.shape(), (Shape{n, 2, 3}));
+  EXPECT_FALSE(s.requires_grad());
+  const auto v = s.to_vector();
+  const auto cv = conc.to_vector();
+  for (int b = 0; b < 2; ++b) {
+    const double a0 = cv[b * 3] + cv[b * 3 + 1] + cv[b * 3 + 2];
+    for (int k = 0; k < 3; ++k) {
+      double m = 0;
+      for (int64_t i = 0; i < n; ++i) m += v[(i * 2 + b) * 3 + k];
+      m /= n;
+      const double mu = cv[b * 3 + k] / a0, var = mu * (1 - mu) / (a0 + 1);
+      // SE of a mean of n draws: sqrt(var / n).
+      EXPECT_NEAR(m, mu, 5 * std::sqrt(var / n)) << "row " << b << " component " << k;
+    }
+    for (int64_t i = 0; i < 50; ++i) {
+      double tot = 0;
+      for (int k = 0; k < 3; ++k) tot += v[(i * 2 + b) * 3 + k];
+      ASSERT_NEAR(tot, 1.0, 1e-6);
+    }
+  }
+}
+
+// d/da E[x_0^2] by the pathwise (implicit reparameterisation) estimator
+// against the analytic derivative of E[x_0^2] = u(u+1) / (s(s+1)), u = a_0,
+// s = sum a. Each of n rows is its own leaf, so the per-row gradients give
+// the estimator's standard error.
+TEST(RowDirichlet, PathwiseGradientOfSecondMoment) {
+  set_seed(36);
+  const std::vector<float> a{0.7f, 1.5f, 2.5f};
+  const int64_t n = 20000;
+  std::vector<float> rows;
+  for (int64_t i = 0; i < n; ++i) rows.insert(rows.end(), a.begin(), a.end());
+  Tensor conc = tensor(rows, {n, 3}).requires_grad_();
+  Tensor x = dist::Dirichlet(conc).rsample();
+  Tensor x0 = narrow(x, 1, 0, 1);
+  sum(x0 * x0).backward();
+  const auto g = conc.grad().to_vector();
+  const double u = a[0], s = a[0] + a[1] + a[2];
+  const double d = s * (s + 1);
+  const double common = -u * (u + 1) * (2 * s + 1) / (d * d);
+  const double want[3] = {(2 * u + 1) / d + common, common, common};
+  for (int j = 0; j < 3; ++j) {
+    std::vector<double> per_row;
+    for (int64_t i = 0; i < n; ++i) per_row.push_back(g[static_cast<size_t>(i * 3 + j)]);
+    const McEstimate e = mc_estimate(per_row);  // SE = sample std / sqrt(n)
+    EXPECT_NEAR(e.mean, want[j], 5 * e.se) << "d/da_" << j << " (SE " << e.se << ")";
+  }
+}
+
+TEST(RowCategorical, SamplesAreInt64AndFollowEachRow) {
+  set_seed(37);
+  Tensor logits = log(tensor({0.1f, 0.2f, 0.7f, 0.5f, 0.25f, 0.25f}, {2, 3}));
+  const int64_t n = 60000;
+  for (bool use_logits : {true, false}) {
+    SCOPED_TRACE(use_logits ? "logits" : "probs");
+    dist::Categorical c = use_logits ? dist::Categorical::from_logits(logits) : dist::Categorical(exp(logits) * 3.0f);
+    Tensor s = c.sample({n});
+    ASSERT_EQ(s.dtype(), DType::kInt64);
+    ASSERT_EQ(s.shape(), (Shape{n, 2}));
+    const auto v = s.to_vector_i64();
+    const double p[2][3] = {{0.1, 0.2, 0.7}, {0.5, 0.25, 0.25}};
+    for (int b = 0; b < 2; ++b) {
+      double cnt[3] = {0, 0, 0};
+      for (int64_t i = 0; i < n; ++i) {
+        const int64_t k = v[static_cast<size_t>(i * 2 + b)];
+        ASSERT_GE(k, 0);
+        ASSERT_LT(k, 3);
+        cnt[k] += 1;
+      }
+      double chi2 = 0;
+      for (int k = 0; k < 3; ++k) chi2 += (cnt[k] - n * p[b][k]) * (cnt[k] - n * p[b][k]) / (n * p[b][k]);
+      // chi-square with 2 dof: P(chi2 > 13.82) = 0.001.
+      EXPECT_LT(chi2, 13.82) << "row " << b;
+    }
+    // Normalised accessors.
+    expect_close(c.probs().to_vector(), {0.1, 0.2, 0.7, 0.5, 0.25, 0.25}, 1e-6, 1e-5, "probs");
+  }
+}
+
+TEST(RowFamilies, ValidationNamesFamilyArgumentAndValue) {
+  expect_error<ValueError>([] { dist::Dirichlet(tensor({1.0f, -1.0f, 2.0f})); }, {"Dirichlet", "concentration", "-1"});
+  dist::Dirichlet d(tensor({1.0f, 2.0f, 3.0f}));
+  expect_error<ValueError>([&] { d.log_prob(tensor({0.5f, 0.6f, 0.1f})); }, {"Dirichlet", "value", "1.2"});
+  expect_error<ValueError>([&] { d.log_prob(tensor({1.2f, -0.2f, 0.0f})); }, {"Dirichlet", "value", "-0.2"});
+  expect_error<ShapeError>([&] { d.log_prob(tensor({0.5f, 0.5f})); }, {"Dirichlet", "[2]", "3"});
+  expect_error<ValueError>([] { dist::Categorical(tensor({0.5f, -0.5f})); }, {"Categorical", "probs", "-0.5"});
+  expect_error<ValueError>([] { dist::Categorical::from_logits(tensor({0.0f, NAN})); }, {"Categorical", "logits"});
+  dist::Categorical c(tensor({0.2f, 0.3f, 0.5f}));
+  expect_error<ValueError>([&] { c.log_prob(tensor(5.0f)); }, {"Categorical", "value", "5"});
+  expect_error<ValueError>([&] { c.log_prob(tensor(1.5f)); }, {"Categorical", "1.5"});
+  ValidationOff off;
+  EXPECT_NO_THROW(dist::Dirichlet(tensor({1.0f, -1.0f, 2.0f})));
+  EXPECT_NO_THROW(d.log_prob(tensor({0.5f, 0.6f, 0.1f})));
+  EXPECT_EQ(c.log_prob(tensor(5.0f)).item(), -INFINITY);
+}
