@@ -5,7 +5,10 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
+#include <climits>
 #include <cub/block/block_reduce.cuh>
+#include <cub/device/device_radix_sort.cuh>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -167,11 +170,12 @@ __global__ void cumsum_kernel(const float* x, float* y, int64_t outer, int64_t n
   CUVI_GRID_STRIDE(oi, outer * inner) {
     const int64_t o = oi / inner, i = oi % inner;
     const int64_t base = o * n * inner + i;
-    float acc = 0.0f;
+    // Accumulated in double, as the CPU backend does: the same bits.
+    double acc = 0.0;
     for (int64_t j = 0; j < n; ++j) {
       const int64_t jj = reverse ? n - 1 - j : j;
       acc += x[base + jj * inner];
-      y[base + jj * inner] = acc;
+      y[base + jj * inner] = static_cast<float>(acc);
     }
   }
 }
@@ -195,17 +199,89 @@ __global__ void index_select_kernel(const T* src, const int64_t* idx, T* out, co
   }
 }
 
-// index_add / scatter_add use float atomics: run-to-run bitwise stable only
-// when no target repeats (minibatch indices drawn without replacement never
-// do). Loss sums never go through these.
-__global__ void index_add_kernel(float* dst, const int64_t* idx, const float* src, const IndexGeom g, int* flag,
-                                 int code) {
+// index_add / scatter_add without float atomics: every target receives its
+// terms in the CPU backend's order (increasing source position) from a single
+// thread, so the result is the CPU loop's, bit for bit, on every run, even
+// when indices repeat (the backward of index_select/gather of a hierarchical
+// model's group parameters).
+//
+// Few indices per column: one thread per (outer, inner) column walks them in
+// order; distinct columns never share a target.
+constexpr int64_t kColumnLoopMax = 16;
+__global__ void index_add_columns_kernel(float* dst, const int64_t* idx, const float* src, const IndexGeom g,
+                                         int* flag, int code) {
+  CUVI_GRID_STRIDE(c, g.outer * g.inner) {
+    const int64_t o = c / g.inner, i = c % g.inner;
+    for (int64_t j = 0; j < g.idx_dim; ++j) {
+      const int64_t k = idx[j];
+      if (k < 0 || k >= g.src_dim) report(flag, code, static_cast<float>(k));
+      else dst[(o * g.src_dim + k) * g.inner + i] += src[(o * g.idx_dim + j) * g.inner + i];
+    }
+  }
+}
+__global__ void scatter_add_columns_kernel(float* dst, const int64_t* idx, const float* src, const IndexGeom g,
+                                           int* flag, int code) {
+  CUVI_GRID_STRIDE(c, g.outer * g.inner) {
+    const int64_t o = c / g.inner, i = c % g.inner;
+    for (int64_t j = 0; j < g.idx_dim; ++j) {
+      const int64_t t = (o * g.idx_dim + j) * g.inner + i;
+      const int64_t k = idx[t];
+      if (k < 0 || k >= g.src_dim) report(flag, code, static_cast<float>(k));
+      else dst[(o * g.src_dim + k) * g.inner + i] += src[t];
+    }
+  }
+}
+
+// Many indices: (target key, source position) pairs are radix-sorted stably
+// (positions stay increasing within a key) and the head of each run of equal
+// keys adds the run in order. An out-of-range index gets the sentinel key
+// `bound`, sorted last and skipped.
+__global__ void index_add_keys_kernel(const int64_t* idx, int64_t n, int64_t bound, uint64_t* key, int64_t* pos,
+                                      int* flag, int code) {
+  CUVI_GRID_STRIDE(j, n) {
+    const int64_t k = idx[j];
+    const bool bad = k < 0 || k >= bound;
+    if (bad) report(flag, code, static_cast<float>(k));
+    key[j] = static_cast<uint64_t>(bad ? bound : k);
+    pos[j] = j;
+  }
+}
+// Keys are the rows of idx; thread (o, p, i) adds run p of column (o, i).
+__global__ void index_add_runs_kernel(float* dst, const uint64_t* key, const int64_t* pos, const float* src,
+                                      const IndexGeom g) {
   const int64_t n = g.outer * g.idx_dim * g.inner;
   CUVI_GRID_STRIDE(t, n) {
-    const int64_t i = t % g.inner, j = (t / g.inner) % g.idx_dim, o = t / (g.inner * g.idx_dim);
-    const int64_t k = idx[j];
-    if (k < 0 || k >= g.src_dim) report(flag, code, static_cast<float>(k));
-    else atomicAdd(dst + (o * g.src_dim + k) * g.inner + i, src[t]);
+    const int64_t i = t % g.inner, p = (t / g.inner) % g.idx_dim, o = t / (g.inner * g.idx_dim);
+    const uint64_t k = key[p];
+    if (k >= static_cast<uint64_t>(g.src_dim) || (p > 0 && key[p - 1] == k)) continue;
+    float* d = dst + (o * g.src_dim + static_cast<int64_t>(k)) * g.inner + i;
+    float acc = *d;
+    for (int64_t q = p; q < g.idx_dim && key[q] == k; ++q) acc += src[(o * g.idx_dim + pos[q]) * g.inner + i];
+    *d = acc;
+  }
+}
+// Keys are flat destination offsets; sentinel = the destination's size.
+__global__ void scatter_add_keys_kernel(const int64_t* idx, const IndexGeom g, uint64_t* key, int64_t* pos, int* flag,
+                                        int code) {
+  const int64_t n = g.outer * g.idx_dim * g.inner;
+  const int64_t sentinel = g.outer * g.src_dim * g.inner;
+  CUVI_GRID_STRIDE(t, n) {
+    const int64_t i = t % g.inner, o = t / (g.idx_dim * g.inner);
+    const int64_t k = idx[t];
+    const bool bad = k < 0 || k >= g.src_dim;
+    if (bad) report(flag, code, static_cast<float>(k));
+    key[t] = static_cast<uint64_t>(bad ? sentinel : (o * g.src_dim + k) * g.inner + i);
+    pos[t] = t;
+  }
+}
+__global__ void scatter_add_runs_kernel(float* dst, const uint64_t* key, const int64_t* pos, const float* src,
+                                        int64_t n, uint64_t sentinel) {
+  CUVI_GRID_STRIDE(p, n) {
+    const uint64_t k = key[p];
+    if (k >= sentinel || (p > 0 && key[p - 1] == k)) continue;
+    float acc = dst[k];
+    for (int64_t q = p; q < n && key[q] == k; ++q) acc += src[pos[q]];
+    dst[k] = acc;
   }
 }
 __global__ void gather_kernel(const float* src, const int64_t* idx, float* out, const IndexGeom g, int* flag,
@@ -220,16 +296,6 @@ __global__ void gather_kernel(const float* src, const int64_t* idx, float* out, 
     } else {
       out[t] = src[(o * g.src_dim + k) * g.inner + i];
     }
-  }
-}
-__global__ void scatter_add_kernel(float* dst, const int64_t* idx, const float* src, const IndexGeom g, int* flag,
-                                   int code) {
-  const int64_t n = g.outer * g.idx_dim * g.inner;
-  CUVI_GRID_STRIDE(t, n) {
-    const int64_t i = t % g.inner, o = t / (g.idx_dim * g.inner);
-    const int64_t k = idx[t];
-    if (k < 0 || k >= g.src_dim) report(flag, code, static_cast<float>(k));
-    else atomicAdd(dst + (o * g.src_dim + k) * g.inner + i, src[t]);
   }
 }
 
@@ -285,6 +351,28 @@ __global__ void adagrad_kernel(const SlotPack<kern::AdagradHyper> pack) {
 
 // ---- the backend -------------------------------------------------------------
 
+// Stream-ordered scratch memory, freed on the same stream (also when an
+// exception unwinds).
+class DeviceBuffer {
+ public:
+  DeviceBuffer(size_t bytes, cudaStream_t s) : s_(s) { CUVI_CUDA_CHECK(cudaMallocAsync(&p_, bytes ? bytes : 1, s_)); }
+  DeviceBuffer(DeviceBuffer&& o) noexcept : p_(o.p_), s_(o.s_) { o.p_ = nullptr; }
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(DeviceBuffer&&) = delete;
+  ~DeviceBuffer() {
+    if (p_ && cudaFreeAsync(p_, s_) != cudaSuccess) (void)cudaGetLastError();
+  }
+  template <class T>
+  T* as() const {
+    return static_cast<T*>(p_);
+  }
+
+ private:
+  void* p_ = nullptr;
+  cudaStream_t s_;
+};
+
 class CudaBackend final : public Backend {
  public:
   explicit CudaBackend(int index) : index_(index) {
@@ -315,14 +403,22 @@ class CudaBackend final : public Backend {
     void* p = nullptr;
     if (bytes == 0) bytes = 256;
     const cudaError_t err = cudaMallocAsync(&p, bytes, stream_);
+    if (err != cudaSuccess) (void)cudaGetLastError();  // not left for the next launch check
     CUVI_CHECK(err == cudaSuccess, CudaError,
                "cuda:" << index_ << ": allocation of " << bytes << " bytes failed: " << cudaGetErrorString(err));
     return p;
   }
   void deallocate(void* p) noexcept override {
     if (!p) return;
-    cudaSetDevice(index_);
-    cudaFreeAsync(p, stream_);  // errors at process teardown are ignored
+    // May run inside any device's work (a destructor): restore the caller's
+    // device. Errors (process teardown) are ignored and cleared, so that the
+    // next launch check does not report them.
+    int prev = -1;
+    bool failed = cudaGetDevice(&prev) != cudaSuccess;
+    if (prev != index_) failed |= cudaSetDevice(index_) != cudaSuccess;
+    failed |= cudaFreeAsync(p, stream_) != cudaSuccess;
+    if (prev >= 0 && prev != index_) failed |= cudaSetDevice(prev) != cudaSuccess;
+    if (failed) (void)cudaGetLastError();
   }
   void copy_h2d(void* dst, const void* src, size_t bytes) override {
     activate();
@@ -414,20 +510,33 @@ class CudaBackend final : public Backend {
     launch(cumsum_kernel, outer * inner, x, y, outer, n, inner, reverse);
   }
   bool all_finite(const float* x, int64_t n) override {
+    if (n <= 0) return true;
     activate();
-    int* flag = nullptr;
-    CUVI_CUDA_CHECK(cudaMallocAsync(&flag, sizeof(int), stream_));
-    CUVI_CUDA_CHECK(cudaMemsetAsync(flag, 0, sizeof(int), stream_));
-    launch(nonfinite_kernel, n, x, n, flag);
     int h = 0;
-    CUVI_CUDA_CHECK(cudaMemcpyAsync(&h, flag, sizeof(int), cudaMemcpyDeviceToHost, stream_));
-    CUVI_CUDA_CHECK(cudaFreeAsync(flag, stream_));
+    {
+      DeviceBuffer buf(sizeof(int), stream_);
+      int* flag = buf.as<int>();
+      CUVI_CUDA_CHECK(cudaMemsetAsync(flag, 0, sizeof(int), stream_));
+      launch(nonfinite_kernel, n, x, n, flag);
+      CUVI_CUDA_CHECK(cudaMemcpyAsync(&h, flag, sizeof(int), cudaMemcpyDeviceToHost, stream_));
+    }
     CUVI_CUDA_CHECK(cudaStreamSynchronize(stream_));
     return h == 0;
   }
 
   void gemm(const GemmArgs& a) override {
+    if (a.batch <= 0 || a.m <= 0 || a.n <= 0) return;
     activate();
+    if (a.k <= 0) {  // empty inner dimension: C = 0 (or unchanged when accumulating)
+      if (a.accumulate) return;
+      if (a.stride_c == a.m * a.n) fill_f32(a.c, a.batch * a.m * a.n, 0.0f);
+      else
+        for (int64_t b = 0; b < a.batch; ++b) fill_f32(a.c + b * a.stride_c, a.m * a.n, 0.0f);
+      return;
+    }
+    CUVI_CHECK(a.m <= INT_MAX && a.n <= INT_MAX && a.k <= INT_MAX && a.batch <= INT_MAX, CudaError,
+               "gemm: sizes (batch " << a.batch << ", m " << a.m << ", n " << a.n << ", k " << a.k
+                                     << ") exceed cuBLAS's 32-bit limits");
     // Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap
     // the operands and keep the leading dimensions of the row-major layout.
     const float alpha = 1.0f, beta = a.accumulate ? 1.0f : 0.0f;
@@ -455,13 +564,40 @@ class CudaBackend final : public Backend {
              flag_dev_, check);
   }
   void index_add(float* dst, const int64_t* idx, const float* src, const IndexGeom& g, int check) override {
-    launch(index_add_kernel, g.outer * g.idx_dim * g.inner, dst, idx, src, g, flag_dev_, check);
+    const int64_t n = g.outer * g.idx_dim * g.inner;
+    if (n <= 0) return;
+    if (g.idx_dim <= kColumnLoopMax) {
+      launch(index_add_columns_kernel, g.outer * g.inner, dst, idx, src, g, flag_dev_, check);
+      return;
+    }
+    const uint64_t* key = nullptr;
+    const int64_t* pos = nullptr;
+    DeviceBuffer scratch = sorted_runs(
+        g.idx_dim, static_cast<uint64_t>(g.src_dim),
+        [&](uint64_t* k, int64_t* p) {
+          launch(index_add_keys_kernel, g.idx_dim, idx, g.idx_dim, g.src_dim, k, p, flag_dev_, check);
+        },
+        &key, &pos);
+    launch(index_add_runs_kernel, n, dst, key, pos, src, g);
   }
   void gather(const float* src, const int64_t* idx, float* out, const IndexGeom& g, int check) override {
     launch(gather_kernel, g.outer * g.idx_dim * g.inner, src, idx, out, g, flag_dev_, check);
   }
   void scatter_add(float* dst, const int64_t* idx, const float* src, const IndexGeom& g, int check) override {
-    launch(scatter_add_kernel, g.outer * g.idx_dim * g.inner, dst, idx, src, g, flag_dev_, check);
+    const int64_t n = g.outer * g.idx_dim * g.inner;
+    if (n <= 0) return;
+    if (g.idx_dim <= kColumnLoopMax) {
+      launch(scatter_add_columns_kernel, g.outer * g.inner, dst, idx, src, g, flag_dev_, check);
+      return;
+    }
+    const uint64_t sentinel = static_cast<uint64_t>(g.outer * g.src_dim * g.inner);
+    const uint64_t* key = nullptr;
+    const int64_t* pos = nullptr;
+    DeviceBuffer scratch = sorted_runs(
+        n, sentinel,
+        [&](uint64_t* k, int64_t* p) { launch(scatter_add_keys_kernel, n, idx, g, k, p, flag_dev_, check); }, &key,
+        &pos);
+    launch(scatter_add_runs_kernel, n, dst, key, pos, src, n, sentinel);
   }
 
   void rand_uniform(float* out, int64_t n, uint64_t seed, uint32_t offset) override {
@@ -484,13 +620,43 @@ class CudaBackend final : public Backend {
     multi_step(adagrad_kernel, slots, hyper);
   }
 
- private:
+  // Makes this device current for the calling thread. Asks the runtime
+  // (a cheap thread-local read) instead of caching: deallocate(), other
+  // backends' constructors and user code change the current device too.
   void activate() {
-    thread_local int current = -1;
-    if (current != index_) {
-      CUVI_CUDA_CHECK(cudaSetDevice(index_));
-      current = index_;
-    }
+    int current = -1;
+    CUVI_CUDA_CHECK(cudaGetDevice(&current));
+    if (current != index_) CUVI_CUDA_CHECK(cudaSetDevice(index_));
+  }
+
+ private:
+  // Writes m (key, position) pairs with fill(key, pos), then sorts them
+  // stably by key over the bits max_key needs. The sorted arrays live in the
+  // returned buffer (stream-ordered: free it after queueing their readers).
+  template <class Fill>
+  DeviceBuffer sorted_runs(int64_t m, uint64_t max_key, Fill&& fill, const uint64_t** key, const int64_t** pos) {
+    activate();
+    int end_bit = 1;
+    while (end_bit < 64 && (max_key >> end_bit) != 0) ++end_bit;
+    size_t temp = 0;
+    CUVI_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(nullptr, temp, static_cast<const uint64_t*>(nullptr),
+                                                    static_cast<uint64_t*>(nullptr),
+                                                    static_cast<const int64_t*>(nullptr),
+                                                    static_cast<int64_t*>(nullptr), m, 0, end_bit, stream_));
+    const size_t arr = (static_cast<size_t>(m) * 8 + 255) / 256 * 256;
+    DeviceBuffer buf(4 * arr + temp, stream_);
+    char* base = buf.as<char>();
+    uint64_t* key_in = reinterpret_cast<uint64_t*>(base);
+    uint64_t* key_out = reinterpret_cast<uint64_t*>(base + arr);
+    int64_t* pos_in = reinterpret_cast<int64_t*>(base + 2 * arr);
+    int64_t* pos_out = reinterpret_cast<int64_t*>(base + 3 * arr);
+    fill(key_in, pos_in);
+    CUVI_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(base + 4 * arr, temp, key_in, key_out, pos_in, pos_out, m, 0,
+                                                    end_bit, stream_));
+    CUVI_CUDA_LAUNCH_CHECK(stream_);
+    *key = key_out;
+    *pos = pos_out;
+    return buf;
   }
 
   template <class... KArgs, class... Args>
@@ -509,8 +675,8 @@ class CudaBackend final : public Backend {
       // Two passes over fixed chunks: the same bits on every run and every
       // GPU model, whatever its SM count.
       const int64_t chunks = (g.red_n + kReduceChunk - 1) / kReduceChunk;
-      float* partial = nullptr;
-      CUVI_CUDA_CHECK(cudaMallocAsync(&partial, static_cast<size_t>(chunks) * sizeof(float), stream_));
+      DeviceBuffer buf(static_cast<size_t>(chunks) * sizeof(float), stream_);
+      float* partial = buf.as<float>();
       reduce_chunks_kernel<Op><<<static_cast<unsigned>(chunks), kThreads, 0, stream_>>>(x, g.red_n, partial);
       CUVI_CUDA_LAUNCH_CHECK(stream_);
       kern::ReduceGeom g2;
@@ -519,7 +685,6 @@ class CudaBackend final : public Backend {
       g2.trailing = true;
       reduce_block_per_output_kernel<Op><<<1, kThreads, 0, stream_>>>(partial, out, g2);
       CUVI_CUDA_LAUNCH_CHECK(stream_);
-      CUVI_CUDA_CHECK(cudaFreeAsync(partial, stream_));
       return;
     }
     if (g.red_n <= 64) {
@@ -596,7 +761,11 @@ Backend* cuda_backend(int index) {
 void* cuda_stream(int device) {
   Backend* b = cuda_backend(device);
   CUVI_CHECK(b != nullptr, DeviceError, "cuda:" << device << " is not available");
-  return static_cast<CudaBackend*>(b)->stream();
+  // Callers launch on the returned stream right away (distribution kernels):
+  // a launch into another device's stream fails, so make this one current.
+  CudaBackend* cb = static_cast<CudaBackend*>(b);
+  cb->activate();
+  return cb->stream();
 }
 
 }  // namespace cuvi

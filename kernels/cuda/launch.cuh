@@ -14,6 +14,10 @@
 namespace cuvi::kern::cuda {
 
 [[noreturn]] inline void throw_cuda(cudaError_t err, const char* call, const char* file, int line) {
+  // A failing runtime call also records its error as the thread's "last
+  // error"; clear it so that a caught (non-sticky) failure, e.g. an
+  // out-of-memory allocation, is not reported again by the next launch check.
+  (void)cudaGetLastError();
   std::ostringstream os;
   os << "CUDA error " << cudaGetErrorName(err) << " (" << cudaGetErrorString(err) << ") in " << call << " [" << file
      << ":" << line << "]";

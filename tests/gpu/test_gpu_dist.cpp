@@ -205,3 +205,94 @@ TEST(GpuSvi, SubsampledLocalLatentsOnDeviceMatchCpu) {
 }
 
 }  // namespace
+
+// The row kernels (Dirichlet, Categorical by probs and by logits) on CUDA
+// against the CPU on the same seed: samples (a Dirichlet row runs K Gamma
+// rejection samplers, so a rounding-decided acceptance may change a handful
+// of rows), log_prob, its gradients, the fused sum, the pathwise gradient,
+// and deferred validation.
+TEST(GpuRowFamilies, DirichletAndCategoricalMatchCpu) {
+  CUVI_REQUIRE_CUDA();
+  std::mt19937 gen(61);
+  const int64_t B = 512, K = 5;
+  Tensor conc = random_tensor({B, K}, gen, 0.3f, 4.0f);
+  Tensor cc = conc.detach().requires_grad_(), cg = conc.to(Device::cuda()).detach().requires_grad_();
+  set_seed(3);
+  Tensor sc = dist::Dirichlet(cc).rsample({2});
+  set_seed(3);
+  Tensor sg = dist::Dirichlet(cg).rsample({2});
+  const auto svc = sc.to_vector(), svg = sg.to_vector();
+  int bad_rows = 0;
+  for (int64_t r = 0; r < 2 * B; ++r) {
+    bool same = true;
+    for (int64_t k = 0; k < K; ++k) {
+      const float a = svc[static_cast<size_t>(r * K + k)], b = svg[static_cast<size_t>(r * K + k)];
+      if (std::fabs(a - b) > 1e-4f * (1 + std::fabs(a))) same = false;
+    }
+    bad_rows += same ? 0 : 1;
+  }
+  EXPECT_LE(bad_rows, 4) << "Dirichlet rows differ: " << bad_rows << " of " << 2 * B;
+  // Pathwise gradients of one fixed weighting of the draws.
+  Tensor w = random_tensor({2, B, K}, gen, -1.0f, 1.0f);
+  sum(sc * w).backward();
+  sum(sg * w.to(Device::cuda())).backward();
+  int bad_grads = 0;
+  const auto gcv = cc.grad().to_vector(), ggv = cg.grad().to_vector();
+  for (size_t i = 0; i < gcv.size(); ++i)
+    if (std::fabs(gcv[i] - ggv[i]) > 1e-3f * (1 + std::fabs(gcv[i]))) ++bad_grads;
+  EXPECT_LE(bad_grads, 4 * K) << "Dirichlet pathwise gradients differ in " << bad_grads;
+
+  // log_prob and its gradients at the CPU's draws (both backends, same x).
+  Tensor x = sc.detach();
+  auto lp_and_grads = [&](Device d) {
+    Tensor c = conc.to(d).detach().requires_grad_();
+    Tensor xv = x.to(d).detach().requires_grad_();
+    Tensor lp = dist::Dirichlet(c).log_prob(xv);
+    sum(lp * w.narrow(-1, 0, 1).reshape({2, B}).to(d)).backward();
+    Tensor fused = dist::Dirichlet(c.detach()).log_prob_sum(xv.detach(), -0.5f);
+    return std::vector<std::vector<float>>{lp.to_vector(), c.grad().to_vector(), xv.grad().to_vector(),
+                                           fused.to_vector()};
+  };
+  const auto rc = lp_and_grads(Device::cpu()), rg = lp_and_grads(Device::cuda());
+  const char* what[4] = {"log_prob", "d/dconc", "d/dx", "fused sum"};
+  for (int k = 0; k < 4; ++k) {
+    // float32 lgamma/digamma: libdevice vs glibc, a few ulp of terms up to
+    // ~50 (the fused sum adds 1024 rows): 1e-4 relative + 1e-3 absolute.
+    expect_close(rg[static_cast<size_t>(k)], std::vector<double>(rc[k].begin(), rc[k].end()),
+                 k == 3 ? 1e-2 : 1e-3, 1e-4, what[k]);
+  }
+
+  for (bool logits : {false, true}) {
+    SCOPED_TRACE(logits ? "Categorical logits" : "Categorical probs");
+    Tensor p = logits ? random_tensor({B, K}, gen, -2.0f, 2.0f) : random_tensor({B, K}, gen, 0.05f, 1.0f);
+    auto make = [logits](const Tensor& t) { return logits ? dist::Categorical::from_logits(t) : dist::Categorical(t); };
+    set_seed(4);
+    const auto kc = make(p).sample({3}).to_vector_i64();
+    set_seed(4);
+    const auto kg = make(p.to(Device::cuda())).sample({3}).to_vector_i64();
+    int differ = 0;
+    for (size_t i = 0; i < kc.size(); ++i) differ += kc[i] != kg[i];
+    // Inversion of one uniform: only a uniform within rounding of a bin
+    // edge can land differently.
+    EXPECT_LE(differ, 3) << differ << " of " << kc.size();
+    Tensor xk = tensor_i64(kc, {3, B}).to_float();
+    auto run = [&](Device d) {
+      Tensor t = p.to(d).detach().requires_grad_();
+      Tensor lp = make(t).log_prob(xk.to(d));
+      sum(lp).backward();
+      Tensor fused = make(t.detach()).log_prob_sum(xk.to(d), 2.0f);
+      return std::vector<std::vector<float>>{lp.to_vector(), t.grad().to_vector(), fused.to_vector()};
+    };
+    const auto a = run(Device::cpu()), b = run(Device::cuda());
+    for (int k = 0; k < 3; ++k)
+      expect_close(b[static_cast<size_t>(k)], std::vector<double>(a[k].begin(), a[k].end()), k == 2 ? 1e-2 : 1e-4,
+                   1e-4, k == 0 ? "log_prob" : (k == 1 ? "grad" : "fused"));
+  }
+
+  // Validation is queued on the device and raised at the next sync.
+  Tensor bad = tensor({1.0f, -2.0f, 3.0f}, Device::cuda());
+  expect_error<ValueError>([&] { dist::Dirichlet(bad).log_prob(tensor({0.2f, 0.3f, 0.5f}, Device::cuda())).item(); },
+                           {"Dirichlet", "concentration", "-2"});
+  dist::Categorical cat(tensor({0.2f, 0.3f, 0.5f}, Device::cuda()));
+  expect_error<ValueError>([&] { cat.log_prob(tensor(7.0f, Device::cuda())).item(); }, {"Categorical", "value", "7"});
+}
