@@ -3,6 +3,7 @@
 #include "../kernels/cuda/row_family_kernels.cuh"
 #include "../kernels/dist/categorical.hpp"
 #include "../kernels/dist/dirichlet.hpp"
+#include "../kernels/dist/mvn.hpp"
 #include "distributions.hpp"
 
 namespace cuvi::dist::detail {
@@ -20,9 +21,10 @@ void register_builtin_cuda_families() {
   k::FamilyRegistry<k::BernoulliProbs>::cuda = k::cuda::FamilyLaunch<k::BernoulliProbs>::ops();
   k::FamilyRegistry<k::BernoulliLogits>::cuda = k::cuda::FamilyLaunch<k::BernoulliLogits>::ops();
   k::FamilyRegistry<k::Uniform>::cuda = k::cuda::FamilyLaunch<k::Uniform>::ops();
-  k::RowFamilyRegistry<k::Dirichlet>::cuda = k::cuda::RowFamilyLaunch<k::Dirichlet>::ops();
-  k::RowFamilyRegistry<k::CategoricalLogits>::cuda = k::cuda::RowFamilyLaunch<k::CategoricalLogits>::ops();
-  k::RowFamilyRegistry<k::CategoricalProbs>::cuda = k::cuda::RowFamilyLaunch<k::CategoricalProbs>::ops();
+  k::cuda::RowFamilyLaunch<k::Dirichlet>::register_ops();
+  k::cuda::RowFamilyLaunch<k::CategoricalLogits>::register_ops();
+  k::cuda::RowFamilyLaunch<k::CategoricalProbs>::register_ops();
+  k::RowsRegistry<k::MvnBody>::cuda = k::cuda::RowsLaunch<k::MvnBody>::ops();
 }
 
 }  // namespace cuvi::dist::detail

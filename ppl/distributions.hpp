@@ -358,6 +358,7 @@ class MultivariateNormal final : public Distribution {
   bool has_rsample() const override { return true; }
   constraints::ConstraintPtr support() const override { return constraints::real; }
   Tensor log_prob(const Tensor& x) const override;
+  Tensor log_prob_sum(const Tensor& x, float coef) const override;
   Tensor rsample(const Shape& s = {}) const override;
   Tensor mean() const override;
   Tensor variance() const override;

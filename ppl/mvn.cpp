@@ -1,10 +1,16 @@
-// MultivariateNormal(loc, scale_tril): a composition of runtime ops around the
-// batched triangular solve. With Sigma = L L^T,
+// MultivariateNormal(loc, scale_tril). With Sigma = L L^T,
 //   log p(x) = -0.5 |L^{-1}(x - loc)|^2 - sum_i log L_ii - D/2 log(2 pi),
-// since log det Sigma = 2 sum_i log L_ii for a triangular L.
+// since log det Sigma = 2 sum_i log L_ii for a triangular L. For D <=
+// kern::kMvnMaxD, log_prob, its backward and the fused log-prob-sum are one
+// row kernel each (kern::MvnBody: one thread solves one row in registers);
+// larger events compose runtime ops around the batched triangular solve
+// (a few large systems, where a per-row thread would be slow). Validation
+// is one row pass (deferred on a GPU).
 #include <cmath>
 
+#include "../kernels/dist/mvn.hpp"
 #include "distributions.hpp"
+#include "row_family_ops.hpp"
 
 namespace cuvi::dist {
 
@@ -15,27 +21,25 @@ Shape with_event(Shape s, std::initializer_list<int64_t> event) {
   return s;
 }
 
-// scale_tril on the CPU must be a lower Cholesky factor (PyTorch's
-// lower_cholesky constraint): finite, zero above the diagonal, positive on it.
-void validate_scale_tril(const Tensor& L) {
-  const auto v = L.to_vector();
-  const int64_t D = L.size(-1);
-  for (size_t m = 0; m < v.size() / static_cast<size_t>(D * D); ++m)
-    for (int64_t i = 0; i < D; ++i)
-      for (int64_t j = 0; j < D; ++j) {
-        const float x = v[m * static_cast<size_t>(D * D) + static_cast<size_t>(i * D + j)];
-        CUVI_CHECK(std::isfinite(x), ValueError,
-                   "MultivariateNormal: parameter scale_tril must be finite, got " << x << " at [" << i << ", " << j
-                                                                                  << "]" << detail::site_suffix());
-        if (i == j)
-          CUVI_CHECK(x > 0.0f, ValueError,
-                     "MultivariateNormal: parameter scale_tril must have a positive diagonal, got "
-                         << x << " at [" << i << ", " << i << "]" << detail::site_suffix());
-        if (j > i)
-          CUVI_CHECK(x == 0.0f, ValueError,
-                     "MultivariateNormal: parameter scale_tril must be lower triangular, got "
-                         << x << " at [" << i << ", " << j << "]" << detail::site_suffix());
-      }
+const std::vector<std::string>& mvn_checks() {
+  static const std::vector<std::string> what{
+      "parameter loc must be real", "parameter scale_tril must be finite",
+      "parameter scale_tril must have a positive diagonal", "parameter scale_tril must be lower triangular"};
+  return what;
+}
+
+Shape drop(const Shape& s, size_t n) { return Shape(s.begin(), s.end() - static_cast<std::ptrdiff_t>(n)); }
+
+// Row geometry over `rows` for value x (may be null), loc and scale_tril.
+kern::MvnArgs mvn_args(const Tensor* x, const Tensor& loc, const Tensor& L, const Shape& rows) {
+  kern::MvnArgs a;
+  const Shape xb = x ? drop(x->shape(), 1) : rows, lb = drop(loc.shape(), 1), Lb = drop(L.shape(), 2);
+  a.geom = cuvi::detail::make_geom<3>(rows, {&xb, &lb, &Lb});
+  a.x = x ? x->data<float>() : nullptr;
+  a.loc = loc.data<float>();
+  a.L = L.data<float>();
+  a.D = static_cast<int>(loc.size(-1));
+  return a;
 }
 
 }  // namespace
@@ -61,23 +65,100 @@ MultivariateNormal::MultivariateNormal(const Tensor& loc, const Tensor& scale_tr
   const Shape& ss = scale_tril_.shape();
   batch_shape_ = broadcast_shapes(Shape(sl.begin(), sl.end() - 1), Shape(ss.begin(), ss.end() - 2),
                                   "MultivariateNormal");
-  if (validation_enabled() && scale_tril_.device().is_cpu()) {
-    for (float x : loc_.to_vector())
-      CUVI_CHECK(!std::isnan(x), ValueError,
-                 "MultivariateNormal: parameter loc must be real, got " << x << detail::site_suffix());
-    validate_scale_tril(scale_tril_);
-  }
+  if (validation_enabled())
+    detail::rows_validate<kern::MvnBody>(mvn_args(nullptr, loc_, scale_tril_, batch_shape_), false, device(),
+                                         "MultivariateNormal", mvn_checks());
 }
 
-Tensor MultivariateNormal::log_prob(const Tensor& x) const {
-  const int64_t D = loc_.size(-1);
+namespace {
+
+void check_value(const Tensor& x, int64_t D, Device dev) {
   CUVI_CHECK(x.defined() && x.dim() >= 1 && x.size(-1) == D, ShapeError,
              "MultivariateNormal.log_prob: value needs a last dim of "
                  << D << ", got " << (x.defined() ? shape_str(x.shape()) : "undefined") << detail::site_suffix());
-  Tensor z = triangular_solve(scale_tril_, x - loc_);
-  Tensor half_log_det = sum(log(diagonal(scale_tril_)), {-1});
-  const float norm = 0.5f * static_cast<float>(D) * (2.0f * kern::kLogSqrt2Pi);
-  return -0.5f * sum(square(z), {-1}) - half_log_det - norm;
+  CUVI_CHECK(x.dtype() == DType::kFloat32, DTypeError,
+             "MultivariateNormal: values must be float32, got " << dtype_name(x.dtype()) << detail::site_suffix());
+  CUVI_CHECK(x.device() == dev, DeviceError,
+             "MultivariateNormal: value on " << x.device().str() << " and parameters on " << dev.str()
+                                             << detail::site_suffix());
+}
+
+// The per-row gradients of coef * (g or 1) * log_prob, reduced to the
+// shapes of x, loc and L; with sum_out, the fused pass also writes
+// coef * sum(log_prob) there.
+std::vector<Tensor> mvn_grads(const Tensor& x, const Tensor& loc, const Tensor& L, const Shape& rows, const Tensor* g,
+                              float coef, Tensor* sum_out, const std::vector<bool>& need) {
+  const Device dev = loc.device();
+  const int64_t D = loc.size(-1);
+  const auto a = mvn_args(&x, loc, L, rows);
+  Shape rv = rows, rm = rows;
+  rv.push_back(D);
+  rm.push_back(D);
+  rm.push_back(D);
+  Tensor gx = Tensor::empty(rv, DType::kFloat32, dev), gloc = Tensor::empty(rv, DType::kFloat32, dev);
+  Tensor gL = Tensor::empty(rm, DType::kFloat32, dev);
+  kern::MvnGrads o{gx.data<float>(), gloc.data<float>(), gL.data<float>()};
+  if (sum_out) detail::rows_log_prob_sum<kern::MvnBody>(a, coef, o, true, *sum_out, dev, "MultivariateNormal");
+  else detail::rows_log_prob_grad<kern::MvnBody>(a, g->data<float>(), coef, o, dev, "MultivariateNormal");
+  std::vector<Tensor> res(3);
+  if (need[0]) res[0] = sum_to_shape(gx, x.shape());
+  if (need[1]) res[1] = sum_to_shape(gloc, loc.shape());
+  if (need[2]) res[2] = sum_to_shape(gL, L.shape());
+  return res;
+}
+
+}  // namespace
+
+Tensor MultivariateNormal::log_prob(const Tensor& x) const {
+  const int64_t D = loc_.size(-1);
+  check_value(x, D, device());
+  if (D > kern::kMvnMaxD) {
+    Tensor z = triangular_solve(scale_tril_, x - loc_);
+    Tensor half_log_det = sum(log(diagonal(scale_tril_)), {-1});
+    const float norm = 0.5f * static_cast<float>(D) * (2.0f * kern::kLogSqrt2Pi);
+    return -0.5f * sum(square(z), {-1}) - half_log_det - norm;
+  }
+  const Shape rows = broadcast_shapes(drop(x.shape(), 1), batch_shape_, "MultivariateNormal.log_prob");
+  const auto a = mvn_args(&x, loc_, scale_tril_, rows);
+  detail::rows_validate<kern::MvnBody>(a, true, device(), "MultivariateNormal", mvn_checks());
+  Tensor out = Tensor::empty(rows, DType::kFloat32, device());
+  detail::rows_log_prob<kern::MvnBody>(a, out.data<float>(), device(), "MultivariateNormal");
+  const bool any = grad_enabled() && (x.requires_grad() || loc_.requires_grad() || scale_tril_.requires_grad());
+  if (!any) return out;
+  Tensor xs = x.detach(), ls = loc_.detach(), Ls = scale_tril_.detach();
+  return cuvi::detail::record_fn(
+      out, "MultivariateNormal",
+      [xs, ls, Ls, rows](const Tensor& g, const std::vector<bool>& nd) {
+        return mvn_grads(xs, ls, Ls, rows, &g, 1.0f, nullptr, nd);
+      },
+      {x, loc_, scale_tril_});
+}
+
+Tensor MultivariateNormal::log_prob_sum(const Tensor& x, float coef) const {
+  const int64_t D = loc_.size(-1);
+  if (D > kern::kMvnMaxD) return Distribution::log_prob_sum(x, coef);
+  check_value(x, D, device());
+  const Shape rows = broadcast_shapes(drop(x.shape(), 1), batch_shape_, "MultivariateNormal.log_prob");
+  const auto a = mvn_args(&x, loc_, scale_tril_, rows);
+  detail::rows_validate<kern::MvnBody>(a, true, device(), "MultivariateNormal", mvn_checks());
+  Tensor out = Tensor::empty({}, DType::kFloat32, device());
+  const std::vector<bool> need{grad_enabled() && x.requires_grad(), grad_enabled() && loc_.requires_grad(),
+                               grad_enabled() && scale_tril_.requires_grad()};
+  if (!need[0] && !need[1] && !need[2]) {
+    detail::rows_log_prob_sum<kern::MvnBody>(a, coef, kern::MvnGrads{}, false, out, device(), "MultivariateNormal");
+    return out;
+  }
+  const std::vector<Tensor> grads = mvn_grads(x, loc_, scale_tril_, rows, nullptr, coef, &out, need);
+  return cuvi::detail::record_fn(
+      out, "MultivariateNormal",
+      [grads](const Tensor& g, const std::vector<bool>& nd) {
+        std::vector<Tensor> res(grads.size());
+        const bool unit = is_unit_grad(g);
+        for (size_t k = 0; k < grads.size(); ++k)
+          if (nd[k] && grads[k].defined()) res[k] = unit ? grads[k] : grads[k] * g;
+        return res;
+      },
+      {x, loc_, scale_tril_});
 }
 
 Tensor MultivariateNormal::rsample(const Shape& s) const {

@@ -142,7 +142,7 @@ inline constexpr const char* kModuleNameSeparator = "$$$";
 nn::Module& module(const std::string& prefix, nn::Module& net);
 template <class M>
 std::shared_ptr<M> module(const std::string& prefix, const std::shared_ptr<M>& net) {
-  module(prefix, static_cast<nn::Module&>(*net));
+  ::cuvi::module(prefix, static_cast<nn::Module&>(*net));
   return net;
 }
 

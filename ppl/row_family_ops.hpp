@@ -10,17 +10,70 @@
 #include <vector>
 
 #include "../kernels/dist/row_family.hpp"
+#include "../kernels/dist/rows.hpp"
 #include "family_ops.hpp"
 
 namespace cuvi::dist {
 namespace detail {
 
+template <class B>
+const kern::RowsCudaOps<B>& rows_cuda_ops(const char* name) {
+  if (!kern::RowsRegistry<B>::cuda) register_builtin_cuda_families();
+  CUVI_CHECK(kern::RowsRegistry<B>::cuda != nullptr, DeviceError, name << ": no CUDA kernels are registered");
+  return *kern::RowsRegistry<B>::cuda;
+}
+
 template <class F>
-const kern::RowFamilyCudaOps& row_cuda_ops() {
+const kern::RowFamilyCudaOps<F>& row_cuda_ops() {
   if (!kern::RowFamilyRegistry<F>::cuda) register_builtin_cuda_families();
   CUVI_CHECK(kern::RowFamilyRegistry<F>::cuda != nullptr, DeviceError,
              F::kName << ": no CUDA kernels are registered for this family");
   return *kern::RowFamilyRegistry<F>::cuda;
+}
+
+// The generic row passes on either backend.
+template <class B>
+void rows_log_prob(const typename B::Args& a, float* out, Device dev, const char* name) {
+  if (dev.is_cpu()) kern::cpu::rows_log_prob<B>(a, out);
+  else rows_cuda_ops<B>(name).log_prob(a, out, cuda_stream(dev.index));
+}
+template <class B>
+void rows_log_prob_grad(const typename B::Args& a, const float* g, float coef, const typename B::Grads& o, Device dev,
+                        const char* name) {
+  if (dev.is_cpu()) kern::cpu::rows_log_prob_grad<B>(a, g, coef, o);
+  else rows_cuda_ops<B>(name).log_prob_grad(a, g, coef, o, cuda_stream(dev.index));
+}
+// Writes coef * sum(log_prob) into the 0-d tensor `out` (on dev).
+template <class B>
+void rows_log_prob_sum(const typename B::Args& a, float coef, const typename B::Grads& o, bool grads, Tensor& out,
+                       Device dev, const char* name) {
+  if (dev.is_cpu()) *out.data<float>() = kern::cpu::rows_log_prob_sum<B>(a, coef, o, grads);
+  else rows_cuda_ops<B>(name).log_prob_sum(a, coef, out.data<float>(), o, grads, cuda_stream(dev.index));
+}
+
+// Runs B::validate over the rows; `what[k]` says what is wrong for result
+// 1 + k ("parameter scale_tril must be finite"). On a GPU the check is
+// queued and raised at the next synchronisation.
+template <class B>
+void rows_validate(const typename B::Args& a, bool values, Device dev, const char* name,
+                   const std::vector<std::string>& what) {
+  if (!validation_enabled()) return;
+  auto param_msg = [&](size_t k) { return std::string(name) + ": " + what[k] + site_suffix(); };
+  auto value_msg = [&] { return std::string(name) + ": value outside the support" + site_suffix(); };
+  if (dev.is_cpu()) {
+    float bad = 0;
+    const int r = kern::cpu::rows_validate<B>(a, values, &bad);
+    if (r > 0) CUVI_THROW(ValueError, param_msg(static_cast<size_t>(r - 1)) << ", got " << bad);
+    if (r < 0) CUVI_THROW(ValueError, value_msg() << ", got " << bad);
+    return;
+  }
+  Backend& b = backend(dev);
+  kern::FamilyCheck c;
+  c.flag = b.check_flag();
+  c.bad = reinterpret_cast<float*>(c.flag + 1);
+  for (size_t k = 0; k < what.size(); ++k) c.param_code[k] = b.register_check(param_msg(k));
+  c.value_code = b.register_check(value_msg());
+  rows_cuda_ops<B>(name).validate(a, values, c, cuda_stream(dev.index));
 }
 
 inline Shape drop_last_dim(const Shape& s) { return Shape(s.begin(), s.end() - 1); }
@@ -54,35 +107,10 @@ inline kern::RowArgs make_row_args(const Tensor* x, const Shape& x_batch, const 
   return a;
 }
 
-// Checks the parameter rows (and the values when x is given); on a GPU the
-// check is queued and raised at the next synchronisation.
 template <class F>
 void row_validate(const kern::RowArgs& a, bool values, Device dev) {
-  if (!validation_enabled()) return;
-  auto param_msg = [] {
-    std::ostringstream os;
-    os << F::kName << ": parameter " << F::param_name(0) << " is outside its constraint" << site_suffix();
-    return os.str();
-  };
-  auto value_msg = [] {
-    std::ostringstream os;
-    os << F::kName << ": value outside the support" << site_suffix();
-    return os.str();
-  };
-  if (dev.is_cpu()) {
-    float bad = 0;
-    const int r = kern::cpu::row_validate<F>(a, values, &bad);
-    if (r > 0) CUVI_THROW(ValueError, param_msg() << ", got " << bad);
-    if (r < 0) CUVI_THROW(ValueError, value_msg() << ", got " << bad);
-    return;
-  }
-  Backend& b = backend(dev);
-  kern::FamilyCheck c;
-  c.flag = b.check_flag();
-  c.bad = reinterpret_cast<float*>(c.flag + 1);
-  c.param_code[0] = b.register_check(param_msg());
-  c.value_code = b.register_check(value_msg());
-  row_cuda_ops<F>().validate(a, values, c, cuda_stream(dev.index));
+  rows_validate<kern::RowBody<F>>(a, values, dev, F::kName,
+                                  {std::string("parameter ") + F::param_name(0) + " is outside its constraint"});
 }
 
 // The per-row gradient rows for log_prob at (x, p), scaled by g (per row)
@@ -90,7 +118,7 @@ void row_validate(const kern::RowArgs& a, bool values, Device dev) {
 // parameter.
 template <class F>
 std::vector<Tensor> row_grads(const Tensor& x, const Shape& x_batch, const Tensor& p, const Shape& rows,
-                              const Tensor* g, float coef, float* sum_out, const std::vector<bool>& need) {
+                              const Tensor* g, float coef, Tensor* sum_out, const std::vector<bool>& need) {
   const Device dev = p.device();
   const auto a = make_row_args(&x, x_batch, p, rows);
   Shape full = rows;
@@ -103,13 +131,9 @@ std::vector<Tensor> row_grads(const Tensor& x, const Shape& x_batch, const Tenso
     gx = Tensor::empty(full, DType::kFloat32, dev);
     o.gx = gx.data<float>();
   }
-  if (dev.is_cpu()) {
-    if (sum_out) *sum_out = kern::cpu::row_log_prob_sum<F>(a, coef, o);
-    else kern::cpu::row_log_prob_grad<F>(a, g->data<float>(), coef, o);
-  } else {
-    if (sum_out) row_cuda_ops<F>().log_prob_sum(a, coef, sum_out, o, cuda_stream(dev.index));
-    else row_cuda_ops<F>().log_prob_grad(a, g->data<float>(), coef, o, cuda_stream(dev.index));
-  }
+  using B = kern::RowBody<F>;
+  if (sum_out) rows_log_prob_sum<B>(a, coef, o, true, *sum_out, dev, F::kName);
+  else rows_log_prob_grad<B>(a, g->data<float>(), coef, o, dev, F::kName);
   std::vector<Tensor> res(2);
   if (need[0] && gx.defined()) res[0] = sum_to_shape(gx, x.shape());
   if (need[1]) res[1] = sum_to_shape(gp, p.shape());
@@ -130,8 +154,7 @@ Tensor row_family_log_prob(const Tensor& x, const Tensor& p) {
   const auto a = detail::make_row_args(&x, xb, p, rows);
   detail::row_validate<F>(a, true, p.device());
   Tensor out = Tensor::empty(rows, DType::kFloat32, p.device());
-  if (p.device().is_cpu()) kern::cpu::row_log_prob<F>(a, out.data<float>());
-  else detail::row_cuda_ops<F>().log_prob(a, out.data<float>(), cuda_stream(p.device().index));
+  detail::rows_log_prob<kern::RowBody<F>>(a, out.data<float>(), p.device(), F::kName);
   const bool need_x = F::kValueEvent && grad_enabled() && x.requires_grad();
   const bool need_p = grad_enabled() && p.requires_grad();
   if (!need_x && !need_p) return out;
@@ -161,15 +184,10 @@ Tensor row_family_log_prob_sum(const Tensor& x, const Tensor& p, float coef) {
                                grad_enabled() && p.requires_grad()};
   Tensor out = Tensor::empty({}, DType::kFloat32, dev);
   if (!need[0] && !need[1]) {
-    kern::RowGrads none;
-    if (dev.is_cpu()) *out.data<float>() = kern::cpu::row_log_prob_sum<F>(a, coef, none);
-    else detail::row_cuda_ops<F>().log_prob_sum(a, coef, out.data<float>(), none, cuda_stream(dev.index));
+    detail::rows_log_prob_sum<kern::RowBody<F>>(a, coef, kern::RowGrads{}, false, out, dev, F::kName);
     return out;
   }
-  float host_sum = 0.0f;
-  const std::vector<Tensor> grads = detail::row_grads<F>(x, xb, p, rows, nullptr, coef,
-                                                         dev.is_cpu() ? &host_sum : out.data<float>(), need);
-  if (dev.is_cpu()) *out.data<float>() = host_sum;
+  const std::vector<Tensor> grads = detail::row_grads<F>(x, xb, p, rows, nullptr, coef, &out, need);
   return cuvi::detail::record_fn(
       out, F::kName,
       [grads](const Tensor& g, const std::vector<bool>& nd) {

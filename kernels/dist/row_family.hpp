@@ -6,10 +6,11 @@
 //                is one number per row (Categorical's index);
 //   log_prob, log_prob_grad, bad_param, check_value, sample
 //   (+ sample_grad for kValueEvent families with kHasRsample).
-// The CPU loops here and the CUDA kernels in
-// kernels/cuda/row_family_kernels.cuh instantiate the same bodies; each row
-// is one thread's work (K is small in SVI models: topics, mixture
-// components, classes), so a log_prob or its backward is one launch.
+// RowBody<F> adapts F to the generic row kernels of rows.hpp (log_prob, its
+// backward, the fused sum, validation); sampling lives here. The CPU loops
+// and the CUDA kernels (kernels/cuda/rows_kernels.cuh) instantiate the same
+// bodies; each row is one thread's work (K is small in SVI models: topics,
+// mixture components, classes).
 //
 // Index space: rows, i.e. the broadcast of the value's and the parameter's
 // batch shapes (for sampling: sample_shape + batch_shape). Both inputs are
@@ -22,6 +23,7 @@
 #include "../indexing.hpp"
 #include "../philox.hpp"
 #include "family.hpp"
+#include "rows.hpp"
 
 namespace cuvi::kern {
 
@@ -49,33 +51,51 @@ struct RowGrads {
 // ---- per-row bodies ---------------------------------------------------------
 
 template <class F>
-CUVI_HD float row_log_prob(const RowArgs& a, int64_t r) {
-  if constexpr (F::kValueEvent) return F::log_prob(a.xrow<F>(r), a.prow(r), a.K);
-  else return F::log_prob(*a.xrow<F>(r), a.prow(r), a.K);
-}
+struct RowBody {
+  using Args = RowArgs;
+  using Grads = RowGrads;
+  CUVI_HD static int64_t rows(const RowArgs& a) { return a.geom.n; }
 
-// log_prob of row r; its gradients times s into the rows of `out`.
-template <class F>
-CUVI_HD float row_log_prob_grad(const RowArgs& a, int64_t r, float s, const RowGrads& out) {
-  const int K = a.K;
-  float* gp = out.gp + r * K;
-  float l;
-  if constexpr (F::kValueEvent) {
-    float* gx = out.gx + r * K;
-    l = F::log_prob_grad(a.xrow<F>(r), a.prow(r), K, gx, gp);
-    for (int k = 0; k < K; ++k) {
-      gx[k] *= s;
-      gp[k] *= s;
-    }
-  } else {
-    l = F::log_prob_grad(*a.xrow<F>(r), a.prow(r), K, gp);
-    for (int k = 0; k < K; ++k) gp[k] *= s;
+  CUVI_HD static float log_prob(const RowArgs& a, int64_t r) {
+    if constexpr (F::kValueEvent) return F::log_prob(a.xrow<F>(r), a.prow(r), a.K);
+    else return F::log_prob(*a.xrow<F>(r), a.prow(r), a.K);
   }
-  return l;
-}
+
+  // log_prob of row r; its gradients times s into the rows of `out`.
+  CUVI_HD static float log_prob_grad(const RowArgs& a, int64_t r, float s, const RowGrads& out) {
+    const int K = a.K;
+    float* gp = out.gp + r * K;
+    float l;
+    if constexpr (F::kValueEvent) {
+      float* gx = out.gx + r * K;
+      l = F::log_prob_grad(a.xrow<F>(r), a.prow(r), K, gx, gp);
+      for (int k = 0; k < K; ++k) {
+        gx[k] *= s;
+        gp[k] *= s;
+      }
+    } else {
+      l = F::log_prob_grad(*a.xrow<F>(r), a.prow(r), K, gp);
+      for (int k = 0; k < K; ++k) gp[k] *= s;
+    }
+    return l;
+  }
+
+  // 0 when row r is valid; 1 for a bad parameter, -1 for a value outside the
+  // support; *bad gets the offending number.
+  CUVI_HD static int validate(const RowArgs& a, int64_t r, bool values, float* bad) {
+    const float* p = a.prow(r);
+    const int k = F::bad_param(p, a.K);
+    if (k >= 0) {
+      *bad = p[k];
+      return 1;
+    }
+    if (values && !F::check_value(a.xrow<F>(r), a.K, bad)) return -1;
+    return 0;
+  }
+};
 
 // A draw for row r into out (K numbers, or one); for kValueEvent families
-// with a reparameterised sampler, *aux gets what sample_grad needs.
+// with a reparameterised sampler, aux[r] gets what sample_grad needs.
 template <class F>
 CUVI_HD void row_sample(const RowArgs& a, int64_t r, uint64_t seed, uint32_t offset, float* out, float* aux) {
   ElemRng rng(seed, static_cast<uint64_t>(r), offset);
@@ -96,61 +116,9 @@ CUVI_HD void row_sample_grad(const RowArgs& a, int64_t r, const float* aux, cons
     F::sample_grad(a.x + r * a.K, a.prow(r), aux[r], a.K, g + r * a.K, gp + r * a.K);
 }
 
-// 0 when row r is valid; 1 for a bad parameter, -1 for a value outside the
-// support; *bad gets the offending number.
-template <class F>
-CUVI_HD int row_validate(const RowArgs& a, int64_t r, bool values, float* bad) {
-  const float* p = a.prow(r);
-  const int k = F::bad_param(p, a.K);
-  if (k >= 0) {
-    *bad = p[k];
-    return 1;
-  }
-  if (values && !F::check_value(a.xrow<F>(r), a.K, bad)) return -1;
-  return 0;
-}
-
-// ---- CPU implementations -------------------------------------------------
+// ---- CPU sampling -------------------------------------------------------------
 
 namespace cpu {
-
-constexpr int64_t kRowGrain = 1 << 12;
-
-template <class F>
-void row_log_prob(const RowArgs& a, float* out) {
-  const int64_t n = a.geom.n;
-#pragma omp parallel for schedule(static) if (n > kRowGrain)
-  for (int64_t r = 0; r < n; ++r) out[r] = kern::row_log_prob<F>(a, r);
-}
-
-// Gradients of sum_r c_r log_prob_r with c_r = coef * (g ? g[r] : 1).
-template <class F>
-void row_log_prob_grad(const RowArgs& a, const float* g, float coef, const RowGrads& out) {
-  const int64_t n = a.geom.n;
-#pragma omp parallel for schedule(static) if (n > kRowGrain)
-  for (int64_t r = 0; r < n; ++r) kern::row_log_prob_grad<F>(a, r, coef * (g ? g[r] : 1.0f), out);
-}
-
-// coef * sum(log_prob) over fixed chunks of rows (double partials added in
-// order), gradients (coef times) in the same pass when out.gp is set.
-template <class F>
-float row_log_prob_sum(const RowArgs& a, float coef, const RowGrads& out) {
-  const int64_t n = a.geom.n;
-  const int64_t chunks = (n + kChunk - 1) / kChunk;
-  std::vector<double> partial(static_cast<size_t>(chunks > 0 ? chunks : 1), 0.0);
-  const bool grads = out.gp != nullptr;
-#pragma omp parallel for schedule(static) if (n > kRowGrain)
-  for (int64_t c = 0; c < chunks; ++c) {
-    const int64_t lo = c * kChunk, hi = (lo + kChunk < n) ? lo + kChunk : n;
-    double acc = 0.0;
-    for (int64_t r = lo; r < hi; ++r)
-      acc += grads ? kern::row_log_prob_grad<F>(a, r, coef, out) : kern::row_log_prob<F>(a, r);
-    partial[static_cast<size_t>(c)] = acc;
-  }
-  double total = 0.0;
-  for (double v : partial) total += v;
-  return static_cast<float>(coef * total);
-}
 
 template <class F>
 void row_sample(const RowArgs& a, uint64_t seed, uint32_t offset, float* out, float* aux) {
@@ -166,31 +134,20 @@ void row_sample_grad(const RowArgs& a, const float* aux, const float* g, float* 
   for (int64_t r = 0; r < n; ++r) kern::row_sample_grad<F>(a, r, aux, g, gp);
 }
 
-// The first invalid row's row_validate result, or 0.
-template <class F>
-int row_validate(const RowArgs& a, bool values, float* bad) {
-  for (int64_t r = 0; r < a.geom.n; ++r)
-    if (const int v = kern::row_validate<F>(a, r, values, bad); v != 0) return v;
-  return 0;
-}
-
 }  // namespace cpu
 
-// The CUDA side of a row family (see FamilyCudaOps); filled by
-// CUVI_REGISTER_CUDA_ROW_FAMILY(F) in a .cu file.
+// The CUDA side of a row family: the generic row kernels of RowBody<F> plus
+// sampling; filled by CUVI_REGISTER_CUDA_ROW_FAMILY(F) in a .cu file.
+template <class F>
 struct RowFamilyCudaOps {
-  void (*log_prob)(const RowArgs&, float* out, void* stream);
-  void (*log_prob_grad)(const RowArgs&, const float* g, float coef, const RowGrads&, void* stream);
-  void (*log_prob_sum)(const RowArgs&, float coef, float* sum, const RowGrads&, void* stream);
+  const RowsCudaOps<RowBody<F>>* rows;
   void (*sample)(const RowArgs&, uint64_t seed, uint32_t offset, float* out, float* aux, void* stream);
   void (*sample_grad)(const RowArgs&, const float* aux, const float* g, float* gp, void* stream);
-  // Validation codes: param_code[0] for a bad parameter, value_code.
-  void (*validate)(const RowArgs&, bool values, const FamilyCheck&, void* stream);
 };
 
 template <class F>
 struct RowFamilyRegistry {
-  static inline const RowFamilyCudaOps* cuda = nullptr;
+  static inline const RowFamilyCudaOps<F>* cuda = nullptr;
 };
 
 }  // namespace cuvi::kern

@@ -1,0 +1,90 @@
+// Generic batched log-density kernels over an index space of rows, for
+// distributions whose batch element is a small vector problem (Dirichlet,
+// Categorical, MultivariateNormal). A body B provides
+//   using Args;  using Grads;                  (plain structs, passed by value)
+//   static int64_t rows(const Args&);
+//   static float log_prob(const Args&, int64_t r);
+//   static float log_prob_grad(const Args&, int64_t r, float s, const Grads&);
+//                                              (writes s * gradients of row r)
+//   static int validate(const Args&, int64_t r, bool values, float* bad);
+//                                              (0; 1 + k for parameter k; -1
+//                                               for a value outside the support)
+// as CUVI_HD functions; the CPU loops here and the CUDA kernels in
+// kernels/cuda/rows_kernels.cuh instantiate the same bodies, one row per
+// thread, so a log_prob, its backward and the fused log-prob-sum are one
+// launch each.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "family.hpp"
+
+namespace cuvi::kern {
+namespace cpu {
+
+constexpr int64_t kRowGrain = 1 << 12;
+
+template <class B>
+void rows_log_prob(const typename B::Args& a, float* out) {
+  const int64_t n = B::rows(a);
+#pragma omp parallel for schedule(static) if (n > kRowGrain)
+  for (int64_t r = 0; r < n; ++r) out[r] = B::log_prob(a, r);
+}
+
+// Gradients of sum_r c_r log_prob_r with c_r = coef * (g ? g[r] : 1).
+template <class B>
+void rows_log_prob_grad(const typename B::Args& a, const float* g, float coef, const typename B::Grads& out) {
+  const int64_t n = B::rows(a);
+#pragma omp parallel for schedule(static) if (n > kRowGrain)
+  for (int64_t r = 0; r < n; ++r) B::log_prob_grad(a, r, coef * (g ? g[r] : 1.0f), out);
+}
+
+// coef * sum(log_prob) over fixed chunks of rows (double partials added in
+// order: independent of the thread count); gradients in the same pass when
+// `grads`.
+template <class B>
+float rows_log_prob_sum(const typename B::Args& a, float coef, const typename B::Grads& out, bool grads) {
+  const int64_t n = B::rows(a);
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+  std::vector<double> partial(static_cast<size_t>(chunks > 0 ? chunks : 1), 0.0);
+#pragma omp parallel for schedule(static) if (n > kRowGrain)
+  for (int64_t c = 0; c < chunks; ++c) {
+    const int64_t lo = c * kChunk, hi = (lo + kChunk < n) ? lo + kChunk : n;
+    double acc = 0.0;
+    for (int64_t r = lo; r < hi; ++r) acc += grads ? B::log_prob_grad(a, r, coef, out) : B::log_prob(a, r);
+    partial[static_cast<size_t>(c)] = acc;
+  }
+  double total = 0.0;
+  for (double v : partial) total += v;
+  return static_cast<float>(coef * total);
+}
+
+// The first invalid row's validate result, or 0.
+template <class B>
+int rows_validate(const typename B::Args& a, bool values, float* bad) {
+  const int64_t n = B::rows(a);
+  for (int64_t r = 0; r < n; ++r)
+    if (const int v = B::validate(a, r, values, bad); v != 0) return v;
+  return 0;
+}
+
+}  // namespace cpu
+
+// The CUDA side of a body, as function pointers (see FamilyCudaOps).
+template <class B>
+struct RowsCudaOps {
+  void (*log_prob)(const typename B::Args&, float* out, void* stream);
+  void (*log_prob_grad)(const typename B::Args&, const float* g, float coef, const typename B::Grads&, void* stream);
+  // Writes coef * sum(log_prob) into the device scalar `sum`.
+  void (*log_prob_sum)(const typename B::Args&, float coef, float* sum, const typename B::Grads&, bool grads,
+                       void* stream);
+  void (*validate)(const typename B::Args&, bool values, const FamilyCheck&, void* stream);
+};
+
+template <class B>
+struct RowsRegistry {
+  static inline const RowsCudaOps<B>* cuda = nullptr;
+};
+
+}  // namespace cuvi::kern
