@@ -5,6 +5,8 @@
 #include "row_family_ops.hpp"
 
 #include <cmath>
+#include <map>
+#include <tuple>
 
 namespace cuvi {
 
@@ -27,6 +29,21 @@ const std::string& current_site() { return t_site; }
 SiteScope::SiteScope(const std::string& name) : prev_(t_site) { t_site = name; }
 SiteScope::~SiteScope() { t_site = prev_; }
 std::string site_suffix() { return t_site.empty() ? std::string() : " (site '" + t_site + "')"; }
+
+const CheckCodes& check_codes(Device dev, const void* kind, const std::function<std::vector<std::string>()>& make) {
+  // Per thread, so no lock; a backend's codes are stable for its lifetime.
+  thread_local std::map<std::tuple<int, const void*, std::string>, CheckCodes> cache;
+  auto key = std::make_tuple(dev.index, kind, t_site);
+  auto it = cache.find(key);
+  if (it != cache.end()) return it->second;
+  const std::vector<std::string> msgs = make();
+  CUVI_CHECK(!msgs.empty() && msgs.size() <= 9, ValueError, "check_codes: " << msgs.size() << " messages (1 to 9)");
+  Backend& b = backend(dev);
+  CheckCodes c;
+  for (size_t k = 0; k + 1 < msgs.size(); ++k) c.param[k] = b.register_check(msgs[k]);
+  c.value = b.register_check(msgs.back());
+  return cache.emplace(std::move(key), c).first->second;
+}
 }  // namespace detail
 
 // ---- Distribution defaults ---------------------------------------------------

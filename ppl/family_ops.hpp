@@ -6,6 +6,7 @@
 #pragma once
 
 #include <array>
+#include <functional>
 #include <sstream>
 #include <string>
 
@@ -54,6 +55,20 @@ class SiteScope {
   std::string prev_;
 };
 std::string site_suffix();  // " (site 'x')" or ""
+
+// Codes of a distribution's deferred check messages (up to 8 parameter
+// messages, then the value message) on a GPU, registered with the device's
+// backend once per (kind, site, device) and then looked up without building
+// a string: validation runs at every site of every SVI step. `kind`
+// identifies the message set (the address of a per-family tag); make()
+// returns the messages on a miss.
+struct CheckCodes {
+  int param[8] = {};
+  int value = 0;
+};
+const CheckCodes& check_codes(Device dev, const void* kind, const std::function<std::vector<std::string>()>& make);
+template <class T>
+inline const char kCheckTag = 0;
 
 void register_builtin_cuda_families();
 
@@ -127,12 +142,18 @@ void validate(const std::array<Arg, F::kNumParams>& p, const Tensor* x, const Sh
   }
   // On a GPU the check is queued: the error is raised at the next
   // synchronisation, naming the distribution, the argument and the site.
+  const CheckCodes& codes = check_codes(dev, &kCheckTag<F>, [&] {
+    std::vector<std::string> m;
+    for (int k = 0; k < F::kNumParams; ++k) m.push_back(param_msg(k));
+    m.push_back(value_msg());
+    return m;
+  });
   Backend& b = backend(dev);
   kern::FamilyCheck c;
   c.flag = b.check_flag();
   c.bad = reinterpret_cast<float*>(c.flag + 1);
-  for (int k = 0; k < F::kNumParams; ++k) c.param_code[k] = b.register_check(param_msg(k));
-  c.value_code = b.register_check(value_msg());
+  for (int k = 0; k < F::kNumParams; ++k) c.param_code[k] = codes.param[k];
+  c.value_code = codes.value;
   cuda_ops<F>().validate(a, values, c, cuda_stream(dev.index));
 }
 

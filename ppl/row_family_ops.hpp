@@ -67,12 +67,18 @@ void rows_validate(const typename B::Args& a, bool values, Device dev, const cha
     if (r < 0) CUVI_THROW(ValueError, value_msg() << ", got " << bad);
     return;
   }
+  const CheckCodes& codes = check_codes(dev, &kCheckTag<B>, [&] {
+    std::vector<std::string> m;
+    for (size_t k = 0; k < what.size(); ++k) m.push_back(param_msg(k));
+    m.push_back(value_msg());
+    return m;
+  });
   Backend& b = backend(dev);
   kern::FamilyCheck c;
   c.flag = b.check_flag();
   c.bad = reinterpret_cast<float*>(c.flag + 1);
-  for (size_t k = 0; k < what.size(); ++k) c.param_code[k] = b.register_check(param_msg(k));
-  c.value_code = b.register_check(value_msg());
+  for (size_t k = 0; k < what.size(); ++k) c.param_code[k] = codes.param[k];
+  c.value_code = codes.value;
   rows_cuda_ops<B>(name).validate(a, values, c, cuda_stream(dev.index));
 }
 
