@@ -127,8 +127,10 @@ class TraceMeanField_ELBO : public ELBO {
 // them; it is updated only when grad mode is on (not by evaluate_loss), and
 // a failed SVI step restores it.
 //
-// Dependencies are not tracked through values; "downstream" is a
-// conservative approximation from execution order and plates. For a guide
+// Dependencies come from execution order and plates, not from values: the
+// structure of Pyro's "dense" trace graph, which TraceGraph_ELBO uses (every
+// earlier sample site is a parent; cuvi has no sequential plates, whose
+// iterations Pyro would keep apart). For a guide
 // site s: G(s) = the guide's latent sites at or after s (whose values may
 // depend on z_s); the cost of s sums the guide's log q_t for t in G(s) and
 // the model's log p_u for every model site u at or after the first model
