@@ -12,8 +12,10 @@
 #   meta.txt     GPU, driver, toolchain, commit, every command with its exit
 #                status and duration, written as it goes (survives a kill)
 #   run.log      all output (build, tests, benchmarks)
-#   <bench>.json one per benchmark binary (--benchmark_out)
-# The run tool returns at most 8 files: keep it to these (so at most six
+#   <bench>.json one per benchmark binary: its CUDA benchmarks
+#   <bench>_cpu.json  the same binary's CPU benchmarks (run after every CUDA
+#                one, with the time left)
+# The run tool returns at most 8 files: keep it to these (so at most three
 # benchmark binaries). Test failures do not stop it: their exit statuses are
 # in meta.txt and the benchmarks still run. The whole run stays inside
 # CUVI_DEADLINE_S (default 540 s): later phases get what is left.
@@ -297,22 +299,38 @@ done
 shopt -u nullglob
 [[ ${#benches[@]} -gt 0 ]] || echo "no benchmark binaries in $build_dir/bench" | tee -a "$META" "$LOG"
 jsons=()
-for i in "${!benches[@]}"; do
-  b=${benches[$i]}
-  name=$(basename "$b")
-  # Share what is left among the binaries still to run, keeping 10 s to finish.
-  budget=$(( ($(left) - 10) / (${#benches[@]} - i) ))
-  if (( budget < 20 )); then
-    echo "skipping $name: ${budget}s left" | tee -a "$META" "$LOG"
-    continue
+# Two passes: the CUDA benchmarks of every binary first (the GPU numbers are
+# what this machine is for), then the CPU ones with the time left (at least
+# 60 s). A user filter (CUVI_BENCH_FILTER) replaces both with one pass.
+run_pass() {  # $1: filter regex, $2: json suffix
+  local i b name budget rc args
+  for i in "${!benches[@]}"; do
+    b=${benches[$i]}
+    name=$(basename "$b")
+    # Share what is left among the binaries still to run, keeping 10 s to finish.
+    budget=$(( ($(left) - 10) / (${#benches[@]} - i) ))
+    if (( budget < 20 )); then
+      echo "skipping $name ($1): ${budget}s left" | tee -a "$META" "$LOG"
+      continue
+    fi
+    args=(--benchmark_out="$OUT/$name$2.json" --benchmark_out_format=json --benchmark_min_time="$min_time"
+          --benchmark_filter="$1")
+    rc=0
+    logged timeout "$budget" "$b" "${args[@]}" || rc=$?
+    echo "bench_rc $name$2 $rc" >>"$META"
+    jsons+=("$OUT/$name$2.json")
+  done
+}
+if [[ -n $bench_filter ]]; then
+  run_pass "$bench_filter" ""
+else
+  run_pass "cuda" ""
+  if (( $(left) >= 60 )); then
+    run_pass "/cpu" "_cpu"
+  else
+    echo "skipping the CPU benchmarks: $(left)s left" | tee -a "$META" "$LOG"
   fi
-  args=(--benchmark_out="$OUT/$name.json" --benchmark_out_format=json --benchmark_min_time="$min_time")
-  [[ -n $bench_filter ]] && args+=(--benchmark_filter="$bench_filter")
-  rc=0
-  logged timeout "$budget" "$b" "${args[@]}" || rc=$?
-  echo "bench_rc $name $rc" >>"$META"
-  jsons+=("$OUT/$name.json")
-done
+fi
 
 phase "done"
 {
