@@ -14,6 +14,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "../kernels/cpu_parallel.hpp"
 #include "../kernels/linalg.hpp"
 #include "../kernels/philox.hpp"
 #include "../kernels/subsample.hpp"
@@ -26,17 +27,90 @@ namespace {
 constexpr int64_t kParallelGrain = 1 << 14;
 constexpr int64_t kReduceChunk = 1 << 15;
 
+// Host memory for tensors. An SVI step allocates and frees the same few
+// small shapes every step (parameters, per-site log-probs, gradients), so
+// blocks up to 1 MiB come from per-size-class free lists (powers of two from
+// 64 B) instead of aligned_alloc/free each time; larger blocks go straight to
+// aligned_alloc. A 64-byte header before each block holds its class (-1 for
+// a large block). At most kCacheCap bytes are kept; the rest is freed.
+class HostAllocator {
+ public:
+  void* allocate(size_t bytes) {
+    if (bytes <= kMaxBlock && kCaching) {
+      const int c = size_class(bytes);
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        auto& list = free_[static_cast<size_t>(c)];
+        if (!list.empty()) {
+          void* raw = list.back();
+          list.pop_back();
+          cached_ -= block_size(c);
+          return static_cast<char*>(raw) + kHeader;
+        }
+      }
+      return fresh(block_size(c), c);
+    }
+    return fresh((bytes + kHeader - 1) / kHeader * kHeader, -1);
+  }
+  void deallocate(void* p) noexcept {
+    void* raw = static_cast<char*>(p) - kHeader;
+    const int c = *static_cast<int*>(raw);
+    if (c >= 0) {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (cached_ + block_size(c) <= kCacheCap) {
+        try {
+          free_[static_cast<size_t>(c)].push_back(raw);
+          cached_ += block_size(c);
+          return;
+        } catch (...) {  // no memory for the list: free the block instead
+        }
+      }
+    }
+    std::free(raw);
+  }
+
+ private:
+  // Under AddressSanitizer every block is its own allocation, so that an
+  // overrun or a use after free is still caught.
+#if defined(__SANITIZE_ADDRESS__)
+  static constexpr bool kCaching = false;
+#else
+  static constexpr bool kCaching = true;
+#endif
+  static constexpr size_t kHeader = 64;
+  static constexpr int kMinShift = 6, kMaxShift = 20;
+  static constexpr size_t kMaxBlock = size_t{1} << kMaxShift;
+  static constexpr size_t kCacheCap = size_t{256} << 20;
+  static size_t block_size(int c) { return size_t{1} << (c + kMinShift); }
+  static int size_class(size_t bytes) {
+    int c = 0;
+    while (block_size(c) < bytes) ++c;
+    return c;
+  }
+  static void* fresh(size_t payload, int c) {
+    void* raw = std::aligned_alloc(kHeader, kHeader + payload);
+    if (!raw) return nullptr;
+    *static_cast<int*>(raw) = c;
+    return static_cast<char*>(raw) + kHeader;
+  }
+  std::mutex mu_;
+  std::vector<void*> free_[kMaxShift - kMinShift + 1];
+  size_t cached_ = 0;
+};
+
 class CpuBackend final : public Backend {
  public:
   Device device() const override { return Device::cpu(); }
 
   void* allocate(size_t bytes) override {
     if (bytes == 0) bytes = 64;
-    void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+    void* p = alloc_.allocate(bytes);
     CUVI_CHECK(p != nullptr, Error, "cpu: out of memory allocating " << bytes << " bytes");
     return p;
   }
-  void deallocate(void* p) noexcept override { std::free(p); }
+  void deallocate(void* p) noexcept override {
+    if (p) alloc_.deallocate(p);
+  }
   void copy_h2d(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
   void copy_d2h(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
   void copy_d2d(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
@@ -58,8 +132,7 @@ class CpuBackend final : public Backend {
   int* check_flag() override { return nullptr; }
 
   void fill_f32(float* out, int64_t n, float v) override {
-#pragma omp parallel for schedule(static) if (n > kParallelGrain)
-    for (int64_t i = 0; i < n; ++i) out[i] = v;
+    ::cuvi::kern::cpu::parallel_for(n > kParallelGrain, n, [&](int64_t i) { out[i] = v; });
   }
   void fill_i64(int64_t* out, int64_t n, int64_t v) override {
     for (int64_t i = 0; i < n; ++i) out[i] = v;
@@ -80,16 +153,15 @@ class CpuBackend final : public Backend {
   void unary(kern::UnaryOp op, const float* x, float* y, int64_t n) override {
     kern::visit_unary(op, [&](auto c) {
       constexpr kern::UnaryOp kOp = decltype(c)::value;
-#pragma omp parallel for schedule(static) if (n > kParallelGrain)
-      for (int64_t i = 0; i < n; ++i) y[i] = kern::unary_fwd<kOp>(x[i]);
+      ::cuvi::kern::cpu::parallel_for(n > kParallelGrain, n, [&](int64_t i) { y[i] = kern::unary_fwd<kOp>(x[i]); });
     });
   }
   void unary_backward(kern::UnaryOp op, const float* x, const float* y, const float* g, float* gx,
                       int64_t n) override {
     kern::visit_unary(op, [&](auto c) {
       constexpr kern::UnaryOp kOp = decltype(c)::value;
-#pragma omp parallel for schedule(static) if (n > kParallelGrain)
-      for (int64_t i = 0; i < n; ++i) gx[i] = g[i] * kern::unary_deriv<kOp>(x[i], y[i]);
+      ::cuvi::kern::cpu::parallel_for(n > kParallelGrain, n,
+                                      [&](int64_t i) { gx[i] = g[i] * kern::unary_deriv<kOp>(x[i], y[i]); });
     });
   }
   void binary(kern::BinaryOp op, const float* a, const float* b, float* out,
@@ -97,8 +169,9 @@ class CpuBackend final : public Backend {
     const int64_t n = geom.n;
     kern::visit_binary(op, [&](auto c) {
       constexpr kern::BinaryOp kOp = decltype(c)::value;
-#pragma omp parallel for schedule(static) if (n > kParallelGrain)
-      for (int64_t i = 0; i < n; ++i) out[i] = kern::binary_fwd<kOp>(a[geom.offset(0, i)], b[geom.offset(1, i)]);
+      ::cuvi::kern::cpu::parallel_for(n > kParallelGrain, n, [&](int64_t i) {
+        out[i] = kern::binary_fwd<kOp>(a[geom.offset(0, i)], b[geom.offset(1, i)]);
+      });
     });
   }
   void binary_backward(kern::BinaryOp op, const float* a, const float* b, const float* g, float* ga, float* gb,
@@ -106,55 +179,52 @@ class CpuBackend final : public Backend {
     const int64_t n = geom.n;
     kern::visit_binary(op, [&](auto c) {
       constexpr kern::BinaryOp kOp = decltype(c)::value;
-#pragma omp parallel for schedule(static) if (n > kParallelGrain)
-      for (int64_t i = 0; i < n; ++i) {
+      ::cuvi::kern::cpu::parallel_for(n > kParallelGrain, n, [&](int64_t i) {
         float da, db;
         kern::binary_deriv<kOp>(a[geom.offset(0, i)], b[geom.offset(1, i)], &da, &db);
         const float gi = g[geom.offset(2, i)];
         if (ga) ga[i] = gi * da;
         if (gb) gb[i] = gi * db;
-      }
+      });
     });
   }
   void where(const float* cond, const float* a, const float* b, float* out,
              const kern::BcastGeom<3>& geom) override {
     const int64_t n = geom.n;
-#pragma omp parallel for schedule(static) if (n > kParallelGrain)
-    for (int64_t i = 0; i < n; ++i)
+    ::cuvi::kern::cpu::parallel_for(n > kParallelGrain, n, [&](int64_t i) {
       out[i] = cond[geom.offset(0, i)] != 0.0f ? a[geom.offset(1, i)] : b[geom.offset(2, i)];
+    });
   }
   void clamp(const float* x, float* y, int64_t n, float lo, float hi) override {
-#pragma omp parallel for schedule(static) if (n > kParallelGrain)
-    for (int64_t i = 0; i < n; ++i) y[i] = kern::clamp_f(x[i], lo, hi);
+    ::cuvi::kern::cpu::parallel_for(n > kParallelGrain, n, [&](int64_t i) { y[i] = kern::clamp_f(x[i], lo, hi); });
   }
   void clamp_backward(const float* x, const float* g, float* gx, int64_t n, float lo, float hi) override {
-#pragma omp parallel for schedule(static) if (n > kParallelGrain)
-    for (int64_t i = 0; i < n; ++i) gx[i] = (x[i] >= lo && x[i] <= hi) ? g[i] : 0.0f;
+    ::cuvi::kern::cpu::parallel_for(n > kParallelGrain, n,
+                                    [&](int64_t i) { gx[i] = (x[i] >= lo && x[i] <= hi) ? g[i] : 0.0f; });
   }
   void copy_strided(const void* src, void* dst, size_t elem_size, const kern::BcastGeom<2>& geom) override {
     const int64_t n = geom.n;
     const char* s = static_cast<const char*>(src);
     char* d = static_cast<char*>(dst);
     if (elem_size == 4) {
-#pragma omp parallel for schedule(static) if (n > kParallelGrain)
-      for (int64_t i = 0; i < n; ++i)
+      ::cuvi::kern::cpu::parallel_for(n > kParallelGrain, n, [&](int64_t i) {
         reinterpret_cast<float*>(d)[geom.offset(1, i)] = reinterpret_cast<const float*>(s)[geom.offset(0, i)];
+      });
     } else {
-#pragma omp parallel for schedule(static) if (n > kParallelGrain)
-      for (int64_t i = 0; i < n; ++i)
+      ::cuvi::kern::cpu::parallel_for(n > kParallelGrain, n, [&](int64_t i) {
         reinterpret_cast<int64_t*>(d)[geom.offset(1, i)] = reinterpret_cast<const int64_t*>(s)[geom.offset(0, i)];
+      });
     }
   }
 
   void reduce_sum(const float* x, float* out, const kern::ReduceGeom& g) override {
     if (g.out_n >= 8 || g.red_n <= kReduceChunk) {
-#pragma omp parallel for schedule(static) if (g.out_n * g.red_n > kParallelGrain)
-      for (int64_t o = 0; o < g.out_n; ++o) {
+      ::cuvi::kern::cpu::parallel_for(g.out_n * g.red_n > kParallelGrain, g.out_n, [&](int64_t o) {
         const int64_t base = g.base(o);
         double acc = 0.0;
         for (int64_t r = 0; r < g.red_n; ++r) acc += x[base + g.inner(r)];
         out[o] = static_cast<float>(acc);
-      }
+      });
       return;
     }
     // Few outputs, long reductions: fixed chunks in parallel, then in order.
@@ -175,8 +245,7 @@ class CpuBackend final : public Backend {
     }
   }
   void reduce_max(const float* x, float* out, const kern::ReduceGeom& g) override {
-#pragma omp parallel for schedule(static) if (g.out_n * g.red_n > kParallelGrain)
-    for (int64_t o = 0; o < g.out_n; ++o) {
+    ::cuvi::kern::cpu::parallel_for(g.out_n * g.red_n > kParallelGrain, g.out_n, [&](int64_t o) {
       const int64_t base = g.base(o);
       float m = -INFINITY;
       for (int64_t r = 0; r < g.red_n; ++r) {
@@ -184,11 +253,10 @@ class CpuBackend final : public Backend {
         m = (v > m || std::isnan(v)) ? v : m;
       }
       out[o] = m;
-    }
+    });
   }
   void cumsum(const float* x, float* y, int64_t outer, int64_t n, int64_t inner, bool reverse) override {
-#pragma omp parallel for schedule(static) if (outer * inner * n > kParallelGrain)
-    for (int64_t oi = 0; oi < outer * inner; ++oi) {
+    ::cuvi::kern::cpu::parallel_for(outer * inner * n > kParallelGrain, outer * inner, [&](int64_t oi) {
       const int64_t o = oi / inner, i = oi % inner;
       const int64_t base = o * n * inner + i;
       double acc = 0.0;
@@ -197,7 +265,7 @@ class CpuBackend final : public Backend {
         acc += x[base + jj * inner];
         y[base + jj * inner] = static_cast<float>(acc);
       }
-    }
+    });
   }
   bool all_finite(const float* x, int64_t n) override {
     for (int64_t i = 0; i < n; ++i)
@@ -218,22 +286,21 @@ class CpuBackend final : public Backend {
 
   void trisolve(const float* L, const float* b, float* z, int64_t batch, int64_t D, int64_t l_batch_stride,
                 bool transpose) override {
-#pragma omp parallel for schedule(static) if (batch * D * D > kParallelGrain)
-    for (int64_t i = 0; i < batch; ++i)
+    ::cuvi::kern::cpu::parallel_for(batch * D * D > kParallelGrain, batch, [&](int64_t i) {
       kern::trisolve_lower(L + i * l_batch_stride, D, b + i * D, z + i * D, D, transpose);
+    });
   }
 
   void index_select(const void* src, const int64_t* idx, void* out, size_t elem_size, const IndexGeom& g,
                     int check) override {
     check_indices(idx, g.idx_dim, g.src_dim, check);
     const int64_t total = g.outer * g.idx_dim;
-#pragma omp parallel for schedule(static) if (total * g.inner > kParallelGrain)
-    for (int64_t t = 0; t < total; ++t) {
+    ::cuvi::kern::cpu::parallel_for(total * g.inner > kParallelGrain, total, [&](int64_t t) {
       const int64_t o = t / g.idx_dim, j = t % g.idx_dim;
       const char* s = static_cast<const char*>(src) + ((o * g.src_dim + idx[j]) * g.inner) * elem_size;
       char* d = static_cast<char*>(out) + ((o * g.idx_dim + j) * g.inner) * elem_size;
       std::memcpy(d, s, static_cast<size_t>(g.inner) * elem_size);
-    }
+    });
   }
   void index_add(float* dst, const int64_t* idx, const float* src, const IndexGeom& g, int check) override {
     check_indices(idx, g.idx_dim, g.src_dim, check);
@@ -248,11 +315,10 @@ class CpuBackend final : public Backend {
   void gather(const float* src, const int64_t* idx, float* out, const IndexGeom& g, int check) override {
     const int64_t n = g.outer * g.idx_dim * g.inner;
     check_indices(idx, n, g.src_dim, check);
-#pragma omp parallel for schedule(static) if (n > kParallelGrain)
-    for (int64_t t = 0; t < n; ++t) {
+    ::cuvi::kern::cpu::parallel_for(n > kParallelGrain, n, [&](int64_t t) {
       const int64_t i = t % g.inner, o = t / (g.idx_dim * g.inner);
       out[t] = src[(o * g.src_dim + idx[t]) * g.inner + i];
-    }
+    });
   }
   void scatter_add(float* dst, const int64_t* idx, const float* src, const IndexGeom& g, int check) override {
     const int64_t n = g.outer * g.idx_dim * g.inner;
@@ -264,51 +330,52 @@ class CpuBackend final : public Backend {
   }
 
   void rand_uniform(float* out, int64_t n, uint64_t seed, uint32_t offset) override {
-#pragma omp parallel for schedule(static) if (n > kParallelGrain)
-    for (int64_t i = 0; i < n; ++i) {
+    ::cuvi::kern::cpu::parallel_for(n > kParallelGrain, n, [&](int64_t i) {
       kern::ElemRng rng(seed, static_cast<uint64_t>(i), offset);
       out[i] = rng.uniform();
-    }
+    });
   }
   void rand_normal(float* out, int64_t n, uint64_t seed, uint32_t offset) override {
-#pragma omp parallel for schedule(static) if (n > kParallelGrain)
-    for (int64_t i = 0; i < n; ++i) {
+    ::cuvi::kern::cpu::parallel_for(n > kParallelGrain, n, [&](int64_t i) {
       kern::ElemRng rng(seed, static_cast<uint64_t>(i), offset);
       out[i] = rng.normal();
-    }
+    });
   }
   void subsample(int64_t* out, int64_t N, int64_t B, uint64_t seed, uint32_t offset) override {
     const int hb = kern::subsample_half_bits(static_cast<uint64_t>(N));
-#pragma omp parallel for schedule(static) if (B > 4096)
-    for (int64_t i = 0; i < B; ++i) out[i] = kern::subsample_index(i, N, hb, seed, offset);
+    ::cuvi::kern::cpu::parallel_for(B > 4096, B,
+                                    [&](int64_t i) { out[i] = kern::subsample_index(i, N, hb, seed, offset); });
   }
 
   void adam_step(const std::vector<kern::OptSlot>& slots, const std::vector<kern::AdamHyper>& hyper) override {
     for (size_t s = 0; s < slots.size(); ++s) {
       const kern::OptSlot& sl = slots[s];
       const kern::AdamHyper h = hyper[s];
-#pragma omp parallel for schedule(static) if (sl.n > kParallelGrain)
-      for (int64_t i = 0; i < sl.n; ++i) kern::adam_update(sl.param + i, sl.state0 + i, sl.state1 + i, sl.grad[i], h);
+      ::cuvi::kern::cpu::parallel_for(sl.n > kParallelGrain, sl.n, [&](int64_t i) {
+        kern::adam_update(sl.param + i, sl.state0 + i, sl.state1 + i, sl.grad[i], h);
+      });
     }
   }
   void sgd_step(const std::vector<kern::OptSlot>& slots, const std::vector<kern::SgdHyper>& hyper) override {
     for (size_t s = 0; s < slots.size(); ++s) {
       const kern::OptSlot& sl = slots[s];
       const kern::SgdHyper h = hyper[s];
-#pragma omp parallel for schedule(static) if (sl.n > kParallelGrain)
-      for (int64_t i = 0; i < sl.n; ++i) kern::sgd_update(sl.param + i, sl.state0 + i, sl.grad[i], h);
+      ::cuvi::kern::cpu::parallel_for(sl.n > kParallelGrain, sl.n,
+                                      [&](int64_t i) { kern::sgd_update(sl.param + i, sl.state0 + i, sl.grad[i], h); });
     }
   }
   void adagrad_step(const std::vector<kern::OptSlot>& slots, const std::vector<kern::AdagradHyper>& hyper) override {
     for (size_t s = 0; s < slots.size(); ++s) {
       const kern::OptSlot& sl = slots[s];
       const kern::AdagradHyper h = hyper[s];
-#pragma omp parallel for schedule(static) if (sl.n > kParallelGrain)
-      for (int64_t i = 0; i < sl.n; ++i) kern::adagrad_update(sl.param + i, sl.state0 + i, sl.grad[i], h);
+      ::cuvi::kern::cpu::parallel_for(sl.n > kParallelGrain, sl.n, [&](int64_t i) {
+        kern::adagrad_update(sl.param + i, sl.state0 + i, sl.grad[i], h);
+      });
     }
   }
 
  private:
+  HostAllocator alloc_;
   // On the CPU an index is checked before use, so the error is immediate.
   void check_indices(const int64_t* idx, int64_t n, int64_t bound, int check) {
     for (int64_t i = 0; i < n; ++i) {
@@ -339,8 +406,10 @@ class CpuBackend final : public Backend {
 }  // namespace
 
 Backend& cpu_backend() {
-  static CpuBackend b;
-  return b;
+  // Never destroyed: tensors held by other statics (the param store, test
+  // fixtures) may be freed after this function's statics would be.
+  static CpuBackend* b = new CpuBackend;
+  return *b;
 }
 
 }  // namespace cuvi

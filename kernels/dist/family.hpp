@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "../cpu_parallel.hpp"
 #include "../indexing.hpp"
 #include "../philox.hpp"
 
@@ -124,8 +125,7 @@ constexpr int64_t kChunk = 1 << 14;
 template <class F>
 void log_prob(const FamilyArgs<F::kNumParams>& a, float* out) {
   const int64_t n = a.geom.n;
-#pragma omp parallel for schedule(static) if (n > kGrain)
-  for (int64_t i = 0; i < n; ++i) out[i] = elem_log_prob<F>(a, i);
+  ::cuvi::kern::cpu::parallel_for(n > kGrain, n, [&](int64_t i) { out[i] = elem_log_prob<F>(a, i); });
 }
 
 // coef * (g ? g[i] : 1) times the gradients; lp (per element) optional.
@@ -133,11 +133,10 @@ template <class F>
 void log_prob_grad(const FamilyArgs<F::kNumParams>& a, const float* g, float coef, float* lp,
                    const FamilyGrads<F::kNumParams>& out) {
   const int64_t n = a.geom.n;
-#pragma omp parallel for schedule(static) if (n > kGrain)
-  for (int64_t i = 0; i < n; ++i) {
+  ::cuvi::kern::cpu::parallel_for(n > kGrain, n, [&](int64_t i) {
     const float l = elem_log_prob_grad<F>(a, i, coef * (g ? g[i] : 1.0f), out);
     if (lp) lp[i] = l;
-  }
+  });
 }
 
 // Fused: returns coef * sum(log_prob) (fixed chunks, double partials, added
@@ -152,13 +151,12 @@ float log_prob_sum(const FamilyArgs<F::kNumParams>& a, float coef, const FamilyG
       if (out.gp[k]) return true;
     return false;
   }();
-#pragma omp parallel for schedule(static) if (n > kGrain)
-  for (int64_t c = 0; c < chunks; ++c) {
+  ::cuvi::kern::cpu::parallel_for(n > kGrain, chunks, [&](int64_t c) {
     const int64_t lo = c * kChunk, hi = (lo + kChunk < n) ? lo + kChunk : n;
     double acc = 0.0;
     for (int64_t i = lo; i < hi; ++i) acc += grads ? elem_log_prob_grad<F>(a, i, coef, out) : elem_log_prob<F>(a, i);
     partial[static_cast<size_t>(c)] = acc;
-  }
+  });
   double total = 0.0;
   for (double v : partial) total += v;
   return static_cast<float>(coef * total);
@@ -167,16 +165,14 @@ float log_prob_sum(const FamilyArgs<F::kNumParams>& a, float coef, const FamilyG
 template <class F>
 void sample(const FamilyArgs<F::kNumParams>& a, uint64_t seed, uint32_t offset, float* out) {
   const int64_t n = a.geom.n;
-#pragma omp parallel for schedule(static) if (n > kGrain / 16)
-  for (int64_t i = 0; i < n; ++i) out[i] = elem_sample<F>(a, i, seed, offset);
+  ::cuvi::kern::cpu::parallel_for(n > kGrain / 16, n, [&](int64_t i) { out[i] = elem_sample<F>(a, i, seed, offset); });
 }
 
 // gp[k][i] = g[i] * dx_i/dp_k for a sample x (a.x) of the family.
 template <class F>
 void sample_grad(const FamilyArgs<F::kNumParams>& a, const float* g, const FamilyGrads<F::kNumParams>& out) {
   const int64_t n = a.geom.n;
-#pragma omp parallel for schedule(static) if (n > kGrain / 16)
-  for (int64_t i = 0; i < n; ++i) elem_sample_grad<F>(a, i, g, out);
+  ::cuvi::kern::cpu::parallel_for(n > kGrain / 16, n, [&](int64_t i) { elem_sample_grad<F>(a, i, g, out); });
 }
 
 template <class F>

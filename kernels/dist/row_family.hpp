@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "../cpu_parallel.hpp"
 #include "../indexing.hpp"
 #include "../philox.hpp"
 #include "family.hpp"
@@ -123,15 +124,15 @@ namespace cpu {
 template <class F>
 void row_sample(const RowArgs& a, uint64_t seed, uint32_t offset, float* out, float* aux) {
   const int64_t n = a.geom.n;
-#pragma omp parallel for schedule(static) if (n > kRowGrain / 16)
-  for (int64_t r = 0; r < n; ++r) kern::row_sample<F>(a, r, seed, offset, out, aux);
+  ::cuvi::kern::cpu::parallel_for(n > kRowGrain / 16, n,
+                                  [&](int64_t r) { kern::row_sample<F>(a, r, seed, offset, out, aux); });
 }
 
 template <class F>
 void row_sample_grad(const RowArgs& a, const float* aux, const float* g, float* gp) {
   const int64_t n = a.geom.n;
-#pragma omp parallel for schedule(static) if (n > kRowGrain / 16)
-  for (int64_t r = 0; r < n; ++r) kern::row_sample_grad<F>(a, r, aux, g, gp);
+  ::cuvi::kern::cpu::parallel_for(n > kRowGrain / 16, n,
+                                  [&](int64_t r) { kern::row_sample_grad<F>(a, r, aux, g, gp); });
 }
 
 }  // namespace cpu

@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "../cpu_parallel.hpp"
 #include "family.hpp"
 
 namespace cuvi::kern {
@@ -28,16 +29,15 @@ constexpr int64_t kRowGrain = 1 << 12;
 template <class B>
 void rows_log_prob(const typename B::Args& a, float* out) {
   const int64_t n = B::rows(a);
-#pragma omp parallel for schedule(static) if (n > kRowGrain)
-  for (int64_t r = 0; r < n; ++r) out[r] = B::log_prob(a, r);
+  ::cuvi::kern::cpu::parallel_for(n > kRowGrain, n, [&](int64_t r) { out[r] = B::log_prob(a, r); });
 }
 
 // Gradients of sum_r c_r log_prob_r with c_r = coef * (g ? g[r] : 1).
 template <class B>
 void rows_log_prob_grad(const typename B::Args& a, const float* g, float coef, const typename B::Grads& out) {
   const int64_t n = B::rows(a);
-#pragma omp parallel for schedule(static) if (n > kRowGrain)
-  for (int64_t r = 0; r < n; ++r) B::log_prob_grad(a, r, coef * (g ? g[r] : 1.0f), out);
+  ::cuvi::kern::cpu::parallel_for(n > kRowGrain, n,
+                                  [&](int64_t r) { B::log_prob_grad(a, r, coef * (g ? g[r] : 1.0f), out); });
 }
 
 // coef * sum(log_prob) over fixed chunks of rows (double partials added in
@@ -48,13 +48,12 @@ float rows_log_prob_sum(const typename B::Args& a, float coef, const typename B:
   const int64_t n = B::rows(a);
   const int64_t chunks = (n + kChunk - 1) / kChunk;
   std::vector<double> partial(static_cast<size_t>(chunks > 0 ? chunks : 1), 0.0);
-#pragma omp parallel for schedule(static) if (n > kRowGrain)
-  for (int64_t c = 0; c < chunks; ++c) {
+  ::cuvi::kern::cpu::parallel_for(n > kRowGrain, chunks, [&](int64_t c) {
     const int64_t lo = c * kChunk, hi = (lo + kChunk < n) ? lo + kChunk : n;
     double acc = 0.0;
     for (int64_t r = lo; r < hi; ++r) acc += grads ? B::log_prob_grad(a, r, coef, out) : B::log_prob(a, r);
     partial[static_cast<size_t>(c)] = acc;
-  }
+  });
   double total = 0.0;
   for (double v : partial) total += v;
   return static_cast<float>(coef * total);
