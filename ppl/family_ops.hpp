@@ -115,6 +115,34 @@ kern::FamilyArgs<F::kNumParams> make_args(const Tensor* x, const std::array<Arg,
   return a;
 }
 
+// Throws for a validation result r (0: valid; 1 + k: parameter k; -1: the
+// value), naming the offending number.
+template <class PM, class VM>
+void throw_check(int r, float bad, PM&& param_msg, VM&& value_msg) {
+  if (r > 0) CUVI_THROW(ValueError, param_msg(r - 1) << ", got " << bad);
+  if (r < 0) CUVI_THROW(ValueError, value_msg() << ", got " << bad);
+}
+
+// The device side of a deferred validation: the backend's flag, the slot
+// for the offending number, and the codes of `kind`'s messages
+// (param_msg(k) for k < n_params, then value_msg()).
+template <class PM, class VM>
+kern::FamilyCheck device_check(Device dev, const void* kind, int n_params, PM&& param_msg, VM&& value_msg) {
+  const CheckCodes& codes = check_codes(dev, kind, [&] {
+    std::vector<std::string> m;
+    for (int k = 0; k < n_params; ++k) m.push_back(param_msg(k));
+    m.push_back(value_msg());
+    return m;
+  });
+  Backend& b = backend(dev);
+  kern::FamilyCheck c;
+  c.flag = b.check_flag();
+  c.bad = reinterpret_cast<float*>(c.flag + 1);
+  for (int k = 0; k < n_params; ++k) c.param_code[k] = codes.param[k];
+  c.value_code = codes.value;
+  return c;
+}
+
 template <class F>
 void validate(const std::array<Arg, F::kNumParams>& p, const Tensor* x, const Shape& out_shape, Device dev) {
   if (!validation_enabled()) return;
@@ -136,24 +164,12 @@ void validate(const std::array<Arg, F::kNumParams>& p, const Tensor* x, const Sh
   if (dev.is_cpu()) {
     float bad = 0;
     const int r = kern::cpu::validate<F>(a, values, &bad);
-    if (r > 0) CUVI_THROW(ValueError, param_msg(r - 1) << ", got " << bad);
-    if (r < 0) CUVI_THROW(ValueError, value_msg() << ", got " << bad);
+    throw_check(r, bad, param_msg, value_msg);
     return;
   }
   // On a GPU the check is queued: the error is raised at the next
   // synchronisation, naming the distribution, the argument and the site.
-  const CheckCodes& codes = check_codes(dev, &kCheckTag<F>, [&] {
-    std::vector<std::string> m;
-    for (int k = 0; k < F::kNumParams; ++k) m.push_back(param_msg(k));
-    m.push_back(value_msg());
-    return m;
-  });
-  Backend& b = backend(dev);
-  kern::FamilyCheck c;
-  c.flag = b.check_flag();
-  c.bad = reinterpret_cast<float*>(c.flag + 1);
-  for (int k = 0; k < F::kNumParams; ++k) c.param_code[k] = codes.param[k];
-  c.value_code = codes.value;
+  const kern::FamilyCheck c = device_check(dev, &kCheckTag<F>, F::kNumParams, param_msg, value_msg);
   cuda_ops<F>().validate(a, values, c, cuda_stream(dev.index));
 }
 
@@ -211,6 +227,24 @@ std::vector<Tensor> family_grads(const Tensor& xs, const std::array<Arg, F::kNum
   if (dev.is_cpu()) kern::cpu::log_prob_grad<F>(a, g.data<float>(), 1.0f, nullptr, o);
   else cuda_ops<F>().log_prob_grad(a, g.data<float>(), 1.0f, nullptr, o, cuda_stream(dev.index));
   return reduce_grads<NP>(std::move(full), xs.shape(), ps);
+}
+
+// Records a fused log-prob-sum `out` whose gradients with respect to
+// `inputs` were written by the forward pass: backward only rescales them by
+// the upstream gradient, and not even that when the upstream is the loss
+// root.
+inline Tensor record_fused_sum(const Tensor& out, const char* name, std::vector<Tensor> grads,
+                               std::vector<Tensor> inputs) {
+  return cuvi::detail::record_fn(
+      out, name,
+      [grads = std::move(grads)](const Tensor& g, const std::vector<bool>& nd) {
+        std::vector<Tensor> res(grads.size());
+        const bool unit = is_unit_grad(g);
+        for (size_t k = 0; k < grads.size(); ++k)
+          if (nd[k] && grads[k].defined()) res[k] = unit ? grads[k] : grads[k] * g;
+        return res;
+      },
+      std::move(inputs));
 }
 
 template <int NP>
@@ -273,17 +307,8 @@ Tensor family_log_prob_sum(const Tensor& x, const std::array<Arg, F::kNumParams>
   for (bool b : need) any = any || b;
   if (!any) return out;
   // Reduce broadcast parameters now: the gradient tensors are final.
-  const std::vector<Tensor> grads = detail::reduce_grads<NP>(std::move(full), x.shape(), p);
-  return cuvi::detail::record_fn(
-      out, F::kName,
-      [grads](const Tensor& g, const std::vector<bool>& nd) {
-        std::vector<Tensor> res(grads.size());
-        const bool unit = is_unit_grad(g);
-        for (size_t k = 0; k < grads.size(); ++k)
-          if (nd[k] && grads[k].defined()) res[k] = unit ? grads[k] : grads[k] * g;
-        return res;
-      },
-      detail::tensor_inputs<NP>(&x, p));
+  return detail::record_fused_sum(out, F::kName, detail::reduce_grads<NP>(std::move(full), x.shape(), p),
+                                  detail::tensor_inputs<NP>(&x, p));
 }
 
 // A draw of shape `out_shape` (sample_shape + batch_shape); differentiable

@@ -148,17 +148,9 @@ Tensor MultivariateNormal::log_prob_sum(const Tensor& x, float coef) const {
     detail::rows_log_prob_sum<kern::MvnBody>(a, coef, kern::MvnGrads{}, false, out, device(), "MultivariateNormal");
     return out;
   }
-  const std::vector<Tensor> grads = mvn_grads(x, loc_, scale_tril_, rows, nullptr, coef, &out, need);
-  return cuvi::detail::record_fn(
-      out, "MultivariateNormal",
-      [grads](const Tensor& g, const std::vector<bool>& nd) {
-        std::vector<Tensor> res(grads.size());
-        const bool unit = is_unit_grad(g);
-        for (size_t k = 0; k < grads.size(); ++k)
-          if (nd[k] && grads[k].defined()) res[k] = unit ? grads[k] : grads[k] * g;
-        return res;
-      },
-      {x, loc_, scale_tril_});
+  return detail::record_fused_sum(out, "MultivariateNormal",
+                                  mvn_grads(x, loc_, scale_tril_, rows, nullptr, coef, &out, need),
+                                  {x, loc_, scale_tril_});
 }
 
 Tensor MultivariateNormal::rsample(const Shape& s) const {

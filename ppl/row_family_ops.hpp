@@ -58,27 +58,16 @@ template <class B>
 void rows_validate(const typename B::Args& a, bool values, Device dev, const char* name,
                    const std::vector<std::string>& what) {
   if (!validation_enabled()) return;
-  auto param_msg = [&](size_t k) { return std::string(name) + ": " + what[k] + site_suffix(); };
+  auto param_msg = [&](int k) { return std::string(name) + ": " + what[static_cast<size_t>(k)] + site_suffix(); };
   auto value_msg = [&] { return std::string(name) + ": value outside the support" + site_suffix(); };
   if (dev.is_cpu()) {
     float bad = 0;
     const int r = kern::cpu::rows_validate<B>(a, values, &bad);
-    if (r > 0) CUVI_THROW(ValueError, param_msg(static_cast<size_t>(r - 1)) << ", got " << bad);
-    if (r < 0) CUVI_THROW(ValueError, value_msg() << ", got " << bad);
+    throw_check(r, bad, param_msg, value_msg);
     return;
   }
-  const CheckCodes& codes = check_codes(dev, &kCheckTag<B>, [&] {
-    std::vector<std::string> m;
-    for (size_t k = 0; k < what.size(); ++k) m.push_back(param_msg(k));
-    m.push_back(value_msg());
-    return m;
-  });
-  Backend& b = backend(dev);
-  kern::FamilyCheck c;
-  c.flag = b.check_flag();
-  c.bad = reinterpret_cast<float*>(c.flag + 1);
-  for (size_t k = 0; k < what.size(); ++k) c.param_code[k] = codes.param[k];
-  c.value_code = codes.value;
+  const kern::FamilyCheck c =
+      device_check(dev, &kCheckTag<B>, static_cast<int>(what.size()), param_msg, value_msg);
   rows_cuda_ops<B>(name).validate(a, values, c, cuda_stream(dev.index));
 }
 
@@ -193,17 +182,8 @@ Tensor row_family_log_prob_sum(const Tensor& x, const Tensor& p, float coef) {
     detail::rows_log_prob_sum<kern::RowBody<F>>(a, coef, kern::RowGrads{}, false, out, dev, F::kName);
     return out;
   }
-  const std::vector<Tensor> grads = detail::row_grads<F>(x, xb, p, rows, nullptr, coef, &out, need);
-  return cuvi::detail::record_fn(
-      out, F::kName,
-      [grads](const Tensor& g, const std::vector<bool>& nd) {
-        std::vector<Tensor> res(grads.size());
-        const bool unit = is_unit_grad(g);
-        for (size_t k = 0; k < grads.size(); ++k)
-          if (nd[k] && grads[k].defined()) res[k] = unit ? grads[k] : grads[k] * g;
-        return res;
-      },
-      {x, p});
+  return detail::record_fused_sum(out, F::kName, detail::row_grads<F>(x, xb, p, rows, nullptr, coef, &out, need),
+                                  {x, p});
 }
 
 // A draw of shape sample_shape + batch_shape (+ [K] for kValueEvent

@@ -75,11 +75,11 @@ TEST(RowDirichlet, GradcheckConcentrationAndValue) {
   gradcheck([&](const std::vector<Tensor>& in) { return dist::Dirichlet(conc).log_prob(in[0]); }, {x});
 }
 
-TEST(RowCategorical, LogProbAndGradcheckBothForms) {
+// (The values against the host formula: DistCategorical.LogProbMatchesHostFormula.)
+TEST(RowCategorical, Int64ValuesAndGradcheckBothForms) {
   std::mt19937 gen(33);
   Tensor raw = random_tensor({2, 4}, gen, 0.2f, 2.0f);
   Tensor x = tensor({0, 3, 1, 2, 2, 0}, {3, 2});
-  const auto rv = raw.to_vector(), xv = x.to_vector();
   for (bool logits : {false, true}) {
     SCOPED_TRACE(logits ? "logits" : "probs");
     auto make = [logits](const Tensor& p) {
@@ -87,16 +87,6 @@ TEST(RowCategorical, LogProbAndGradcheckBothForms) {
     };
     Tensor lp = make(raw).log_prob(x);
     ASSERT_EQ(lp.shape(), (Shape{3, 2}));
-    std::vector<double> want;
-    for (int i = 0; i < 3; ++i)
-      for (int b = 0; b < 2; ++b) {
-        double norm = 0;
-        for (int k = 0; k < 4; ++k) norm += logits ? std::exp(rv[b * 4 + k]) : rv[b * 4 + k];
-        const double v = rv[b * 4 + static_cast<int>(xv[i * 2 + b])];
-        want.push_back(logits ? v - std::log(norm) : std::log(v / norm));
-      }
-    expect_close(lp.to_vector(), want, 1e-5, 1e-5);
-    // int64 values give the same numbers.
     EXPECT_EQ(make(raw).log_prob(x.to_int64()).to_vector(), lp.to_vector());
     gradcheck([&](const std::vector<Tensor>& in) { return make(in[0]).log_prob(x); }, {raw});
   }
