@@ -1,5 +1,10 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstdint>
+#include <random>
+#include <vector>
+
 #include "gradcheck.hpp"
 
 using namespace cuvi;
@@ -110,4 +115,37 @@ TEST(Errors, UnavailableDevice) {
 TEST(Errors, MixingDevices) {
   if (!cuda_available()) GTEST_SKIP() << "needs a CUDA device";
   expect_error<DeviceError>([] { add(zeros({2}), zeros({2}, Device::cuda(0))); }, {"add", "cpu", "cuda:0"});
+}
+
+// The CPU backend's block cache: sizes at and around the size-class edges,
+// freed and reallocated in a shuffled order, never hand out a live block
+// twice (every tensor keeps its own values) and keep 64-byte alignment.
+TEST(Tensor, HostBlockCacheNeverAliasesLiveTensors) {
+  const std::vector<int64_t> sizes{0, 1, 15, 16, 17, 255, 256, 257, (1 << 18) - 1, 1 << 18, (1 << 18) + 1, 1 << 20};
+  std::mt19937 gen(3);
+  std::vector<Tensor> live;
+  std::vector<float> tag;
+  for (int round = 0; round < 6; ++round) {
+    for (int64_t n : sizes) {
+      const float v = static_cast<float>(live.size()) + 0.5f;
+      live.push_back(full({n}, v));
+      tag.push_back(v);
+      ASSERT_EQ(reinterpret_cast<uintptr_t>(live.back().data<float>()) % 64, 0u) << "size " << n;
+    }
+    // Free about half (shuffled), then check every survivor.
+    std::vector<size_t> order(live.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::shuffle(order.begin(), order.end(), gen);
+    std::vector<Tensor> keep;
+    std::vector<float> keep_tag;
+    for (size_t k = 0; k < order.size(); ++k)
+      if (k % 2 == 0) {
+        keep.push_back(live[order[k]]);
+        keep_tag.push_back(tag[order[k]]);
+      }
+    live = std::move(keep);
+    tag = std::move(keep_tag);
+    for (size_t i = 0; i < live.size(); ++i)
+      for (float x : live[i].to_vector()) ASSERT_EQ(x, tag[i]) << "tensor " << i << " of " << live[i].numel();
+  }
 }
