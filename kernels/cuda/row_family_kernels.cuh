@@ -34,7 +34,7 @@ struct RowFamilyLaunch {
     CUVI_CUDA_LAUNCH_CHECK(s(st));
   }
   static const RowFamilyCudaOps<F>* ops() {
-    static const RowFamilyCudaOps<F> table{RowsLaunch<RowBody<F>>::ops(), &sample, &sample_grad};
+    static const RowFamilyCudaOps<F> table{&sample, &sample_grad};
     return &table;
   }
   // Fills both registries: the family's (sampling) and its body's (log_prob,

@@ -137,11 +137,11 @@ void row_sample_grad(const RowArgs& a, const float* aux, const float* g, float* 
 
 }  // namespace cpu
 
-// The CUDA side of a row family: the generic row kernels of RowBody<F> plus
-// sampling; filled by CUVI_REGISTER_CUDA_ROW_FAMILY(F) in a .cu file.
+// The CUDA sampling of a row family (its log_prob, backward, fused sum and
+// validation are RowsRegistry<RowBody<F>>'s); both are filled by
+// CUVI_REGISTER_CUDA_ROW_FAMILY(F) in a .cu file.
 template <class F>
 struct RowFamilyCudaOps {
-  const RowsCudaOps<RowBody<F>>* rows;
   void (*sample)(const RowArgs&, uint64_t seed, uint32_t offset, float* out, float* aux, void* stream);
   void (*sample_grad)(const RowArgs&, const float* aux, const float* g, float* gp, void* stream);
 };
