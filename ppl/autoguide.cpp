@@ -158,7 +158,15 @@ void AutoGuideCore::setup(const std::function<void()>& run_model) {
     ls.full_value_shape = ls.value_shape;
     ls.full_uncon_shape = ls.uncon_shape;
     for (const Frame& f : s.frames) {
-      if (!subsampled(f)) continue;
+      // A subsampled sequential plate names different sites from step to
+      // step (x_<index>): no fixed set of guide parameters can follow it
+      // (Pyro's autoguides refuse sequential plates altogether). Unsubsampled
+      // ones work: each iteration's site is a site of its own, and the
+      // frames (no dim) are handed back unchanged by sample_in_plates.
+      CUVI_CHECK(f.vectorized || !subsampled(f), ValueError,
+                 cls_ << ": site '" << s.name << "' is in the subsampled sequential plate '" << f.name
+                      << "' (irange); its sites change from step to step, which an autoguide cannot follow");
+      if (!f.vectorized || !subsampled(f)) continue;
       CUVI_CHECK(supports_subsampling(), ValueError,
                  cls_ << ": site '" << s.name << "' is in the subsampled plate '" << f.name
                       << "'; this guide has one joint latent vector and cannot subsample it (use AutoNormal)");

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <limits>
 
 #include "../runtime/backend.hpp"
 
@@ -42,6 +41,8 @@ struct CostTerm {
 // Sums t over every dim that is not a plate of `target` shared with the
 // term (same plate name at the same dim): Pyro's MultiFrameTensor.sum_to.
 // Kept dims stay in place (keepdim), so terms broadcast against the site.
+// Only vectorized plates have dims (Pyro's get_plate_stacks): a sequential
+// plate's iterations are kept apart, where at all, by which terms enter.
 Tensor reduce_to(const Tensor& t, const std::vector<Frame>& term_frames, const std::vector<Frame>& target) {
   const int64_t nd = t.dim();
   std::vector<int64_t> dims;
@@ -50,13 +51,62 @@ Tensor reduce_to(const Tensor& t, const std::vector<Frame>& term_frames, const s
     const int neg = static_cast<int>(d - nd);
     bool keep = false;
     for (const Frame& f : target) {
-      if (f.dim != neg) continue;
+      if (!f.vectorized || f.dim != neg) continue;
       for (const Frame& g : term_frames)
-        if (g.dim == neg && g.name == f.name) keep = true;
+        if (g.vectorized && g.dim == neg && g.name == f.name) keep = true;
     }
     if (!keep) dims.push_back(d);
   }
   return dims.empty() ? t : sum(t, dims, true);
+}
+
+bool has_vectorized_frame(const std::vector<Frame>& fs) {
+  return std::any_of(fs.begin(), fs.end(), [](const Frame& f) { return f.vectorized; });
+}
+
+// The sequential-plate iterations a site sits in: (plate name, counter).
+using SeqKey = std::vector<std::pair<std::string, int64_t>>;
+
+SeqKey seq_key(const std::vector<Frame>& fs) {
+  SeqKey k;
+  for (const Frame& f : fs)
+    if (!f.vectorized) k.emplace_back(f.name, f.counter);
+  return k;
+}
+
+// Pyro's dense trace graph (poutine/util.py identify_dense_edges): an earlier
+// sample site is a parent of a later one unless both sit in one sequential
+// plate in different iterations. (Pyro pairs the two frame stacks position
+// by position; matching by plate name is the same for stacks that agree on
+// their outer plates, and also keeps apart sites whose stacks differ there.)
+bool may_depend(const SeqKey& a, const SeqKey& b) {
+  for (const auto& [n, c] : a)
+    for (const auto& [m, d] : b)
+      if (n == m && c != d) return false;
+  return true;
+}
+
+// Interns keys: sites of one iteration share an id, so a dependency test
+// compares ids against the few distinct keys met so far.
+struct SeqKeys {
+  std::map<SeqKey, int> ids;
+  std::vector<SeqKey> keys;
+  int id(const std::vector<Frame>& fs) {
+    SeqKey k = seq_key(fs);
+    auto [it, added] = ids.emplace(std::move(k), static_cast<int>(keys.size()));
+    if (added) keys.push_back(it->first);
+    return it->second;
+  }
+  // Whether a site with key b may depend on some site whose key is in `set`.
+  bool any_parent(const std::vector<int>& set, int b) const {
+    for (int a : set)
+      if (a == b || may_depend(keys[static_cast<size_t>(a)], keys[static_cast<size_t>(b)])) return true;
+    return false;
+  }
+};
+
+void add_key(std::vector<int>& set, int k) {
+  if (std::find(set.begin(), set.end(), k) == set.end()) set.push_back(k);
 }
 
 Tensor masked_log_prob(const Site& s) {
@@ -80,7 +130,8 @@ int ELBO::plate_nesting(const Program& model, const Program& guide) const {
     const Trace mt = poutine::trace(poutine::replay(model, gt)).get_trace();
     for (const Trace* t : {&gt, &mt})
       for (const Site& s : t->sites())
-        for (const Frame& f : s.frames) m = std::max(m, -f.dim);
+        for (const Frame& f : s.frames)
+          if (f.vectorized) m = std::max(m, -f.dim);  // sequential plates take no dim
   } catch (...) {
     set_rng_state(saved);
     throw;
@@ -171,6 +222,10 @@ void ELBO::particle(const Program& model, const Program& guide, float inv_p, int
     // Per-element terms, built on first need only.
     std::vector<CostTerm> terms;
     std::map<std::string, int> guide_pos, model_pos;
+    // kGraph: per guide latent / model sample site, in order, its
+    // sequential-plate key and (model) the guide position of the same name.
+    SeqKeys keys;
+    std::vector<int> guide_key, model_key, model_guide_idx;
     bool built = false;
     auto build = [&] {
       if (built) return;
@@ -178,9 +233,17 @@ void ELBO::particle(const Program& model, const Program& guide, float inv_p, int
       NoGradGuard ng;
       int gi = 0, mi = 0;
       for (const Site& s : guide_trace.sites())
-        if (is_latent(s)) guide_pos[s.name] = gi++;
+        if (is_latent(s)) {
+          guide_pos[s.name] = gi++;
+          guide_key.push_back(keys.id(s.frames));
+        }
       for (const Site& s : model_trace.sites())
-        if (s.type == SiteType::kSample && !s.is_subsample) model_pos[s.name] = mi++;
+        if (s.type == SiteType::kSample && !s.is_subsample) {
+          model_pos[s.name] = mi++;
+          model_key.push_back(keys.id(s.frames));
+          auto g = guide_pos.find(s.name);
+          model_guide_idx.push_back(g == guide_pos.end() ? -1 : g->second);
+        }
       for (const Site& s : model_trace.sites()) {
         if (s.type != SiteType::kSample || s.is_subsample) continue;
         CostTerm t;
@@ -208,16 +271,37 @@ void ELBO::particle(const Program& model, const Program& guide, float inv_p, int
       Tensor cost;
       if (mode == ScoreCost::kGraph) {
         build();
+        // Pyro's _compute_downstream_costs on the dense graphs: D = s and its
+        // descendants in the guide (a later guide site is one when some site
+        // of D may be its parent); the cost takes log q - log p of every site
+        // of D and log p of every model site that is a child in the model of
+        // a site of D. Without sequential plates every later site qualifies.
+        const size_t ng_sites = guide_key.size(), nm_sites = model_key.size();
         const int gs = guide_pos.at(s->name);
-        int ms = std::numeric_limits<int>::max();
-        for (const auto& [n, gi] : guide_pos)
-          if (gi >= gs && model_pos.count(n)) ms = std::min(ms, model_pos.at(n));
+        std::vector<char> in_d(ng_sites, 0), in_m(nm_sites, 0);
+        std::vector<int> d_keys{guide_key[static_cast<size_t>(gs)]};
+        in_d[static_cast<size_t>(gs)] = 1;
+        for (size_t g = static_cast<size_t>(gs) + 1; g < ng_sites; ++g)
+          if (keys.any_parent(d_keys, guide_key[g])) {
+            in_d[g] = 1;
+            add_key(d_keys, guide_key[g]);
+          }
+        // Keys (model frames) of the sites of D met so far in model order.
+        std::vector<int> parent_keys;
+        for (size_t m = 0; m < nm_sites; ++m) {
+          const int g = model_guide_idx[m];
+          const bool own = g >= 0 && in_d[static_cast<size_t>(g)];
+          in_m[m] = own || keys.any_parent(parent_keys, model_key[m]);
+          if (own) add_key(parent_keys, model_key[m]);
+        }
         NoGradGuard ng;
-        for (const CostTerm& t : terms)
-          if (t.guide_idx >= gs || (t.model_idx >= 0 && t.model_idx >= ms))
-            add_to(cost, reduce_to(t.value, *t.frames, s->frames));
+        for (const CostTerm& t : terms) {
+          const bool take = t.model_idx >= 0 ? in_m[static_cast<size_t>(t.model_idx)] != 0
+                                             : in_d[static_cast<size_t>(t.guide_idx)] != 0;
+          if (take) add_to(cost, reduce_to(t.value, *t.frames, s->frames));
+        }
         if (!cost.defined()) cost = zeros({}, default_device());
-      } else if (particle_dim == 0 && (mode == ScoreCost::kWhole || s->frames.empty())) {
+      } else if (particle_dim == 0 && (mode == ScoreCost::kWhole || !has_vectorized_frame(s->frames))) {
         cost = whole;  // nothing to keep apart: the whole particle loss
       } else {
         build();

@@ -28,8 +28,9 @@ struct ELBOOptions {
   int max_plate_nesting = -1;
   // Score-function cost of a non-reparameterised guide site (Pyro's partial
   // Rao-Blackwellisation, Trace_ELBO's _compute_log_r): every (log q - log p)
-  // term of the particle, scaled, reduced to the site's plates (terms in the
-  // same plate keep that dim, elementwise; all other dims are summed).
+  // term of the particle, scaled, reduced to the site's vectorized plates
+  // (terms in the same plate keep that dim, elementwise; all other dims are
+  // summed). Sequential plates (irange) play no part here, as in Pyro.
   // false: the particle's whole loss as the cost of every element (the plain
   // estimator; for comparisons).
   bool rao_blackwellize = true;
@@ -128,18 +129,22 @@ class TraceMeanField_ELBO : public ELBO {
 // a failed SVI step restores it.
 //
 // Dependencies come from execution order and plates, not from values: the
-// structure of Pyro's "dense" trace graph, which TraceGraph_ELBO uses (every
-// earlier sample site is a parent; cuvi has no sequential plates, whose
-// iterations Pyro would keep apart). For a guide
-// site s: G(s) = the guide's latent sites at or after s (whose values may
-// depend on z_s); the cost of s sums the guide's log q_t for t in G(s) and
-// the model's log p_u for every model site u at or after the first model
-// position of a site in G(s) (u's value or its parents may come from G(s)).
-// Each term is then reduced to s's plates as in Trace_ELBO: in a plate that
-// s shares it stays elementwise (other elements are conditionally
-// independent of z_s), every other dim is summed. With the baseline mean
-// taken over vectorised particles, the baseline is one per element of s's
-// (other) plates.
+// structure of Pyro's "dense" trace graph, which TraceGraph_ELBO uses: every
+// earlier sample site is a parent, except one that sits in another
+// iteration of a sequential plate (irange) the site sits in. For a guide
+// site s: G(s) = s and its descendants among the guide's latent sites (whose
+// values may depend on z_s); the cost of s sums log q_t - log p_t for t in
+// G(s) and the model's log p_u for every model site u that is a child in the
+// model of a site of G(s). Without sequential plates that is every guide
+// latent at or after s and every model site at or after the first model
+// position of a site of G(s); inside `for (i : irange(...))` the other
+// iterations' sites drop out (unless reached through a site outside the
+// plate that comes after both).
+// Each term is then reduced to s's vectorized plates as in Trace_ELBO: in a
+// plate that s shares it stays elementwise (other elements are
+// conditionally independent of z_s), every other dim is summed. With the
+// baseline mean taken over vectorised particles, the baseline is one per
+// element of s's (other) plates.
 class TraceGraph_ELBO : public ELBO {
  public:
   explicit TraceGraph_ELBO(TraceGraphELBOOptions o = {})

@@ -10,6 +10,19 @@ namespace cuvi {
 namespace {
 thread_local std::vector<Messenger*> t_stack;
 thread_local std::vector<const Plate*> t_plates;
+// Sequential plates with an iteration's frame active (they take no dim, so
+// only their names matter to the plates entered inside them).
+thread_local std::vector<const IRange*> t_seq;
+
+// ValueError when a plate or an active iteration of a sequential plate
+// already uses the name (sites would carry two frames of one name).
+void check_plate_name_free(const std::string& name) {
+  for (const Plate* p : t_plates)
+    CUVI_CHECK(p->name() != name, ValueError, "plate '" << name << "' is already active");
+  for (const IRange* r : t_seq)
+    CUVI_CHECK(r->name() != name, ValueError,
+               "plate '" << name << "' is already active (a sequential plate being iterated)");
+}
 
 // A site's density is not a distribution (factor): log_prob returns it.
 class UnitDist final : public dist::Distribution {
@@ -34,10 +47,13 @@ void broadcast_to_plates(Site& msg) {
   if (msg.frames.empty() || !msg.fn) return;
   Shape batch = msg.fn->batch_shape();
   int need = 0;
-  for (const Frame& f : msg.frames) need = std::max(need, -f.dim);
+  // A sequential plate's iteration has no dim: it does not broadcast.
+  for (const Frame& f : msg.frames)
+    if (f.vectorized) need = std::max(need, -f.dim);
   Shape target = batch;
   if (static_cast<int>(target.size()) < need) target.insert(target.begin(), need - target.size(), 1);
   for (const Frame& f : msg.frames) {
+    if (!f.vectorized) continue;
     int64_t& d = target[target.size() + f.dim];
     CUVI_CHECK(d == 1 || d == f.subsample_size, ShapeError,
                "site '" << msg.name << "': batch shape " << shape_str(batch) << " does not fit plate '" << f.name
@@ -249,8 +265,7 @@ void Plate::activate() {
                  "plate '" << frame_.name << "' at dim " << frame_.dim << " collides with enclosing plate '"
                            << p->frame_.name << "'");
   }
-  for (const Plate* p : t_plates)
-    CUVI_CHECK(p->frame_.name != frame_.name, ValueError, "plate '" << frame_.name << "' is already active");
+  check_plate_name_free(frame_.name);
   t_plates.push_back(this);
   t_stack.push_back(this);
   active_ = true;
@@ -315,6 +330,110 @@ Tensor Plate::subsample(const Tensor& t, int event_dim) const {
 }
 
 void Plate::process(Site& msg) {
+  if (msg.type != SiteType::kSample || msg.is_subsample) return;
+  msg.frames.insert(msg.frames.begin(), frame_);
+  if (subsampled_) msg.scale *= static_cast<float>(frame_.size) / static_cast<float>(frame_.subsample_size);
+}
+
+// ---- sequential plates ------------------------------------------------------------
+
+IRange::IRange(std::string name, int64_t size, int64_t subsample_size) {
+  CUVI_CHECK(size >= 0, ValueError, "plate '" << name << "': negative size " << size);
+  CUVI_CHECK(subsample_size >= 0 && subsample_size <= size, ValueError,
+             "plate '" << name << "': subsample_size " << subsample_size << " not in [0, " << size << "]");
+  frame_.name = std::move(name);
+  frame_.size = size;
+  frame_.subsample_size = subsample_size == 0 ? size : subsample_size;
+  frame_.dim = 0;
+  frame_.vectorized = false;
+  subsampled_ = subsample_size != 0 && subsample_size < size;
+  draw_indices(nullptr);
+}
+
+IRange::IRange(std::string name, int64_t size, const Tensor& subsample) {
+  CUVI_CHECK(size >= 0, ValueError, "plate '" << name << "': negative size " << size);
+  CUVI_CHECK(subsample.defined() && subsample.dtype() == DType::kInt64 && subsample.dim() == 1, ValueError,
+             "plate '" << name << "': subsample indices must be a 1-D int64 tensor");
+  frame_.name = std::move(name);
+  frame_.size = size;
+  frame_.subsample_size = subsample.numel();
+  frame_.dim = 0;
+  frame_.vectorized = false;
+  subsampled_ = true;
+  draw_indices(&subsample);
+}
+
+IRange::~IRange() { leave(); }
+
+void IRange::draw_indices(const Tensor* user_indices) {
+  if (!subsampled_) return;
+  // As Plate::draw_indices: the indices are a site of their own (the guide's
+  // trace records them, replay hands them to the model). The plate is not on
+  // the stack yet, so nothing needs undoing on an error.
+  Site msg;
+  msg.name = frame_.name;
+  msg.type = SiteType::kSample;
+  msg.is_subsample = true;
+  msg.frames.push_back(frame_);  // sizes for the default draw
+  if (user_indices) msg.value = *user_indices;
+  apply_stack(msg);
+  CUVI_CHECK(msg.value.defined() && msg.value.dtype() == DType::kInt64 && msg.value.dim() == 1 &&
+                 msg.value.numel() == frame_.subsample_size,
+             ShapeError,
+             "plate '" << frame_.name << "': indices of shape "
+                       << (msg.value.defined() ? shape_str(msg.value.shape()) : std::string("(undefined)"))
+                       << " for subsample size " << frame_.subsample_size);
+  frame_.indices = msg.value;
+  // The loop runs on the host: the one synchronisation of a sequential plate.
+  host_indices_ = msg.value.to_vector_i64();
+  for (int64_t i : host_indices_)
+    CUVI_CHECK(i >= 0 && i < frame_.size, IndexError,
+               "plate '" << frame_.name << "': index " << i << " not in [0, " << frame_.size << ")");
+}
+
+Tensor IRange::indices() const {
+  return subsampled_ ? frame_.indices : arange_i64(frame_.size, default_device());
+}
+
+void IRange::enter(int64_t k) {
+  CUVI_CHECK(!active_, ValueError, "plate '" << frame_.name << "' is already being iterated");
+  check_plate_name_free(frame_.name);
+  frame_.counter = k;
+  t_seq.push_back(this);
+  t_stack.push_back(this);
+  active_ = true;
+}
+
+void IRange::leave() {
+  if (!active_) return;
+  // Tolerant of exceptions unwinding: remove this plate wherever it is.
+  auto it = std::find(t_stack.rbegin(), t_stack.rend(), static_cast<Messenger*>(this));
+  if (it != t_stack.rend()) t_stack.erase(std::next(it).base());
+  auto st = std::find(t_seq.rbegin(), t_seq.rend(), this);
+  if (st != t_seq.rend()) t_seq.erase(std::next(st).base());
+  active_ = false;
+}
+
+IRange::Iterator IRange::begin() {
+  CUVI_CHECK(!active_, ValueError, "plate '" << frame_.name << "' is already being iterated");
+  return Iterator(this);
+}
+
+IRange::Iterator::Iterator(IRange* r) : r_(r) {
+  if (k_ < r_->count()) r_->enter(k_);
+}
+
+IRange::Iterator::~Iterator() {
+  if (r_) r_->leave();
+}
+
+IRange::Iterator& IRange::Iterator::operator++() {
+  r_->leave();
+  if (++k_ < r_->count()) r_->enter(k_);
+  return *this;
+}
+
+void IRange::process(Site& msg) {
   if (msg.type != SiteType::kSample || msg.is_subsample) return;
   msg.frames.insert(msg.frames.begin(), frame_);
   if (subsampled_) msg.scale *= static_cast<float>(frame_.size) / static_cast<float>(frame_.subsample_size);

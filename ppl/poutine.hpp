@@ -22,13 +22,17 @@ namespace cuvi {
 
 enum class SiteType { kSample, kParam };
 
-// A plate a site sits in.
+// A plate a site sits in: a vectorized plate (Plate, a batch dim) or one
+// iteration of a sequential plate (IRange, no dim). Code that reads dim must
+// skip frames that are not vectorized (Pyro's CondIndepStackFrame.vectorized).
 struct Frame {
   std::string name;
-  int dim = -1;                // negative, counted from the right of the batch shape
+  int dim = -1;                // negative, counted from the right of the batch shape; 0: sequential, no dim
   int64_t size = 0;            // full size N
   int64_t subsample_size = 0;  // B (== size when not subsampled)
   Tensor indices;              // this step's int64 indices (subsampled plates)
+  bool vectorized = true;      // false: one iteration of a sequential plate
+  int64_t counter = 0;         // sequential: the iteration number (0, 1, ...); 0 when vectorized
 };
 
 struct Site {
@@ -166,6 +170,91 @@ class Plate : public Messenger {
 inline Plate plate(std::string name, int64_t size, int64_t subsample_size = 0,
                    std::optional<int> dim = std::nullopt) {
   return Plate(std::move(name), size, subsample_size, dim);
+}
+
+// A sequential plate (Pyro's `for i in pyro.plate(name, N)`, historically
+// pyro.irange): iterating it runs the body once per index, each iteration in
+// its own conditionally independent frame (vectorized = false, counter = the
+// iteration number) that takes no batch dim. The value is the host index.
+//   for (int64_t i : irange("locals", N))      // i = 0, 1, ..., N-1
+//     sample("x_" + std::to_string(i), dist::Normal(loc[i], 1.0f));
+//   for (int64_t i : irange("locals", N, B))   // B indices of [0, N), no repeats
+//     ...                                      // scale N / B on every site inside
+// Sites inside are not broadcast along any dim for it, a vectorized plate
+// inside allocates its dim as if the sequential plate were absent, and
+// max_plate_nesting does not count it. TraceGraph_ELBO keeps iterations
+// apart: a site's downstream cost leaves out the sites of the plate's other
+// iterations (Pyro's dense trace graph).
+//
+// Subsampled, the indices are drawn once, at construction, and recorded as
+// the plate's site (is_subsample, value the int64 indices), as Plate does,
+// so replaying the guide's trace gives the model the same indices. Being
+// host-driven by nature, a subsampled (or user-indexed) sequential plate
+// copies its indices to the host once: one device synchronisation per run.
+//
+// The frame of an iteration is entered when the loop reaches it and left
+// when the loop advances, breaks or unwinds through an exception (the
+// iterator owns it). One object may be iterated again (the same indices),
+// but not from inside its own loop.
+class IRange : public Messenger {
+ public:
+  IRange(std::string name, int64_t size, int64_t subsample_size = 0);
+  // User-supplied indices (int64, 1-D, each in [0, size)) instead of a random draw.
+  IRange(std::string name, int64_t size, const Tensor& subsample);
+  ~IRange() override;
+  IRange(const IRange&) = delete;
+  IRange& operator=(const IRange&) = delete;
+
+  struct Sentinel {};
+  class Iterator {
+   public:
+    explicit Iterator(IRange* r);
+    Iterator(Iterator&& o) noexcept : r_(o.r_), k_(o.k_) { o.r_ = nullptr; }
+    Iterator& operator=(Iterator&&) = delete;
+    Iterator(const Iterator&) = delete;
+    ~Iterator();
+    int64_t operator*() const { return r_->index_at(k_); }
+    Iterator& operator++();
+    bool operator==(Sentinel) const { return !r_ || k_ >= r_->count(); }
+    bool operator!=(Sentinel s) const { return !(*this == s); }
+
+   private:
+    IRange* r_;
+    int64_t k_ = 0;
+  };
+  // Enters the first iteration's frame (ValueError when this plate, or an
+  // active plate of the same name, is already being iterated).
+  Iterator begin();
+  Sentinel end() const { return {}; }
+
+  const std::string& name() const { return frame_.name; }
+  int64_t size() const { return frame_.size; }
+  int64_t subsample_size() const { return frame_.subsample_size; }
+  // Number of iterations (the subsample size).
+  int64_t count() const { return frame_.subsample_size; }
+  // The host index of iteration k.
+  int64_t index_at(int64_t k) const { return subsampled_ ? host_indices_[static_cast<size_t>(k)] : k; }
+  // This run's indices (int64 [B]); arange(N) when not subsampled.
+  Tensor indices() const;
+  // Whether an iteration's frame is active.
+  bool active() const { return active_; }
+  void process(Site& msg) override;
+
+ private:
+  void draw_indices(const Tensor* user_indices);
+  void enter(int64_t k);
+  void leave();
+  Frame frame_;
+  std::vector<int64_t> host_indices_;
+  bool subsampled_ = false;
+  bool active_ = false;
+};
+
+inline IRange irange(std::string name, int64_t size, int64_t subsample_size = 0) {
+  return IRange(std::move(name), size, subsample_size);
+}
+inline IRange irange(std::string name, int64_t size, const Tensor& subsample) {
+  return IRange(std::move(name), size, subsample);
 }
 
 namespace poutine {
