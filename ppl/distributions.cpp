@@ -11,13 +11,9 @@
 namespace cuvi {
 
 namespace {
-thread_local Device t_default_device = Device::cpu();
 bool g_validation = true;
 thread_local std::string t_site;
 }  // namespace
-
-Device default_device() { return t_default_device; }
-void set_default_device(Device d) { t_default_device = d; }
 
 namespace dist {
 

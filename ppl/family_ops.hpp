@@ -17,11 +17,6 @@
 
 namespace cuvi {
 
-// Device used for tensors that nothing else places (samples of a
-// distribution whose parameters are all float constants, plate indices).
-Device default_device();
-void set_default_device(Device d);
-
 namespace dist {
 
 bool validation_enabled();

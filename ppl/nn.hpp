@@ -83,7 +83,7 @@ using ModulePtr = std::shared_ptr<Module>;
 // drawn with cuvi::rand (set_seed reproduces them).
 class Linear : public Module {
  public:
-  Linear(int64_t in_features, int64_t out_features, bool bias = true, Device dev = Device::cpu());
+  Linear(int64_t in_features, int64_t out_features, bool bias = true, Device dev = default_device());
   Tensor forward(const Tensor& x) override;
   std::string name() const override;
   const Tensor& weight() const { return param(0); }
@@ -129,7 +129,7 @@ class Sequential : public Module {
 // "0", "2", "4", ... as in the equivalent torch.nn.Sequential.
 std::shared_ptr<Sequential> mlp(const std::vector<int64_t>& sizes, Activation hidden = Activation::kRelu,
                                 Activation output_activation = Activation::kNone, bool bias = true,
-                                Device dev = Device::cpu());
+                                Device dev = default_device());
 
 }  // namespace cuvi::nn
 

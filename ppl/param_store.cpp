@@ -520,14 +520,14 @@ void ParamStore::load(const std::string& path, OptimizerState* opt, std::optiona
                                        << " in the file, but shape " << shape_str(e.leaf.shape()) << " and constraint "
                                        << e.constraint->name() << " in the store (strict load)");
     }
-    target[p.name] = device ? *device : (it != entries_.end() ? it->second.leaf.device() : Device::cpu());
+    target[p.name] = device ? *device : (it != entries_.end() ? it->second.leaf.device() : default_device());
   }
   auto device_for = [&](const std::string& pname) {
     if (device) return *device;
     auto t = target.find(pname);
     if (t != target.end()) return t->second;
     auto it = entries_.find(pname);
-    return it != entries_.end() ? it->second.leaf.device() : Device::cpu();
+    return it != entries_.end() ? it->second.leaf.device() : default_device();
   };
 
   // Build every tensor before touching the store.

@@ -98,7 +98,8 @@ class ParamStore {
   // replace same-named ones (as new leaves, keeping their place in names()),
   // new ones are appended in file order, others are kept. Values are created
   // on `device`, by default the device of an existing param of that name,
-  // else the cpu; optimizer tensors go where the param of their name goes.
+  // else the default device (default_device(), the cpu unless set);
+  // optimizer tensors go where the param of their name goes.
   // *opt is set to the file's optimizer state (empty if it has none).
   // Any problem with the file, and (strict) a param in the store with the
   // same name but another shape or constraint, throws IOError naming the path

@@ -448,7 +448,9 @@ class CudaBackend final : public Backend {
       std::lock_guard<std::mutex> lock(mu_);
       msg = (code > 0 && code <= static_cast<int>(messages_.size())) ? messages_[code - 1] : "device check failed";
     }
-    CUVI_THROW(ValueError, msg << " (offending value " << value << ", detected on cuda:" << index_ << ")");
+    // ", got <value>" as the cpu's immediate checks say it, so one message
+    // reads the same on both backends.
+    CUVI_THROW(ValueError, msg << ", got " << value << " (detected on cuda:" << index_ << " at this synchronisation)");
   }
   int register_check(const std::string& message) override {
     std::lock_guard<std::mutex> lock(mu_);

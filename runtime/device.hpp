@@ -24,6 +24,26 @@ struct Device {
   bool operator!=(const Device& o) const { return !(*this == o); }
 };
 
+// The calling thread's default device (cpu until set), as PyTorch's
+// torch.set_default_device: the tensor factories (tensor, zeros, randn, ...)
+// place their result there when no device is given, and so does the PPL for
+// what nothing else places (samples of a distribution whose parameters are
+// float constants, plate indices, param inits given as floats).
+Device default_device();
+void set_default_device(Device d);
+
+// Sets the default device for a scope and restores the previous one.
+class DefaultDeviceGuard {
+ public:
+  explicit DefaultDeviceGuard(Device d) : prev_(default_device()) { set_default_device(d); }
+  ~DefaultDeviceGuard() { set_default_device(prev_); }
+  DefaultDeviceGuard(const DefaultDeviceGuard&) = delete;
+  DefaultDeviceGuard& operator=(const DefaultDeviceGuard&) = delete;
+
+ private:
+  Device prev_;
+};
+
 // Whether the CUDA backend was compiled in, and how many devices it sees
 // (0 when not compiled or no driver/device). Never throws.
 bool cuda_built();

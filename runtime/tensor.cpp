@@ -27,6 +27,13 @@ long long sync_count() { return g_sync_count.load(std::memory_order_relaxed); }
 
 int cuda_device_count() { return cuda_backend_device_count(); }
 
+namespace {
+thread_local Device t_default_device = Device::cpu();
+}  // namespace
+
+Device default_device() { return t_default_device; }
+void set_default_device(Device d) { t_default_device = d; }
+
 Device Device::best() { return cuda_available() ? Device::cuda(0) : Device::cpu(); }
 
 Device Device::parse(const std::string& s) {

@@ -122,23 +122,23 @@ T* Tensor::data() const {
 }
 
 // Factories. float32 unless named _i64.
-Tensor tensor(std::initializer_list<float> values, Device dev = Device::cpu());
-Tensor tensor(const std::vector<float>& values, const Shape& shape, Device dev = Device::cpu());
-Tensor tensor(const std::vector<float>& values, Device dev = Device::cpu());
-Tensor tensor(float scalar, Device dev = Device::cpu());  // 0-d
-Tensor tensor_i64(std::initializer_list<int64_t> values, Device dev = Device::cpu());
-Tensor tensor_i64(const std::vector<int64_t>& values, const Shape& shape, Device dev = Device::cpu());
-Tensor scalar_tensor(float v, Device dev = Device::cpu());
-Tensor zeros(const Shape& shape, Device dev = Device::cpu());
-Tensor ones(const Shape& shape, Device dev = Device::cpu());
-Tensor full(const Shape& shape, float value, Device dev = Device::cpu());
+Tensor tensor(std::initializer_list<float> values, Device dev = default_device());
+Tensor tensor(const std::vector<float>& values, const Shape& shape, Device dev = default_device());
+Tensor tensor(const std::vector<float>& values, Device dev = default_device());
+Tensor tensor(float scalar, Device dev = default_device());  // 0-d
+Tensor tensor_i64(std::initializer_list<int64_t> values, Device dev = default_device());
+Tensor tensor_i64(const std::vector<int64_t>& values, const Shape& shape, Device dev = default_device());
+Tensor scalar_tensor(float v, Device dev = default_device());
+Tensor zeros(const Shape& shape, Device dev = default_device());
+Tensor ones(const Shape& shape, Device dev = default_device());
+Tensor full(const Shape& shape, float value, Device dev = default_device());
 Tensor zeros_like(const Tensor& t);
 Tensor ones_like(const Tensor& t);
 Tensor full_like(const Tensor& t, float value);
-Tensor arange(int64_t n, Device dev = Device::cpu());      // float32 0..n-1
-Tensor arange_i64(int64_t n, Device dev = Device::cpu());  // int64 0..n-1
-Tensor randn(const Shape& shape, Device dev = Device::cpu());  // from the global generator
-Tensor rand(const Shape& shape, Device dev = Device::cpu());   // uniform in (0, 1)
+Tensor arange(int64_t n, Device dev = default_device());      // float32 0..n-1
+Tensor arange_i64(int64_t n, Device dev = default_device());  // int64 0..n-1
+Tensor randn(const Shape& shape, Device dev = default_device());  // from the global generator
+Tensor rand(const Shape& shape, Device dev = default_device());   // uniform in (0, 1)
 
 // Disables graph recording in its scope (thread-local).
 class NoGradGuard {

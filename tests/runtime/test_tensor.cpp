@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <random>
+#include <thread>
 #include <vector>
 
 #include "gradcheck.hpp"
@@ -110,6 +111,35 @@ TEST(Errors, UnavailableDevice) {
   expect_error<DeviceError>([] { zeros({2}, Device::cuda(0)); }, {"cuda:0"});
   expect_error<DeviceError>([] { Device::parse("tpu"); }, {"tpu"});
   EXPECT_TRUE(Device::best().is_cpu());
+}
+
+// Factories without a device follow the thread's default device (as
+// torch.set_default_device); the guard restores the previous one, also when
+// its scope is left by an exception, and other threads keep their own.
+TEST(Tensor, DefaultDeviceFollowsGuardPerThread) {
+  ASSERT_TRUE(default_device().is_cpu());
+  const Device other = cuda_available() ? Device::cuda(0) : Device::cpu();
+  {
+    DefaultDeviceGuard g(other);
+    EXPECT_EQ(default_device(), other);
+    for (const Tensor& t : {tensor({1.f}), tensor(2.f), zeros({2}), ones({2}), full({2}, 3.f), arange(3),
+                            arange_i64(3), tensor_i64({1, 2}), scalar_tensor(1.f), randn({2}), rand({2})})
+      EXPECT_EQ(t.device(), other);
+    std::thread([] { EXPECT_TRUE(default_device().is_cpu()); }).join();
+  }
+  EXPECT_TRUE(default_device().is_cpu());
+  if (cuda_available()) return;
+  // Without a GPU, a cuda default makes the factories fail, naming the device;
+  // leaving the scope by that exception restores the cpu default.
+  try {
+    DefaultDeviceGuard g(Device::cuda(0));
+    expect_error<DeviceError>([] { zeros({2}); }, {"cuda:0"});
+    (void)tensor({1.f});
+    ADD_FAILURE() << "expected an exception";
+  } catch (const DeviceError&) {
+  }
+  EXPECT_TRUE(default_device().is_cpu());
+  EXPECT_TRUE(zeros({1}).device().is_cpu());
 }
 
 TEST(Errors, MixingDevices) {
