@@ -363,6 +363,9 @@ Tensor svi_step(const Program& model, const Program& guide, optim::Optimizer& op
   try {
     if (r.surrogate.requires_grad()) r.surrogate.backward();
     if (o.check_finite) {
+      // Raises what the device checked on the way (validation, indices)
+      // while nothing is updated yet; a no-op wait on the cpu.
+      synchronize(r.loss.device());
       Backend& b = backend(r.loss.device());
       CUVI_CHECK(b.all_finite(r.loss.data<float>(), 1), ValueError,
                  "SVI.step: the loss is not finite (" << r.loss.item() << "); parameters left unchanged");

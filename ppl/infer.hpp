@@ -166,6 +166,10 @@ class TraceGraph_ELBO : public ELBO {
 struct SVIOptions {
   // Check the loss and every gradient for non-finite values before the
   // update (one synchronisation per step); a failing step changes nothing.
+  // On a GPU that synchronisation also raises the step's deferred checks
+  // (distribution validation, index ranges) before the update. Without it a
+  // step never waits, so such an error surfaces at the next synchronisation,
+  // after the update it came from (its message names the site).
   bool check_finite = false;
 };
 

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "fakes.hpp"
+#include "gradcheck.hpp"
 #include "ppl/infer.hpp"
 
 using namespace cuvi;
@@ -547,6 +548,43 @@ TEST(Resume, SaveLoadContinuesBitIdentically) {
   set_rng_state(rng);
   run_steps(svi, N, M);
   check(svi, "same SVI reloaded");
+}
+
+}  // namespace
+
+namespace {
+
+// A value outside a distribution's support in the middle of training: with
+// check_finite the step throws (on a GPU at the step's synchronisation,
+// before the update, not at some later one), naming the distribution and
+// the site, and leaves the params and the optimizer state as they were.
+TEST(SVI, CheckFiniteRaisesValidationBeforeTheUpdate) {
+  reset(106);
+  Tensor counts = tensor({3.0f, 1.0f, 4.0f});
+  auto model = [&] {
+    Tensor rate = sample("rate", dist::Gamma(2.0f, 1.0f));
+    auto p = plate("data", 3);
+    sample("obs", dist::Poisson(rate), counts);
+  };
+  auto guide = [] {
+    sample("rate", dist::Gamma(param("a", 2.0f, constraints::positive), param("b", 1.0f, constraints::positive)));
+  };
+  infer::SVI svi(model, guide, optim::Adam({.lr = 0.05f}), infer::Trace_ELBO(), {.check_finite = true});
+  for (int i = 0; i < 3; ++i) svi.step();
+  const auto a0 = param_store().unconstrained("a").to_vector(), b0 = param_store().unconstrained("b").to_vector();
+  const OptimizerState st0 = svi.optimizer().state();
+  counts = tensor({3.0f, -1.0f, 4.0f});  // a negative count
+  cuvi::testing::expect_error<ValueError>([&] { svi.step(); }, {"Poisson", "site 'obs'", "-1"});
+  EXPECT_EQ(param_store().unconstrained("a").to_vector(), a0);
+  EXPECT_EQ(param_store().unconstrained("b").to_vector(), b0);
+  const OptimizerState st1 = svi.optimizer().state();
+  EXPECT_EQ(st1.scalars, st0.scalars);
+  for (const auto& [name, bufs] : st0.tensors)
+    for (const auto& [k, t] : bufs) EXPECT_EQ(st1.tensors.at(name).at(k).to_vector(), t.to_vector()) << name << k;
+  // Training goes on from there.
+  counts = tensor({3.0f, 1.0f, 4.0f});
+  EXPECT_TRUE(std::isfinite(svi.step().item()));
+  EXPECT_NE(param_store().unconstrained("a").to_vector(), a0);
 }
 
 }  // namespace
