@@ -24,6 +24,53 @@ void check_plate_name_free(const std::string& name) {
                "plate '" << name << "' is already active (a sequential plate being iterated)");
 }
 
+// Removes the last occurrence of x (a plate leaving, possibly while an
+// exception unwinds past plates entered after it).
+template <class T>
+void erase_last(std::vector<T*>& v, const void* x) {
+  auto it = std::find(v.rbegin(), v.rend(), x);
+  if (it != v.rend()) v.erase(std::next(it).base());
+}
+
+// The frame of a plate of `size` (N) subsampled to subsample_size (B; 0:
+// none), or to the given indices (int64, 1-D) when `user` is set.
+Frame plate_frame(std::string name, int64_t size, int64_t subsample_size, const Tensor* user) {
+  CUVI_CHECK(size >= 0, ValueError, "plate '" << name << "': negative size " << size);
+  Frame f;
+  if (user) {
+    CUVI_CHECK(user->defined() && user->dtype() == DType::kInt64 && user->dim() == 1, ValueError,
+               "plate '" << name << "': subsample indices must be a 1-D int64 tensor");
+    f.subsample_size = user->numel();
+  } else {
+    CUVI_CHECK(subsample_size >= 0 && subsample_size <= size, ValueError,
+               "plate '" << name << "': subsample_size " << subsample_size << " not in [0, " << size << "]");
+    f.subsample_size = subsample_size == 0 ? size : subsample_size;
+  }
+  f.name = std::move(name);
+  f.size = size;
+  return f;
+}
+
+// A subsampled plate's indices for this run: a site of their own (is_subsample),
+// so the guide's trace records them and replay hands the model the same
+// minibatch; the default draw (or the user's indices) otherwise.
+Tensor record_indices(const Frame& f, const Tensor* user) {
+  Site msg;
+  msg.name = f.name;
+  msg.type = SiteType::kSample;
+  msg.is_subsample = true;
+  msg.frames.push_back(f);  // sizes for the default draw
+  if (user) msg.value = *user;
+  apply_stack(msg);
+  CUVI_CHECK(msg.value.defined() && msg.value.dtype() == DType::kInt64 && msg.value.dim() == 1 &&
+                 msg.value.numel() == f.subsample_size,
+             ShapeError,
+             "plate '" << f.name << "': indices of shape "
+                       << (msg.value.defined() ? shape_str(msg.value.shape()) : std::string("(undefined)"))
+                       << " for subsample size " << f.subsample_size);
+  return msg.value;
+}
+
 // A site's density is not a distribution (factor): log_prob returns it.
 class UnitDist final : public dist::Distribution {
  public:
@@ -220,24 +267,15 @@ Tensor deterministic(const std::string& name, const Tensor& value, int event_dim
 
 // ---- plates --------------------------------------------------------------------
 
-Plate::Plate(std::string name, int64_t size, int64_t subsample_size, std::optional<int> dim) : user_dim_(dim) {
-  CUVI_CHECK(size >= 0, ValueError, "plate '" << name << "': negative size " << size);
-  CUVI_CHECK(subsample_size >= 0 && subsample_size <= size, ValueError,
-             "plate '" << name << "': subsample_size " << subsample_size << " not in [0, " << size << "]");
-  frame_.name = std::move(name);
-  frame_.size = size;
-  frame_.subsample_size = subsample_size == 0 ? size : subsample_size;
-  subsampled_ = subsample_size != 0 && subsample_size < size;
+Plate::Plate(std::string name, int64_t size, int64_t subsample_size, std::optional<int> dim)
+    : frame_(plate_frame(std::move(name), size, subsample_size, nullptr)), user_dim_(dim) {
+  subsampled_ = frame_.subsample_size < size;
   activate();
   draw_indices(nullptr);
 }
 
-Plate::Plate(std::string name, int64_t size, const Tensor& subsample, std::optional<int> dim) : user_dim_(dim) {
-  CUVI_CHECK(subsample.defined() && subsample.dtype() == DType::kInt64 && subsample.dim() == 1, ValueError,
-             "plate '" << name << "': subsample indices must be a 1-D int64 tensor");
-  frame_.name = std::move(name);
-  frame_.size = size;
-  frame_.subsample_size = subsample.numel();
+Plate::Plate(std::string name, int64_t size, const Tensor& subsample, std::optional<int> dim)
+    : frame_(plate_frame(std::move(name), size, 0, &subsample)), user_dim_(dim) {
   subsampled_ = true;
   activate();
   draw_indices(&subsample);
@@ -273,22 +311,11 @@ void Plate::activate() {
 
 void Plate::draw_indices(const Tensor* user_indices) {
   if (!subsampled_) return;
-  // The indices are a site of their own, so the guide's trace records them
-  // and replay hands the same minibatch to the model. The plate itself is on
-  // the stack already but does not touch subsample sites. On an error the
-  // plate leaves the stack (the destructor of a half-built object never runs).
+  // The plate itself is on the stack already but does not touch subsample
+  // sites. On an error the plate leaves the stack (the destructor of a
+  // half-built object never runs).
   try {
-    Site msg;
-    msg.name = frame_.name;
-    msg.type = SiteType::kSample;
-    msg.is_subsample = true;
-    msg.frames.push_back(frame_);  // sizes for the default draw
-    if (user_indices) msg.value = *user_indices;
-    apply_stack(msg);
-    CUVI_CHECK(msg.value.numel() == frame_.subsample_size, ShapeError,
-               "plate '" << frame_.name << "': " << msg.value.numel() << " indices for subsample size "
-                         << frame_.subsample_size);
-    frame_.indices = msg.value;
+    frame_.indices = record_indices(frame_, user_indices);
   } catch (...) {
     exit();
     throw;
@@ -297,10 +324,8 @@ void Plate::draw_indices(const Tensor* user_indices) {
 
 void Plate::exit() {
   if (!active_) return;
-  auto it = std::find(t_stack.rbegin(), t_stack.rend(), static_cast<Messenger*>(this));
-  if (it != t_stack.rend()) t_stack.erase(std::next(it).base());
-  auto pt = std::find(t_plates.rbegin(), t_plates.rend(), this);
-  if (pt != t_plates.rend()) t_plates.erase(std::next(pt).base());
+  erase_last(t_stack, static_cast<Messenger*>(this));
+  erase_last(t_plates, this);
   active_ = false;
 }
 
@@ -337,26 +362,16 @@ void Plate::process(Site& msg) {
 
 // ---- sequential plates ------------------------------------------------------------
 
-IRange::IRange(std::string name, int64_t size, int64_t subsample_size) {
-  CUVI_CHECK(size >= 0, ValueError, "plate '" << name << "': negative size " << size);
-  CUVI_CHECK(subsample_size >= 0 && subsample_size <= size, ValueError,
-             "plate '" << name << "': subsample_size " << subsample_size << " not in [0, " << size << "]");
-  frame_.name = std::move(name);
-  frame_.size = size;
-  frame_.subsample_size = subsample_size == 0 ? size : subsample_size;
+IRange::IRange(std::string name, int64_t size, int64_t subsample_size)
+    : frame_(plate_frame(std::move(name), size, subsample_size, nullptr)) {
   frame_.dim = 0;
   frame_.vectorized = false;
-  subsampled_ = subsample_size != 0 && subsample_size < size;
+  subsampled_ = frame_.subsample_size < size;
   draw_indices(nullptr);
 }
 
-IRange::IRange(std::string name, int64_t size, const Tensor& subsample) {
-  CUVI_CHECK(size >= 0, ValueError, "plate '" << name << "': negative size " << size);
-  CUVI_CHECK(subsample.defined() && subsample.dtype() == DType::kInt64 && subsample.dim() == 1, ValueError,
-             "plate '" << name << "': subsample indices must be a 1-D int64 tensor");
-  frame_.name = std::move(name);
-  frame_.size = size;
-  frame_.subsample_size = subsample.numel();
+IRange::IRange(std::string name, int64_t size, const Tensor& subsample)
+    : frame_(plate_frame(std::move(name), size, 0, &subsample)) {
   frame_.dim = 0;
   frame_.vectorized = false;
   subsampled_ = true;
@@ -367,25 +382,10 @@ IRange::~IRange() { leave(); }
 
 void IRange::draw_indices(const Tensor* user_indices) {
   if (!subsampled_) return;
-  // As Plate::draw_indices: the indices are a site of their own (the guide's
-  // trace records them, replay hands them to the model). The plate is not on
-  // the stack yet, so nothing needs undoing on an error.
-  Site msg;
-  msg.name = frame_.name;
-  msg.type = SiteType::kSample;
-  msg.is_subsample = true;
-  msg.frames.push_back(frame_);  // sizes for the default draw
-  if (user_indices) msg.value = *user_indices;
-  apply_stack(msg);
-  CUVI_CHECK(msg.value.defined() && msg.value.dtype() == DType::kInt64 && msg.value.dim() == 1 &&
-                 msg.value.numel() == frame_.subsample_size,
-             ShapeError,
-             "plate '" << frame_.name << "': indices of shape "
-                       << (msg.value.defined() ? shape_str(msg.value.shape()) : std::string("(undefined)"))
-                       << " for subsample size " << frame_.subsample_size);
-  frame_.indices = msg.value;
+  // The plate is not on the stack yet, so nothing needs undoing on an error.
+  frame_.indices = record_indices(frame_, user_indices);
   // The loop runs on the host: the one synchronisation of a sequential plate.
-  host_indices_ = msg.value.to_vector_i64();
+  host_indices_ = frame_.indices.to_vector_i64();
   for (int64_t i : host_indices_)
     CUVI_CHECK(i >= 0 && i < frame_.size, IndexError,
                "plate '" << frame_.name << "': index " << i << " not in [0, " << frame_.size << ")");
@@ -407,10 +407,8 @@ void IRange::enter(int64_t k) {
 void IRange::leave() {
   if (!active_) return;
   // Tolerant of exceptions unwinding: remove this plate wherever it is.
-  auto it = std::find(t_stack.rbegin(), t_stack.rend(), static_cast<Messenger*>(this));
-  if (it != t_stack.rend()) t_stack.erase(std::next(it).base());
-  auto st = std::find(t_seq.rbegin(), t_seq.rend(), this);
-  if (st != t_seq.rend()) t_seq.erase(std::next(st).base());
+  erase_last(t_stack, static_cast<Messenger*>(this));
+  erase_last(t_seq, this);
   active_ = false;
 }
 
