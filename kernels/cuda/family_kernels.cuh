@@ -51,8 +51,14 @@ __global__ void family_log_prob_sum_kernel(const FamilyArgs<F::kNumParams> a, fl
   if (threadIdx.x == 0) partial[blockIdx.x] = r;
 }
 
-// One block adds the partials in a fixed order and scales by coef.
-__global__ inline void family_sum_partials_kernel(const float* partial, int64_t n, float coef, float* sum) {
+// One block adds the partials in a fixed order and scales by coef. This
+// header is part of several translation units of one program (the
+// library's ppl/cuda/*.cu, a user's family); nvcc ignores `inline` on a
+// __global__ function, whose host stub then was one weak symbol shared by
+// all of them. As a template (launched as family_sum_partials_kernel<>),
+// each translation unit keeps a local stub for the kernel in its own module.
+template <int = 0>
+__global__ void family_sum_partials_kernel(const float* partial, int64_t n, float coef, float* sum) {
   using BlockReduce = cub::BlockReduce<float, kThreads>;
   __shared__ typename BlockReduce::TempStorage tmp;
   float acc = 0.0f;
@@ -118,7 +124,7 @@ struct FamilyLaunch {
     else
       family_log_prob_sum_kernel<F, false><<<static_cast<unsigned>(chunks), kThreads, 0, s(st)>>>(a, coef, o, partial);
     CUVI_CUDA_LAUNCH_CHECK(s(st));
-    family_sum_partials_kernel<<<1, kThreads, 0, s(st)>>>(partial, chunks, coef, sum);
+    family_sum_partials_kernel<><<<1, kThreads, 0, s(st)>>>(partial, chunks, coef, sum);
     CUVI_CUDA_LAUNCH_CHECK(s(st));
     CUVI_CUDA_CHECK(cudaFreeAsync(partial, s(st)));
   }

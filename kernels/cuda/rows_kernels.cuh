@@ -86,7 +86,7 @@ struct RowsLaunch {
     else
       rows_log_prob_sum_kernel<B, false><<<static_cast<unsigned>(chunks), kThreads, 0, s(st)>>>(a, coef, o, partial);
     CUVI_CUDA_LAUNCH_CHECK(s(st));
-    family_sum_partials_kernel<<<1, kThreads, 0, s(st)>>>(partial, chunks, coef, sum);
+    family_sum_partials_kernel<><<<1, kThreads, 0, s(st)>>>(partial, chunks, coef, sum);
     CUVI_CUDA_LAUNCH_CHECK(s(st));
     CUVI_CUDA_CHECK(cudaFreeAsync(partial, s(st)));
   }

@@ -1,4 +1,4 @@
-// Tensor-level distribution tests (CPU): log_prob against float64 host
+// Tensor-level distribution tests (default device): log_prob against float64 host
 // formulas with broadcasting, gradients, the fused log_prob_sum, sampling and
 // moments, expand/to_event, Categorical, Dirichlet, Delta, KL, validation.
 #include <gtest/gtest.h>

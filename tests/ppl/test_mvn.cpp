@@ -1,4 +1,4 @@
-// MultivariateNormal (CPU): log_prob against a float64 host formula with
+// MultivariateNormal (default device): log_prob against a float64 host formula with
 // broadcasting, finite-difference gradients, moments of rsample, the closed
 // form KL against Monte Carlo, expand, and parameter validation.
 #include <gtest/gtest.h>

@@ -1,4 +1,4 @@
-// Effect handlers and plates (CPU): trace, replay, condition, substitute,
+// Effect handlers and plates (default device): trace, replay, condition, substitute,
 // block, scale, mask, seed, their compositions; plate dims, broadcasting,
 // subsampling (scales, indices, replay of indices, unbiasedness).
 #include <gtest/gtest.h>

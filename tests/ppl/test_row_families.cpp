@@ -1,4 +1,4 @@
-// Dirichlet and Categorical through their row kernels (CPU): log_prob
+// Dirichlet and Categorical through their row kernels (default device): log_prob
 // against float64 host formulas with broadcasting, gradients by finite
 // differences, the fused log-prob-sum, samplers (moments, chi-square), the
 // Dirichlet pathwise gradient against the analytic derivative of an

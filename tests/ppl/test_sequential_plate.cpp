@@ -1,4 +1,4 @@
-// Sequential plates (irange: Pyro's `for i in pyro.plate(name, N)`), CPU:
+// Sequential plates (irange: Pyro's `for i in pyro.plate(name, N)`), default device:
 // iteration order and values; per-iteration frames (counter, no dim) and
 // the dims of vectorized plates around and inside them; subsampling (scale,
 // indices, replay into the model, user indices); a clean handler stack after

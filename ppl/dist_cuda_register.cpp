@@ -1,0 +1,30 @@
+// Registers the CUDA kernels of the built-in families (built with CUDA
+// only; dist_cuda_stub.cpp otherwise). The kernels are instantiated in
+// ppl/cuda/*.cu, a few families per translation unit: one file holding them
+// all was the build's critical path (minutes of nvcc on one core while the
+// others waited for the library).
+#include "family_ops.hpp"
+
+namespace cuvi::dist::detail {
+
+void register_cuda_normal();          // Normal and LogNormal
+void register_cuda_laplace_uniform(); // Laplace and Uniform
+void register_cuda_gamma();           // Gamma and Exponential
+void register_cuda_beta();            // Beta
+void register_cuda_studentt();        // StudentT
+void register_cuda_discrete();        // Poisson and Bernoulli (probs and logits)
+void register_cuda_dirichlet();       // Dirichlet
+void register_cuda_categorical_mvn(); // Categorical (probs and logits) and MultivariateNormal
+
+void register_builtin_cuda_families() {
+  register_cuda_normal();
+  register_cuda_laplace_uniform();
+  register_cuda_gamma();
+  register_cuda_beta();
+  register_cuda_studentt();
+  register_cuda_discrete();
+  register_cuda_dirichlet();
+  register_cuda_categorical_mvn();
+}
+
+}  // namespace cuvi::dist::detail
