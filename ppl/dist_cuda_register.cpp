@@ -5,6 +5,8 @@
 // others waited for the library).
 #include "family_ops.hpp"
 
+#include <mutex>
+
 namespace cuvi::dist::detail {
 
 void register_cuda_normal();          // Normal and LogNormal
@@ -17,14 +19,17 @@ void register_cuda_dirichlet();       // Dirichlet
 void register_cuda_categorical_mvn(); // Categorical (probs and logits) and MultivariateNormal
 
 void register_builtin_cuda_families() {
-  register_cuda_normal();
-  register_cuda_laplace_uniform();
-  register_cuda_gamma();
-  register_cuda_beta();
-  register_cuda_studentt();
-  register_cuda_discrete();
-  register_cuda_dirichlet();
-  register_cuda_categorical_mvn();
+  static std::once_flag once;
+  std::call_once(once, [] {
+    register_cuda_normal();
+    register_cuda_laplace_uniform();
+    register_cuda_gamma();
+    register_cuda_beta();
+    register_cuda_studentt();
+    register_cuda_discrete();
+    register_cuda_dirichlet();
+    register_cuda_categorical_mvn();
+  });
 }
 
 }  // namespace cuvi::dist::detail

@@ -65,11 +65,14 @@ const CheckCodes& check_codes(Device dev, const void* kind, const std::function<
 template <class T>
 inline const char kCheckTag = 0;
 
+// Registers the built-in families' CUDA kernels, once per process (a
+// std::call_once, so threads meeting their first CUDA distribution together
+// neither race on the registries nor pay more than an atomic load after).
 void register_builtin_cuda_families();
 
 template <class F>
 const kern::FamilyCudaOps<F::kNumParams>& cuda_ops() {
-  if (!kern::FamilyRegistry<F>::cuda) register_builtin_cuda_families();
+  register_builtin_cuda_families();
   CUVI_CHECK(kern::FamilyRegistry<F>::cuda != nullptr, DeviceError,
              F::kName << ": no CUDA kernels are registered for this family; add CUVI_REGISTER_CUDA_FAMILY("
                       << F::kName << ") to a .cu file of the program");

@@ -18,14 +18,14 @@ namespace detail {
 
 template <class B>
 const kern::RowsCudaOps<B>& rows_cuda_ops(const char* name) {
-  if (!kern::RowsRegistry<B>::cuda) register_builtin_cuda_families();
+  register_builtin_cuda_families();
   CUVI_CHECK(kern::RowsRegistry<B>::cuda != nullptr, DeviceError, name << ": no CUDA kernels are registered");
   return *kern::RowsRegistry<B>::cuda;
 }
 
 template <class F>
 const kern::RowFamilyCudaOps<F>& row_cuda_ops() {
-  if (!kern::RowFamilyRegistry<F>::cuda) register_builtin_cuda_families();
+  register_builtin_cuda_families();
   CUVI_CHECK(kern::RowFamilyRegistry<F>::cuda != nullptr, DeviceError,
              F::kName << ": no CUDA kernels are registered for this family");
   return *kern::RowFamilyRegistry<F>::cuda;
