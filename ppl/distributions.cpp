@@ -120,15 +120,14 @@ Tensor Categorical::probs() const {
 
 Tensor Categorical::log_prob(const Tensor& x) const {
   CUVI_CHECK(x.defined(), ValueError, "Categorical.log_prob: undefined value" << detail::site_suffix());
-  const Tensor xf = x.to_float();
-  return logits_form_ ? row_family_log_prob<kern::CategoricalLogits>(xf, param_)
-                      : row_family_log_prob<kern::CategoricalProbs>(xf, param_);
+  // int64 indices (what sample() returns) are read by the kernels as they are.
+  return logits_form_ ? row_family_log_prob<kern::CategoricalLogits>(x, param_)
+                      : row_family_log_prob<kern::CategoricalProbs>(x, param_);
 }
 Tensor Categorical::log_prob_sum(const Tensor& x, float coef) const {
   CUVI_CHECK(x.defined(), ValueError, "Categorical.log_prob: undefined value" << detail::site_suffix());
-  const Tensor xf = x.to_float();
-  return logits_form_ ? row_family_log_prob_sum<kern::CategoricalLogits>(xf, param_, coef)
-                      : row_family_log_prob_sum<kern::CategoricalProbs>(xf, param_, coef);
+  return logits_form_ ? row_family_log_prob_sum<kern::CategoricalLogits>(x, param_, coef)
+                      : row_family_log_prob_sum<kern::CategoricalProbs>(x, param_, coef);
 }
 
 Tensor Categorical::sample(const Shape& s) const {

@@ -77,14 +77,17 @@ inline Shape drop_last_dim(const Shape& s) { return Shape(s.begin(), s.end() - 1
 // after checking dtype and event size.
 template <class F>
 Shape row_value_batch(const Tensor& x, int64_t K) {
-  CUVI_CHECK(x.dtype() == DType::kFloat32, DTypeError,
-             F::kName << ": values must be float32, got " << dtype_name(x.dtype()) << site_suffix());
   if constexpr (F::kValueEvent) {
+    CUVI_CHECK(x.dtype() == DType::kFloat32, DTypeError,
+               F::kName << ": values must be float32, got " << dtype_name(x.dtype()) << site_suffix());
     CUVI_CHECK(x.dim() >= 1 && x.size(-1) == K, ShapeError,
                F::kName << ".log_prob: value of shape " << shape_str(x.shape()) << " has no event dim of size " << K
                         << site_suffix());
     return drop_last_dim(x.shape());
   } else {
+    // One value per row: float32, or int64 read directly by the kernels.
+    CUVI_CHECK(x.dtype() == DType::kFloat32 || x.dtype() == DType::kInt64, DTypeError,
+               F::kName << ": values must be float32 or int64, got " << dtype_name(x.dtype()) << site_suffix());
     return x.shape();
   }
 }
@@ -96,7 +99,8 @@ inline kern::RowArgs make_row_args(const Tensor* x, const Shape& x_batch, const 
   const Shape pb = drop_last_dim(p.shape());
   const Shape xb = x ? x_batch : rows;
   a.geom = cuvi::detail::make_geom<2>(rows, {&xb, &pb});
-  a.x = x ? x->data<float>() : nullptr;
+  if (x && x->dtype() == DType::kInt64) a.xi = x->data<int64_t>();
+  else a.x = x ? x->data<float>() : nullptr;
   a.p = p.data<float>();
   a.K = static_cast<int>(p.size(-1));
   return a;

@@ -29,7 +29,8 @@
 namespace cuvi::kern {
 
 struct RowArgs {
-  const float* x = nullptr;  // values (rows of K, or one per row)
+  const float* x = nullptr;     // values (rows of K, or one per row)
+  const int64_t* xi = nullptr;  // int64 values instead of x (one per row: category indices)
   const float* p = nullptr;  // parameter rows of K
   int K = 0;
   BcastGeom<2> geom;  // input 0: value, input 1: parameter
@@ -38,6 +39,12 @@ struct RowArgs {
   template <class F>
   CUVI_HD const float* xrow(int64_t r) const {
     return x + geom.offset(0, r) * (F::kValueEvent ? K : 1);
+  }
+  // The value of row r for families with one value per row, read from
+  // whichever of x and xi is set (no conversion pass for int64 indices).
+  CUVI_HD float xscalar(int64_t r) const {
+    const int64_t o = geom.offset(0, r);
+    return xi ? static_cast<float>(xi[o]) : x[o];
   }
 };
 
@@ -59,7 +66,7 @@ struct RowBody {
 
   CUVI_HD static float log_prob(const RowArgs& a, int64_t r) {
     if constexpr (F::kValueEvent) return F::log_prob(a.xrow<F>(r), a.prow(r), a.K);
-    else return F::log_prob(*a.xrow<F>(r), a.prow(r), a.K);
+    else return F::log_prob(a.xscalar(r), a.prow(r), a.K);
   }
 
   // log_prob of row r; its gradients times s into the rows of `out`.
@@ -75,7 +82,7 @@ struct RowBody {
         gp[k] *= s;
       }
     } else {
-      l = F::log_prob_grad(*a.xrow<F>(r), a.prow(r), K, gp);
+      l = F::log_prob_grad(a.xscalar(r), a.prow(r), K, gp);
       for (int k = 0; k < K; ++k) gp[k] *= s;
     }
     return l;
@@ -90,7 +97,13 @@ struct RowBody {
       *bad = p[k];
       return 1;
     }
-    if (values && !F::check_value(a.xrow<F>(r), a.K, bad)) return -1;
+    if (!values) return 0;
+    if constexpr (F::kValueEvent) {
+      if (!F::check_value(a.xrow<F>(r), a.K, bad)) return -1;
+    } else {
+      const float v = a.xscalar(r);
+      if (!F::check_value(&v, a.K, bad)) return -1;
+    }
     return 0;
   }
 };

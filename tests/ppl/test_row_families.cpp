@@ -89,6 +89,19 @@ TEST(RowCategorical, Int64ValuesAndGradcheckBothForms) {
     ASSERT_EQ(lp.shape(), (Shape{3, 2}));
     EXPECT_EQ(make(raw).log_prob(x.to_int64()).to_vector(), lp.to_vector());
     gradcheck([&](const std::vector<Tensor>& in) { return make(in[0]).log_prob(x); }, {raw});
+    // int64 values go to the kernels as they are: the same bits as float
+    // values, for log_prob's gradient and for the fused sum and its gradient.
+    const Tensor xi = x.to_int64();
+    gradcheck([&](const std::vector<Tensor>& in) { return make(in[0]).log_prob(xi); }, {raw});
+    auto fused = [&](const Tensor& v) {
+      Tensor r = raw.detach().requires_grad_();
+      Tensor s = make(r).log_prob_sum(v, -0.7f);
+      s.backward();
+      std::vector<float> out = r.grad().to_vector();
+      out.push_back(s.item());
+      return out;
+    };
+    EXPECT_EQ(fused(xi), fused(x));
   }
 }
 
@@ -230,6 +243,9 @@ TEST(RowFamilies, ValidationNamesFamilyArgumentAndValue) {
   dist::Categorical c(tensor({0.2f, 0.3f, 0.5f}));
   expect_error<ValueError>([&] { c.log_prob(tensor(5.0f)); }, {"Categorical", "value", "5"});
   expect_error<ValueError>([&] { c.log_prob(tensor(1.5f)); }, {"Categorical", "1.5"});
+  expect_error<ValueError>([&] { c.log_prob(tensor_i64({0, 3})); }, {"Categorical", "value", "3"});
+  expect_error<ValueError>([&] { c.log_prob_sum(tensor_i64({-2}), 1.0f); }, {"Categorical", "value", "-2"});
+  expect_error<DTypeError>([&] { d.log_prob(tensor_i64({0, 1, 0})); }, {"Dirichlet", "float32", "int64"});
   ValidationOff off;
   EXPECT_NO_THROW(dist::Dirichlet(tensor({1.0f, -1.0f, 2.0f})));
   EXPECT_NO_THROW(d.log_prob(tensor({0.5f, 0.6f, 0.1f})));
