@@ -32,19 +32,36 @@ __global__ void family_log_prob_grad_kernel(const FamilyArgs<F::kNumParams> a, c
   }
 }
 
-template <class F, bool kGrads>
+// Each thread first loads its kFamilyItems elements' value and parameters,
+// then computes and stores: the gradient stores may alias the inputs as far
+// as the compiler knows, so loads interleaved with stores would leave only
+// one element's loads in flight per thread. kFlat (FamilyArgs::flat())
+// drops the broadcast index arithmetic. Either way the thread adds its
+// elements in order j = 0..kFamilyItems-1: the same bits in every variant.
+template <class F, bool kGrads, bool kFlat>
 __global__ void family_log_prob_sum_kernel(const FamilyArgs<F::kNumParams> a, float coef,
                                            const FamilyGrads<F::kNumParams> out, float* partial) {
+  constexpr int NP = F::kNumParams;
   using BlockReduce = cub::BlockReduce<float, kThreads>;
   __shared__ typename BlockReduce::TempStorage tmp;
-  const int64_t base = static_cast<int64_t>(blockIdx.x) * kFamilyChunk;
+  const int64_t base = static_cast<int64_t>(blockIdx.x) * kFamilyChunk + threadIdx.x;
+  const int64_t n = a.geom.n;
+  float xv[kFamilyItems], pv[kFamilyItems][NP];
+#pragma unroll
+  for (int j = 0; j < kFamilyItems; ++j) {
+    const int64_t i = base + static_cast<int64_t>(j) * kThreads;
+    if (i < n) {
+      xv[j] = a.template value_at<kFlat>(i);
+      a.template params_at<kFlat>(i, pv[j]);
+    }
+  }
   float acc = 0.0f;
 #pragma unroll
   for (int j = 0; j < kFamilyItems; ++j) {
-    const int64_t i = base + static_cast<int64_t>(j) * kThreads + threadIdx.x;
-    if (i < a.geom.n) {
-      if constexpr (kGrads) acc += elem_log_prob_grad<F>(a, i, coef, out);
-      else acc += elem_log_prob<F>(a, i);
+    const int64_t i = base + static_cast<int64_t>(j) * kThreads;
+    if (i < n) {
+      if constexpr (kGrads) acc += elem_log_prob_grad_of<F>(xv[j], pv[j], i, coef, out);
+      else acc += F::log_prob(xv[j], pv[j]);
     }
   }
   const float r = BlockReduce(tmp).Sum(acc);
@@ -119,10 +136,12 @@ struct FamilyLaunch {
     CUVI_CUDA_CHECK(cudaMallocAsync(&partial, static_cast<size_t>(chunks) * sizeof(float), s(st)));
     bool grads = o.gx != nullptr;
     for (int k = 0; k < NP; ++k) grads = grads || o.gp[k] != nullptr;
-    if (grads)
-      family_log_prob_sum_kernel<F, true><<<static_cast<unsigned>(chunks), kThreads, 0, s(st)>>>(a, coef, o, partial);
-    else
-      family_log_prob_sum_kernel<F, false><<<static_cast<unsigned>(chunks), kThreads, 0, s(st)>>>(a, coef, o, partial);
+    const unsigned blocks = static_cast<unsigned>(chunks);
+    const bool flat = a.flat();
+    if (grads && flat) family_log_prob_sum_kernel<F, true, true><<<blocks, kThreads, 0, s(st)>>>(a, coef, o, partial);
+    else if (grads) family_log_prob_sum_kernel<F, true, false><<<blocks, kThreads, 0, s(st)>>>(a, coef, o, partial);
+    else if (flat) family_log_prob_sum_kernel<F, false, true><<<blocks, kThreads, 0, s(st)>>>(a, coef, o, partial);
+    else family_log_prob_sum_kernel<F, false, false><<<blocks, kThreads, 0, s(st)>>>(a, coef, o, partial);
     CUVI_CUDA_LAUNCH_CHECK(s(st));
     family_sum_partials_kernel<><<<1, kThreads, 0, s(st)>>>(partial, chunks, coef, sum);
     CUVI_CUDA_LAUNCH_CHECK(s(st));

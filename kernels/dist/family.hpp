@@ -30,6 +30,29 @@ struct FamilyArgs {
   CUVI_HD void params(int64_t i, float* out) const {
     for (int k = 0; k < NP; ++k) out[k] = p[k] ? p[k][geom.offset(k + 1, i)] : pval[k];
   }
+
+  // Every input is read at the element's own index or at 0 (the index
+  // space's shape, one element, or a constant): no broadcasting strides.
+  bool flat() const {
+    for (int k = 0; k <= NP; ++k)
+      if (geom.kind[k] == InKind::kGeneral && (k == 0 || p[k - 1] != nullptr)) return false;
+    return true;
+  }
+  // value(i) and params(i, out), the index arithmetic skipped when kFlat
+  // (only valid when flat()).
+  template <bool kFlat>
+  CUVI_HD int64_t at(int k, int64_t i) const {
+    if constexpr (kFlat) return geom.kind[k] == InKind::kScalar ? 0 : i;
+    else return geom.offset(k, i);
+  }
+  template <bool kFlat>
+  CUVI_HD float value_at(int64_t i) const {
+    return x[at<kFlat>(0, i)];
+  }
+  template <bool kFlat>
+  CUVI_HD void params_at(int64_t i, float* out) const {
+    for (int k = 0; k < NP; ++k) out[k] = p[k] ? p[k][at<kFlat>(k + 1, i)] : pval[k];
+  }
 };
 
 // Outputs of a gradient pass; null pointers are skipped. Gradients are
@@ -50,17 +73,26 @@ struct FamilyCheck {
 
 // ---- per-element bodies shared by the CPU loops and the CUDA kernels -------
 
-// log_prob at element i and, scaled by s, its gradients into `out`.
+// log_prob of value x with parameters p (element i's) and, scaled by s, its
+// gradients into `out` at i.
 template <class F>
-CUVI_HD float elem_log_prob_grad(const FamilyArgs<F::kNumParams>& a, int64_t i, float s,
-                                 const FamilyGrads<F::kNumParams>& out) {
-  float p[F::kNumParams], dp[F::kNumParams], dx;
-  a.params(i, p);
-  const float l = F::log_prob_grad(a.value(i), p, &dx, dp);
+CUVI_HD float elem_log_prob_grad_of(float x, const float* p, int64_t i, float s,
+                                    const FamilyGrads<F::kNumParams>& out) {
+  float dp[F::kNumParams], dx;
+  const float l = F::log_prob_grad(x, p, &dx, dp);
   if (out.gx) out.gx[i] = s * dx;
   for (int k = 0; k < F::kNumParams; ++k)
     if (out.gp[k]) out.gp[k][i] = s * dp[k];
   return l;
+}
+
+// log_prob at element i and, scaled by s, its gradients into `out`.
+template <class F>
+CUVI_HD float elem_log_prob_grad(const FamilyArgs<F::kNumParams>& a, int64_t i, float s,
+                                 const FamilyGrads<F::kNumParams>& out) {
+  float p[F::kNumParams];
+  a.params(i, p);
+  return elem_log_prob_grad_of<F>(a.value(i), p, i, s, out);
 }
 
 template <class F>
