@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# One side-by-side run on one machine: cuvi_bench_svi's SVI benchmarks and
+# the same models in Pyro and NumPyro (svi_pyro.py, svi_numpyro.py), one
+# after the other, then a table of steps per second and the ratios.
+#
+# usage: bash bench/compare/run.sh [--device cpu|cuda] [--build-dir DIR] [--out DIR]
+# env:   PYTHON (python3 with torch + pyro-ppl and/or jax + numpyro; a
+#        framework that does not import is reported and skipped),
+#        CUVI_COMPARE_STEPS (coin steps, default 2000),
+#        CUVI_COMPARE_LOCAL_STEPS (local_latents steps, default 200)
+#
+# Writes under --out (default bench/results/compare-<device>-<date>):
+#   meta.txt        date, machine, commit, thread settings, versions
+#   cuvi_svi.json   Google Benchmark JSON of cuvi_bench_svi (the device's runs)
+#   frameworks.jsonl  one JSON line per Pyro / NumPyro run
+#   table.txt       steps/s side by side and cuvi's ratio to each
+set -euo pipefail
+
+device=cpu
+build_dir=build
+out=
+while [[ $# -gt 0 ]]; do
+  case $1 in
+    --device) device=$2; shift ;;
+    --build-dir) build_dir=$2; shift ;;
+    --out) out=$2; shift ;;
+    *) echo "compare/run.sh: unknown argument $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+[[ $device == cpu || $device == cuda ]] || { echo "compare/run.sh: --device cpu|cuda" >&2; exit 2; }
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+py=${PYTHON:-python3}
+steps=${CUVI_COMPARE_STEPS:-2000}
+local_steps=${CUVI_COMPARE_LOCAL_STEPS:-200}
+out=${out:-$repo/bench/results/compare-$device-$(date -u +%Y-%m-%d)}
+mkdir -p "$out"
+bench=$build_dir/bench/cuvi_bench_svi
+[[ -x $bench ]] || { echo "compare/run.sh: $bench not built" >&2; exit 1; }
+
+# The (N, B) sizes of bench_svi.cpp's local_latents runs on each device.
+if [[ $device == cpu ]]; then sizes=("65536 1024" "1048576 16384"); else sizes=("1048576 16384" "16777216 65536" "16777216 1048576"); fi
+
+{
+  echo "date_utc $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  echo "commit $(git -C "$repo" rev-parse HEAD 2>/dev/null || echo unknown)"
+  git -C "$repo" status --short 2>/dev/null | sed 's/^/  dirty /'
+  echo "host $(uname -srm), $(nproc) cpus: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
+  command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
+  echo "OMP_NUM_THREADS=${OMP_NUM_THREADS:-unset} (cuvi's CPU backend and torch use all cores unless set)"
+  echo "python $("$py" --version 2>&1)"
+  "$py" - <<'EOF' 2>&1 || true
+import importlib
+for m in ("torch", "pyro", "jax", "numpyro"):
+    try:
+        print(f"{m} {importlib.import_module(m).__version__}")
+    except Exception as e:
+        print(f"{m} unavailable ({e.__class__.__name__}: {e})")
+EOF
+} | tee "$out/meta.txt"
+
+echo "== cuvi_bench_svi ($device)"
+"$bench" --benchmark_filter="/$device(/|$)" --benchmark_min_time=1 \
+  --benchmark_out="$out/cuvi_svi.json" --benchmark_out_format=json
+
+: >"$out/frameworks.jsonl"
+run_py() {  # script, args...: appends its JSON line, or an error line
+  local script=$1
+  shift
+  echo "== $script $*"
+  local line
+  if line=$("$py" "$repo/bench/compare/$script" "$@" 2>"$out/stderr.tmp" | tail -1) && [[ $line == \{* ]]; then
+    echo "$line" | tee -a "$out/frameworks.jsonl"
+  else
+    echo "{\"script\": \"$script\", \"args\": \"$*\", \"error\": \"$(tail -1 "$out/stderr.tmp" | tr -d '"\\')\"}" |
+      tee -a "$out/frameworks.jsonl"
+  fi
+  rm -f "$out/stderr.tmp"
+}
+pydev=$device
+for script in svi_pyro.py svi_numpyro.py; do
+  dev_args=()
+  [[ $script == svi_pyro.py ]] && dev_args=(--device "$pydev")
+  run_py "$script" --model coin --steps "$steps" "${dev_args[@]}"
+  for nb in "${sizes[@]}"; do
+    read -r n b <<<"$nb"
+    run_py "$script" --model local_latents --n "$n" --b "$b" --steps "$local_steps" "${dev_args[@]}"
+  done
+done
+
+"$py" - "$out" <<'EOF' | tee "$out/table.txt"
+import json, sys
+out = sys.argv[1]
+cuvi = {}
+for r in json.load(open(f"{out}/cuvi_svi.json"))["benchmarks"]:
+    parts = r["name"].split("/")  # bm_coin/cpu/manual_time, bm_local/cpu/N/B/manual_time
+    key = ("coin", 0, 0) if parts[0] == "bm_coin" else ("local_latents", int(parts[2]), int(parts[3]))
+    cuvi[key] = r.get("items_per_second", float("nan"))
+others = {}
+for line in open(f"{out}/frameworks.jsonl"):
+    r = json.loads(line)
+    if "error" in r:
+        print(f"# {r['script']} {r['args']}: {r['error']}")
+        continue
+    key = ("coin", 0, 0) if r["model"] == "coin" else ("local_latents", r["n"], r["b"])
+    others.setdefault(key, {})[r["framework"]] = r["steps_per_s"]
+print(f"{'model':32s} {'cuvi':>10s} {'pyro':>10s} {'numpyro':>10s} {'cuvi/pyro':>10s} {'cuvi/numpyro':>12s}  (steps/s)")
+for key in sorted(set(cuvi) | set(others)):
+    name = key[0] if key[0] == "coin" else f"local_latents N={key[1]} B={key[2]}"
+    c = cuvi.get(key, float("nan"))
+    p = others.get(key, {}).get("pyro", float("nan"))
+    n = others.get(key, {}).get("numpyro", float("nan"))
+    print(f"{name:32s} {c:10.1f} {p:10.1f} {n:10.1f} {c / p:10.2f} {c / n:12.2f}")
+EOF
+echo "compare/run.sh: results in $out"
