@@ -756,6 +756,19 @@ int check_code(Device dev, const std::string& msg) { return backend(dev).registe
 
 }  // namespace
 
+namespace {
+// out (contiguous, float32) += src's rows at idx along dim d, in place, no
+// autodiff; shapes checked by the caller.
+void index_add_into(Tensor& out, int64_t d, int64_t shown_dim, const Tensor& idx, const Tensor& src) {
+  const IndexGeom g = index_geom(out.shape(), d, idx.numel());
+  if (src.numel() == 0) return;
+  std::ostringstream msg;
+  msg << "index_add: index out of range for dim " << shown_dim << " of size " << g.src_dim;
+  backend(out.device()).index_add(out.data<float>(), idx.data<int64_t>(), src.data<float>(), g,
+                                  check_code(out.device(), msg.str()));
+}
+}  // namespace
+
 Tensor index_select(const Tensor& x, int64_t dim, const Tensor& idx) {
   check_index_tensor(idx, "index_select");
   check_same_device(x, idx, "index_select");
@@ -778,7 +791,10 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& idx) {
   return record_fn(
       out, "index_select",
       [is, in_shape, d](const Tensor& gr, const std::vector<bool>&) {
-        return std::vector<Tensor>{index_add(zeros(in_shape, gr.device()), d, is, gr)};
+        // Into fresh zeros directly: index_add(zeros, ...) would copy them first.
+        Tensor gx = zeros(in_shape, gr.device());
+        index_add_into(gx, d, d, is, gr);
+        return std::vector<Tensor>{gx};
       },
       {&x});
 }
@@ -797,12 +813,7 @@ Tensor index_add(const Tensor& x, int64_t dim, const Tensor& idx, const Tensor& 
                                            << " do not fit " << shape_str(x.shape()) << " at dim " << dim);
   Tensor out = Tensor::empty(x.shape(), DType::kFloat32, x.device());
   backend(x.device()).copy_d2d(out.data<float>(), x.data<float>(), static_cast<size_t>(x.numel()) * 4);
-  const IndexGeom g = index_geom(x.shape(), d, idx.numel());
-  std::ostringstream msg;
-  msg << "index_add: index out of range for dim " << dim << " of size " << g.src_dim;
-  if (src.numel() > 0)
-    backend(x.device()).index_add(out.data<float>(), idx.data<int64_t>(), src.data<float>(), g,
-                                  check_code(x.device(), msg.str()));
+  index_add_into(out, d, dim, idx, src);
   Tensor is = idx.detach();
   return record_fn(
       out, "index_add",
