@@ -166,6 +166,37 @@ __global__ void reduce_thread_per_output_kernel(const float* __restrict__ x, flo
   }
 }
 
+// Leading layout (input offset r * out_n + o: the reduced dims come first,
+// as when a [K] parameter's gradient is summed over a [N, K] plate). A block
+// takes 32 adjacent outputs (a warp reads 128 contiguous bytes per row) and
+// a fixed chunk of rows, 8 rows at a time; the 8 row-partials of each output
+// are combined in order through shared memory, and each chunk's result goes
+// to partial[chunk * out_n + o]. Chunk sizes depend on red_n alone, so the
+// bits are the same on every run and every GPU.
+constexpr int kLeadCols = 32;
+constexpr int kLeadRows = kThreads / kLeadCols;
+template <class Op>
+__global__ void reduce_leading_kernel(const float* __restrict__ x, int64_t red_n, int64_t out_n, int64_t chunk,
+                                      float* __restrict__ partial) {
+  __shared__ float tile[kLeadRows][kLeadCols + 1];
+  Op op;
+  const int tx = static_cast<int>(threadIdx.x) % kLeadCols, ty = static_cast<int>(threadIdx.x) / kLeadCols;
+  const int64_t o = static_cast<int64_t>(blockIdx.x) * kLeadCols + tx;
+  const int64_t r0 = static_cast<int64_t>(blockIdx.y) * chunk;
+  const int64_t r1 = r0 + chunk < red_n ? r0 + chunk : red_n;
+  float acc = Op::kInit;
+  if (o < out_n)
+    for (int64_t r = r0 + ty; r < r1; r += kLeadRows) acc = op(acc, x[r * out_n + o]);
+  tile[ty][tx] = acc;
+  __syncthreads();
+  if (ty == 0 && o < out_n) {
+    float res = tile[0][tx];
+#pragma unroll
+    for (int k = 1; k < kLeadRows; ++k) res = op(res, tile[k][tx]);
+    partial[static_cast<int64_t>(blockIdx.y) * out_n + o] = res;
+  }
+}
+
 __global__ void cumsum_kernel(const float* x, float* y, int64_t outer, int64_t n, int64_t inner, bool reverse) {
   CUVI_GRID_STRIDE(oi, outer * inner) {
     const int64_t o = oi / inner, i = oi % inner;
@@ -689,11 +720,51 @@ class CudaBackend final : public Backend {
       CUVI_CUDA_LAUNCH_CHECK(stream_);
       return;
     }
+    if (g.leading && g.red_n > 64) {
+      reduce_leading<Op>(x, out, g.red_n, g.out_n);
+      return;
+    }
     if (g.red_n <= 64) {
       reduce_thread_per_output_kernel<Op><<<grid_for(g.out_n), kThreads, 0, stream_>>>(x, out, g);
     } else {
       const int64_t blocks = g.out_n < 65535 * 16 ? g.out_n : 65535 * 16;
       reduce_block_per_output_kernel<Op><<<static_cast<unsigned>(blocks), kThreads, 0, stream_>>>(x, out, g);
+    }
+    CUVI_CUDA_LAUNCH_CHECK(stream_);
+  }
+
+  // Reduces the leading red_n rows of a [red_n, out_n] input (see
+  // reduce_leading_kernel): one pass when one chunk holds every row, else
+  // the chunk partials [chunks, out_n] are reduced in chunk order by a second
+  // pass (one block per output when outputs are few, one thread per output
+  // otherwise; both fixed in order).
+  template <class Op>
+  void reduce_leading(const float* x, float* out, int64_t red_n, int64_t out_n) {
+    constexpr int64_t kMinChunk = 512, kMaxChunks = 4096;
+    int64_t chunk = kMinChunk;
+    if (red_n > chunk * kMaxChunks)  // larger chunks, a multiple of the rows a block reads at once
+      chunk = ((red_n + kMaxChunks - 1) / kMaxChunks + kLeadRows - 1) / kLeadRows * kLeadRows;
+    const int64_t chunks = (red_n + chunk - 1) / chunk;
+    const int64_t col_blocks = (out_n + kLeadCols - 1) / kLeadCols;
+    CUVI_CHECK(col_blocks <= INT_MAX, CudaError, "reduce: " << out_n << " outputs exceed the grid");
+    const dim3 grid(static_cast<unsigned>(col_blocks), static_cast<unsigned>(chunks));
+    if (chunks == 1) {
+      reduce_leading_kernel<Op><<<grid, kThreads, 0, stream_>>>(x, red_n, out_n, chunk, out);
+      CUVI_CUDA_LAUNCH_CHECK(stream_);
+      return;
+    }
+    DeviceBuffer buf(static_cast<size_t>(chunks * out_n) * sizeof(float), stream_);
+    float* partial = buf.as<float>();
+    reduce_leading_kernel<Op><<<grid, kThreads, 0, stream_>>>(x, red_n, out_n, chunk, partial);
+    CUVI_CUDA_LAUNCH_CHECK(stream_);
+    kern::ReduceGeom g2;
+    g2.out_n = out_n;
+    g2.red_n = chunks;
+    g2.leading = true;
+    if (out_n < 1024) {
+      reduce_block_per_output_kernel<Op><<<static_cast<unsigned>(out_n), kThreads, 0, stream_>>>(partial, out, g2);
+    } else {
+      reduce_thread_per_output_kernel<Op><<<grid_for(out_n), kThreads, 0, stream_>>>(partial, out, g2);
     }
     CUVI_CUDA_LAUNCH_CHECK(stream_);
   }

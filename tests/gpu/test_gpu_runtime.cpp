@@ -2,6 +2,8 @@
 // when no CUDA device is usable, unless CUVI_REQUIRE_GPU=1 (then it fails).
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
 
 #include "gpu_test.hpp"
@@ -79,6 +81,42 @@ TEST(GpuRuntime, SumsAreBitwiseReproducible) {
   const float a = sum(x).item();
   for (int i = 0; i < 5; ++i) EXPECT_EQ(sum(x).item(), a);
   EXPECT_NEAR(a, sum(x.to(Device::cpu())).item(), 1e-3 * std::sqrt(double(x.numel())));
+}
+
+// Sums and maxima over leading dims ([N, ...] -> [...], the reduction of a
+// broadcast parameter's gradient over a plate): one chunk, several chunks
+// (a second pass; with few and with many outputs), and more rows than
+// 4096 chunks of 512 hold (larger chunks). Sums against a float64 sum of the
+// same float32 inputs: any order of float32 additions over a tree of depth
+// d is off by at most d * 2^-24 * sum|x|; d <= 30 here, so the tolerance is
+// 2e-6 * sum|x|. Maxima are exact. Each result twice: the same bits.
+TEST(GpuRuntime, LeadingReductionsMatchFloat64) {
+  CUVI_REQUIRE_CUDA();
+  std::mt19937 gen(5);
+  const std::vector<Shape> shapes = {{300, 40}, {700, 5}, {100000, 7}, {3000, 1030}, {5000, 3, 33}, {(1 << 22) + 5, 2}};
+  for (const Shape& s : shapes) {
+    Tensor xc = random_tensor(s, gen, -1.0f, 1.0f, Device::cpu());
+    Tensor xg = xc.to(Device::cuda());
+    const auto v = xc.to_vector();
+    const int64_t rows = s[0], cols = static_cast<int64_t>(v.size()) / rows;
+    std::vector<double> want(static_cast<size_t>(cols), 0.0), abs_sum(static_cast<size_t>(cols), 0.0);
+    std::vector<float> want_max(static_cast<size_t>(cols), -INFINITY);
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < cols; ++c) {
+        const float x = v[static_cast<size_t>(r * cols + c)];
+        want[static_cast<size_t>(c)] += x;
+        abs_sum[static_cast<size_t>(c)] += std::fabs(x);
+        want_max[static_cast<size_t>(c)] = std::max(want_max[static_cast<size_t>(c)], x);
+      }
+    const auto got = sum(xg, {0}).to_vector();
+    const auto got_max = amax(xg, {0}).to_vector();
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t c = 0; c < got.size(); ++c) {
+      ASSERT_NEAR(got[c], want[c], 2e-6 * abs_sum[c]) << shape_str(s) << " column " << c;
+      ASSERT_EQ(got_max[c], want_max[c]) << shape_str(s) << " column " << c;
+    }
+    EXPECT_EQ(sum(xg, {0}).to_vector(), got) << shape_str(s);
+  }
 }
 
 TEST(GpuRuntime, AsyncOpsDoNotSynchronize) {
