@@ -118,13 +118,16 @@ struct MaxOp {
 constexpr int kReduceItems = 16;
 constexpr int64_t kReduceChunk = static_cast<int64_t>(kThreads) * kReduceItems;
 
-// Pass 1 of a full reduction: block b reduces the fixed chunk
-// [b*chunk, (b+1)*chunk) with a fixed thread assignment.
+// Pass 1 of a trailing reduction (each output reduces n contiguous inputs):
+// block (b, o) reduces the fixed chunk [b*chunk, (b+1)*chunk) of output o's
+// row with a fixed thread assignment into partial[o * gridDim.x + b].
 template <class Op>
 __global__ void reduce_chunks_kernel(const float* __restrict__ x, int64_t n, float* __restrict__ partial) {
   using BlockReduce = cub::BlockReduce<float, kThreads>;
   __shared__ typename BlockReduce::TempStorage tmp;
   Op op;
+  x += static_cast<int64_t>(blockIdx.y) * n;
+  partial += static_cast<int64_t>(blockIdx.y) * gridDim.x;
   const int64_t base = static_cast<int64_t>(blockIdx.x) * kReduceChunk;
   float acc = Op::kInit;
 #pragma unroll
@@ -704,19 +707,22 @@ class CudaBackend final : public Backend {
   void reduce(const float* x, float* out, const kern::ReduceGeom& g) {
     activate();
     if (g.out_n == 0) return;
-    if (g.out_n == 1 && g.trailing && g.red_n > kReduceChunk) {
-      // Two passes over fixed chunks: the same bits on every run and every
-      // GPU model, whatever its SM count.
+    if (g.trailing && g.red_n > kReduceChunk && g.out_n <= 65535) {
+      // Two passes over fixed chunks of each output's contiguous row: the
+      // same bits on every run and every GPU model, whatever its SM count,
+      // and every SM busy even when the outputs are few.
       const int64_t chunks = (g.red_n + kReduceChunk - 1) / kReduceChunk;
-      DeviceBuffer buf(static_cast<size_t>(chunks) * sizeof(float), stream_);
+      CUVI_CHECK(chunks <= INT_MAX, CudaError, "reduce: " << g.red_n << " inputs per output exceed the grid");
+      DeviceBuffer buf(static_cast<size_t>(chunks * g.out_n) * sizeof(float), stream_);
       float* partial = buf.as<float>();
-      reduce_chunks_kernel<Op><<<static_cast<unsigned>(chunks), kThreads, 0, stream_>>>(x, g.red_n, partial);
+      const dim3 grid(static_cast<unsigned>(chunks), static_cast<unsigned>(g.out_n));
+      reduce_chunks_kernel<Op><<<grid, kThreads, 0, stream_>>>(x, g.red_n, partial);
       CUVI_CUDA_LAUNCH_CHECK(stream_);
       kern::ReduceGeom g2;
-      g2.out_n = 1;
+      g2.out_n = g.out_n;
       g2.red_n = chunks;
       g2.trailing = true;
-      reduce_block_per_output_kernel<Op><<<1, kThreads, 0, stream_>>>(partial, out, g2);
+      reduce_block_per_output_kernel<Op><<<static_cast<unsigned>(g.out_n), kThreads, 0, stream_>>>(partial, out, g2);
       CUVI_CUDA_LAUNCH_CHECK(stream_);
       return;
     }

@@ -119,6 +119,38 @@ TEST(GpuRuntime, LeadingReductionsMatchFloat64) {
   }
 }
 
+// Sums and maxima over trailing dims ([M, N] -> [M]) with long rows: fixed
+// chunks of each row, then the chunk partials of each output in order (few
+// outputs, many outputs, one output). Tolerance as above.
+TEST(GpuRuntime, TrailingReductionsMatchFloat64) {
+  CUVI_REQUIRE_CUDA();
+  std::mt19937 gen(6);
+  const std::vector<Shape> shapes = {{3, 1000007}, {1000, 5000}, {1, 5000000}, {2, 3, 4097}};
+  for (const Shape& s : shapes) {
+    Tensor xc = random_tensor(s, gen, -1.0f, 1.0f, Device::cpu());
+    Tensor xg = xc.to(Device::cuda());
+    const auto v = xc.to_vector();
+    const int64_t cols = s.back(), rows = static_cast<int64_t>(v.size()) / cols;
+    std::vector<double> want(static_cast<size_t>(rows), 0.0), abs_sum(static_cast<size_t>(rows), 0.0);
+    std::vector<float> want_max(static_cast<size_t>(rows), -INFINITY);
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < cols; ++c) {
+        const float x = v[static_cast<size_t>(r * cols + c)];
+        want[static_cast<size_t>(r)] += x;
+        abs_sum[static_cast<size_t>(r)] += std::fabs(x);
+        want_max[static_cast<size_t>(r)] = std::max(want_max[static_cast<size_t>(r)], x);
+      }
+    const auto got = sum(xg, {-1}).to_vector();
+    const auto got_max = amax(xg, {-1}).to_vector();
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t r = 0; r < got.size(); ++r) {
+      ASSERT_NEAR(got[r], want[r], 2e-6 * abs_sum[r]) << shape_str(s) << " row " << r;
+      ASSERT_EQ(got_max[r], want_max[r]) << shape_str(s) << " row " << r;
+    }
+    EXPECT_EQ(sum(xg, {-1}).to_vector(), got) << shape_str(s);
+  }
+}
+
 TEST(GpuRuntime, AsyncOpsDoNotSynchronize) {
   CUVI_REQUIRE_CUDA();
   Tensor x = randn({1024}, Device::cuda()).requires_grad_();
