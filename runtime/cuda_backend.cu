@@ -367,20 +367,56 @@ struct SlotPack {
   Hyper hyper[kMaxSlots];
 };
 
+// Per thread, kOptUnroll elements of slot s (a grid stride apart): every
+// load first, then the updates and stores. The stores could alias the loads
+// as far as the compiler knows, so a plain loop would keep only one
+// element's loads in flight. use_s0 / use_s1: which state buffers the update
+// reads and writes (SGD without momentum: neither).
+constexpr int kOptUnroll = 4;
+template <class Update>
+__device__ __forceinline__ void update_slot(const kern::OptSlot& s, bool use_s0, bool use_s1, Update update) {
+  const int64_t stride = static_cast<int64_t>(blockDim.x) * gridDim.x;
+  for (int64_t i0 = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i0 < s.n;
+       i0 += kOptUnroll * stride) {
+    float p[kOptUnroll], a[kOptUnroll], b[kOptUnroll], g[kOptUnroll];
+#pragma unroll
+    for (int u = 0; u < kOptUnroll; ++u) {
+      const int64_t i = i0 + u * stride;
+      if (i < s.n) {
+        p[u] = s.param[i];
+        g[u] = s.grad[i];
+        a[u] = use_s0 ? s.state0[i] : 0.0f;
+        b[u] = use_s1 ? s.state1[i] : 0.0f;
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < kOptUnroll; ++u) {
+      const int64_t i = i0 + u * stride;
+      if (i < s.n) {
+        update(&p[u], &a[u], &b[u], g[u]);
+        s.param[i] = p[u];
+        if (use_s0) s.state0[i] = a[u];
+        if (use_s1) s.state1[i] = b[u];
+      }
+    }
+  }
+}
+
 __global__ void adam_kernel(const SlotPack<kern::AdamHyper> pack) {
   const kern::OptSlot& s = pack.slot[blockIdx.y];
   const kern::AdamHyper h = pack.hyper[blockIdx.y];
-  CUVI_GRID_STRIDE(i, s.n) kern::adam_update(s.param + i, s.state0 + i, s.state1 + i, s.grad[i], h);
+  update_slot(s, true, true, [&h](float* p, float* m, float* v, float g) { kern::adam_update(p, m, v, g, h); });
 }
 __global__ void sgd_kernel(const SlotPack<kern::SgdHyper> pack) {
   const kern::OptSlot& s = pack.slot[blockIdx.y];
   const kern::SgdHyper h = pack.hyper[blockIdx.y];
-  CUVI_GRID_STRIDE(i, s.n) kern::sgd_update(s.param + i, s.state0 + i, s.grad[i], h);
+  update_slot(s, h.momentum != 0.0f, false,
+              [&h](float* p, float* buf, float*, float g) { kern::sgd_update(p, buf, g, h); });
 }
 __global__ void adagrad_kernel(const SlotPack<kern::AdagradHyper> pack) {
   const kern::OptSlot& s = pack.slot[blockIdx.y];
   const kern::AdagradHyper h = pack.hyper[blockIdx.y];
-  CUVI_GRID_STRIDE(i, s.n) kern::adagrad_update(s.param + i, s.state0 + i, s.grad[i], h);
+  update_slot(s, true, false, [&h](float* p, float* sum, float*, float g) { kern::adagrad_update(p, sum, g, h); });
 }
 
 // ---- the backend -------------------------------------------------------------
