@@ -132,9 +132,9 @@ Tensor Categorical::log_prob_sum(const Tensor& x, float coef) const {
 
 Tensor Categorical::sample(const Shape& s) const {
   NoGradGuard ng;
-  const Tensor idx = logits_form_ ? row_family_sample<kern::CategoricalLogits>(param_, s, false)
-                                  : row_family_sample<kern::CategoricalProbs>(param_, s, false);
-  return idx.to_int64();
+  // int64 indices straight from the sampler.
+  return logits_form_ ? row_family_sample<kern::CategoricalLogits>(param_, s, false)
+                      : row_family_sample<kern::CategoricalProbs>(param_, s, false);
 }
 Tensor Categorical::mean() const {
   Tensor k = arange(param_.size(-1), device());

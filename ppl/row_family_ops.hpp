@@ -190,8 +190,9 @@ Tensor row_family_log_prob_sum(const Tensor& x, const Tensor& p, float coef) {
                                   {x, p});
 }
 
-// A draw of shape sample_shape + batch_shape (+ [K] for kValueEvent
-// families); differentiable in p when `reparam` and F::kHasRsample.
+// A draw of shape sample_shape + batch_shape: float rows (+ [K]) for
+// kValueEvent families, differentiable in p when `reparam` and
+// F::kHasRsample; int64 indices for the others (Categorical).
 template <class F>
 Tensor row_family_sample(const Tensor& p, const Shape& sample_shape, bool reparam) {
   const Device dev = p.device();
@@ -202,12 +203,15 @@ Tensor row_family_sample(const Tensor& p, const Shape& sample_shape, bool repara
   if constexpr (F::kValueEvent) out_shape.push_back(p.size(-1));
   const auto a = detail::make_row_args(nullptr, {}, p, rows);
   const bool grad = reparam && F::kHasRsample && grad_enabled() && p.requires_grad();
-  Tensor out = Tensor::empty(out_shape, DType::kFloat32, dev);
+  // Value-event draws are float rows; index draws (Categorical) are int64.
+  Tensor out = Tensor::empty(out_shape, F::kValueEvent ? DType::kFloat32 : DType::kInt64, dev);
+  float* outf = F::kValueEvent ? out.data<float>() : nullptr;
+  int64_t* outi = F::kValueEvent ? nullptr : out.data<int64_t>();
   Tensor aux = grad ? Tensor::empty(rows, DType::kFloat32, dev) : Tensor();
   float* auxp = grad ? aux.data<float>() : nullptr;
   const RngState s = next_rng();
-  if (dev.is_cpu()) kern::cpu::row_sample<F>(a, s.seed, s.offset, out.data<float>(), auxp);
-  else detail::row_cuda_ops<F>().sample(a, s.seed, s.offset, out.data<float>(), auxp, cuda_stream(dev.index));
+  if (dev.is_cpu()) kern::cpu::row_sample<F>(a, s.seed, s.offset, outf, outi, auxp);
+  else detail::row_cuda_ops<F>().sample(a, s.seed, s.offset, outf, outi, auxp, cuda_stream(dev.index));
   if (!grad) return out;
   Tensor xs = out.detach(), ps = p.detach();
   return cuvi::detail::record_fn(

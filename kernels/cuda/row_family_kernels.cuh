@@ -10,8 +10,9 @@
 namespace cuvi::kern::cuda {
 
 template <class F>
-__global__ void row_sample_kernel(const RowArgs a, uint64_t seed, uint32_t offset, float* out, float* aux) {
-  CUVI_GRID_STRIDE(r, a.geom.n) row_sample<F>(a, r, seed, offset, out, aux);
+__global__ void row_sample_kernel(const RowArgs a, uint64_t seed, uint32_t offset, float* out, int64_t* idx,
+                                  float* aux) {
+  CUVI_GRID_STRIDE(r, a.geom.n) row_sample<F>(a, r, seed, offset, out, idx, aux);
 }
 
 template <class F>
@@ -23,9 +24,10 @@ template <class F>
 struct RowFamilyLaunch {
   static cudaStream_t s(void* stream) { return static_cast<cudaStream_t>(stream); }
 
-  static void sample(const RowArgs& a, uint64_t seed, uint32_t offset, float* out, float* aux, void* st) {
+  static void sample(const RowArgs& a, uint64_t seed, uint32_t offset, float* out, int64_t* idx, float* aux,
+                     void* st) {
     if (a.geom.n == 0) return;
-    row_sample_kernel<F><<<grid_for(a.geom.n), kThreads, 0, s(st)>>>(a, seed, offset, out, aux);
+    row_sample_kernel<F><<<grid_for(a.geom.n), kThreads, 0, s(st)>>>(a, seed, offset, out, idx, aux);
     CUVI_CUDA_LAUNCH_CHECK(s(st));
   }
   static void sample_grad(const RowArgs& a, const float* aux, const float* g, float* gp, void* st) {

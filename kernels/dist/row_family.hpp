@@ -108,17 +108,21 @@ struct RowBody {
   }
 };
 
-// A draw for row r into out (K numbers, or one); for kValueEvent families
-// with a reparameterised sampler, aux[r] gets what sample_grad needs.
+// A draw for row r. kValueEvent families write K numbers into out's row r
+// and, with a reparameterised sampler, what sample_grad needs into aux[r];
+// the others draw an index (Categorical), written into idx[r] as an int64.
 template <class F>
-CUVI_HD void row_sample(const RowArgs& a, int64_t r, uint64_t seed, uint32_t offset, float* out, float* aux) {
+CUVI_HD void row_sample(const RowArgs& a, int64_t r, uint64_t seed, uint32_t offset, float* out, int64_t* idx,
+                        float* aux) {
   ElemRng rng(seed, static_cast<uint64_t>(r), offset);
   if constexpr (F::kValueEvent) {
+    (void)idx;
     const float v = F::sample(a.prow(r), a.K, rng, out + r * a.K);
     if (aux) aux[r] = v;
   } else {
+    (void)out;
     (void)aux;
-    out[r] = F::sample(a.prow(r), a.K, rng);
+    idx[r] = static_cast<int64_t>(F::sample(a.prow(r), a.K, rng));
   }
 }
 
@@ -135,10 +139,10 @@ CUVI_HD void row_sample_grad(const RowArgs& a, int64_t r, const float* aux, cons
 namespace cpu {
 
 template <class F>
-void row_sample(const RowArgs& a, uint64_t seed, uint32_t offset, float* out, float* aux) {
+void row_sample(const RowArgs& a, uint64_t seed, uint32_t offset, float* out, int64_t* idx, float* aux) {
   const int64_t n = a.geom.n;
   ::cuvi::kern::cpu::parallel_for(n > kRowGrain / 16, n,
-                                  [&](int64_t r) { kern::row_sample<F>(a, r, seed, offset, out, aux); });
+                                  [&](int64_t r) { kern::row_sample<F>(a, r, seed, offset, out, idx, aux); });
 }
 
 template <class F>
@@ -155,7 +159,8 @@ void row_sample_grad(const RowArgs& a, const float* aux, const float* g, float* 
 // CUVI_REGISTER_CUDA_ROW_FAMILY(F) in a .cu file.
 template <class F>
 struct RowFamilyCudaOps {
-  void (*sample)(const RowArgs&, uint64_t seed, uint32_t offset, float* out, float* aux, void* stream);
+  void (*sample)(const RowArgs&, uint64_t seed, uint32_t offset, float* out, int64_t* idx, float* aux,
+                 void* stream);
   void (*sample_grad)(const RowArgs&, const float* aux, const float* g, float* gp, void* stream);
 };
 
