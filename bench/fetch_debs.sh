@@ -76,6 +76,20 @@ sha256sum -- *.deb >SHA256SUMS
   git -C "$repo" status --short
 } >COMMIT
 
+# Pyro for bench/compare on the GPU machine (its image has torch, jax and
+# numpyro but not pyro-ppl): pure-Python wheels, installed there by
+# run_gpu.sh with pip --no-index into a private site dir.
+wheels=(pyro-ppl==1.9.2 pyro-api==0.1.2)
+mkdir -p wheels
+for w in "${wheels[@]}"; do
+  name=${w%%==*}
+  if ! ls wheels/"${name//-/_}"-"${w##*==}"-*.whl >/dev/null 2>&1; then
+    python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation py \
+      -d wheels "$w" || echo "fetch_debs: could not download $w (the comparison will skip Pyro)" >&2
+  fi
+done
+ls -l wheels
+
 debs=(*.deb)
 echo "fetch_debs: ${#debs[@]} packages in $dest"
 ls -l -- *.deb

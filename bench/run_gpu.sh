@@ -8,15 +8,21 @@
 #      cmake/CuviCudaArch.cmake) against that prefix only, and builds,
 #   3. runs `CUVI_REQUIRE_GPU=1 ctest -L gpu` (the CUDA-vs-CPU tests and the
 #      ppl suite on cuda:0),
-#   4. runs every <build-dir>/bench/cuvi_bench_* binary (CUDA, then CPU),
+#   4. runs every <build-dir>/bench/cuvi_bench_* binary's CUDA benchmarks,
+#      then the same SVI models in Pyro and NumPyro on the GPU
+#      (bench/compare/run.sh; pyro-ppl from the wheels fetch_debs.sh puts in
+#      .debs/wheels, torch, jax and numpyro from the machine's image), then
+#      the CPU benchmarks with the time left,
 #   5. runs the other tests (`ctest -LE gpu`, as CI does) if time is left,
 # and writes under $OUT:
 #   meta.txt     GPU, driver, toolchain, commit, every command with its exit
 #                status and duration, written as it goes (survives a kill)
 #   run.log      all output (build, tests, benchmarks)
 #   <bench>.json one per benchmark binary: its CUDA benchmarks
-#   <bench>_cpu.json  the same binary's CPU benchmarks (run after every CUDA
-#                one, with the time left)
+#   compare_frameworks.jsonl  Pyro's and NumPyro's runs (one JSON line each;
+#                the table of steps/s and ratios is in meta.txt)
+#   cpu_benchmarks.json  every binary's CPU benchmarks, {"<bench>": <its
+#                Google Benchmark JSON>, ...} (run last, with the time left)
 # The run tool returns at most 8 files: keep it to these (so at most three
 # benchmark binaries). Test failures do not stop it: their exit statuses are
 # in meta.txt and the benchmarks still run. The whole run stays inside
@@ -303,7 +309,7 @@ jsons=()
 # Two passes: the CUDA benchmarks of every binary first (the GPU numbers are
 # what this machine is for), then the CPU ones with the time left (at least
 # 60 s). A user filter (CUVI_BENCH_FILTER) replaces both with one pass.
-run_pass() {  # $1: filter regex, $2: json suffix
+run_pass() {  # $1: filter regex, $2: json suffix, $3: output dir (default $OUT)
   local i b name budget rc args
   for i in "${!benches[@]}"; do
     b=${benches[$i]}
@@ -314,20 +320,68 @@ run_pass() {  # $1: filter regex, $2: json suffix
       echo "skipping $name ($1): ${budget}s left" | tee -a "$META" "$LOG"
       continue
     fi
-    args=(--benchmark_out="$OUT/$name$2.json" --benchmark_out_format=json --benchmark_min_time="$min_time"
+    args=(--benchmark_out="${3:-$OUT}/$name$2.json" --benchmark_out_format=json --benchmark_min_time="$min_time"
           --benchmark_filter="$1")
     rc=0
     logged timeout "$budget" "$b" "${args[@]}" || rc=$?
     echo "bench_rc $name$2 $rc" >>"$META"
-    jsons+=("$OUT/$name$2.json")
+    if [[ -z ${3:-} ]]; then jsons+=("$OUT/$name$2.json"); fi
   done
 }
+
+# Pyro and NumPyro on the same models (bench/compare/run.sh), reusing the
+# cuvi_bench_svi JSON just written. Failures are recorded, never fatal.
+compare_frameworks() {
+  local site=/tmp/cuvi_compare_site cmp=/tmp/cuvi_compare budget rc=0
+  budget=$(( $(left) - 130 ))
+  (( budget > 150 )) && budget=150
+  if (( budget < 40 )) || [[ ! -f "$OUT/cuvi_bench_svi.json" ]]; then
+    echo "skipping the framework comparison: ${budget}s left or no cuvi_bench_svi.json" | tee -a "$META" "$LOG"
+    return 0
+  fi
+  shopt -s nullglob
+  local wheels=("$debs"/wheels/*.whl)
+  shopt -u nullglob
+  if [[ ${#wheels[@]} -gt 0 ]]; then
+    logged python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$site" \
+      "${wheels[@]}" || echo "wheel install failed: Pyro will be reported unavailable" | tee -a "$META" "$LOG"
+  fi
+  rm -rf -- "$cmp"
+  logged timeout "$budget" env PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 \
+    XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHON=python3 CUVI_COMPARE_LOCAL_STEPS=100 \
+    bash "$repo/bench/compare/run.sh" --device cuda --build-dir "$build_dir" --out "$cmp" \
+    --cuvi-json "$OUT/cuvi_bench_svi.json" || rc=$?
+  echo "compare_rc $rc" >>"$META"
+  [[ -f "$cmp/frameworks.jsonl" ]] && cp "$cmp/frameworks.jsonl" "$OUT/compare_frameworks.jsonl"
+  for f in meta.txt table.txt; do
+    [[ -f "$cmp/$f" ]] && { echo "compare $f:"; sed 's/^/  /' "$cmp/$f"; } >>"$META"
+  done
+  return 0
+}
+
 if [[ -n $bench_filter ]]; then
   run_pass "$bench_filter" ""
 else
   run_pass "cuda" ""
+  phase "framework comparison (Pyro, NumPyro)"
+  compare_frameworks
   if (( $(left) >= 60 )); then
-    run_pass "/cpu" "_cpu"
+    # Into a scratch dir, then one file: the run tool returns at most 8.
+    cpu_dir=/tmp/cuvi_cpu_bench
+    rm -rf -- "$cpu_dir"
+    mkdir -p "$cpu_dir"
+    run_pass "/cpu" "_cpu" "$cpu_dir"
+    python3 - "$cpu_dir" "$OUT/cpu_benchmarks.json" <<'PYEOF' || echo "merging the CPU benchmark JSONs failed" | tee -a "$META"
+import glob, json, os, sys
+merged = {}
+for path in sorted(glob.glob(os.path.join(sys.argv[1], "*_cpu.json"))):
+    name = os.path.basename(path)[: -len("_cpu.json")]
+    try:
+        merged[name] = json.load(open(path))
+    except Exception as e:  # killed at its deadline: unfinished JSON
+        merged[name] = {"error": f"{e.__class__.__name__}: {e}"}
+json.dump(merged, open(sys.argv[2], "w"), indent=1)
+PYEOF
   else
     echo "skipping the CPU benchmarks: $(left)s left" | tee -a "$META" "$LOG"
   fi

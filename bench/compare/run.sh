@@ -4,6 +4,9 @@
 # after the other, then a table of steps per second and the ratios.
 #
 # usage: bash bench/compare/run.sh [--device cpu|cuda] [--build-dir DIR] [--out DIR]
+#                                  [--cuvi-json FILE]
+# --cuvi-json: use that cuvi_bench_svi JSON (from the same run and machine,
+# e.g. bench/run_gpu.sh's) instead of running the benchmark again.
 # env:   PYTHON (python3 with torch + pyro-ppl and/or jax + numpyro; a
 #        framework that does not import is reported and skipped),
 #        CUVI_COMPARE_STEPS (coin steps, default 2000),
@@ -19,11 +22,13 @@ set -euo pipefail
 device=cpu
 build_dir=build
 out=
+cuvi_json=
 while [[ $# -gt 0 ]]; do
   case $1 in
     --device) device=$2; shift ;;
     --build-dir) build_dir=$2; shift ;;
     --out) out=$2; shift ;;
+    --cuvi-json) cuvi_json=$2; shift ;;
     *) echo "compare/run.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -36,7 +41,7 @@ local_steps=${CUVI_COMPARE_LOCAL_STEPS:-200}
 out=${out:-$repo/bench/results/compare-$device-$(date -u +%Y-%m-%d)}
 mkdir -p "$out"
 bench=$build_dir/bench/cuvi_bench_svi
-[[ -x $bench ]] || { echo "compare/run.sh: $bench not built" >&2; exit 1; }
+[[ -n $cuvi_json || -x $bench ]] || { echo "compare/run.sh: $bench not built" >&2; exit 1; }
 
 # The (N, B) sizes of bench_svi.cpp's local_latents runs on each device.
 if [[ $device == cpu ]]; then sizes=("65536 1024" "1048576 16384"); else sizes=("1048576 16384" "16777216 65536" "16777216 1048576"); fi
@@ -59,9 +64,14 @@ for m in ("torch", "pyro", "jax", "numpyro"):
 EOF
 } | tee "$out/meta.txt"
 
-echo "== cuvi_bench_svi ($device)"
-"$bench" --benchmark_filter="/$device(/|$)" --benchmark_min_time=1 \
-  --benchmark_out="$out/cuvi_svi.json" --benchmark_out_format=json
+if [[ -n $cuvi_json ]]; then
+  echo "== cuvi_bench_svi: results from $cuvi_json"
+  cp "$cuvi_json" "$out/cuvi_svi.json"
+else
+  echo "== cuvi_bench_svi ($device)"
+  "$bench" --benchmark_filter="/$device(/|$)" --benchmark_min_time=1 \
+    --benchmark_out="$out/cuvi_svi.json" --benchmark_out_format=json
+fi
 
 : >"$out/frameworks.jsonl"
 run_py() {  # script, args...: appends its JSON line, or an error line
@@ -88,11 +98,13 @@ for script in svi_pyro.py svi_numpyro.py; do
   done
 done
 
-"$py" - "$out" <<'EOF' | tee "$out/table.txt"
+"$py" - "$out" "$device" <<'EOF' | tee "$out/table.txt"
 import json, sys
-out = sys.argv[1]
+out, device = sys.argv[1], sys.argv[2]
 cuvi = {}
 for r in json.load(open(f"{out}/cuvi_svi.json"))["benchmarks"]:
+    if r.get("error_occurred") or r.get("run_type") == "aggregate" or f"/{device}/" not in r["name"]:
+        continue
     parts = r["name"].split("/")  # bm_coin/cpu/manual_time, bm_local/cpu/N/B/manual_time
     key = ("coin", 0, 0) if parts[0] == "bm_coin" else ("local_latents", int(parts[2]), int(parts[3]))
     cuvi[key] = r.get("items_per_second", float("nan"))
