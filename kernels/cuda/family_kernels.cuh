@@ -38,9 +38,11 @@ __global__ void family_log_prob_grad_kernel(const FamilyArgs<F::kNumParams> a, c
 // one element's loads in flight per thread. kFlat (FamilyArgs::flat())
 // drops the broadcast index arithmetic. Either way the thread adds its
 // elements in order j = 0..kFamilyItems-1: the same bits in every variant.
+// With a single block (`single`), it writes coef * the sum into partial[0]
+// itself (the sum's final value: the partials pass would add only zeros).
 template <class F, bool kGrads, bool kFlat>
 __global__ void family_log_prob_sum_kernel(const FamilyArgs<F::kNumParams> a, float coef,
-                                           const FamilyGrads<F::kNumParams> out, float* partial) {
+                                           const FamilyGrads<F::kNumParams> out, float* partial, bool single) {
   constexpr int NP = F::kNumParams;
   using BlockReduce = cub::BlockReduce<float, kThreads>;
   __shared__ typename BlockReduce::TempStorage tmp;
@@ -65,7 +67,7 @@ __global__ void family_log_prob_sum_kernel(const FamilyArgs<F::kNumParams> a, fl
     }
   }
   const float r = BlockReduce(tmp).Sum(acc);
-  if (threadIdx.x == 0) partial[blockIdx.x] = r;
+  if (threadIdx.x == 0) partial[blockIdx.x] = single ? coef * r : r;
 }
 
 // One block adds the partials in a fixed order and scales by coef. This
@@ -132,17 +134,24 @@ struct FamilyLaunch {
       CUVI_CUDA_CHECK(cudaMemsetAsync(sum, 0, sizeof(float), s(st)));
       return;
     }
-    float* partial = nullptr;
-    CUVI_CUDA_CHECK(cudaMallocAsync(&partial, static_cast<size_t>(chunks) * sizeof(float), s(st)));
+    // One chunk (a small site): one launch writes the sum, no scratch.
+    const bool single = chunks == 1;
+    float* partial = sum;
+    if (!single) CUVI_CUDA_CHECK(cudaMallocAsync(&partial, static_cast<size_t>(chunks) * sizeof(float), s(st)));
     bool grads = o.gx != nullptr;
     for (int k = 0; k < NP; ++k) grads = grads || o.gp[k] != nullptr;
     const unsigned blocks = static_cast<unsigned>(chunks);
     const bool flat = a.flat();
-    if (grads && flat) family_log_prob_sum_kernel<F, true, true><<<blocks, kThreads, 0, s(st)>>>(a, coef, o, partial);
-    else if (grads) family_log_prob_sum_kernel<F, true, false><<<blocks, kThreads, 0, s(st)>>>(a, coef, o, partial);
-    else if (flat) family_log_prob_sum_kernel<F, false, true><<<blocks, kThreads, 0, s(st)>>>(a, coef, o, partial);
-    else family_log_prob_sum_kernel<F, false, false><<<blocks, kThreads, 0, s(st)>>>(a, coef, o, partial);
+    if (grads && flat)
+      family_log_prob_sum_kernel<F, true, true><<<blocks, kThreads, 0, s(st)>>>(a, coef, o, partial, single);
+    else if (grads)
+      family_log_prob_sum_kernel<F, true, false><<<blocks, kThreads, 0, s(st)>>>(a, coef, o, partial, single);
+    else if (flat)
+      family_log_prob_sum_kernel<F, false, true><<<blocks, kThreads, 0, s(st)>>>(a, coef, o, partial, single);
+    else
+      family_log_prob_sum_kernel<F, false, false><<<blocks, kThreads, 0, s(st)>>>(a, coef, o, partial, single);
     CUVI_CUDA_LAUNCH_CHECK(s(st));
+    if (single) return;
     family_sum_partials_kernel<><<<1, kThreads, 0, s(st)>>>(partial, chunks, coef, sum);
     CUVI_CUDA_LAUNCH_CHECK(s(st));
     CUVI_CUDA_CHECK(cudaFreeAsync(partial, s(st)));

@@ -25,9 +25,11 @@ __global__ void rows_log_prob_grad_kernel(const typename B::Args a, const float*
   CUVI_GRID_STRIDE(r, B::rows(a)) B::log_prob_grad(a, r, coef * (g ? g[r] : 1.0f), out);
 }
 
+// `single`: one block, which writes coef * the sum into partial[0] itself
+// (as family_log_prob_sum_kernel).
 template <class B, bool kGrads>
 __global__ void rows_log_prob_sum_kernel(const typename B::Args a, float coef, const typename B::Grads out,
-                                         float* partial) {
+                                         float* partial, bool single) {
   using BlockReduce = cub::BlockReduce<float, kThreads>;
   __shared__ typename BlockReduce::TempStorage tmp;
   const int64_t n = B::rows(a);
@@ -42,7 +44,7 @@ __global__ void rows_log_prob_sum_kernel(const typename B::Args a, float coef, c
     }
   }
   const float s = BlockReduce(tmp).Sum(acc);
-  if (threadIdx.x == 0) partial[blockIdx.x] = s;
+  if (threadIdx.x == 0) partial[blockIdx.x] = single ? coef * s : s;
 }
 
 template <class B>
@@ -79,13 +81,16 @@ struct RowsLaunch {
       CUVI_CUDA_CHECK(cudaMemsetAsync(sum, 0, sizeof(float), s(st)));
       return;
     }
-    float* partial = nullptr;
-    CUVI_CUDA_CHECK(cudaMallocAsync(&partial, static_cast<size_t>(chunks) * sizeof(float), s(st)));
+    const bool single = chunks == 1;  // one launch writes the sum, no scratch
+    float* partial = sum;
+    if (!single) CUVI_CUDA_CHECK(cudaMallocAsync(&partial, static_cast<size_t>(chunks) * sizeof(float), s(st)));
+    const unsigned blocks = static_cast<unsigned>(chunks);
     if (grads)
-      rows_log_prob_sum_kernel<B, true><<<static_cast<unsigned>(chunks), kThreads, 0, s(st)>>>(a, coef, o, partial);
+      rows_log_prob_sum_kernel<B, true><<<blocks, kThreads, 0, s(st)>>>(a, coef, o, partial, single);
     else
-      rows_log_prob_sum_kernel<B, false><<<static_cast<unsigned>(chunks), kThreads, 0, s(st)>>>(a, coef, o, partial);
+      rows_log_prob_sum_kernel<B, false><<<blocks, kThreads, 0, s(st)>>>(a, coef, o, partial, single);
     CUVI_CUDA_LAUNCH_CHECK(s(st));
+    if (single) return;
     family_sum_partials_kernel<><<<1, kThreads, 0, s(st)>>>(partial, chunks, coef, sum);
     CUVI_CUDA_LAUNCH_CHECK(s(st));
     CUVI_CUDA_CHECK(cudaFreeAsync(partial, s(st)));

@@ -97,6 +97,30 @@ TEST_P(GpuFamily, SamplesLogProbAndGradientsMatchCpu) {
   const float fc = dc->log_prob_sum(xc.detach(), -0.5f).item();
   const float fg = dg->log_prob_sum(xg.detach(), -0.5f).item();
   EXPECT_NEAR(fg, fc, 1e-4 * (1 + std::fabs(fc))) << c.name;
+  // Sites of one chunk (<= 2048 elements) take the single-launch path:
+  // value and parameters of one shape (the flat kernel) and a value of 10
+  // rows against the parameters' row (broadcast); sum and gradients.
+  for (int64_t rows : {0, 10}) {
+    SCOPED_TRACE(rows == 0 ? "one chunk, flat" : "one chunk, broadcast");
+    std::vector<int64_t> ri(static_cast<size_t>(rows == 0 ? 1 : rows));
+    for (size_t i = 0; i < ri.size(); ++i) ri[i] = static_cast<int64_t>(i);
+    Tensor xs = index_select(x.detach(), 0, tensor_i64(ri, {static_cast<int64_t>(ri.size())}, Device::cpu()));
+    if (rows == 0) xs = xs.reshape({64});
+    std::vector<Tensor> qc, qg;
+    for (const Tensor& t : pc) {
+      qc.push_back(t.detach().requires_grad_());
+      qg.push_back(t.detach().to(Device::cuda()).requires_grad_());
+    }
+    Tensor sc1 = build(c.name, qc)->log_prob_sum(xs, 0.75f);
+    Tensor sg1 = build(c.name, qg)->log_prob_sum(xs.to(Device::cuda()), 0.75f);
+    EXPECT_NEAR(sg1.item(), sc1.item(), 1e-4 * (1 + std::fabs(sc1.item()))) << c.name;
+    sc1.backward();
+    sg1.backward();
+    for (size_t k = 0; k < qc.size(); ++k) {
+      const auto g = qc[k].grad().to_vector();
+      expect_close(qg[k].grad().to_vector(), std::vector<double>(g.begin(), g.end()), 1e-4, 1e-4, c.name);
+    }
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(All, GpuFamily, ::testing::Range<size_t>(0, families().size()),
