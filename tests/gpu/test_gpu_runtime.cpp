@@ -83,72 +83,57 @@ TEST(GpuRuntime, SumsAreBitwiseReproducible) {
   EXPECT_NEAR(a, sum(x.to(Device::cpu())).item(), 1e-3 * std::sqrt(double(x.numel())));
 }
 
-// Sums and maxima over leading dims ([N, ...] -> [...], the reduction of a
-// broadcast parameter's gradient over a plate): one chunk, several chunks
-// (a second pass; with few and with many outputs), and more rows than
-// 4096 chunks of 512 hold (larger chunks). Sums against a float64 sum of the
-// same float32 inputs: any order of float32 additions over a tree of depth
-// d is off by at most d * 2^-24 * sum|x|; d <= 30 here, so the tolerance is
-// 2e-6 * sum|x|. Maxima are exact. Each result twice: the same bits.
-TEST(GpuRuntime, LeadingReductionsMatchFloat64) {
-  CUVI_REQUIRE_CUDA();
-  std::mt19937 gen(5);
-  const std::vector<Shape> shapes = {{300, 40}, {700, 5}, {100000, 7}, {3000, 1030}, {5000, 3, 33}, {(1 << 22) + 5, 2}};
+// Sums and maxima of [rows, cols] views on the GPU against a float64 sum of
+// the same float32 inputs: over the leading dim (leading = true: each of
+// the `cols` outputs reduces a strided column) or the trailing one (each of
+// the `rows` outputs reduces a contiguous row). Any order of float32
+// additions over a tree of depth d is off by at most d * 2^-24 * sum|x|;
+// d <= 30 here, so the tolerance is 2e-6 * sum|x|. Maxima are exact. Each
+// sum twice: the same bits.
+void check_reductions(const std::vector<Shape>& shapes, bool leading, unsigned seed) {
+  std::mt19937 gen(seed);
   for (const Shape& s : shapes) {
     Tensor xc = random_tensor(s, gen, -1.0f, 1.0f, Device::cpu());
     Tensor xg = xc.to(Device::cuda());
     const auto v = xc.to_vector();
-    const int64_t rows = s[0], cols = static_cast<int64_t>(v.size()) / rows;
-    std::vector<double> want(static_cast<size_t>(cols), 0.0), abs_sum(static_cast<size_t>(cols), 0.0);
-    std::vector<float> want_max(static_cast<size_t>(cols), -INFINITY);
+    const int64_t rows = leading ? s.front() : static_cast<int64_t>(v.size()) / s.back();
+    const int64_t cols = static_cast<int64_t>(v.size()) / rows;
+    const size_t outs = static_cast<size_t>(leading ? cols : rows);
+    std::vector<double> want(outs, 0.0), abs_sum(outs, 0.0);
+    std::vector<float> want_max(outs, -INFINITY);
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t c = 0; c < cols; ++c) {
         const float x = v[static_cast<size_t>(r * cols + c)];
-        want[static_cast<size_t>(c)] += x;
-        abs_sum[static_cast<size_t>(c)] += std::fabs(x);
-        want_max[static_cast<size_t>(c)] = std::max(want_max[static_cast<size_t>(c)], x);
+        const size_t o = static_cast<size_t>(leading ? c : r);
+        want[o] += x;
+        abs_sum[o] += std::fabs(x);
+        want_max[o] = std::max(want_max[o], x);
       }
-    const auto got = sum(xg, {0}).to_vector();
-    const auto got_max = amax(xg, {0}).to_vector();
-    ASSERT_EQ(got.size(), want.size());
-    for (size_t c = 0; c < got.size(); ++c) {
-      ASSERT_NEAR(got[c], want[c], 2e-6 * abs_sum[c]) << shape_str(s) << " column " << c;
-      ASSERT_EQ(got_max[c], want_max[c]) << shape_str(s) << " column " << c;
+    const std::vector<int64_t> dims{leading ? 0 : -1};
+    const auto got = sum(xg, dims).to_vector();
+    const auto got_max = amax(xg, dims).to_vector();
+    ASSERT_EQ(got.size(), outs);
+    for (size_t o = 0; o < outs; ++o) {
+      ASSERT_NEAR(got[o], want[o], 2e-6 * abs_sum[o]) << shape_str(s) << " output " << o;
+      ASSERT_EQ(got_max[o], want_max[o]) << shape_str(s) << " output " << o;
     }
-    EXPECT_EQ(sum(xg, {0}).to_vector(), got) << shape_str(s);
+    EXPECT_EQ(sum(xg, dims).to_vector(), got) << shape_str(s);
   }
 }
 
-// Sums and maxima over trailing dims ([M, N] -> [M]) with long rows: fixed
-// chunks of each row, then the chunk partials of each output in order (few
-// outputs, many outputs, one output). Tolerance as above.
+// Leading dims ([N, ...] -> [...], a broadcast parameter's gradient summed
+// over a plate): one chunk, several chunks (a second pass, with few and with
+// many outputs), and more rows than 4096 chunks of 512 hold (larger chunks).
+TEST(GpuRuntime, LeadingReductionsMatchFloat64) {
+  CUVI_REQUIRE_CUDA();
+  check_reductions({{300, 40}, {700, 5}, {100000, 7}, {3000, 1030}, {5000, 3, 33}, {(1 << 22) + 5, 2}}, true, 5);
+}
+
+// Trailing dims ([M, N] -> [M]) with long rows: fixed chunks of each row,
+// then each output's chunk partials in order (few, many and one output).
 TEST(GpuRuntime, TrailingReductionsMatchFloat64) {
   CUVI_REQUIRE_CUDA();
-  std::mt19937 gen(6);
-  const std::vector<Shape> shapes = {{3, 1000007}, {1000, 5000}, {1, 5000000}, {2, 3, 4097}};
-  for (const Shape& s : shapes) {
-    Tensor xc = random_tensor(s, gen, -1.0f, 1.0f, Device::cpu());
-    Tensor xg = xc.to(Device::cuda());
-    const auto v = xc.to_vector();
-    const int64_t cols = s.back(), rows = static_cast<int64_t>(v.size()) / cols;
-    std::vector<double> want(static_cast<size_t>(rows), 0.0), abs_sum(static_cast<size_t>(rows), 0.0);
-    std::vector<float> want_max(static_cast<size_t>(rows), -INFINITY);
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t c = 0; c < cols; ++c) {
-        const float x = v[static_cast<size_t>(r * cols + c)];
-        want[static_cast<size_t>(r)] += x;
-        abs_sum[static_cast<size_t>(r)] += std::fabs(x);
-        want_max[static_cast<size_t>(r)] = std::max(want_max[static_cast<size_t>(r)], x);
-      }
-    const auto got = sum(xg, {-1}).to_vector();
-    const auto got_max = amax(xg, {-1}).to_vector();
-    ASSERT_EQ(got.size(), want.size());
-    for (size_t r = 0; r < got.size(); ++r) {
-      ASSERT_NEAR(got[r], want[r], 2e-6 * abs_sum[r]) << shape_str(s) << " row " << r;
-      ASSERT_EQ(got_max[r], want_max[r]) << shape_str(s) << " row " << r;
-    }
-    EXPECT_EQ(sum(xg, {-1}).to_vector(), got) << shape_str(s);
-  }
+  check_reductions({{3, 1000007}, {1000, 5000}, {1, 5000000}, {2, 3, 4097}}, false, 6);
 }
 
 TEST(GpuRuntime, AsyncOpsDoNotSynchronize) {
