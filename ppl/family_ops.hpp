@@ -141,34 +141,48 @@ kern::FamilyCheck device_check(Device dev, const void* kind, int n_params, PM&& 
   return c;
 }
 
+// The validation messages of family F (at the current site).
 template <class F>
-void validate(const std::array<Arg, F::kNumParams>& p, const Tensor* x, const Shape& out_shape, Device dev) {
-  if (!validation_enabled()) return;
+std::string param_msg(int k) {
+  std::ostringstream os;
+  os << F::kName << ": parameter " << F::param_name(k) << " is outside its constraint" << site_suffix();
+  return os.str();
+}
+template <class F>
+std::string value_msg() {
+  std::ostringstream os;
+  os << F::kName << ": value outside the support" << site_suffix();
+  return os.str();
+}
+
+// The device side of F's deferred checks on `dev`.
+template <class F>
+kern::FamilyCheck family_device_check(Device dev) {
+  return device_check(dev, &kCheckTag<F>, F::kNumParams, param_msg<F>, value_msg<F>);
+}
+
+template <class F>
+void check_value_dtype(const Tensor* x) {
   if (x && x->defined())
     CUVI_CHECK(x->dtype() == DType::kFloat32, DTypeError,
                F::kName << ": values must be float32, got " << dtype_name(x->dtype()) << site_suffix());
+}
+
+template <class F>
+void validate(const std::array<Arg, F::kNumParams>& p, const Tensor* x, const Shape& out_shape, Device dev) {
+  if (!validation_enabled()) return;
+  check_value_dtype<F>(x);
   const auto a = make_args<F>(x, p, out_shape);
   const bool values = x && x->defined();
-  auto param_msg = [&](int k) {
-    std::ostringstream os;
-    os << F::kName << ": parameter " << F::param_name(k) << " is outside its constraint" << site_suffix();
-    return os.str();
-  };
-  auto value_msg = [&] {
-    std::ostringstream os;
-    os << F::kName << ": value outside the support" << site_suffix();
-    return os.str();
-  };
   if (dev.is_cpu()) {
     float bad = 0;
     const int r = kern::cpu::validate<F>(a, values, &bad);
-    throw_check(r, bad, param_msg, value_msg);
+    throw_check(r, bad, param_msg<F>, value_msg<F>);
     return;
   }
   // On a GPU the check is queued: the error is raised at the next
   // synchronisation, naming the distribution, the argument and the site.
-  const kern::FamilyCheck c = device_check(dev, &kCheckTag<F>, F::kNumParams, param_msg, value_msg);
-  cuda_ops<F>().validate(a, values, c, cuda_stream(dev.index));
+  cuda_ops<F>().validate(a, values, family_device_check<F>(dev), cuda_stream(dev.index));
 }
 
 template <int NP>
@@ -288,7 +302,9 @@ Tensor family_log_prob_sum(const Tensor& x, const std::array<Arg, F::kNumParams>
   CUVI_CHECK(x.defined(), ValueError, F::kName << ".log_prob: undefined value" << detail::site_suffix());
   const Device dev = detail::params_device<NP>(p, &x, F::kName);
   const Shape out_shape = broadcast_shapes(x.shape(), batch_shape, F::kName);
-  detail::validate<F>(p, &x, out_shape, dev);
+  // Validation happens inside the fused pass, on the elements it loads anyway.
+  const bool check = validation_enabled();
+  if (check) detail::check_value_dtype<F>(&x);
   const auto a = detail::make_args<F>(&x, p, out_shape);
   std::vector<bool> need(NP + 1, false);
   need[0] = grad_enabled() && x.requires_grad();
@@ -299,8 +315,14 @@ Tensor family_log_prob_sum(const Tensor& x, const std::array<Arg, F::kNumParams>
   kern::FamilyGrads<NP> o;
   std::vector<Tensor> full = detail::alloc_grads<NP>(need, out_shape, dev, &o);
   Tensor out = Tensor::empty({}, DType::kFloat32, dev);
-  if (dev.is_cpu()) *out.data<float>() = kern::cpu::log_prob_sum<F>(a, coef, o);
-  else detail::cuda_ops<F>().log_prob_sum(a, coef, out.data<float>(), o, cuda_stream(dev.index));
+  if (dev.is_cpu()) {
+    kern::FirstBad bad;
+    *out.data<float>() = kern::cpu::log_prob_sum<F>(a, coef, o, check ? &bad : nullptr);
+    detail::throw_check(bad.r, bad.value, detail::param_msg<F>, detail::value_msg<F>);
+  } else {
+    const kern::FamilyCheck c = check ? detail::family_device_check<F>(dev) : kern::FamilyCheck{};
+    detail::cuda_ops<F>().log_prob_sum(a, coef, out.data<float>(), o, check ? &c : nullptr, cuda_stream(dev.index));
+  }
   bool any = false;
   for (bool b : need) any = any || b;
   if (!any) return out;

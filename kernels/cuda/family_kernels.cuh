@@ -40,9 +40,12 @@ __global__ void family_log_prob_grad_kernel(const FamilyArgs<F::kNumParams> a, c
 // elements in order j = 0..kFamilyItems-1: the same bits in every variant.
 // With a single block (`single`), it writes coef * the sum into partial[0]
 // itself (the sum's final value: the partials pass would add only zeros).
+// With check.flag set, each loaded element is also validated (parameters and
+// value), so validation costs no second read of the inputs.
 template <class F, bool kGrads, bool kFlat>
 __global__ void family_log_prob_sum_kernel(const FamilyArgs<F::kNumParams> a, float coef,
-                                           const FamilyGrads<F::kNumParams> out, float* partial, bool single) {
+                                           const FamilyGrads<F::kNumParams> out, float* partial, bool single,
+                                           const FamilyCheck check) {
   constexpr int NP = F::kNumParams;
   using BlockReduce = cub::BlockReduce<float, kThreads>;
   __shared__ typename BlockReduce::TempStorage tmp;
@@ -62,6 +65,12 @@ __global__ void family_log_prob_sum_kernel(const FamilyArgs<F::kNumParams> a, fl
   for (int j = 0; j < kFamilyItems; ++j) {
     const int64_t i = base + static_cast<int64_t>(j) * kThreads;
     if (i < n) {
+      if (check.flag) {
+        float bad = 0.0f;
+        const int r = elem_validate_of<F>(xv[j], pv[j], true, &bad);
+        const int code = r > 0 ? check.param_code[r - 1] : (r < 0 ? check.value_code : 0);
+        if (code != 0 && atomicCAS(check.flag, 0, code) == 0 && check.bad) *check.bad = bad;
+      }
       if constexpr (kGrads) acc += elem_log_prob_grad_of<F>(xv[j], pv[j], i, coef, out);
       else acc += F::log_prob(xv[j], pv[j]);
     }
@@ -128,7 +137,9 @@ struct FamilyLaunch {
     family_log_prob_grad_kernel<F><<<grid_for(a.geom.n), kThreads, 0, s(st)>>>(a, g, coef, lp, o);
     CUVI_CUDA_LAUNCH_CHECK(s(st));
   }
-  static void log_prob_sum(const FamilyArgs<NP>& a, float coef, float* sum, const FamilyGrads<NP>& o, void* st) {
+  static void log_prob_sum(const FamilyArgs<NP>& a, float coef, float* sum, const FamilyGrads<NP>& o,
+                           const FamilyCheck* check, void* st) {
+    const FamilyCheck c = check ? *check : FamilyCheck{};
     const int64_t chunks = (a.geom.n + kFamilyChunk - 1) / kFamilyChunk;
     if (chunks == 0) {
       CUVI_CUDA_CHECK(cudaMemsetAsync(sum, 0, sizeof(float), s(st)));
@@ -143,13 +154,13 @@ struct FamilyLaunch {
     const unsigned blocks = static_cast<unsigned>(chunks);
     const bool flat = a.flat();
     if (grads && flat)
-      family_log_prob_sum_kernel<F, true, true><<<blocks, kThreads, 0, s(st)>>>(a, coef, o, partial, single);
+      family_log_prob_sum_kernel<F, true, true><<<blocks, kThreads, 0, s(st)>>>(a, coef, o, partial, single, c);
     else if (grads)
-      family_log_prob_sum_kernel<F, true, false><<<blocks, kThreads, 0, s(st)>>>(a, coef, o, partial, single);
+      family_log_prob_sum_kernel<F, true, false><<<blocks, kThreads, 0, s(st)>>>(a, coef, o, partial, single, c);
     else if (flat)
-      family_log_prob_sum_kernel<F, false, true><<<blocks, kThreads, 0, s(st)>>>(a, coef, o, partial, single);
+      family_log_prob_sum_kernel<F, false, true><<<blocks, kThreads, 0, s(st)>>>(a, coef, o, partial, single, c);
     else
-      family_log_prob_sum_kernel<F, false, false><<<blocks, kThreads, 0, s(st)>>>(a, coef, o, partial, single);
+      family_log_prob_sum_kernel<F, false, false><<<blocks, kThreads, 0, s(st)>>>(a, coef, o, partial, single, c);
     CUVI_CUDA_LAUNCH_CHECK(s(st));
     if (single) return;
     family_sum_partials_kernel<><<<1, kThreads, 0, s(st)>>>(partial, chunks, coef, sum);

@@ -130,22 +130,43 @@ CUVI_HD void elem_moments(const FamilyArgs<F::kNumParams>& a, int64_t i, float* 
 }
 
 // 0 when valid; else 1 + the bad parameter's index (parameters first) or -1
-// for a value outside the support; *bad gets the offending number.
+// for a value outside the support; *bad gets the offending number. The
+// _of form takes an element already loaded (the fused sums check as they go).
 template <class F>
-CUVI_HD int elem_validate(const FamilyArgs<F::kNumParams>& a, int64_t i, bool values, float* bad) {
-  float p[F::kNumParams];
-  a.params(i, p);
+CUVI_HD int elem_validate_of(float x, const float* p, bool values, float* bad) {
   const int k = F::bad_param(p);
   if (k >= 0) {
     *bad = p[k];
     return 1 + k;
   }
-  if (values && !F::support_ok(a.value(i), p)) {
-    *bad = a.value(i);
+  if (values && !F::support_ok(x, p)) {
+    *bad = x;
     return -1;
   }
   return 0;
 }
+
+template <class F>
+CUVI_HD int elem_validate(const FamilyArgs<F::kNumParams>& a, int64_t i, bool values, float* bad) {
+  float p[F::kNumParams];
+  a.params(i, p);
+  return elem_validate_of<F>(values ? a.value(i) : 0.0f, p, values, bad);
+}
+
+// The first invalid element a CPU pass met (smallest index), with its
+// elem_validate result and offending number; r == 0: none.
+struct FirstBad {
+  int64_t index = -1;
+  int r = 0;
+  float value = 0.0f;
+  void offer(int64_t i, int res, float v) {
+    if (res != 0 && (index < 0 || i < index)) {
+      index = i;
+      r = res;
+      value = v;
+    }
+  }
+};
 
 // ---- CPU implementations -------------------------------------------------
 
@@ -173,22 +194,40 @@ void log_prob_grad(const FamilyArgs<F::kNumParams>& a, const float* g, float coe
 
 // Fused: returns coef * sum(log_prob) (fixed chunks, double partials, added
 // in order: independent of the thread count) and writes coef * gradients.
+// With `bad`, every element is also validated in the same pass (parameters
+// and value: no second read of the inputs); *bad gets the first invalid one,
+// as a sequential validate() would report it. Outputs are then meaningless.
 template <class F>
-float log_prob_sum(const FamilyArgs<F::kNumParams>& a, float coef, const FamilyGrads<F::kNumParams>& out) {
+float log_prob_sum(const FamilyArgs<F::kNumParams>& a, float coef, const FamilyGrads<F::kNumParams>& out,
+                   FirstBad* bad = nullptr) {
+  constexpr int NP = F::kNumParams;
   const int64_t n = a.geom.n;
   const int64_t chunks = (n + kChunk - 1) / kChunk;
   std::vector<double> partial(static_cast<size_t>(chunks > 0 ? chunks : 1), 0.0);
+  std::vector<FirstBad> first(bad ? partial.size() : 0);
   const bool grads = out.gx != nullptr || [&] {
-    for (int k = 0; k < F::kNumParams; ++k)
+    for (int k = 0; k < NP; ++k)
       if (out.gp[k]) return true;
     return false;
   }();
   ::cuvi::kern::cpu::parallel_for(n > kGrain, chunks, [&](int64_t c) {
     const int64_t lo = c * kChunk, hi = (lo + kChunk < n) ? lo + kChunk : n;
     double acc = 0.0;
-    for (int64_t i = lo; i < hi; ++i) acc += grads ? elem_log_prob_grad<F>(a, i, coef, out) : elem_log_prob<F>(a, i);
+    for (int64_t i = lo; i < hi; ++i) {
+      float p[NP];
+      a.params(i, p);
+      const float x = a.value(i);
+      if (bad) {
+        float v = 0.0f;
+        const int r = elem_validate_of<F>(x, p, true, &v);
+        first[static_cast<size_t>(c)].offer(i, r, v);
+      }
+      acc += grads ? elem_log_prob_grad_of<F>(x, p, i, coef, out) : F::log_prob(x, p);
+    }
     partial[static_cast<size_t>(c)] = acc;
   });
+  if (bad)
+    for (const FirstBad& f : first) bad->offer(f.index, f.r, f.value);
   double total = 0.0;
   for (double v : partial) total += v;
   return static_cast<float>(coef * total);
@@ -234,8 +273,10 @@ struct FamilyCudaOps {
   void (*log_prob)(const FamilyArgs<NP>&, float* out, void* stream);
   void (*log_prob_grad)(const FamilyArgs<NP>&, const float* g, float coef, float* lp, const FamilyGrads<NP>&,
                         void* stream);
-  // Writes coef * sum(log_prob) into the device scalar `sum`.
-  void (*log_prob_sum)(const FamilyArgs<NP>&, float coef, float* sum, const FamilyGrads<NP>&, void* stream);
+  // Writes coef * sum(log_prob) into the device scalar `sum`; with `check`,
+  // validates every element in the same pass (deferred, as validate).
+  void (*log_prob_sum)(const FamilyArgs<NP>&, float coef, float* sum, const FamilyGrads<NP>&,
+                       const FamilyCheck* check, void* stream);
   void (*sample)(const FamilyArgs<NP>&, uint64_t seed, uint32_t offset, float* out, void* stream);
   void (*sample_grad)(const FamilyArgs<NP>&, const float* g, const FamilyGrads<NP>&, void* stream);
   void (*moments)(const FamilyArgs<NP>&, float* mean, float* var, void* stream);

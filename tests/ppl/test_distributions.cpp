@@ -7,6 +7,7 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <memory>
 #include <random>
 #include <sstream>
 #include <string>
@@ -456,6 +457,42 @@ TEST(KlDivergence, UnsupportedPairNamesBothFamilies) {
   dist::Gamma g(2.0f, 1.0f);
   EXPECT_FALSE(dist::has_kl(n, g));
   expect_error<ValueError>([&] { dist::kl_divergence(n, g); }, {"Normal", "Gamma"});
+}
+
+// log_prob_sum validates inside its fused pass (no second read of the
+// inputs). Over several CPU chunks it still names the first bad element in
+// index order, as a separate validation pass did; on a GPU the first thread
+// to fail wins, so there only the message is checked.
+TEST(DistValidation, FusedSumValidatesAsItGoes) {
+  const int64_t n = 40000;  // > 2 chunks of the CPU's fused loop
+  std::vector<float> xv(static_cast<size_t>(n), 0.5f), scale(static_cast<size_t>(n), 1.0f);
+  xv[30000] = 1.5f;
+  xv[20000] = -0.25f;
+  scale[35000] = -7.0f;
+  scale[25000] = -3.0f;
+  const bool cpu = default_device().is_cpu();
+  dist::Beta b(tensor(std::vector<float>(static_cast<size_t>(n), 2.0f), {n}), 3.0f);
+  if (cpu) expect_error<ValueError>([&] { b.log_prob_sum(tensor(xv, {n}), 1.0f); }, {"Beta", "support", "-0.25"});
+  else expect_error<ValueError>([&] { b.log_prob_sum(tensor(xv, {n}), 1.0f); }, {"Beta", "support"});
+  Tensor s = tensor(scale, {n}).requires_grad_();
+  std::unique_ptr<dist::Normal> nd;
+  {
+    ValidationOff off;  // construct it anyway, to reach the fused pass
+    nd = std::make_unique<dist::Normal>(0.0f, s);
+  }
+  const Tensor x0 = zeros({n});
+  if (cpu) expect_error<ValueError>([&] { nd->log_prob_sum(x0, -1.0f); }, {"Normal", "scale", "-3"});
+  else expect_error<ValueError>([&] { nd->log_prob_sum(x0, -1.0f); }, {"Normal", "scale"});
+  {
+    ValidationOff off;
+    EXPECT_NO_THROW(b.log_prob_sum(tensor(xv, {n}), 1.0f).item());
+    EXPECT_NO_THROW(nd->log_prob_sum(x0, -1.0f).item());
+  }
+  // Valid inputs pass, and the sum is the per-element one: both are float32
+  // tree sums of depth <= 20, within 20 * 2^-24 (< 2e-6) of the total each.
+  const Tensor ok = full({n}, 0.5f);
+  const float want = sum(b.log_prob(ok)).item();
+  EXPECT_NEAR(b.log_prob_sum(ok, 1.0f).item(), want, 2e-6 * std::fabs(want));
 }
 
 TEST(DistValidation, BadParametersAndValues) {
