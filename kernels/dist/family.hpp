@@ -251,12 +251,28 @@ void moments(const FamilyArgs<F::kNumParams>& a, float* mean, float* var) {
   for (int64_t i = 0; i < a.geom.n; ++i) elem_moments<F>(a, i, mean, var);
 }
 
-// The first invalid element's elem_validate result, or 0.
+// The first invalid element's elem_validate result (smallest index), or 0.
+// Chunks in parallel; each stops at its first invalid element.
 template <class F>
 int validate(const FamilyArgs<F::kNumParams>& a, bool values, float* bad) {
-  for (int64_t i = 0; i < a.geom.n; ++i)
-    if (const int r = elem_validate<F>(a, i, values, bad); r != 0) return r;
-  return 0;
+  const int64_t n = a.geom.n;
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+  std::vector<FirstBad> first(static_cast<size_t>(chunks > 0 ? chunks : 1));
+  ::cuvi::kern::cpu::parallel_for(n > kGrain, chunks, [&](int64_t c) {
+    const int64_t lo = c * kChunk, hi = (lo + kChunk < n) ? lo + kChunk : n;
+    for (int64_t i = lo; i < hi; ++i) {
+      float v = 0.0f;
+      const int r = elem_validate<F>(a, i, values, &v);
+      if (r != 0) {
+        first[static_cast<size_t>(c)].offer(i, r, v);
+        return;
+      }
+    }
+  });
+  FirstBad f;
+  for (const FirstBad& c : first) f.offer(c.index, c.r, c.value);
+  *bad = f.value;
+  return f.r;
 }
 
 }  // namespace cpu

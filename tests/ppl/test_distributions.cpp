@@ -475,6 +475,10 @@ TEST(DistValidation, FusedSumValidatesAsItGoes) {
   if (cpu) expect_error<ValueError>([&] { b.log_prob_sum(tensor(xv, {n}), 1.0f); }, {"Beta", "support", "-0.25"});
   else expect_error<ValueError>([&] { b.log_prob_sum(tensor(xv, {n}), 1.0f); }, {"Beta", "support"});
   Tensor s = tensor(scale, {n}).requires_grad_();
+  // Construction checks the parameters (in parallel chunks on the CPU; the
+  // first bad one by index is named there too).
+  if (cpu) expect_error<ValueError>([&] { dist::Normal(0.0f, s); }, {"Normal", "scale", "-3"});
+  else expect_error<ValueError>([&] { dist::Normal(0.0f, s); }, {"Normal", "scale"});
   std::unique_ptr<dist::Normal> nd;
   {
     ValidationOff off;  // construct it anyway, to reach the fused pass
