@@ -246,6 +246,19 @@ TEST(RowFamilies, ValidationNamesFamilyArgumentAndValue) {
   expect_error<ValueError>([&] { c.log_prob(tensor_i64({0, 3})); }, {"Categorical", "value", "3"});
   expect_error<ValueError>([&] { c.log_prob_sum(tensor_i64({-2}), 1.0f); }, {"Categorical", "value", "-2"});
   expect_error<DTypeError>([&] { d.log_prob(tensor_i64({0, 1, 0})); }, {"Dirichlet", "float32", "int64"});
+  // Many rows (several chunks of the CPU's parallel check): the first bad
+  // row by index is named there; on a GPU the first thread to fail is.
+  {
+    const int64_t rows = 40000;
+    std::vector<float> conc(static_cast<size_t>(rows * 3), 1.5f);
+    conc[30000 * 3 + 1] = -2.0f;
+    conc[20000 * 3 + 2] = -0.5f;
+    const Tensor ct = tensor(conc, {rows, 3});
+    if (default_device().is_cpu())
+      expect_error<ValueError>([&] { dist::Dirichlet{ct}; }, {"Dirichlet", "concentration", "-0.5"});
+    else
+      expect_error<ValueError>([&] { dist::Dirichlet{ct}; }, {"Dirichlet", "concentration"});
+  }
   ValidationOff off;
   EXPECT_NO_THROW(dist::Dirichlet(tensor({1.0f, -1.0f, 2.0f})));
   EXPECT_NO_THROW(d.log_prob(tensor({0.5f, 0.6f, 0.1f})));
