@@ -98,7 +98,9 @@ std::vector<Tensor> mvn_grads(const Tensor& x, const Tensor& loc, const Tensor& 
   Tensor gx = Tensor::empty(rv, DType::kFloat32, dev), gloc = Tensor::empty(rv, DType::kFloat32, dev);
   Tensor gL = Tensor::empty(rm, DType::kFloat32, dev);
   kern::MvnGrads o{gx.data<float>(), gloc.data<float>(), gL.data<float>()};
-  if (sum_out) detail::rows_log_prob_sum<kern::MvnBody>(a, coef, o, true, *sum_out, dev, "MultivariateNormal");
+  // The fused sum validates as it goes (MultivariateNormal::log_prob_sum).
+  if (sum_out)
+    detail::rows_log_prob_sum<kern::MvnBody>(a, coef, o, true, *sum_out, dev, "MultivariateNormal", &mvn_checks());
   else detail::rows_log_prob_grad<kern::MvnBody>(a, g->data<float>(), coef, o, dev, "MultivariateNormal");
   std::vector<Tensor> res(3);
   if (need[0]) res[0] = sum_to_shape(gx, x.shape());
@@ -140,12 +142,13 @@ Tensor MultivariateNormal::log_prob_sum(const Tensor& x, float coef) const {
   check_value(x, D, device());
   const Shape rows = broadcast_shapes(drop(x.shape(), 1), batch_shape_, "MultivariateNormal.log_prob");
   const auto a = mvn_args(&x, loc_, scale_tril_, rows);
-  detail::rows_validate<kern::MvnBody>(a, true, device(), "MultivariateNormal", mvn_checks());
+  // Validation happens inside the fused pass (rows_log_prob_sum).
   Tensor out = Tensor::empty({}, DType::kFloat32, device());
   const std::vector<bool> need{grad_enabled() && x.requires_grad(), grad_enabled() && loc_.requires_grad(),
                                grad_enabled() && scale_tril_.requires_grad()};
   if (!need[0] && !need[1] && !need[2]) {
-    detail::rows_log_prob_sum<kern::MvnBody>(a, coef, kern::MvnGrads{}, false, out, device(), "MultivariateNormal");
+    detail::rows_log_prob_sum<kern::MvnBody>(a, coef, kern::MvnGrads{}, false, out, device(), "MultivariateNormal",
+                                             &mvn_checks());
     return out;
   }
   return detail::record_fused_sum(out, "MultivariateNormal",

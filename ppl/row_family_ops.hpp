@@ -43,32 +43,56 @@ void rows_log_prob_grad(const typename B::Args& a, const float* g, float coef, c
   if (dev.is_cpu()) kern::cpu::rows_log_prob_grad<B>(a, g, coef, o);
   else rows_cuda_ops<B>(name).log_prob_grad(a, g, coef, o, cuda_stream(dev.index));
 }
-// Writes coef * sum(log_prob) into the 0-d tensor `out` (on dev).
+// The validation messages of a row body: `what[k]` says what is wrong for
+// B::validate's result 1 + k ("parameter scale_tril must be finite").
+struct RowMessages {
+  const char* name;
+  const std::vector<std::string>& what;
+  std::string param(int k) const { return std::string(name) + ": " + what[static_cast<size_t>(k)] + site_suffix(); }
+  std::string value() const { return std::string(name) + ": value outside the support" + site_suffix(); }
+  template <class B>
+  kern::FamilyCheck device(Device dev) const {
+    return device_check(
+        dev, &kCheckTag<B>, static_cast<int>(what.size()), [this](int k) { return param(k); },
+        [this] { return value(); });
+  }
+  void raise(int r, float bad) const {
+    throw_check(r, bad, [this](int k) { return param(k); }, [this] { return value(); });
+  }
+};
+
+// Writes coef * sum(log_prob) into the 0-d tensor `out` (on dev). With
+// `checks` (and validation on), every row and its value are validated in the
+// same pass (see rows_validate for the messages).
 template <class B>
 void rows_log_prob_sum(const typename B::Args& a, float coef, const typename B::Grads& o, bool grads, Tensor& out,
-                       Device dev, const char* name) {
-  if (dev.is_cpu()) *out.data<float>() = kern::cpu::rows_log_prob_sum<B>(a, coef, o, grads);
-  else rows_cuda_ops<B>(name).log_prob_sum(a, coef, out.data<float>(), o, grads, cuda_stream(dev.index));
+                       Device dev, const char* name, const std::vector<std::string>* checks = nullptr) {
+  const bool check = checks != nullptr && validation_enabled();
+  if (dev.is_cpu()) {
+    kern::FirstBad bad;
+    *out.data<float>() = kern::cpu::rows_log_prob_sum<B>(a, coef, o, grads, check ? &bad : nullptr);
+    if (check) RowMessages{name, *checks}.raise(bad.r, bad.value);
+    return;
+  }
+  const kern::FamilyCheck c = check ? RowMessages{name, *checks}.device<B>(dev) : kern::FamilyCheck{};
+  rows_cuda_ops<B>(name).log_prob_sum(a, coef, out.data<float>(), o, grads, check ? &c : nullptr,
+                                      cuda_stream(dev.index));
 }
 
-// Runs B::validate over the rows; `what[k]` says what is wrong for result
-// 1 + k ("parameter scale_tril must be finite"). On a GPU the check is
-// queued and raised at the next synchronisation.
+// Runs B::validate over the rows, messages as RowMessages. On a GPU the
+// check is queued and raised at the next synchronisation.
 template <class B>
 void rows_validate(const typename B::Args& a, bool values, Device dev, const char* name,
                    const std::vector<std::string>& what) {
   if (!validation_enabled()) return;
-  auto param_msg = [&](int k) { return std::string(name) + ": " + what[static_cast<size_t>(k)] + site_suffix(); };
-  auto value_msg = [&] { return std::string(name) + ": value outside the support" + site_suffix(); };
+  const RowMessages m{name, what};
   if (dev.is_cpu()) {
     float bad = 0;
     const int r = kern::cpu::rows_validate<B>(a, values, &bad);
-    throw_check(r, bad, param_msg, value_msg);
+    m.raise(r, bad);
     return;
   }
-  const kern::FamilyCheck c =
-      device_check(dev, &kCheckTag<B>, static_cast<int>(what.size()), param_msg, value_msg);
-  rows_cuda_ops<B>(name).validate(a, values, c, cuda_stream(dev.index));
+  rows_cuda_ops<B>(name).validate(a, values, m.device<B>(dev), cuda_stream(dev.index));
 }
 
 inline Shape drop_last_dim(const Shape& s) { return Shape(s.begin(), s.end() - 1); }
@@ -106,10 +130,17 @@ inline kern::RowArgs make_row_args(const Tensor* x, const Shape& x_batch, const 
   return a;
 }
 
+// Row family F's validation messages (its one parameter).
+template <class F>
+const std::vector<std::string>& row_checks() {
+  static const std::vector<std::string> what{std::string("parameter ") + F::param_name(0) +
+                                             " is outside its constraint"};
+  return what;
+}
+
 template <class F>
 void row_validate(const kern::RowArgs& a, bool values, Device dev) {
-  rows_validate<kern::RowBody<F>>(a, values, dev, F::kName,
-                                  {std::string("parameter ") + F::param_name(0) + " is outside its constraint"});
+  rows_validate<kern::RowBody<F>>(a, values, dev, F::kName, row_checks<F>());
 }
 
 // The per-row gradient rows for log_prob at (x, p), scaled by g (per row)
@@ -131,7 +162,8 @@ std::vector<Tensor> row_grads(const Tensor& x, const Shape& x_batch, const Tenso
     o.gx = gx.data<float>();
   }
   using B = kern::RowBody<F>;
-  if (sum_out) rows_log_prob_sum<B>(a, coef, o, true, *sum_out, dev, F::kName);
+  // The fused sum validates as it goes (row_family_log_prob_sum).
+  if (sum_out) rows_log_prob_sum<B>(a, coef, o, true, *sum_out, dev, F::kName, &row_checks<F>());
   else rows_log_prob_grad<B>(a, g->data<float>(), coef, o, dev, F::kName);
   std::vector<Tensor> res(2);
   if (need[0] && gx.defined()) res[0] = sum_to_shape(gx, x.shape());
@@ -178,12 +210,13 @@ Tensor row_family_log_prob_sum(const Tensor& x, const Tensor& p, float coef) {
   const Shape xb = detail::row_value_batch<F>(x, p.size(-1));
   const Shape rows = broadcast_shapes(xb, detail::drop_last_dim(p.shape()), F::kName);
   const auto a = detail::make_row_args(&x, xb, p, rows);
-  detail::row_validate<F>(a, true, dev);
+  // Validation happens inside the fused pass (rows_log_prob_sum).
   const std::vector<bool> need{F::kValueEvent && grad_enabled() && x.requires_grad(),
                                grad_enabled() && p.requires_grad()};
   Tensor out = Tensor::empty({}, DType::kFloat32, dev);
   if (!need[0] && !need[1]) {
-    detail::rows_log_prob_sum<kern::RowBody<F>>(a, coef, kern::RowGrads{}, false, out, dev, F::kName);
+    detail::rows_log_prob_sum<kern::RowBody<F>>(a, coef, kern::RowGrads{}, false, out, dev, F::kName,
+                                                &detail::row_checks<F>());
     return out;
   }
   return detail::record_fused_sum(out, F::kName, detail::row_grads<F>(x, xb, p, rows, nullptr, coef, &out, need),

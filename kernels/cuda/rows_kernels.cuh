@@ -26,10 +26,11 @@ __global__ void rows_log_prob_grad_kernel(const typename B::Args a, const float*
 }
 
 // `single`: one block, which writes coef * the sum into partial[0] itself
-// (as family_log_prob_sum_kernel).
+// (as family_log_prob_sum_kernel). With check.flag set, each row is
+// validated right before it is used (its data then comes from cache).
 template <class B, bool kGrads>
 __global__ void rows_log_prob_sum_kernel(const typename B::Args a, float coef, const typename B::Grads out,
-                                         float* partial, bool single) {
+                                         float* partial, bool single, const FamilyCheck check) {
   using BlockReduce = cub::BlockReduce<float, kThreads>;
   __shared__ typename BlockReduce::TempStorage tmp;
   const int64_t n = B::rows(a);
@@ -39,6 +40,12 @@ __global__ void rows_log_prob_sum_kernel(const typename B::Args a, float coef, c
   for (int j = 0; j < kRowItems; ++j) {
     const int64_t r = base + static_cast<int64_t>(j) * kThreads + threadIdx.x;
     if (r < n) {
+      if (check.flag) {
+        float bad = 0.0f;
+        const int v = B::validate(a, r, true, &bad);
+        const int code = v > 0 ? check.param_code[v - 1] : (v < 0 ? check.value_code : 0);
+        if (code != 0 && atomicCAS(check.flag, 0, code) == 0 && check.bad) *check.bad = bad;
+      }
       if constexpr (kGrads) acc += B::log_prob_grad(a, r, coef, out);
       else acc += B::log_prob(a, r);
     }
@@ -75,7 +82,9 @@ struct RowsLaunch {
     rows_log_prob_grad_kernel<B><<<grid_for(n), kThreads, 0, s(st)>>>(a, g, coef, o);
     CUVI_CUDA_LAUNCH_CHECK(s(st));
   }
-  static void log_prob_sum(const Args& a, float coef, float* sum, const Grads& o, bool grads, void* st) {
+  static void log_prob_sum(const Args& a, float coef, float* sum, const Grads& o, bool grads,
+                           const FamilyCheck* check, void* st) {
+    const FamilyCheck c = check ? *check : FamilyCheck{};
     const int64_t chunks = (B::rows(a) + kRowChunk - 1) / kRowChunk;
     if (chunks == 0) {
       CUVI_CUDA_CHECK(cudaMemsetAsync(sum, 0, sizeof(float), s(st)));
@@ -86,9 +95,9 @@ struct RowsLaunch {
     if (!single) CUVI_CUDA_CHECK(cudaMallocAsync(&partial, static_cast<size_t>(chunks) * sizeof(float), s(st)));
     const unsigned blocks = static_cast<unsigned>(chunks);
     if (grads)
-      rows_log_prob_sum_kernel<B, true><<<blocks, kThreads, 0, s(st)>>>(a, coef, o, partial, single);
+      rows_log_prob_sum_kernel<B, true><<<blocks, kThreads, 0, s(st)>>>(a, coef, o, partial, single, c);
     else
-      rows_log_prob_sum_kernel<B, false><<<blocks, kThreads, 0, s(st)>>>(a, coef, o, partial, single);
+      rows_log_prob_sum_kernel<B, false><<<blocks, kThreads, 0, s(st)>>>(a, coef, o, partial, single, c);
     CUVI_CUDA_LAUNCH_CHECK(s(st));
     if (single) return;
     family_sum_partials_kernel<><<<1, kThreads, 0, s(st)>>>(partial, chunks, coef, sum);

@@ -42,18 +42,30 @@ void rows_log_prob_grad(const typename B::Args& a, const float* g, float coef, c
 
 // coef * sum(log_prob) over fixed chunks of rows (double partials added in
 // order: independent of the thread count); gradients in the same pass when
-// `grads`.
+// `grads`. With `bad`, each row is validated just before it is used (its
+// data still in cache) and *bad gets the first invalid row by index.
 template <class B>
-float rows_log_prob_sum(const typename B::Args& a, float coef, const typename B::Grads& out, bool grads) {
+float rows_log_prob_sum(const typename B::Args& a, float coef, const typename B::Grads& out, bool grads,
+                        FirstBad* bad = nullptr) {
   const int64_t n = B::rows(a);
   const int64_t chunks = (n + kChunk - 1) / kChunk;
   std::vector<double> partial(static_cast<size_t>(chunks > 0 ? chunks : 1), 0.0);
+  std::vector<FirstBad> first(bad ? partial.size() : 0);
   ::cuvi::kern::cpu::parallel_for(n > kRowGrain, chunks, [&](int64_t c) {
     const int64_t lo = c * kChunk, hi = (lo + kChunk < n) ? lo + kChunk : n;
     double acc = 0.0;
-    for (int64_t r = lo; r < hi; ++r) acc += grads ? B::log_prob_grad(a, r, coef, out) : B::log_prob(a, r);
+    for (int64_t r = lo; r < hi; ++r) {
+      if (bad) {
+        float v = 0.0f;
+        const int res = B::validate(a, r, true, &v);
+        first[static_cast<size_t>(c)].offer(r, res, v);
+      }
+      acc += grads ? B::log_prob_grad(a, r, coef, out) : B::log_prob(a, r);
+    }
     partial[static_cast<size_t>(c)] = acc;
   });
+  if (bad)
+    for (const FirstBad& f : first) bad->offer(f.index, f.r, f.value);
   double total = 0.0;
   for (double v : partial) total += v;
   return static_cast<float>(coef * total);
@@ -90,9 +102,10 @@ template <class B>
 struct RowsCudaOps {
   void (*log_prob)(const typename B::Args&, float* out, void* stream);
   void (*log_prob_grad)(const typename B::Args&, const float* g, float coef, const typename B::Grads&, void* stream);
-  // Writes coef * sum(log_prob) into the device scalar `sum`.
+  // Writes coef * sum(log_prob) into the device scalar `sum`; with `check`,
+  // validates each row in the same pass (deferred, as validate).
   void (*log_prob_sum)(const typename B::Args&, float coef, float* sum, const typename B::Grads&, bool grads,
-                       void* stream);
+                       const FamilyCheck* check, void* stream);
   void (*validate)(const typename B::Args&, bool values, const FamilyCheck&, void* stream);
 };
 

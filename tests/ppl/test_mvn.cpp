@@ -228,7 +228,17 @@ TEST(MultivariateNormal, ValidationNamesParameterAndSite) {
   expect_error<ShapeError>([&] { ok.log_prob(zeros({3})); }, {"MultivariateNormal", "log_prob"});
   dist::set_validation(false);
   EXPECT_NO_THROW(dist::MultivariateNormal(loc, tensor({1.0f, 0.0f, 0.3f, -0.5f}, {2, 2})));
+  // Built without validation, the bad factor is caught by the fused sum's
+  // own pass (with and without gradients), inside a site.
+  dist::MultivariateNormal bad(loc, tensor({1.0f, 0.0f, 0.3f, -0.5f}, {2, 2}));
+  Tensor gl = zeros({2}).requires_grad_();
+  dist::MultivariateNormal bad_g(gl, tensor({1.0f, 0.0f, 0.3f, -0.5f}, {2, 2}));
   dist::set_validation(true);
+  dist::detail::SiteScope site("z_sum");
+  expect_error<ValueError>([&] { bad.log_prob_sum(zeros({5, 2}), 1.0f); },
+                           {"MultivariateNormal", "scale_tril", "-0.5", "site 'z_sum'"});
+  expect_error<ValueError>([&] { bad_g.log_prob_sum(zeros({5, 2}), 1.0f); },
+                           {"MultivariateNormal", "scale_tril", "-0.5", "site 'z_sum'"});
 }
 
 // The fused row pass (D <= kMvnMaxD) returns coef * sum(log_prob) and the

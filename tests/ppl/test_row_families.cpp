@@ -5,6 +5,8 @@
 // expectation, and validation messages.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <cmath>
 #include <random>
 #include <string>
@@ -230,6 +232,37 @@ TEST(RowCategorical, SamplesAreInt64AndFollowEachRow) {
     // Normalised accessors.
     expect_close(c.probs().to_vector(), {0.1, 0.2, 0.7, 0.5, 0.25, 0.25}, 1e-6, 1e-5, "probs");
   }
+}
+
+// The fused sums validate inside their pass (no separate validation pass):
+// across several CPU chunks the first bad row by index is named, with and
+// without gradients; on a GPU the first thread to fail is.
+TEST(RowFamilies, FusedSumValidatesAsItGoes) {
+  const int64_t rows = 40000;
+  const bool cpu = default_device().is_cpu();
+  std::vector<float> xv;
+  for (int64_t r = 0; r < rows; ++r) xv.insert(xv.end(), {0.2f, 0.3f, 0.5f});
+  const auto put = [&](int64_t r, std::initializer_list<float> v) { std::copy(v.begin(), v.end(), xv.begin() + r * 3); };
+  put(30000, {0.5f, 0.6f, -0.1f});
+  put(20000, {0.7f, 0.7f, -0.4f});
+  const Tensor x = tensor(xv, {rows, 3});
+  for (bool grad : {false, true}) {
+    SCOPED_TRACE(grad ? "with gradients" : "without gradients");
+    Tensor conc = full({rows, 3}, 1.5f);
+    if (grad) conc.requires_grad_();
+    dist::Dirichlet d(conc);
+    if (cpu) expect_error<ValueError>([&] { d.log_prob_sum(x, -1.0f); }, {"Dirichlet", "value", "-0.4"});
+    else expect_error<ValueError>([&] { d.log_prob_sum(x, -1.0f); }, {"Dirichlet", "value"});
+    ValidationOff off;
+    EXPECT_NO_THROW(d.log_prob_sum(x, -1.0f).item());
+  }
+  std::vector<int64_t> idx(static_cast<size_t>(rows), 1);
+  idx[35000] = 9;
+  idx[25000] = 7;
+  dist::Categorical c(full({3}, 1.0f / 3.0f));
+  const Tensor xi = tensor_i64(idx, {rows});
+  if (cpu) expect_error<ValueError>([&] { c.log_prob_sum(xi, 1.0f); }, {"Categorical", "value", "7"});
+  else expect_error<ValueError>([&] { c.log_prob_sum(xi, 1.0f); }, {"Categorical", "value"});
 }
 
 TEST(RowFamilies, ValidationNamesFamilyArgumentAndValue) {
