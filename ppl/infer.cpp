@@ -366,15 +366,28 @@ Tensor svi_step(const Program& model, const Program& guide, optim::Optimizer& op
       // Raises what the device checked on the way (validation, indices)
       // while nothing is updated yet; a no-op wait on the cpu.
       synchronize(r.loss.device());
-      Backend& b = backend(r.loss.device());
-      CUVI_CHECK(b.all_finite(r.loss.data<float>(), 1), ValueError,
-                 "SVI.step: the loss is not finite (" << r.loss.item() << "); parameters left unchanged");
+      // The loss and every gradient on the loss's device in one check (one
+      // more wait), others per device; the first offender is named.
+      std::vector<std::pair<const float*, int64_t>> spans{{r.loss.data<float>(), 1}};
+      std::vector<std::string> names{""};
       for (const auto& [n, p] : r.params) {
         const Tensor g = p.grad();
-        if (g.defined())
-          CUVI_CHECK(backend(g.device()).all_finite(g.data<float>(), g.numel()), ValueError,
+        if (!g.defined()) continue;
+        if (g.device() != r.loss.device()) {
+          const int64_t bad = backend(g.device()).first_nonfinite({{g.data<float>(), g.numel()}});
+          CUVI_CHECK(bad < 0, ValueError,
                      "SVI.step: gradient of parameter '" << n << "' is not finite; parameters left unchanged");
+          continue;
+        }
+        spans.push_back({g.data<float>(), g.numel()});
+        names.push_back(n);
       }
+      const int64_t bad = backend(r.loss.device()).first_nonfinite(spans);
+      CUVI_CHECK(bad != 0, ValueError,
+                 "SVI.step: the loss is not finite (" << r.loss.item() << "); parameters left unchanged");
+      CUVI_CHECK(bad < 0, ValueError,
+                 "SVI.step: gradient of parameter '" << names[static_cast<size_t>(bad)]
+                                                     << "' is not finite; parameters left unchanged");
     }
     opt.step(r.params);  // all or nothing (optim.hpp)
   } catch (...) {

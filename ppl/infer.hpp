@@ -165,8 +165,9 @@ class TraceGraph_ELBO : public ELBO {
 
 struct SVIOptions {
   // Check the loss and every gradient for non-finite values before the
-  // update (on a GPU the step then waits for the device: once for the queued
-  // work, and once per checked tensor); a failing step changes nothing.
+  // update (on a GPU the step then waits for the device twice: once for the
+  // queued work, once for one batched check of all those tensors); a
+  // failing step changes nothing.
   // On a GPU that synchronisation also raises the step's deferred checks
   // (distribution validation, index ranges) before the update. Without it a
   // step never waits, so such an error surfaces at the next synchronisation,

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "../kernels/elementwise.hpp"
@@ -77,8 +78,10 @@ class Backend {
   virtual void reduce_sum(const float* x, float* out, const kern::ReduceGeom& g) = 0;
   virtual void reduce_max(const float* x, float* out, const kern::ReduceGeom& g) = 0;
   virtual void cumsum(const float* x, float* y, int64_t outer, int64_t n, int64_t inner, bool reverse) = 0;
-  // All of x finite? Waits for the device.
-  virtual bool all_finite(const float* x, int64_t n) = 0;
+  // The position in `spans` of the first (pointer, count) span holding a
+  // non-finite value, or -1 when all are finite. Waits for the device once
+  // for all of them.
+  virtual int64_t first_nonfinite(const std::vector<std::pair<const float*, int64_t>>& spans) = 0;
 
   virtual void gemm(const GemmArgs& args) = 0;
   // Batched triangular solve: for each of `batch` vectors, z[i] = L[i]^{-1}

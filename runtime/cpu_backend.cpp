@@ -268,10 +268,15 @@ class CpuBackend final : public Backend {
       }
     });
   }
-  bool all_finite(const float* x, int64_t n) override {
-    for (int64_t i = 0; i < n; ++i)
-      if (!std::isfinite(x[i])) return false;
-    return true;
+  int64_t first_nonfinite(const std::vector<std::pair<const float*, int64_t>>& spans) override {
+    for (size_t s = 0; s < spans.size(); ++s) {
+      const float* x = spans[s].first;
+      bool bad = false;
+#pragma omp parallel for reduction(|| : bad) if (spans[s].second > kParallelGrain)
+      for (int64_t i = 0; i < spans[s].second; ++i) bad = bad || !std::isfinite(x[i]);
+      if (bad) return static_cast<int64_t>(s);
+    }
+    return -1;
   }
 
   void gemm(const GemmArgs& a) override {

@@ -25,6 +25,9 @@
 #include "error.hpp"
 
 namespace cuvi {
+namespace detail {
+void count_sync();  // runtime/tensor.cpp: the host-synchronisation counter
+}
 namespace {
 
 using kern::cuda::grid_for;
@@ -214,8 +217,25 @@ __global__ void cumsum_kernel(const float* x, float* y, int64_t outer, int64_t n
   }
 }
 
-__global__ void nonfinite_kernel(const float* x, int64_t n, int* flag) {
-  CUVI_GRID_STRIDE(i, n) if (!isfinite(x[i])) atomicOr(flag, 1);
+// Up to kMaxSpans tensors per launch, blockIdx.y selecting one: a
+// non-finite element of span s raises *first to INT_MAX - (first_span + s),
+// so the largest value left names the first such span and 0 (the memset)
+// means none.
+constexpr int kMaxSpans = 64;
+struct SpanPack {
+  const float* x[kMaxSpans];
+  int64_t n[kMaxSpans];
+  int first_span;
+};
+__global__ void nonfinite_kernel(const SpanPack pack, int* first) {
+  const float* x = pack.x[blockIdx.y];
+  const int me = pack.first_span + static_cast<int>(blockIdx.y);
+  CUVI_GRID_STRIDE(i, pack.n[blockIdx.y]) {
+    if (!isfinite(x[i])) {
+      atomicMax(first, INT_MAX - me);
+      break;
+    }
+  }
 }
 
 template <class T>
@@ -581,19 +601,35 @@ class CudaBackend final : public Backend {
   void cumsum(const float* x, float* y, int64_t outer, int64_t n, int64_t inner, bool reverse) override {
     launch(cumsum_kernel, outer * inner, x, y, outer, n, inner, reverse);
   }
-  bool all_finite(const float* x, int64_t n) override {
-    if (n <= 0) return true;
+  int64_t first_nonfinite(const std::vector<std::pair<const float*, int64_t>>& spans) override {
+    if (spans.empty()) return -1;
+    CUVI_CHECK(spans.size() < static_cast<size_t>(INT_MAX), CudaError, "first_nonfinite: too many tensors");
     activate();
     int h = 0;
     {
       DeviceBuffer buf(sizeof(int), stream_);
-      int* flag = buf.as<int>();
-      CUVI_CUDA_CHECK(cudaMemsetAsync(flag, 0, sizeof(int), stream_));
-      launch(nonfinite_kernel, n, x, n, flag);
-      CUVI_CUDA_CHECK(cudaMemcpyAsync(&h, flag, sizeof(int), cudaMemcpyDeviceToHost, stream_));
+      int* first = buf.as<int>();
+      CUVI_CUDA_CHECK(cudaMemsetAsync(first, 0, sizeof(int), stream_));
+      for (size_t begin = 0; begin < spans.size(); begin += kMaxSpans) {
+        const size_t count = std::min<size_t>(kMaxSpans, spans.size() - begin);
+        SpanPack pack{};
+        pack.first_span = static_cast<int>(begin);
+        int64_t longest = 0;
+        for (size_t k = 0; k < count; ++k) {
+          pack.x[k] = spans[begin + k].first;
+          pack.n[k] = spans[begin + k].second;
+          longest = std::max(longest, pack.n[k]);
+        }
+        if (longest == 0) continue;
+        const dim3 grid(grid_for(longest) < 1024 ? grid_for(longest) : 1024, static_cast<unsigned>(count));
+        nonfinite_kernel<<<grid, kThreads, 0, stream_>>>(pack, first);
+        CUVI_CUDA_LAUNCH_CHECK(stream_);
+      }
+      CUVI_CUDA_CHECK(cudaMemcpyAsync(&h, first, sizeof(int), cudaMemcpyDeviceToHost, stream_));
     }
     CUVI_CUDA_CHECK(cudaStreamSynchronize(stream_));
-    return h == 0;
+    detail::count_sync();
+    return h == 0 ? -1 : static_cast<int64_t>(INT_MAX - h);
   }
 
   void gemm(const GemmArgs& a) override {

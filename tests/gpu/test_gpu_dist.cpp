@@ -188,6 +188,25 @@ TEST(GpuSvi, StepDoesNotSynchronizeAndMatchesCpu) {
   EXPECT_NEAR(g.second, c.second, 0.05);
 }
 
+// With check_finite a step waits twice, however many parameters: once for
+// the queued work (raising deferred checks) and once for one batched
+// finiteness check of the loss and every gradient.
+TEST(GpuSvi, CheckFiniteStepWaitsTwice) {
+  CUVI_REQUIRE_CUDA();
+  std::vector<float> flips(10, 0.0f);
+  for (int i = 0; i < 6; ++i) flips[static_cast<size_t>(i)] = 1.0f;
+  set_default_device(Device::cuda());
+  set_seed(0);
+  param_store().clear();
+  Tensor data = tensor(flips);
+  infer::SVI svi(coin_model, coin_guide, optim::Adam({.lr = 5e-4f}), infer::Trace_ELBO(), {.check_finite = true});
+  svi.step(data);
+  const long long before = sync_count();
+  for (int i = 0; i < 10; ++i) svi.step(data);
+  set_default_device(Device::cpu());
+  EXPECT_EQ(sync_count() - before, 20);
+}
+
 TEST(GpuSvi, SubsampledLocalLatentsOnDeviceMatchCpu) {
   CUVI_REQUIRE_CUDA();
   const int64_t n = 1 << 16, b = 1 << 10;

@@ -136,6 +136,33 @@ TEST(GpuRuntime, TrailingReductionsMatchFloat64) {
   check_reductions({{3, 1000007}, {1000, 5000}, {1, 5000000}, {2, 3, 4097}}, false, 6);
 }
 
+// The batched finiteness check on the GPU: more spans than one launch
+// takes (64), the first bad one named whichever launch finds it, one wait.
+TEST(GpuRuntime, FirstNonfiniteMatchesCpuOverManySpans) {
+  CUVI_REQUIRE_CUDA();
+  std::vector<Tensor> ts;
+  for (int k = 0; k < 70; ++k) ts.push_back(full({k % 7 == 0 ? 100000 : 33}, 1.0f, Device::cuda()));
+  auto spans = [&] {
+    std::vector<std::pair<const float*, int64_t>> s;
+    for (const Tensor& t : ts) s.push_back({t.data<float>(), t.numel()});
+    return s;
+  };
+  Backend& b = backend(Device::cuda());
+  EXPECT_EQ(b.first_nonfinite(spans()), -1);
+  const auto poison = [&](int k, int64_t i, float v) {
+    std::vector<float> h = ts[static_cast<size_t>(k)].to_vector();
+    h[static_cast<size_t>(i)] = v;
+    ts[static_cast<size_t>(k)] = tensor(h, {static_cast<int64_t>(h.size())}, Device::cuda());
+  };
+  poison(68, 5, NAN);
+  poison(66, 32, INFINITY);
+  EXPECT_EQ(b.first_nonfinite(spans()), 66);
+  poison(63, 99999, -INFINITY);  // 63 % 7 == 0: a long span, in the first launch
+  const long long before = sync_count();
+  EXPECT_EQ(b.first_nonfinite(spans()), 63);
+  EXPECT_EQ(sync_count(), before + 1);
+}
+
 TEST(GpuRuntime, AsyncOpsDoNotSynchronize) {
   CUVI_REQUIRE_CUDA();
   Tensor x = randn({1024}, Device::cuda()).requires_grad_();

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "gradcheck.hpp"
+#include "runtime/backend.hpp"
 
 using namespace cuvi;
 using namespace cuvi::testing;
@@ -178,4 +179,25 @@ TEST(Tensor, HostBlockCacheNeverAliasesLiveTensors) {
     for (size_t i = 0; i < live.size(); ++i)
       for (float x : live[i].to_vector()) ASSERT_EQ(x, tag[i]) << "tensor " << i << " of " << live[i].numel();
   }
+}
+
+// The batched finiteness check SVI's check_finite uses: the first span (in
+// order) holding a NaN or an infinity, or -1; empty spans and lists are fine.
+TEST(Backend, FirstNonfiniteNamesTheFirstBadSpan) {
+  Backend& b = backend(Device::cpu());
+  std::vector<std::vector<float>> data(5, std::vector<float>(40000, 1.0f));
+  auto spans = [&] {
+    std::vector<std::pair<const float*, int64_t>> s;
+    for (auto& d : data) s.push_back({d.data(), static_cast<int64_t>(d.size())});
+    s.push_back({nullptr, 0});
+    return s;
+  };
+  EXPECT_EQ(b.first_nonfinite({}), -1);
+  EXPECT_EQ(b.first_nonfinite(spans()), -1);
+  data[3][39999] = INFINITY;
+  EXPECT_EQ(b.first_nonfinite(spans()), 3);
+  data[1][17] = NAN;
+  EXPECT_EQ(b.first_nonfinite(spans()), 1);
+  data[1][17] = -INFINITY;
+  EXPECT_EQ(b.first_nonfinite(spans()), 1);
 }
