@@ -251,19 +251,17 @@ void moments(const FamilyArgs<F::kNumParams>& a, float* mean, float* var) {
   for (int64_t i = 0; i < a.geom.n; ++i) elem_moments<F>(a, i, mean, var);
 }
 
-// The first invalid element's elem_validate result (smallest index), or 0.
-// Chunks in parallel; each stops at its first invalid element.
-template <class F>
-int validate(const FamilyArgs<F::kNumParams>& a, bool values, float* bad) {
-  const int64_t n = a.geom.n;
+// The smallest i in [0, n) with check(i, &v) != 0, its result and v: chunks
+// in parallel (when n > grain), each stopping at its first hit.
+template <class Check>
+FirstBad first_bad(int64_t n, int64_t grain, Check&& check) {
   const int64_t chunks = (n + kChunk - 1) / kChunk;
   std::vector<FirstBad> first(static_cast<size_t>(chunks > 0 ? chunks : 1));
-  ::cuvi::kern::cpu::parallel_for(n > kGrain, chunks, [&](int64_t c) {
+  ::cuvi::kern::cpu::parallel_for(n > grain, chunks, [&](int64_t c) {
     const int64_t lo = c * kChunk, hi = (lo + kChunk < n) ? lo + kChunk : n;
     for (int64_t i = lo; i < hi; ++i) {
       float v = 0.0f;
-      const int r = elem_validate<F>(a, i, values, &v);
-      if (r != 0) {
+      if (const int r = check(i, &v); r != 0) {
         first[static_cast<size_t>(c)].offer(i, r, v);
         return;
       }
@@ -271,6 +269,14 @@ int validate(const FamilyArgs<F::kNumParams>& a, bool values, float* bad) {
   });
   FirstBad f;
   for (const FirstBad& c : first) f.offer(c.index, c.r, c.value);
+  return f;
+}
+
+// The first invalid element's elem_validate result (smallest index), or 0.
+template <class F>
+int validate(const FamilyArgs<F::kNumParams>& a, bool values, float* bad) {
+  const FirstBad f =
+      first_bad(a.geom.n, kGrain, [&](int64_t i, float* v) { return elem_validate<F>(a, i, values, v); });
   *bad = f.value;
   return f.r;
 }

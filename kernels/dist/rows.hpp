@@ -71,26 +71,11 @@ float rows_log_prob_sum(const typename B::Args& a, float coef, const typename B:
   return static_cast<float>(coef * total);
 }
 
-// The first invalid row's validate result (smallest index), or 0. Chunks of
-// rows in parallel; each stops at its first invalid row.
+// The first invalid row's validate result (smallest index), or 0.
 template <class B>
 int rows_validate(const typename B::Args& a, bool values, float* bad) {
-  const int64_t n = B::rows(a);
-  const int64_t chunks = (n + kChunk - 1) / kChunk;
-  std::vector<FirstBad> first(static_cast<size_t>(chunks > 0 ? chunks : 1));
-  ::cuvi::kern::cpu::parallel_for(n > kRowGrain, chunks, [&](int64_t c) {
-    const int64_t lo = c * kChunk, hi = (lo + kChunk < n) ? lo + kChunk : n;
-    for (int64_t r = lo; r < hi; ++r) {
-      float v = 0.0f;
-      const int res = B::validate(a, r, values, &v);
-      if (res != 0) {
-        first[static_cast<size_t>(c)].offer(r, res, v);
-        return;
-      }
-    }
-  });
-  FirstBad f;
-  for (const FirstBad& c : first) f.offer(c.index, c.r, c.value);
+  const FirstBad f =
+      first_bad(B::rows(a), kRowGrain, [&](int64_t r, float* v) { return B::validate(a, r, values, v); });
   *bad = f.value;
   return f.r;
 }
