@@ -60,6 +60,16 @@ inline const char* binary_name(BinaryOp op) {
   return names[static_cast<int>(op)];
 }
 
+// float32 -> int64 as both backends convert it: truncation toward zero,
+// saturating at the int64 range, NaN -> 0 (a plain cast is undefined there,
+// and x86 and CUDA disagree on it).
+CUVI_HD int64_t f32_to_i64(float x) {
+  if (x != x) return 0;
+  if (x >= 9223372036854775808.0f) return INT64_MAX;
+  if (x < -9223372036854775808.0f) return INT64_MIN;
+  return static_cast<int64_t>(x);
+}
+
 // Whether an op has a derivative (comparisons are piecewise constant: zero).
 constexpr bool unary_differentiable(UnaryOp op) { return op != UnaryOp::kTrigamma; }
 

@@ -275,11 +275,20 @@ Tensor family_log_prob(const Tensor& x, const std::array<Arg, F::kNumParams>& p,
   CUVI_CHECK(x.defined(), ValueError, F::kName << ".log_prob: undefined value" << detail::site_suffix());
   const Device dev = detail::params_device<F::kNumParams>(p, &x, F::kName);
   const Shape out_shape = broadcast_shapes(x.shape(), batch_shape, F::kName);
-  detail::validate<F>(p, &x, out_shape, dev);
+  // Validation happens inside the pass: each element's parameters and value
+  // are checked as they are loaded for the density.
+  const bool check = validation_enabled();
+  if (check) detail::check_value_dtype<F>(&x);
   Tensor out = Tensor::empty(out_shape, DType::kFloat32, dev);
   const auto a = detail::make_args<F>(&x, p, out_shape);
-  if (dev.is_cpu()) kern::cpu::log_prob<F>(a, out.data<float>());
-  else detail::cuda_ops<F>().log_prob(a, out.data<float>(), cuda_stream(dev.index));
+  if (dev.is_cpu()) {
+    kern::FirstBad bad;
+    kern::cpu::log_prob<F>(a, out.data<float>(), check ? &bad : nullptr);
+    detail::throw_check(bad.r, bad.value, detail::param_msg<F>, detail::value_msg<F>);
+  } else {
+    const kern::FamilyCheck c = check ? detail::family_device_check<F>(dev) : kern::FamilyCheck{};
+    detail::cuda_ops<F>().log_prob(a, out.data<float>(), check ? &c : nullptr, cuda_stream(dev.index));
+  }
   const bool need = (grad_enabled() && x.requires_grad()) || detail::any_param_grad<F::kNumParams>(p);
   if (!need) return out;
   Tensor xs = x.detach();

@@ -122,9 +122,9 @@ Tensor MultivariateNormal::log_prob(const Tensor& x) const {
   }
   const Shape rows = broadcast_shapes(drop(x.shape(), 1), batch_shape_, "MultivariateNormal.log_prob");
   const auto a = mvn_args(&x, loc_, scale_tril_, rows);
-  detail::rows_validate<kern::MvnBody>(a, true, device(), "MultivariateNormal", mvn_checks());
   Tensor out = Tensor::empty(rows, DType::kFloat32, device());
-  detail::rows_log_prob<kern::MvnBody>(a, out.data<float>(), device(), "MultivariateNormal");
+  // Validated inside the pass, each row just before its density.
+  detail::rows_log_prob<kern::MvnBody>(a, out.data<float>(), device(), "MultivariateNormal", &mvn_checks());
   const bool any = grad_enabled() && (x.requires_grad() || loc_.requires_grad() || scale_tril_.requires_grad());
   if (!any) return out;
   Tensor xs = x.detach(), ls = loc_.detach(), Ls = scale_tril_.detach();

@@ -33,11 +33,6 @@ const kern::RowFamilyCudaOps<F>& row_cuda_ops() {
 
 // The generic row passes on either backend.
 template <class B>
-void rows_log_prob(const typename B::Args& a, float* out, Device dev, const char* name) {
-  if (dev.is_cpu()) kern::cpu::rows_log_prob<B>(a, out);
-  else rows_cuda_ops<B>(name).log_prob(a, out, cuda_stream(dev.index));
-}
-template <class B>
 void rows_log_prob_grad(const typename B::Args& a, const float* g, float coef, const typename B::Grads& o, Device dev,
                         const char* name) {
   if (dev.is_cpu()) kern::cpu::rows_log_prob_grad<B>(a, g, coef, o);
@@ -77,6 +72,22 @@ void rows_log_prob_sum(const typename B::Args& a, float coef, const typename B::
   const kern::FamilyCheck c = check ? RowMessages{name, *checks}.device<B>(dev) : kern::FamilyCheck{};
   rows_cuda_ops<B>(name).log_prob_sum(a, coef, out.data<float>(), o, grads, check ? &c : nullptr,
                                       cuda_stream(dev.index));
+}
+
+// log_prob of every row into `out`. With `checks` (and validation on), each
+// row and its value are validated in the same pass, as rows_log_prob_sum.
+template <class B>
+void rows_log_prob(const typename B::Args& a, float* out, Device dev, const char* name,
+                   const std::vector<std::string>* checks = nullptr) {
+  const bool check = checks != nullptr && validation_enabled();
+  if (dev.is_cpu()) {
+    kern::FirstBad bad;
+    kern::cpu::rows_log_prob<B>(a, out, check ? &bad : nullptr);
+    if (check) RowMessages{name, *checks}.raise(bad.r, bad.value);
+    return;
+  }
+  const kern::FamilyCheck c = check ? RowMessages{name, *checks}.device<B>(dev) : kern::FamilyCheck{};
+  rows_cuda_ops<B>(name).log_prob(a, out, check ? &c : nullptr, cuda_stream(dev.index));
 }
 
 // Runs B::validate over the rows, messages as RowMessages. On a GPU the
@@ -183,9 +194,9 @@ Tensor row_family_log_prob(const Tensor& x, const Tensor& p) {
   const Shape xb = detail::row_value_batch<F>(x, p.size(-1));
   const Shape rows = broadcast_shapes(xb, detail::drop_last_dim(p.shape()), F::kName);
   const auto a = detail::make_row_args(&x, xb, p, rows);
-  detail::row_validate<F>(a, true, p.device());
   Tensor out = Tensor::empty(rows, DType::kFloat32, p.device());
-  detail::rows_log_prob<kern::RowBody<F>>(a, out.data<float>(), p.device(), F::kName);
+  // Validated inside the pass, each row just before its density.
+  detail::rows_log_prob<kern::RowBody<F>>(a, out.data<float>(), p.device(), F::kName, &detail::row_checks<F>());
   const bool need_x = F::kValueEvent && grad_enabled() && x.requires_grad();
   const bool need_p = grad_enabled() && p.requires_grad();
   if (!need_x && !need_p) return out;
@@ -277,6 +288,9 @@ void row_family_validate_params(const Tensor& p) {
   CUVI_CHECK(p.dtype() == DType::kFloat32, DTypeError,
              F::kName << ": " << F::param_name(0) << " must be float32, got " << dtype_name(p.dtype())
                       << detail::site_suffix());
+  CUVI_CHECK(p.size(-1) >= 1, ShapeError,
+             F::kName << ": " << F::param_name(0) << " of shape " << shape_str(p.shape())
+                      << " has an empty event dim (needs at least 1 category)" << detail::site_suffix());
   if (!validation_enabled()) return;
   const Shape rows = detail::drop_last_dim(p.shape());
   detail::row_validate<F>(detail::make_row_args(nullptr, {}, p, rows), false, p.device());

@@ -145,7 +145,7 @@ class CpuBackend final : public Backend {
     for (int64_t i = 0; i < n; ++i) out[i] = i;
   }
   void cast_f32_to_i64(const float* x, int64_t* y, int64_t n) override {
-    for (int64_t i = 0; i < n; ++i) y[i] = static_cast<int64_t>(x[i]);
+    for (int64_t i = 0; i < n; ++i) y[i] = kern::f32_to_i64(x[i]);
   }
   void cast_i64_to_f32(const int64_t* x, float* y, int64_t n) override {
     for (int64_t i = 0; i < n; ++i) y[i] = static_cast<float>(x[i]);

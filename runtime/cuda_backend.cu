@@ -60,7 +60,7 @@ __global__ void arange_i64_kernel(int64_t* out, int64_t n) {
   CUVI_GRID_STRIDE(i, n) out[i] = i;
 }
 __global__ void cast_f32_i64_kernel(const float* x, int64_t* y, int64_t n) {
-  CUVI_GRID_STRIDE(i, n) y[i] = static_cast<int64_t>(x[i]);
+  CUVI_GRID_STRIDE(i, n) y[i] = kern::f32_to_i64(x[i]);
 }
 __global__ void cast_i64_f32_kernel(const int64_t* x, float* y, int64_t n) {
   CUVI_GRID_STRIDE(i, n) y[i] = static_cast<float>(x[i]);
@@ -901,8 +901,11 @@ int cuda_backend_device_count() {
 Backend* cuda_backend(int index) {
   if (index < 0 || index >= cuda_backend_device_count()) return nullptr;
   // Backends live for the whole process (never destroyed: tensors freed
-  // during static destruction must still find their stream).
-  static std::vector<CudaBackend*> backends(static_cast<size_t>(cuda_backend_device_count()), nullptr);
+  // during static destruction must still find their stream). The table is
+  // leaked too: a static vector would be destroyed at exit before statics
+  // constructed earlier (the param store) free their CUDA tensors through it.
+  static std::vector<CudaBackend*>& backends =
+      *new std::vector<CudaBackend*>(static_cast<size_t>(cuda_backend_device_count()), nullptr);
   std::lock_guard<std::mutex> lock(g_backends_mu);
   CudaBackend*& b = backends[static_cast<size_t>(index)];
   if (!b) b = new CudaBackend(index);

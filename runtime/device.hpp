@@ -53,6 +53,13 @@ inline bool cuda_available() { return cuda_device_count() > 0; }
 // Host synchronisations performed by the runtime so far (item, to_vector,
 // to(cpu), explicit synchronize). Tests use it to prove a step never waits.
 long long sync_count();
+// CUDA kernel launches made by cuvi so far: the runtime's and every
+// distribution family's kernels, a user's family registered with
+// CUVI_REGISTER_CUDA_FAMILY included (one per CUVI_CUDA_LAUNCH_CHECK). The
+// kernels cuBLAS and CUB's device-wide sort launch inside their calls are
+// not counted, nor are memsets and copies. Tests use it to hold the "one
+// launch per log_prob" design to account; benchmarks report it per step.
+long long launch_count();
 // Blocks until all queued work on `d` is done (counts as a sync).
 void synchronize(Device d);
 

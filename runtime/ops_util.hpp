@@ -49,6 +49,11 @@ Shape contiguous_strides(const Shape& s);
 
 template <int N>
 kern::BcastGeom<N> make_geom(const Shape& out, const std::array<const Shape*, N>& ins) {
+  // Each input is at most out's rank (out is their broadcast), so this one
+  // check keeps every write below inside the geometry's arrays.
+  CUVI_CHECK(out.size() <= static_cast<size_t>(kern::kMaxDims), ShapeError,
+             "shape " << shape_str(out) << " has " << out.size() << " dims, more than the " << kern::kMaxDims
+                      << " supported");
   kern::BcastGeom<N> g;
   g.ndim = static_cast<int>(out.size());
   g.n = shape_numel(out);

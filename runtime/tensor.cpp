@@ -15,15 +15,18 @@ namespace cuvi {
 
 namespace {
 std::atomic<long long> g_sync_count{0};
+std::atomic<long long> g_launch_count{0};
 thread_local bool t_grad_enabled = true;
 thread_local RngState t_rng{};
 }  // namespace
 
 namespace detail {
 void count_sync() { g_sync_count.fetch_add(1, std::memory_order_relaxed); }
+void count_launch() { g_launch_count.fetch_add(1, std::memory_order_relaxed); }
 }  // namespace detail
 
 long long sync_count() { return g_sync_count.load(std::memory_order_relaxed); }
+long long launch_count() { return g_launch_count.load(std::memory_order_relaxed); }
 
 int cuda_device_count() { return cuda_backend_device_count(); }
 
@@ -167,6 +170,7 @@ std::vector<float> Tensor::to_vector() const {
   std::vector<float> out(static_cast<size_t>(numel()));
   Backend& b = backend(device());
   if (!out.empty()) b.copy_d2h(out.data(), data<float>(), out.size() * sizeof(float));
+  else b.synchronize();  // nothing to copy, but queued checks must be done before the flag is read
   if (device().is_cuda()) detail::count_sync();
   b.raise_deferred_errors();
   return out;
@@ -177,6 +181,7 @@ std::vector<int64_t> Tensor::to_vector_i64() const {
   std::vector<int64_t> out(static_cast<size_t>(numel()));
   Backend& b = backend(device());
   if (!out.empty()) b.copy_d2h(out.data(), data<int64_t>(), out.size() * sizeof(int64_t));
+  else b.synchronize();  // nothing to copy, but queued checks must be done before the flag is read
   if (device().is_cuda()) detail::count_sync();
   b.raise_deferred_errors();
   return out;

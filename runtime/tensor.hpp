@@ -93,7 +93,7 @@ class Tensor {
   Tensor operator[](int64_t i) const;  // select along dim 0 (drops it)
 
   Tensor to_float() const;  // int64 -> float32 (identity on float32)
-  Tensor to_int64() const;  // float32 -> int64 truncation (identity on int64)
+  Tensor to_int64() const;  // float32 -> int64 truncation, saturating, NaN -> 0 (identity on int64)
 
   TensorImpl* impl() const { return impl_.get(); }
   const std::shared_ptr<TensorImpl>& impl_ptr() const { return impl_; }

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cub/block/block_reduce.cuh>
+#include <optional>
 
 #include "../dist/family.hpp"
 #include "launch.cuh"
@@ -18,9 +19,27 @@ namespace cuvi::kern::cuda {
 constexpr int kFamilyItems = 8;
 constexpr int64_t kFamilyChunk = static_cast<int64_t>(kThreads) * kFamilyItems;
 
+// Records a failed check (validate's result r, the offending number) in the
+// deferred flag; the first thread to fail wins.
+__device__ __forceinline__ void report_check(const FamilyCheck& c, int r, float bad) {
+  const int code = r > 0 ? c.param_code[r - 1] : (r < 0 ? c.value_code : 0);
+  if (code != 0 && atomicCAS(c.flag, 0, code) == 0 && c.bad) *c.bad = bad;
+}
+
+// With check.flag set, each element's parameters and value are validated as
+// they are loaded for the density (no separate validation pass).
 template <class F>
-__global__ void family_log_prob_kernel(const FamilyArgs<F::kNumParams> a, float* out) {
-  CUVI_GRID_STRIDE(i, a.geom.n) out[i] = elem_log_prob<F>(a, i);
+__global__ void family_log_prob_kernel(const FamilyArgs<F::kNumParams> a, float* out, const FamilyCheck check) {
+  if (check.flag) {
+    CUVI_GRID_STRIDE(i, a.geom.n) {
+      float bad = 0.0f;
+      int r = 0;
+      out[i] = elem_log_prob_checked<F>(a, i, &r, &bad);
+      if (r != 0) report_check(check, r, bad);
+    }
+  } else {
+    CUVI_GRID_STRIDE(i, a.geom.n) out[i] = elem_log_prob<F>(a, i);
+  }
 }
 
 template <class F>
@@ -68,8 +87,7 @@ __global__ void family_log_prob_sum_kernel(const FamilyArgs<F::kNumParams> a, fl
       if (check.flag) {
         float bad = 0.0f;
         const int r = elem_validate_of<F>(xv[j], pv[j], true, &bad);
-        const int code = r > 0 ? check.param_code[r - 1] : (r < 0 ? check.value_code : 0);
-        if (code != 0 && atomicCAS(check.flag, 0, code) == 0 && check.bad) *check.bad = bad;
+        if (r != 0) report_check(check, r, bad);
       }
       if constexpr (kGrads) acc += elem_log_prob_grad_of<F>(xv[j], pv[j], i, coef, out);
       else acc += F::log_prob(xv[j], pv[j]);
@@ -81,10 +99,10 @@ __global__ void family_log_prob_sum_kernel(const FamilyArgs<F::kNumParams> a, fl
 
 // One block adds the partials in a fixed order and scales by coef. This
 // header is part of several translation units of one program (the
-// library's ppl/cuda/*.cu, a user's family); nvcc ignores `inline` on a
-// __global__ function, whose host stub then was one weak symbol shared by
-// all of them. As a template (launched as family_sum_partials_kernel<>),
-// each translation unit keeps a local stub for the kernel in its own module.
+// library's ppl/cuda/*.cu, a user's family), each with its own device
+// module; a template (launched as family_sum_partials_kernel<>) may be
+// defined in all of them. Its host stubs are weak symbols the linker may
+// merge, which is harmless: every module holds the same device code.
 template <int = 0>
 __global__ void family_sum_partials_kernel(const float* partial, int64_t n, float coef, float* sum) {
   using BlockReduce = cub::BlockReduce<float, kThreads>;
@@ -116,8 +134,7 @@ __global__ void family_validate_kernel(const FamilyArgs<F::kNumParams> a, bool v
   CUVI_GRID_STRIDE(i, a.geom.n) {
     float bad = 0.0f;
     const int r = elem_validate<F>(a, i, values, &bad);
-    const int code = r > 0 ? c.param_code[r - 1] : (r < 0 ? c.value_code : 0);
-    if (code != 0 && atomicCAS(c.flag, 0, code) == 0 && c.bad) *c.bad = bad;
+    if (r != 0) report_check(c, r, bad);
   }
 }
 
@@ -126,9 +143,9 @@ struct FamilyLaunch {
   static constexpr int NP = F::kNumParams;
   static cudaStream_t s(void* stream) { return static_cast<cudaStream_t>(stream); }
 
-  static void log_prob(const FamilyArgs<NP>& a, float* out, void* st) {
+  static void log_prob(const FamilyArgs<NP>& a, float* out, const FamilyCheck* check, void* st) {
     if (a.geom.n == 0) return;
-    family_log_prob_kernel<F><<<grid_for(a.geom.n), kThreads, 0, s(st)>>>(a, out);
+    family_log_prob_kernel<F><<<grid_for(a.geom.n), kThreads, 0, s(st)>>>(a, out, check ? *check : FamilyCheck{});
     CUVI_CUDA_LAUNCH_CHECK(s(st));
   }
   static void log_prob_grad(const FamilyArgs<NP>& a, const float* g, float coef, float* lp, const FamilyGrads<NP>& o,
@@ -147,8 +164,9 @@ struct FamilyLaunch {
     }
     // One chunk (a small site): one launch writes the sum, no scratch.
     const bool single = chunks == 1;
-    float* partial = sum;
-    if (!single) CUVI_CUDA_CHECK(cudaMallocAsync(&partial, static_cast<size_t>(chunks) * sizeof(float), s(st)));
+    std::optional<AsyncScratch> scratch;
+    if (!single) scratch.emplace(chunks, s(st));
+    float* partial = single ? sum : scratch->get();
     bool grads = o.gx != nullptr;
     for (int k = 0; k < NP; ++k) grads = grads || o.gp[k] != nullptr;
     const unsigned blocks = static_cast<unsigned>(chunks);
@@ -165,7 +183,7 @@ struct FamilyLaunch {
     if (single) return;
     family_sum_partials_kernel<><<<1, kThreads, 0, s(st)>>>(partial, chunks, coef, sum);
     CUVI_CUDA_LAUNCH_CHECK(s(st));
-    CUVI_CUDA_CHECK(cudaFreeAsync(partial, s(st)));
+    scratch->free();
   }
   static void sample(const FamilyArgs<NP>& a, uint64_t seed, uint32_t offset, float* out, void* st) {
     if (a.geom.n == 0) return;

@@ -11,6 +11,10 @@
 
 #include "../../runtime/error.hpp"
 
+namespace cuvi::detail {
+void count_launch();  // runtime/tensor.cpp: cuvi::launch_count()'s counter
+}
+
 namespace cuvi::kern::cuda {
 
 [[noreturn]] inline void throw_cuda(cudaError_t err, const char* call, const char* file, int line) {
@@ -44,6 +48,34 @@ inline unsigned grid_for(int64_t n, int threads = kThreads) {
   return static_cast<unsigned>(want < 1 ? 1 : (want > cap ? cap : want));
 }
 
+// n floats of stream-ordered scratch, freed in stream order when the owner
+// goes out of scope, also when a launch check throws in between (where a
+// failure to free is dropped: an error is already on its way).
+class AsyncScratch {
+ public:
+  AsyncScratch(int64_t n, cudaStream_t s) : s_(s) {
+    const cudaError_t err = cudaMallocAsync(&p_, static_cast<size_t>(n > 0 ? n : 1) * sizeof(float), s_);
+    if (err != cudaSuccess) throw_cuda(err, "cudaMallocAsync", __FILE__, __LINE__);
+  }
+  AsyncScratch(const AsyncScratch&) = delete;
+  AsyncScratch& operator=(const AsyncScratch&) = delete;
+  ~AsyncScratch() {
+    if (p_ && cudaFreeAsync(p_, s_) != cudaSuccess) (void)cudaGetLastError();
+  }
+  float* get() const { return static_cast<float*>(p_); }
+  // Frees now, reporting a failure.
+  void free() {
+    void* p = p_;
+    p_ = nullptr;
+    const cudaError_t err = cudaFreeAsync(p, s_);
+    if (err != cudaSuccess) throw_cuda(err, "cudaFreeAsync", __FILE__, __LINE__);
+  }
+
+ private:
+  void* p_ = nullptr;
+  cudaStream_t s_;
+};
+
 }  // namespace cuvi::kern::cuda
 
 #define CUVI_CUDA_CHECK(call)                                                   \
@@ -55,6 +87,7 @@ inline unsigned grid_for(int64_t n, int threads = kThreads) {
 // After a launch: the launch error now, an execution error too in debug mode.
 #define CUVI_CUDA_LAUNCH_CHECK(stream)                                  \
   do {                                                                  \
+    ::cuvi::detail::count_launch();                                     \
     CUVI_CUDA_CHECK(cudaGetLastError());                                \
     if (::cuvi::kern::cuda::sync_debug()) CUVI_CUDA_CHECK(cudaStreamSynchronize(stream)); \
   } while (0)

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cub/block/block_reduce.cuh>
+#include <optional>
 
 #include "../dist/rows.hpp"
 #include "family_kernels.cuh"
@@ -14,9 +15,17 @@ namespace cuvi::kern::cuda {
 constexpr int kRowItems = 4;
 constexpr int64_t kRowChunk = static_cast<int64_t>(kThreads) * kRowItems;
 
+// With check.flag set, each row is validated just before its density.
 template <class B>
-__global__ void rows_log_prob_kernel(const typename B::Args a, float* out) {
-  CUVI_GRID_STRIDE(r, B::rows(a)) out[r] = B::log_prob(a, r);
+__global__ void rows_log_prob_kernel(const typename B::Args a, float* out, const FamilyCheck check) {
+  CUVI_GRID_STRIDE(r, B::rows(a)) {
+    if (check.flag) {
+      float bad = 0.0f;
+      const int v = B::validate(a, r, true, &bad);
+      if (v != 0) report_check(check, v, bad);
+    }
+    out[r] = B::log_prob(a, r);
+  }
 }
 
 template <class B>
@@ -43,8 +52,7 @@ __global__ void rows_log_prob_sum_kernel(const typename B::Args a, float coef, c
       if (check.flag) {
         float bad = 0.0f;
         const int v = B::validate(a, r, true, &bad);
-        const int code = v > 0 ? check.param_code[v - 1] : (v < 0 ? check.value_code : 0);
-        if (code != 0 && atomicCAS(check.flag, 0, code) == 0 && check.bad) *check.bad = bad;
+        if (v != 0) report_check(check, v, bad);
       }
       if constexpr (kGrads) acc += B::log_prob_grad(a, r, coef, out);
       else acc += B::log_prob(a, r);
@@ -59,8 +67,7 @@ __global__ void rows_validate_kernel(const typename B::Args a, bool values, cons
   CUVI_GRID_STRIDE(r, B::rows(a)) {
     float bad = 0.0f;
     const int v = B::validate(a, r, values, &bad);
-    const int code = v > 0 ? c.param_code[v - 1] : (v < 0 ? c.value_code : 0);
-    if (code != 0 && atomicCAS(c.flag, 0, code) == 0 && c.bad) *c.bad = bad;
+    if (v != 0) report_check(c, v, bad);
   }
 }
 
@@ -70,10 +77,10 @@ struct RowsLaunch {
   using Grads = typename B::Grads;
   static cudaStream_t s(void* stream) { return static_cast<cudaStream_t>(stream); }
 
-  static void log_prob(const Args& a, float* out, void* st) {
+  static void log_prob(const Args& a, float* out, const FamilyCheck* check, void* st) {
     const int64_t n = B::rows(a);
     if (n == 0) return;
-    rows_log_prob_kernel<B><<<grid_for(n), kThreads, 0, s(st)>>>(a, out);
+    rows_log_prob_kernel<B><<<grid_for(n), kThreads, 0, s(st)>>>(a, out, check ? *check : FamilyCheck{});
     CUVI_CUDA_LAUNCH_CHECK(s(st));
   }
   static void log_prob_grad(const Args& a, const float* g, float coef, const Grads& o, void* st) {
@@ -91,8 +98,9 @@ struct RowsLaunch {
       return;
     }
     const bool single = chunks == 1;  // one launch writes the sum, no scratch
-    float* partial = sum;
-    if (!single) CUVI_CUDA_CHECK(cudaMallocAsync(&partial, static_cast<size_t>(chunks) * sizeof(float), s(st)));
+    std::optional<AsyncScratch> scratch;
+    if (!single) scratch.emplace(chunks, s(st));
+    float* partial = single ? sum : scratch->get();
     const unsigned blocks = static_cast<unsigned>(chunks);
     if (grads)
       rows_log_prob_sum_kernel<B, true><<<blocks, kThreads, 0, s(st)>>>(a, coef, o, partial, single, c);
@@ -102,7 +110,7 @@ struct RowsLaunch {
     if (single) return;
     family_sum_partials_kernel<><<<1, kThreads, 0, s(st)>>>(partial, chunks, coef, sum);
     CUVI_CUDA_LAUNCH_CHECK(s(st));
-    CUVI_CUDA_CHECK(cudaFreeAsync(partial, s(st)));
+    scratch->free();
   }
   static void validate(const Args& a, bool values, const FamilyCheck& c, void* st) {
     const int64_t n = B::rows(a);

@@ -146,6 +146,17 @@ CUVI_HD int elem_validate_of(float x, const float* p, bool values, float* bad) {
   return 0;
 }
 
+// log_prob of element i, its parameters and value validated as they are
+// loaded: *r gets elem_validate's result and *bad the offending number.
+template <class F>
+CUVI_HD float elem_log_prob_checked(const FamilyArgs<F::kNumParams>& a, int64_t i, int* r, float* bad) {
+  float p[F::kNumParams];
+  a.params(i, p);
+  const float x = a.value(i);
+  *r = elem_validate_of<F>(x, p, true, bad);
+  return F::log_prob(x, p);
+}
+
 template <class F>
 CUVI_HD int elem_validate(const FamilyArgs<F::kNumParams>& a, int64_t i, bool values, float* bad) {
   float p[F::kNumParams];
@@ -175,10 +186,42 @@ namespace cpu {
 constexpr int64_t kGrain = 1 << 14;
 constexpr int64_t kChunk = 1 << 14;
 
+// The smallest i in [0, n) with visit(i, &v) != 0, its result and v:
+// every i is visited (chunks in parallel when n > grain), so `visit` may do
+// the pass's work as well as the check.
+template <class Visit>
+FirstBad first_bad_over(int64_t n, int64_t grain, Visit&& visit) {
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+  std::vector<FirstBad> first(static_cast<size_t>(chunks > 0 ? chunks : 1));
+  ::cuvi::kern::cpu::parallel_for(n > grain, chunks, [&](int64_t c) {
+    const int64_t lo = c * kChunk, hi = (lo + kChunk < n) ? lo + kChunk : n;
+    FirstBad& f = first[static_cast<size_t>(c)];
+    for (int64_t i = lo; i < hi; ++i) {
+      float v = 0.0f;
+      const int r = visit(i, &v);
+      if (r != 0 && f.index < 0) f.offer(i, r, v);
+    }
+  });
+  FirstBad f;
+  for (const FirstBad& c : first) f.offer(c.index, c.r, c.value);
+  return f;
+}
+
+// With `bad`, each element's parameters and value are validated as they are
+// loaded for the density (no second read of the inputs), and *bad gets the
+// first invalid element by index (outputs are then meaningless).
 template <class F>
-void log_prob(const FamilyArgs<F::kNumParams>& a, float* out) {
+void log_prob(const FamilyArgs<F::kNumParams>& a, float* out, FirstBad* bad = nullptr) {
   const int64_t n = a.geom.n;
-  ::cuvi::kern::cpu::parallel_for(n > kGrain, n, [&](int64_t i) { out[i] = elem_log_prob<F>(a, i); });
+  if (!bad) {
+    ::cuvi::kern::cpu::parallel_for(n > kGrain, n, [&](int64_t i) { out[i] = elem_log_prob<F>(a, i); });
+    return;
+  }
+  *bad = first_bad_over(n, kGrain, [&](int64_t i, float* v) {
+    int r = 0;
+    out[i] = elem_log_prob_checked<F>(a, i, &r, v);
+    return r;
+  });
 }
 
 // coef * (g ? g[i] : 1) times the gradients; lp (per element) optional.
@@ -292,7 +335,8 @@ namespace cuvi::kern {
 // kernels/cuda/family_kernels.cuh) in any .cu file linked into the program.
 template <int NP>
 struct FamilyCudaOps {
-  void (*log_prob)(const FamilyArgs<NP>&, float* out, void* stream);
+  // With `check`, validates every element in the same pass (deferred).
+  void (*log_prob)(const FamilyArgs<NP>&, float* out, const FamilyCheck* check, void* stream);
   void (*log_prob_grad)(const FamilyArgs<NP>&, const float* g, float coef, float* lp, const FamilyGrads<NP>&,
                         void* stream);
   // Writes coef * sum(log_prob) into the device scalar `sum`; with `check`,

@@ -26,10 +26,20 @@ namespace cpu {
 
 constexpr int64_t kRowGrain = 1 << 12;
 
+// With `bad`, each row is validated just before its density and *bad gets
+// the first invalid row by index (outputs are then meaningless).
 template <class B>
-void rows_log_prob(const typename B::Args& a, float* out) {
+void rows_log_prob(const typename B::Args& a, float* out, FirstBad* bad = nullptr) {
   const int64_t n = B::rows(a);
-  ::cuvi::kern::cpu::parallel_for(n > kRowGrain, n, [&](int64_t r) { out[r] = B::log_prob(a, r); });
+  if (!bad) {
+    ::cuvi::kern::cpu::parallel_for(n > kRowGrain, n, [&](int64_t r) { out[r] = B::log_prob(a, r); });
+    return;
+  }
+  *bad = first_bad_over(n, kRowGrain, [&](int64_t r, float* v) {
+    const int res = B::validate(a, r, true, v);
+    out[r] = B::log_prob(a, r);
+    return res;
+  });
 }
 
 // Gradients of sum_r c_r log_prob_r with c_r = coef * (g ? g[r] : 1).
@@ -85,7 +95,8 @@ int rows_validate(const typename B::Args& a, bool values, float* bad) {
 // The CUDA side of a body, as function pointers (see FamilyCudaOps).
 template <class B>
 struct RowsCudaOps {
-  void (*log_prob)(const typename B::Args&, float* out, void* stream);
+  // With `check`, validates each row in the same pass (deferred).
+  void (*log_prob)(const typename B::Args&, float* out, const FamilyCheck* check, void* stream);
   void (*log_prob_grad)(const typename B::Args&, const float* g, float coef, const typename B::Grads&, void* stream);
   // Writes coef * sum(log_prob) into the device scalar `sum`; with `check`,
   // validates each row in the same pass (deferred, as validate).

@@ -138,6 +138,47 @@ TEST(GpuDist, DeferredValidationNamesDistributionAndSite) {
   EXPECT_EQ(zeros({1}, Device::cuda()).to_vector()[0], 0.0f);  // flag cleared
 }
 
+// The design's launch budget, held to account by launch_count(): a
+// validated log_prob is one launch (the check rides in its pass), so is its
+// backward when nothing broadcasts, and a fused log-prob-sum is one launch
+// for a site of one chunk (<= 2048 elements) and two above (the chunk
+// partials, then their ordered sum). Row families the same.
+TEST(GpuDist, OneLaunchPerPass) {
+  CUVI_REQUIRE_CUDA();
+  const Device gpu = Device::cuda();
+  set_seed(5);
+  for (int64_t n : {int64_t{1000}, int64_t{100000}}) {
+    SCOPED_TRACE(n);
+    Tensor loc = randn({n}, gpu).requires_grad_();
+    const Tensor x = randn({n}, gpu), up = randn({n}, gpu);
+    dist::Normal d(loc, 1.5f);
+    long long before = launch_count();
+    Tensor lp = d.log_prob(x);
+    EXPECT_EQ(launch_count() - before, 1) << "validated log_prob";
+    before = launch_count();
+    lp.backward(up);  // the first gradient of a leaf is stored as it is
+    EXPECT_EQ(launch_count() - before, 1) << "log_prob backward";
+    before = launch_count();
+    Tensor s = d.log_prob_sum(x, -1.0f);
+    EXPECT_EQ(launch_count() - before, n <= 2048 ? 1 : 2) << "fused log-prob-sum with gradients";
+    (void)s.item();
+
+    Tensor conc = (rand({n, 3}, gpu) + 0.5f).requires_grad_();
+    dist::Dirichlet dir(conc);
+    const Tensor v = dir.sample();
+    before = launch_count();
+    Tensor dl = dir.log_prob(v);
+    EXPECT_EQ(launch_count() - before, 1) << "Dirichlet log_prob";
+    dist::Categorical cat(full({3}, 1.0f / 3.0f, gpu));
+    const Tensor idx = cat.sample({n});
+    before = launch_count();
+    Tensor cl = cat.log_prob(idx);
+    EXPECT_EQ(launch_count() - before, 1) << "Categorical log_prob of int64 values";
+    (void)sum(dl).item();
+    (void)sum(cl).item();
+  }
+}
+
 TEST(GpuDist, FusedSumIsBitwiseReproducible) {
   CUVI_REQUIRE_CUDA();
   set_seed(4);

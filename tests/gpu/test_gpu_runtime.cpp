@@ -65,6 +65,13 @@ TEST(GpuRuntime, SameSeedSameDraws) {
   }
 }
 
+TEST(GpuRuntime, ToInt64MatchesCpuAtTheEdges) {
+  CUVI_REQUIRE_CUDA();
+  const std::vector<float> x{2.7f, -2.7f, -0.5f, 16777216.0f, NAN, 1e30f, -1e30f, INFINITY, -INFINITY,
+                             -9223372036854775808.0f};
+  EXPECT_EQ(tensor(x, Device::cuda()).to_int64().to_vector_i64(), tensor(x).to_int64().to_vector_i64());
+}
+
 TEST(GpuRuntime, SubsampleMatchesCpu) {
   CUVI_REQUIRE_CUDA();
   Tensor ic = Tensor::empty({4096}, DType::kInt64, Device::cpu());

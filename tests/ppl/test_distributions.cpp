@@ -499,6 +499,37 @@ TEST(DistValidation, FusedSumValidatesAsItGoes) {
   EXPECT_NEAR(b.log_prob_sum(ok, 1.0f).item(), want, 2e-6 * std::fabs(want));
 }
 
+// log_prob validates inside its pass too: each element's parameters and
+// value are checked as they are loaded for the density. Across several CPU
+// chunks the first bad element by index is named (on a GPU the first thread
+// to fail, so there only the message is checked); with validation off the
+// densities come out as computed.
+TEST(DistValidation, LogProbValidatesAsItGoes) {
+  const int64_t n = 40000;  // > 2 chunks of the CPU's loop
+  const bool cpu = default_device().is_cpu();
+  std::vector<float> xv(static_cast<size_t>(n), 0.5f);
+  xv[30000] = 1.5f;
+  xv[20000] = -0.25f;
+  dist::Beta b(tensor(std::vector<float>(static_cast<size_t>(n), 2.0f), {n}), 3.0f);
+  const Tensor x = tensor(xv, {n});
+  if (cpu) expect_error<ValueError>([&] { b.log_prob(x); }, {"Beta", "support", "-0.25"});
+  else expect_error<ValueError>([&] { b.log_prob(x).to_vector(); }, {"Beta", "support"});
+  std::vector<float> scale(static_cast<size_t>(n), 1.0f);
+  scale[35000] = -7.0f;
+  scale[25000] = -3.0f;
+  std::unique_ptr<dist::Normal> nd;
+  {
+    ValidationOff off;  // construct it anyway, to reach log_prob's pass
+    nd = std::make_unique<dist::Normal>(0.0f, tensor(scale, {n}));
+  }
+  if (cpu) expect_error<ValueError>([&] { nd->log_prob(zeros({n})); }, {"Normal", "scale", "-3"});
+  else expect_error<ValueError>([&] { nd->log_prob(zeros({n})).to_vector(); }, {"Normal", "scale"});
+  ValidationOff off;
+  const auto lp = b.log_prob(x).to_vector();
+  EXPECT_EQ(lp[20000], -INFINITY);
+  EXPECT_NEAR(lp[0], std::log(12.0 * 0.5 * 0.25), 1e-5);  // Beta(2, 3) density 12 x (1 - x)^2
+}
+
 TEST(DistValidation, BadParametersAndValues) {
   expect_error<ValueError>([] { dist::Normal(0.0f, -1.0f); }, {"Normal", "scale", "-1"});
   dist::Beta b(2.0f, 2.0f);

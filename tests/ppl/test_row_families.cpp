@@ -265,6 +265,42 @@ TEST(RowFamilies, FusedSumValidatesAsItGoes) {
   else expect_error<ValueError>([&] { c.log_prob_sum(xi, 1.0f); }, {"Categorical", "value"});
 }
 
+// Row families' log_prob validates each row just before its density, in
+// the same pass; on the CPU the first bad row by index is named.
+TEST(RowFamilies, LogProbValidatesAsItGoes) {
+  const int64_t rows = 40000;
+  const bool cpu = default_device().is_cpu();
+  std::vector<float> xv;
+  for (int64_t r = 0; r < rows; ++r) xv.insert(xv.end(), {0.2f, 0.3f, 0.5f});
+  const auto put = [&](int64_t r, std::initializer_list<float> v) { std::copy(v.begin(), v.end(), xv.begin() + r * 3); };
+  put(30000, {0.5f, 0.6f, -0.1f});
+  put(20000, {0.7f, 0.7f, -0.4f});
+  dist::Dirichlet d(full({rows, 3}, 1.5f));
+  const Tensor x = tensor(xv, {rows, 3});
+  if (cpu) expect_error<ValueError>([&] { d.log_prob(x); }, {"Dirichlet", "value", "-0.4"});
+  else expect_error<ValueError>([&] { d.log_prob(x).to_vector(); }, {"Dirichlet", "value"});
+  std::vector<int64_t> idx(static_cast<size_t>(rows), 1);
+  idx[35000] = 9;
+  idx[25000] = 7;
+  dist::Categorical c(full({3}, 1.0f / 3.0f));
+  if (cpu) expect_error<ValueError>([&] { c.log_prob(tensor_i64(idx, {rows})); }, {"Categorical", "value", "7"});
+  else expect_error<ValueError>([&] { c.log_prob(tensor_i64(idx, {rows})).to_vector(); }, {"Categorical", "value"});
+  // MultivariateNormal (D <= 32: the row kernel): a scale_tril made invalid
+  // after construction is caught by log_prob's pass.
+  std::vector<float> L(static_cast<size_t>(rows * 4), 0.0f);
+  for (int64_t r = 0; r < rows; ++r) L[static_cast<size_t>(r * 4)] = L[static_cast<size_t>(r * 4 + 3)] = 1.0f;
+  L[static_cast<size_t>(33000 * 4 + 3)] = -2.0f;
+  std::unique_ptr<dist::MultivariateNormal> m;
+  {
+    ValidationOff off;
+    m = std::make_unique<dist::MultivariateNormal>(zeros({2}), tensor(L, {rows, 2, 2}));
+  }
+  if (cpu) expect_error<ValueError>([&] { m->log_prob(zeros({rows, 2})); }, {"MultivariateNormal", "scale_tril"});
+  else expect_error<ValueError>([&] { m->log_prob(zeros({rows, 2})).to_vector(); }, {"MultivariateNormal"});
+  ValidationOff off;
+  EXPECT_EQ(c.log_prob(tensor_i64(idx, {rows})).to_vector()[25000], -INFINITY);
+}
+
 TEST(RowFamilies, ValidationNamesFamilyArgumentAndValue) {
   expect_error<ValueError>([] { dist::Dirichlet(tensor({1.0f, -1.0f, 2.0f})); }, {"Dirichlet", "concentration", "-1"});
   dist::Dirichlet d(tensor({1.0f, 2.0f, 3.0f}));

@@ -32,6 +32,16 @@ TEST(Tensor, FactoriesAndReads) {
   EXPECT_EQ(tensor_i64({5, 7}).to_float().to_vector(), (std::vector<float>{5, 7}));
 }
 
+// float32 -> int64 is defined everywhere (a plain cast is not): truncation
+// toward zero, saturation at the int64 range, NaN -> 0; both backends share
+// kern::f32_to_i64 (the GPU test compares them).
+TEST(Tensor, ToInt64TruncatesSaturatesAndMapsNanToZero) {
+  const std::vector<float> x{2.7f, -2.7f, 0.0f, -0.5f, 16777216.0f, NAN, 1e30f, -1e30f, INFINITY, -INFINITY};
+  const std::vector<int64_t> want{2, -2, 0, 0, 16777216, 0, INT64_MAX, INT64_MIN, INT64_MAX, INT64_MIN};
+  EXPECT_EQ(tensor(x).to_int64().to_vector_i64(), want);
+  EXPECT_EQ(tensor(-9223372036854775808.0f).to_int64().item_i64(), INT64_MIN);  // -2^63 is exact
+}
+
 TEST(Tensor, SharedStorageViews) {
   Tensor a = tensor({1.f, 2.f, 3.f, 4.f});
   Tensor b = a.reshape({2, 2});
