@@ -7,9 +7,12 @@
 //                             gathers B rows of loc and scale, draws z, and
 //                             both sites' fused log-prob-sums write their
 //                             gradients; Adam updates all 2N parameters.
+//   coin_pipelined/<backend>  the coin model, 64 steps per synchronisation.
 // Items are steps; bytes are not reported (the Adam update over 2N params
 // dominates at large N: 2N * (param, grad, m, v) read + 3 written).
-// Each iteration is one step plus a synchronisation (bench_common.hpp).
+// Each iteration is one step plus a synchronisation (bench_common.hpp),
+// except coin_pipelined's. Counters launches_per_step and syncs_per_step
+// come from launch_count() and sync_count().
 #include "bench_common.hpp"
 
 namespace {
@@ -17,7 +20,23 @@ namespace {
 using namespace cuvi_bench;
 using namespace cuvi;
 
-void bm_coin(benchmark::State& state, Which which) {
+// Per-step counters from launch_count() (cuvi's CUDA kernel launches; 0 on
+// the CPU) and sync_count() (1 per timed iteration: the timing sync).
+struct StepCounters {
+  long long launches0 = cuvi::launch_count(), syncs0 = cuvi::sync_count();
+  void report(benchmark::State& state, double steps) const {
+    if (steps <= 0) return;
+    state.counters["launches_per_step"] = static_cast<double>(cuvi::launch_count() - launches0) / steps;
+    state.counters["syncs_per_step"] = static_cast<double>(cuvi::sync_count() - syncs0) / steps;
+  }
+};
+
+// Pyro's coin model; each timed iteration runs `steps_per_sync` steps, then
+// waits once. With 1 (bm_coin, as Pyro's step that returns a float) the
+// time is a step's latency; with more (bm_coin_pipelined) the host queues
+// the next steps while the GPU runs, which a training loop that reads the
+// loss only now and then gets.
+void coin(benchmark::State& state, Which which, int steps_per_sync) {
   const auto dev = acquire(state, which);
   if (!dev) return;
   set_default_device(*dev);
@@ -36,10 +55,22 @@ void bm_coin(benchmark::State& state, Which which) {
     sample("latent_fairness", dist::Beta(a, b));
   };
   infer::SVI svi(model, guide, optim::Adam({.lr = 5e-4f}), infer::Trace_ELBO());
-  run_timed(state, *dev, [&] { return svi.step(data); });
-  state.SetItemsProcessed(state.iterations());
+  const auto steps = [&] {
+    Tensor loss;
+    for (int i = 0; i < steps_per_sync; ++i) loss = svi.step(data);
+    return loss;
+  };
+  steps();  // warm-up outside the counters
+  const StepCounters counters;
+  run_timed(state, *dev, steps);
+  const double n = static_cast<double>(state.iterations()) * steps_per_sync;
+  counters.report(state, n + steps_per_sync);  // run_timed's warm-up call too
+  state.SetItemsProcessed(static_cast<int64_t>(n));
   set_default_device(Device::cpu());
 }
+
+void bm_coin(benchmark::State& state, Which which) { coin(state, which, 1); }
+void bm_coin_pipelined(benchmark::State& state, Which which) { coin(state, which, 64); }
 
 void bm_local(benchmark::State& state, Which which) {
   const auto dev = acquire(state, which);
@@ -61,7 +92,10 @@ void bm_local(benchmark::State& state, Which which) {
     sample("z", dist::Normal(p.subsample(loc), p.subsample(scale)));
   };
   infer::SVI svi(model, guide, optim::Adam({.lr = 1e-2f}), infer::Trace_ELBO());
+  svi.step(data);  // creates the params, outside the counters
+  const StepCounters counters;
   run_timed(state, *dev, [&] { return svi.step(data); });
+  counters.report(state, static_cast<double>(state.iterations()) + 1);
   state.SetItemsProcessed(state.iterations());
   state.counters["latents_per_s"] =
       benchmark::Counter(static_cast<double>(b) * static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
@@ -72,6 +106,8 @@ void bm_local(benchmark::State& state, Which which) {
 
 BENCHMARK_CAPTURE(bm_coin, cpu, Which::kCpu)->UseManualTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(bm_coin, cuda, Which::kCuda)->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(bm_coin_pipelined, cpu, Which::kCpu)->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(bm_coin_pipelined, cuda, Which::kCuda)->UseManualTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(bm_local, cpu, Which::kCpu)
     ->Args({1 << 16, 1 << 10})
     ->Args({1 << 20, 1 << 14})

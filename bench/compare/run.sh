@@ -106,7 +106,12 @@ for r in json.load(open(f"{out}/cuvi_svi.json"))["benchmarks"]:
     if r.get("error_occurred") or r.get("run_type") == "aggregate" or f"/{device}/" not in r["name"]:
         continue
     parts = r["name"].split("/")  # bm_coin/cpu/manual_time, bm_local/cpu/N/B/manual_time
-    key = ("coin", 0, 0) if parts[0] == "bm_coin" else ("local_latents", int(parts[2]), int(parts[3]))
+    if parts[0] == "bm_coin":
+        key = ("coin", 0, 0)
+    elif parts[0] == "bm_local":
+        key = ("local_latents", int(parts[2]), int(parts[3]))
+    else:
+        continue  # bm_coin_pipelined: no counterpart in the other frameworks' scripts
     cuvi[key] = r.get("items_per_second", float("nan"))
 others = {}
 for line in open(f"{out}/frameworks.jsonl"):
