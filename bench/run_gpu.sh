@@ -23,6 +23,8 @@
 #                the table of steps/s and ratios is in meta.txt)
 #   cpu_benchmarks.json  every binary's CPU benchmarks, {"<bench>": <its
 #                Google Benchmark JSON>, ...} (run last, with the time left)
+#   gpu_failures.log  only when GPU tests failed: up to 6 of them again with
+#                CUVI_SYNC_DEBUG=1, the first 3 under compute-sanitizer
 # The run tool returns at most 8 files: keep it to these (so at most three
 # benchmark binaries). Test failures do not stop it: their exit statuses are
 # in meta.txt and the benchmarks still run. The whole run stays inside
@@ -293,6 +295,57 @@ echo "ctest_gpu_rc $gpu_tests_rc" >>"$META"
 # The list of failed tests, short, for the summary (ctest keeps it).
 if [[ -f "$build_dir/Testing/Temporary/LastTestsFailed.log" ]]; then
   sed 's/^/  failed /' "$build_dir/Testing/Temporary/LastTestsFailed.log" | tee -a "$META" "$LOG"
+fi
+
+# ---- 3b. diagnose failed GPU tests ---------------------------------------------
+# A kernel fault surfaces at the next synchronisation, often in another op
+# than the one at fault. For up to 6 failed tests (at most ~100 s in all):
+# each again with CUVI_SYNC_DEBUG=1 (a sync after every launch names the
+# launch), and the first 3 under compute-sanitizer memcheck when the
+# toolkit has it. Output into gpu_failures.log (the 8th returned file).
+diagnose_failures() {
+  local failed=$build_dir/Testing/Temporary/LastTestsFailed.log
+  [[ -s $failed ]] || return 0
+  local diag=$OUT/gpu_failures.log sanitizer="" t0=$SECONDS
+  sanitizer=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1 || true)
+  : >"$diag"
+  echo "diagnosing $(wc -l <"$failed") failed GPU tests into gpu_failures.log (sanitizer: ${sanitizer:-none})" |
+    tee -a "$META" "$LOG"
+  # name -> command line, from ctest's own test list.
+  ctest --test-dir "$build_dir" -L gpu --show-only=json-v1 >/tmp/cuvi_ctest_list.json 2>/dev/null || true
+  local n=0 name cmd
+  while IFS= read -r line && (( n < 6 )); do
+    name=${line#*:}
+    (( SECONDS - t0 > 100 )) && break
+    cmd=$(python3 - "$name" <<'PYEOF' 2>/dev/null
+import json, shlex, sys
+for t in json.load(open("/tmp/cuvi_ctest_list.json")).get("tests", []):
+    if t.get("name") == sys.argv[1]:
+        print(shlex.join(t["command"]))
+        break
+PYEOF
+)
+    [[ -n $cmd ]] || { echo "== $name: command not found in ctest's list" >>"$diag"; continue; }
+    n=$((n + 1))
+    {
+      echo "== $name  (CUVI_SYNC_DEBUG=1)"
+      echo "\$ $cmd"
+      timeout 30 env CUVI_REQUIRE_GPU=1 CUVI_SYNC_DEBUG=1 OMP_NUM_THREADS=2 bash -c "$cmd" 2>&1 |
+        grep -v -e '^\[==' -e '^\[--' -e '^Running main' -e '^Note: Google Test filter' -e '^$' | tail -40
+      echo "-> exit ${PIPESTATUS[0]}"
+      if [[ -n $sanitizer && $n -le 3 ]]; then
+        echo "== $name  (compute-sanitizer memcheck)"
+        timeout 40 env CUVI_REQUIRE_GPU=1 OMP_NUM_THREADS=2 "$sanitizer" --tool memcheck --print-limit 8 \
+          bash -c "$cmd" 2>&1 | grep -v '^\[ *\(RUN\|OK\) ' | tail -40
+        echo "-> exit ${PIPESTATUS[0]}"
+      fi
+    } >>"$diag" 2>&1
+  done <"$failed"
+  echo "diagnosis took $((SECONDS - t0))s" | tee -a "$META" "$LOG"
+}
+if (( gpu_tests_rc != 0 )); then
+  phase "diagnose failed GPU tests"
+  diagnose_failures || echo "diagnosis failed" | tee -a "$META" "$LOG"
 fi
 
 # ---- 4. benchmarks -------------------------------------------------------------
