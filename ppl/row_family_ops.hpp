@@ -164,11 +164,15 @@ std::vector<Tensor> row_grads(const Tensor& x, const Shape& x_batch, const Tenso
   const auto a = make_row_args(&x, x_batch, p, rows);
   Shape full = rows;
   full.push_back(p.size(-1));
+  // Only the gradients asked for get a buffer (a value-event family's body
+  // skips a null one); a family with index values always has its parameter's.
   kern::RowGrads o;
-  Tensor gp = Tensor::empty(full, DType::kFloat32, dev);
-  o.gp = gp.data<float>();
-  Tensor gx;
-  if constexpr (F::kValueEvent) {
+  Tensor gp, gx;
+  if (need[1] || !F::kValueEvent) {
+    gp = Tensor::empty(full, DType::kFloat32, dev);
+    o.gp = gp.data<float>();
+  }
+  if (F::kValueEvent && need[0]) {
     gx = Tensor::empty(full, DType::kFloat32, dev);
     o.gx = gx.data<float>();
   }
@@ -178,7 +182,7 @@ std::vector<Tensor> row_grads(const Tensor& x, const Shape& x_batch, const Tenso
   else rows_log_prob_grad<B>(a, g->data<float>(), coef, o, dev, F::kName);
   std::vector<Tensor> res(2);
   if (need[0] && gx.defined()) res[0] = sum_to_shape(gx, x.shape());
-  if (need[1]) res[1] = sum_to_shape(gp, p.shape());
+  if (need[1] && gp.defined()) res[1] = sum_to_shape(gp, p.shape());
   return res;
 }
 

@@ -63,13 +63,17 @@ struct Dirichlet {
   }
   // dx_i = (a_i - 1)/x_i (x_i treated as free coordinates), and
   // dalpha_i = log x_i + psi(a0) - psi(a_i) (difference without cancellation).
+  // A null dx or dalpha is not computed.
   CUVI_HD static float log_prob_grad(const float* x, const float* alpha, int K, float* dx, float* dalpha) {
-    float a0 = 0.0f;
-    for (int i = 0; i < K; ++i) a0 += alpha[i];
-    for (int i = 0; i < K; ++i) {
-      const float rest = a0 - alpha[i];
-      dx[i] = (alpha[i] - 1.0f) / x[i];
-      dalpha[i] = ::logf(x[i]) + digamma_diff<float>(alpha[i], rest > 0.0f ? rest : 0.0f);
+    if (dx)
+      for (int i = 0; i < K; ++i) dx[i] = (alpha[i] - 1.0f) / x[i];
+    if (dalpha) {
+      float a0 = 0.0f;
+      for (int i = 0; i < K; ++i) a0 += alpha[i];
+      for (int i = 0; i < K; ++i) {
+        const float rest = a0 - alpha[i];
+        dalpha[i] = ::logf(x[i]) + digamma_diff<float>(alpha[i], rest > 0.0f ? rest : 0.0f);
+      }
     }
     return log_prob(x, alpha, K);
   }

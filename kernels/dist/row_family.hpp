@@ -72,15 +72,16 @@ struct RowBody {
   // log_prob of row r; its gradients times s into the rows of `out`.
   CUVI_HD static float log_prob_grad(const RowArgs& a, int64_t r, float s, const RowGrads& out) {
     const int K = a.K;
-    float* gp = out.gp + r * K;
+    float* gp = out.gp ? out.gp + r * K : nullptr;
     float l;
     if constexpr (F::kValueEvent) {
-      float* gx = out.gx + r * K;
+      // Either gradient may be null (not asked for): F skips it.
+      float* gx = out.gx ? out.gx + r * K : nullptr;
       l = F::log_prob_grad(a.xrow<F>(r), a.prow(r), K, gx, gp);
-      for (int k = 0; k < K; ++k) {
-        gx[k] *= s;
-        gp[k] *= s;
-      }
+      if (gx)
+        for (int k = 0; k < K; ++k) gx[k] *= s;
+      if (gp)
+        for (int k = 0; k < K; ++k) gp[k] *= s;
     } else {
       l = F::log_prob_grad(a.xscalar(r), a.prow(r), K, gp);
       for (int k = 0; k < K; ++k) gp[k] *= s;
