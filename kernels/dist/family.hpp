@@ -186,11 +186,12 @@ namespace cpu {
 constexpr int64_t kGrain = 1 << 14;
 constexpr int64_t kChunk = 1 << 14;
 
-// The smallest i in [0, n) with visit(i, &v) != 0, its result and v:
-// every i is visited (chunks in parallel when n > grain), so `visit` may do
-// the pass's work as well as the check.
-template <class Visit>
-FirstBad first_bad_over(int64_t n, int64_t grain, Visit&& visit) {
+// The smallest i in [0, n) with visit(i, &v) != 0, its result and v, over
+// chunks in parallel (when n > grain). kVisitAll: every i is visited (visit
+// does the pass's work as well as the check); else each chunk stops at its
+// first hit (a check alone).
+template <bool kVisitAll, class Visit>
+FirstBad scan_first_bad(int64_t n, int64_t grain, Visit&& visit) {
   const int64_t chunks = (n + kChunk - 1) / kChunk;
   std::vector<FirstBad> first(static_cast<size_t>(chunks > 0 ? chunks : 1));
   ::cuvi::kern::cpu::parallel_for(n > grain, chunks, [&](int64_t c) {
@@ -199,12 +200,23 @@ FirstBad first_bad_over(int64_t n, int64_t grain, Visit&& visit) {
     for (int64_t i = lo; i < hi; ++i) {
       float v = 0.0f;
       const int r = visit(i, &v);
-      if (r != 0 && f.index < 0) f.offer(i, r, v);
+      if (r != 0 && f.index < 0) {
+        f.offer(i, r, v);
+        if constexpr (!kVisitAll) return;
+      }
     }
   });
   FirstBad f;
   for (const FirstBad& c : first) f.offer(c.index, c.r, c.value);
   return f;
+}
+template <class Visit>
+FirstBad first_bad_over(int64_t n, int64_t grain, Visit&& visit) {
+  return scan_first_bad<true>(n, grain, visit);
+}
+template <class Check>
+FirstBad first_bad(int64_t n, int64_t grain, Check&& check) {
+  return scan_first_bad<false>(n, grain, check);
 }
 
 // With `bad`, each element's parameters and value are validated as they are
@@ -292,27 +304,6 @@ void sample_grad(const FamilyArgs<F::kNumParams>& a, const float* g, const Famil
 template <class F>
 void moments(const FamilyArgs<F::kNumParams>& a, float* mean, float* var) {
   for (int64_t i = 0; i < a.geom.n; ++i) elem_moments<F>(a, i, mean, var);
-}
-
-// The smallest i in [0, n) with check(i, &v) != 0, its result and v: chunks
-// in parallel (when n > grain), each stopping at its first hit.
-template <class Check>
-FirstBad first_bad(int64_t n, int64_t grain, Check&& check) {
-  const int64_t chunks = (n + kChunk - 1) / kChunk;
-  std::vector<FirstBad> first(static_cast<size_t>(chunks > 0 ? chunks : 1));
-  ::cuvi::kern::cpu::parallel_for(n > grain, chunks, [&](int64_t c) {
-    const int64_t lo = c * kChunk, hi = (lo + kChunk < n) ? lo + kChunk : n;
-    for (int64_t i = lo; i < hi; ++i) {
-      float v = 0.0f;
-      if (const int r = check(i, &v); r != 0) {
-        first[static_cast<size_t>(c)].offer(i, r, v);
-        return;
-      }
-    }
-  });
-  FirstBad f;
-  for (const FirstBad& c : first) f.offer(c.index, c.r, c.value);
-  return f;
 }
 
 // The first invalid element's elem_validate result (smallest index), or 0.

@@ -39,6 +39,25 @@ Tensor random_simplex(int64_t n, int64_t K, std::mt19937& gen, const Shape& shap
   return tensor(v, shape);
 }
 
+// `rows` Dirichlet values (0.2, 0.3, 0.5) but for two bad rows, 20000 (a
+// -0.4) and 30000 (a -0.1), and `rows` Categorical indices 1 but for two
+// out of range, 25000 (7) and 35000 (9): the first bad by index is 20000 and
+// 25000, the first met by a chunked or unordered scan need not be.
+Tensor simplex_rows_with_two_bad(int64_t rows) {
+  std::vector<float> xv;
+  for (int64_t r = 0; r < rows; ++r) xv.insert(xv.end(), {0.2f, 0.3f, 0.5f});
+  const auto put = [&](int64_t r, std::initializer_list<float> v) { std::copy(v.begin(), v.end(), xv.begin() + r * 3); };
+  put(30000, {0.5f, 0.6f, -0.1f});
+  put(20000, {0.7f, 0.7f, -0.4f});
+  return tensor(xv, {rows, 3});
+}
+Tensor indices_with_two_bad(int64_t rows) {
+  std::vector<int64_t> idx(static_cast<size_t>(rows), 1);
+  idx[35000] = 9;
+  idx[25000] = 7;
+  return tensor_i64(idx, {rows});
+}
+
 double host_dirichlet(const float* x, const float* a, int K) {
   double a0 = 0, lp = 0;
   for (int k = 0; k < K; ++k) {
@@ -264,12 +283,7 @@ TEST(RowCategorical, SamplesAreInt64AndFollowEachRow) {
 TEST(RowFamilies, FusedSumValidatesAsItGoes) {
   const int64_t rows = 40000;
   const bool cpu = default_device().is_cpu();
-  std::vector<float> xv;
-  for (int64_t r = 0; r < rows; ++r) xv.insert(xv.end(), {0.2f, 0.3f, 0.5f});
-  const auto put = [&](int64_t r, std::initializer_list<float> v) { std::copy(v.begin(), v.end(), xv.begin() + r * 3); };
-  put(30000, {0.5f, 0.6f, -0.1f});
-  put(20000, {0.7f, 0.7f, -0.4f});
-  const Tensor x = tensor(xv, {rows, 3});
+  const Tensor x = simplex_rows_with_two_bad(rows);
   for (bool grad : {false, true}) {
     SCOPED_TRACE(grad ? "with gradients" : "without gradients");
     Tensor conc = full({rows, 3}, 1.5f);
@@ -280,11 +294,8 @@ TEST(RowFamilies, FusedSumValidatesAsItGoes) {
     ValidationOff off;
     EXPECT_NO_THROW(d.log_prob_sum(x, -1.0f).item());
   }
-  std::vector<int64_t> idx(static_cast<size_t>(rows), 1);
-  idx[35000] = 9;
-  idx[25000] = 7;
   dist::Categorical c(full({3}, 1.0f / 3.0f));
-  const Tensor xi = tensor_i64(idx, {rows});
+  const Tensor xi = indices_with_two_bad(rows);
   if (cpu) expect_error<ValueError>([&] { c.log_prob_sum(xi, 1.0f); }, {"Categorical", "value", "7"});
   else expect_error<ValueError>([&] { c.log_prob_sum(xi, 1.0f); }, {"Categorical", "value"});
 }
@@ -294,21 +305,14 @@ TEST(RowFamilies, FusedSumValidatesAsItGoes) {
 TEST(RowFamilies, LogProbValidatesAsItGoes) {
   const int64_t rows = 40000;
   const bool cpu = default_device().is_cpu();
-  std::vector<float> xv;
-  for (int64_t r = 0; r < rows; ++r) xv.insert(xv.end(), {0.2f, 0.3f, 0.5f});
-  const auto put = [&](int64_t r, std::initializer_list<float> v) { std::copy(v.begin(), v.end(), xv.begin() + r * 3); };
-  put(30000, {0.5f, 0.6f, -0.1f});
-  put(20000, {0.7f, 0.7f, -0.4f});
   dist::Dirichlet d(full({rows, 3}, 1.5f));
-  const Tensor x = tensor(xv, {rows, 3});
+  const Tensor x = simplex_rows_with_two_bad(rows);
   if (cpu) expect_error<ValueError>([&] { d.log_prob(x); }, {"Dirichlet", "value", "-0.4"});
   else expect_error<ValueError>([&] { d.log_prob(x).to_vector(); }, {"Dirichlet", "value"});
-  std::vector<int64_t> idx(static_cast<size_t>(rows), 1);
-  idx[35000] = 9;
-  idx[25000] = 7;
   dist::Categorical c(full({3}, 1.0f / 3.0f));
-  if (cpu) expect_error<ValueError>([&] { c.log_prob(tensor_i64(idx, {rows})); }, {"Categorical", "value", "7"});
-  else expect_error<ValueError>([&] { c.log_prob(tensor_i64(idx, {rows})).to_vector(); }, {"Categorical", "value"});
+  const Tensor xi = indices_with_two_bad(rows);
+  if (cpu) expect_error<ValueError>([&] { c.log_prob(xi); }, {"Categorical", "value", "7"});
+  else expect_error<ValueError>([&] { c.log_prob(xi).to_vector(); }, {"Categorical", "value"});
   // MultivariateNormal (D <= 32: the row kernel): a scale_tril made invalid
   // after construction is caught by log_prob's pass.
   std::vector<float> L(static_cast<size_t>(rows * 4), 0.0f);
@@ -322,7 +326,7 @@ TEST(RowFamilies, LogProbValidatesAsItGoes) {
   if (cpu) expect_error<ValueError>([&] { m->log_prob(zeros({rows, 2})); }, {"MultivariateNormal", "scale_tril"});
   else expect_error<ValueError>([&] { m->log_prob(zeros({rows, 2})).to_vector(); }, {"MultivariateNormal"});
   ValidationOff off;
-  EXPECT_EQ(c.log_prob(tensor_i64(idx, {rows})).to_vector()[25000], -INFINITY);
+  EXPECT_EQ(c.log_prob(xi).to_vector()[25000], -INFINITY);
 }
 
 TEST(RowFamilies, ValidationNamesFamilyArgumentAndValue) {
