@@ -377,15 +377,23 @@ __global__ void subsample_kernel(int64_t* out, int64_t N, int64_t B, int hb, uin
   CUVI_GRID_STRIDE(i, B) out[i] = kern::subsample_index(i, N, hb, seed, offset);
 }
 
-// Multi-tensor optimizer steps: one launch for up to kMaxSlots tensors,
+// Multi-tensor optimizer steps: one launch for every tensor of a step,
 // blockIdx.y selects the tensor. Slots and hyper-parameters travel in the
-// kernel's parameter space (no host-to-device copy per step).
-constexpr int kMaxSlots = 48;
-template <class Hyper>
+// kernel's parameter space (no host-to-device copy per step): a pack of 48
+// fits the classic 4 KiB limit (Adam: 76 bytes a tensor); above 48 tensors a
+// pack of 384 (29 KiB: kernel parameters up to 32764 bytes since CUDA 12.1,
+// Volta and later), and only beyond 384 a second launch.
+constexpr int kSmallPack = 48;
+constexpr int kLargePack = 384;
+template <class Hyper, int kCap>
 struct SlotPack {
-  kern::OptSlot slot[kMaxSlots];
-  Hyper hyper[kMaxSlots];
+  kern::OptSlot slot[kCap];
+  Hyper hyper[kCap];
 };
+static_assert(sizeof(SlotPack<kern::AdamHyper, kSmallPack>) <= 4096, "small pack beyond 4 KiB of parameters");
+static_assert(sizeof(SlotPack<kern::AdamHyper, kLargePack>) <= 32764, "large pack beyond 32764 bytes of parameters");
+static_assert(sizeof(SlotPack<kern::SgdHyper, kLargePack>) <= 32764, "large pack beyond 32764 bytes of parameters");
+static_assert(sizeof(SlotPack<kern::AdagradHyper, kLargePack>) <= 32764, "large pack beyond 32764 bytes of parameters");
 
 // Per thread, kOptUnroll elements of slot s (a grid stride apart): every
 // load first, then the updates and stores. The stores could alias the loads
@@ -422,18 +430,21 @@ __device__ __forceinline__ void update_slot(const kern::OptSlot& s, bool use_s0,
   }
 }
 
-__global__ void adam_kernel(const SlotPack<kern::AdamHyper> pack) {
+template <int kCap>
+__global__ void adam_kernel(const SlotPack<kern::AdamHyper, kCap> pack) {
   const kern::OptSlot& s = pack.slot[blockIdx.y];
   const kern::AdamHyper h = pack.hyper[blockIdx.y];
   update_slot(s, true, true, [&h](float* p, float* m, float* v, float g) { kern::adam_update(p, m, v, g, h); });
 }
-__global__ void sgd_kernel(const SlotPack<kern::SgdHyper> pack) {
+template <int kCap>
+__global__ void sgd_kernel(const SlotPack<kern::SgdHyper, kCap> pack) {
   const kern::OptSlot& s = pack.slot[blockIdx.y];
   const kern::SgdHyper h = pack.hyper[blockIdx.y];
   update_slot(s, h.momentum != 0.0f, false,
               [&h](float* p, float* buf, float*, float g) { kern::sgd_update(p, buf, g, h); });
 }
-__global__ void adagrad_kernel(const SlotPack<kern::AdagradHyper> pack) {
+template <int kCap>
+__global__ void adagrad_kernel(const SlotPack<kern::AdagradHyper, kCap> pack) {
   const kern::OptSlot& s = pack.slot[blockIdx.y];
   const kern::AdagradHyper h = pack.hyper[blockIdx.y];
   update_slot(s, true, false, [&h](float* p, float* sum, float*, float g) { kern::adagrad_update(p, sum, g, h); });
@@ -719,13 +730,13 @@ class CudaBackend final : public Backend {
   }
 
   void adam_step(const std::vector<kern::OptSlot>& slots, const std::vector<kern::AdamHyper>& hyper) override {
-    multi_step(adam_kernel, slots, hyper);
+    multi_step(adam_kernel<kSmallPack>, adam_kernel<kLargePack>, slots, hyper);
   }
   void sgd_step(const std::vector<kern::OptSlot>& slots, const std::vector<kern::SgdHyper>& hyper) override {
-    multi_step(sgd_kernel, slots, hyper);
+    multi_step(sgd_kernel<kSmallPack>, sgd_kernel<kLargePack>, slots, hyper);
   }
   void adagrad_step(const std::vector<kern::OptSlot>& slots, const std::vector<kern::AdagradHyper>& hyper) override {
-    multi_step(adagrad_kernel, slots, hyper);
+    multi_step(adagrad_kernel<kSmallPack>, adagrad_kernel<kLargePack>, slots, hyper);
   }
 
   // Makes this device current for the calling thread. Asks the runtime
@@ -848,24 +859,32 @@ class CudaBackend final : public Backend {
   }
 
   template <class Hyper>
-  void multi_step(void (*kernel)(const SlotPack<Hyper>), const std::vector<kern::OptSlot>& slots,
-                  const std::vector<Hyper>& hyper) {
+  void multi_step(void (*small)(const SlotPack<Hyper, kSmallPack>), void (*large)(const SlotPack<Hyper, kLargePack>),
+                  const std::vector<kern::OptSlot>& slots, const std::vector<Hyper>& hyper) {
     activate();
-    for (size_t begin = 0; begin < slots.size(); begin += kMaxSlots) {
-      const size_t count = std::min<size_t>(kMaxSlots, slots.size() - begin);
-      SlotPack<Hyper> pack{};
-      int64_t longest = 0;
-      for (size_t i = 0; i < count; ++i) {
-        pack.slot[i] = slots[begin + i];
-        pack.hyper[i] = hyper[begin + i];
-        longest = std::max(longest, slots[begin + i].n);
-      }
-      if (longest == 0) continue;
-      // Blocks along x cover the longest tensor; shorter ones leave early.
-      const dim3 grid(grid_for(longest) < 1024 ? grid_for(longest) : 1024, static_cast<unsigned>(count));
-      kernel<<<grid, kThreads, 0, stream_>>>(pack);
-      CUVI_CUDA_LAUNCH_CHECK(stream_);
+    if (slots.size() <= static_cast<size_t>(kSmallPack)) {
+      launch_pack(small, slots, hyper, 0);
+      return;
     }
+    for (size_t begin = 0; begin < slots.size(); begin += kLargePack) launch_pack(large, slots, hyper, begin);
+  }
+  // One launch for slots [begin, begin + kCap) (fewer at the end).
+  template <class Hyper, int kCap>
+  void launch_pack(void (*kernel)(const SlotPack<Hyper, kCap>), const std::vector<kern::OptSlot>& slots,
+                   const std::vector<Hyper>& hyper, size_t begin) {
+    const size_t count = std::min<size_t>(kCap, slots.size() - begin);
+    SlotPack<Hyper, kCap> pack{};
+    int64_t longest = 0;
+    for (size_t i = 0; i < count; ++i) {
+      pack.slot[i] = slots[begin + i];
+      pack.hyper[i] = hyper[begin + i];
+      longest = std::max(longest, slots[begin + i].n);
+    }
+    if (longest == 0) return;
+    // Blocks along x cover the longest tensor; shorter ones leave early.
+    const dim3 grid(grid_for(longest) < 1024 ? grid_for(longest) : 1024, static_cast<unsigned>(count));
+    kernel<<<grid, kThreads, 0, stream_>>>(pack);
+    CUVI_CUDA_LAUNCH_CHECK(stream_);
   }
 
   int index_;

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <random>
+#include <string>
 
 #include "gpu_test.hpp"
 #include "gradcheck.hpp"
@@ -141,6 +143,58 @@ TEST(GpuRuntime, LeadingReductionsMatchFloat64) {
 TEST(GpuRuntime, TrailingReductionsMatchFloat64) {
   CUVI_REQUIRE_CUDA();
   check_reductions({{3, 1000007}, {1000, 5000}, {1, 5000000}, {2, 3, 4097}}, false, 6);
+}
+
+// The fused optimizer step: every tensor of a step in one launch (a pack of
+// 48 in 4 KiB of kernel parameters, above that a pack of 384, beyond 384 one
+// more launch), each updated as the CPU backend does. Adam's arithmetic is
+// the same per element; sqrt and division are correctly rounded on both, but
+// the GPU may contract a*b+c into an fma: 1e-6 relative after 3 steps.
+TEST(GpuRuntime, OptimizerStepIsOneLaunchForManyTensorsAndMatchesCpu) {
+  CUVI_REQUIRE_CUDA();
+  std::mt19937 gen(12);
+  for (int count : {40, 100, 400}) {
+    SCOPED_TRACE(count);
+    struct Side {
+      std::vector<Tensor> p, g, m, v;
+    } cpu, gpu;
+    std::uniform_int_distribution<int64_t> len(0, 3000);
+    for (int k = 0; k < count; ++k) {
+      const int64_t n = k == 7 ? 300000 : len(gen);  // one long tensor; some empty
+      const Tensor p = random_tensor({n}, gen, -1.0f, 1.0f), g = random_tensor({n}, gen, -1.0f, 1.0f);
+      for (Side* s : {&cpu, &gpu}) {
+        const Device d = s == &cpu ? Device::cpu() : Device::cuda();
+        s->p.push_back(p.to(d).clone());
+        s->g.push_back(g.to(d));
+        s->m.push_back(zeros({n}, d));
+        s->v.push_back(zeros({n}, d));
+      }
+    }
+    auto step = [&](Side& s, Device d, int t) {
+      std::vector<kern::OptSlot> slots;
+      std::vector<kern::AdamHyper> hyper;
+      for (size_t k = 0; k < s.p.size(); ++k) {
+        slots.push_back({s.p[k].data<float>(), s.g[k].data<float>(), s.m[k].data<float>(), s.v[k].data<float>(),
+                         s.p[k].numel()});
+        const float bc1 = 1.0f - std::pow(0.9f, static_cast<float>(t)), bc2 = 1.0f - std::pow(0.999f, static_cast<float>(t));
+        hyper.push_back({1e-2f * static_cast<float>(k % 3 + 1), 0.9f, 0.999f, 1e-8f, k % 2 ? 0.01f : 0.0f, bc1, bc2,
+                         0.0f, 0});
+      }
+      backend(d).adam_step(slots, hyper);
+    };
+    for (int t = 1; t <= 3; ++t) {
+      step(cpu, Device::cpu(), t);
+      const long long before = launch_count();
+      step(gpu, Device::cuda(), t);
+      EXPECT_EQ(launch_count() - before, count <= 384 ? 1 : 2);
+    }
+    for (int k = 0; k < count; ++k) {
+      SCOPED_TRACE(k);
+      const auto want = cpu.p[static_cast<size_t>(k)].to_vector();
+      expect_close(gpu.p[static_cast<size_t>(k)].to_vector(), std::vector<double>(want.begin(), want.end()), 1e-6,
+                   1e-6, "param");
+    }
+  }
 }
 
 // The batched finiteness check on the GPU: more spans than one launch
