@@ -3,7 +3,12 @@
 #include <cfloat>
 #include <charconv>
 #include <cmath>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
 #include <string_view>
+#include <tuple>
 #include <system_error>
 #include <vector>
 
@@ -23,6 +28,23 @@ Tensor all_last(const Tensor& mask, int ndims) {
   for (int d = 1; d <= ndims; ++d) dims.push_back(-d);
   Tensor failures = sum(scalar(mask, 1.0f) - mask, dims);
   return eq(failures, scalar(failures, 0.0f));
+}
+
+// A constant tensor the transforms need on every call (index maps, offsets),
+// built once per (what, size, device) and kept for the process: no host
+// vector, allocation and host-to-device copy per call (per SVI step on a
+// GPU). Read-only by construction: only ever an input of out-of-place ops.
+Tensor cached_constant(const char* what, int64_t n, Device dev, const std::function<Tensor()>& make) {
+  static std::mutex mu;
+  static auto& cache = *new std::map<std::tuple<std::string, int64_t, bool, int>, Tensor>();  // leaked: see cuda_backend
+  const auto key = std::make_tuple(std::string(what), n, dev.is_cpu(), dev.index);
+  {
+    const std::lock_guard<std::mutex> lock(mu);
+    if (auto it = cache.find(key); it != cache.end()) return it->second;
+  }
+  Tensor t = make();
+  const std::lock_guard<std::mutex> lock(mu);
+  return cache.emplace(key, std::move(t)).first->second;
 }
 
 // Shape of x with its last dim replaced.
@@ -212,11 +234,14 @@ class Simplex final : public Constraint {
     if (m == 0) return zeros(with_last(x.shape(), 0), x.device());
     // Remaining stick after component i: sum_{j > i} x_j, summed directly
     // (not 1 - cumsum) so that small remainders keep their relative accuracy.
-    std::vector<float> tail(static_cast<size_t>(k * m), 0.0f);
-    for (int64_t j = 0; j < k; ++j)
-      for (int64_t i = 0; i < m; ++i)
-        if (j > i) tail[static_cast<size_t>(j * m + i)] = 1.0f;
-    Tensor rest = clamp_min(matmul(x, tensor(tail, {k, m}, x.device())), FLT_MIN);
+    const Tensor tail = cached_constant("simplex tail", k, x.device(), [&] {
+      std::vector<float> t(static_cast<size_t>(k * m), 0.0f);
+      for (int64_t j = 0; j < k; ++j)
+        for (int64_t i = 0; i < m; ++i)
+          if (j > i) t[static_cast<size_t>(j * m + i)] = 1.0f;
+      return tensor(t, {k, m}, x.device());
+    });
+    Tensor rest = clamp_min(matmul(x, tail), FLT_MIN);
     Tensor head = narrow(x, -1, 0, m);
     return log(head) - log(rest) + offsets(m, x.device());
   }
@@ -250,10 +275,12 @@ class Simplex final : public Constraint {
 
   // log(K-1-i) for i = 0..K-2 (m = K-1 entries).
   static Tensor offsets(int64_t m, Device dev) {
-    std::vector<float> off(static_cast<size_t>(m));
-    for (int64_t i = 0; i < m; ++i)
-      off[static_cast<size_t>(i)] = static_cast<float>(std::log(static_cast<double>(m - i)));
-    return tensor(off, {m}, dev);
+    return cached_constant("simplex offsets", m, dev, [&] {
+      std::vector<float> off(static_cast<size_t>(m));
+      for (int64_t i = 0; i < m; ++i)
+        off[static_cast<size_t>(i)] = static_cast<float>(std::log(static_cast<double>(m - i)));
+      return tensor(off, {m}, dev);
+    });
   }
 
   static Parts parts(const Tensor& u) {
@@ -292,11 +319,14 @@ class LowerCholesky final : public Constraint {
     const Device dev = u.device();
     Tensor d = exp(index_select(u, -1, diag_index(n, dev)));
     Tensor ext = cat({u, d, zeros(with_last(u.shape(), 1), dev)}, -1);  // [..., m + n + 1]
-    std::vector<int64_t> idx(static_cast<size_t>(n * n));
-    for (int64_t i = 0; i < n; ++i)
-      for (int64_t j = 0; j < n; ++j)
-        idx[static_cast<size_t>(i * n + j)] = j < i ? packed(i, j) : (j == i ? m + i : m + n);
-    Tensor flat = index_select(ext, -1, tensor_i64(idx, {n * n}, dev));
+    const Tensor map = cached_constant("lower_cholesky transform", n, dev, [&] {
+      std::vector<int64_t> idx(static_cast<size_t>(n * n));
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t j = 0; j < n; ++j)
+          idx[static_cast<size_t>(i * n + j)] = j < i ? packed(i, j) : (j == i ? m + i : m + n);
+      return tensor_i64(idx, {n * n}, dev);
+    });
+    Tensor flat = index_select(ext, -1, map);
     Shape out(u.shape().begin(), u.shape().end() - 1);
     out.push_back(n);
     out.push_back(n);
@@ -311,11 +341,14 @@ class LowerCholesky final : public Constraint {
     Shape flat_shape(x.shape().begin(), x.shape().end() - 1);
     flat_shape.back() = n * n;
     Tensor ext = cat({reshape(x, flat_shape), log(diagonal(x))}, -1);  // [..., n*n + n]
-    std::vector<int64_t> idx;
-    idx.reserve(static_cast<size_t>(n * (n + 1) / 2));
-    for (int64_t i = 0; i < n; ++i)
-      for (int64_t j = 0; j <= i; ++j) idx.push_back(j < i ? i * n + j : n * n + i);
-    return index_select(ext, -1, tensor_i64(idx, {static_cast<int64_t>(idx.size())}, dev));
+    const Tensor map = cached_constant("lower_cholesky inverse", n, dev, [&] {
+      std::vector<int64_t> idx;
+      idx.reserve(static_cast<size_t>(n * (n + 1) / 2));
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t j = 0; j <= i; ++j) idx.push_back(j < i ? i * n + j : n * n + i);
+      return tensor_i64(idx, {static_cast<int64_t>(idx.size())}, dev);
+    });
+    return index_select(ext, -1, map);
   }
 
   // The diagonal is exp(u_ii), the rest is linear: log|det J| = sum_i u_ii.
@@ -359,9 +392,11 @@ class LowerCholesky final : public Constraint {
   }
 
   static Tensor diag_index(int64_t n, Device dev) {
-    std::vector<int64_t> idx(static_cast<size_t>(n));
-    for (int64_t i = 0; i < n; ++i) idx[static_cast<size_t>(i)] = packed(i, i);
-    return tensor_i64(idx, {n}, dev);
+    return cached_constant("lower_cholesky diagonal", n, dev, [&] {
+      std::vector<int64_t> idx(static_cast<size_t>(n));
+      for (int64_t i = 0; i < n; ++i) idx[static_cast<size_t>(i)] = packed(i, i);
+      return tensor_i64(idx, {n}, dev);
+    });
   }
 };
 
