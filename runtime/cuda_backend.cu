@@ -254,10 +254,11 @@ __global__ void index_select_kernel(const T* src, const int64_t* idx, T* out, co
 }
 
 // index_add / scatter_add without float atomics: every target receives its
-// terms in the CPU backend's order (increasing source position) from a single
-// thread, so the result is the CPU loop's, bit for bit, on every run, even
+// terms in a fixed order, so the result has the same bits on every run, even
 // when indices repeat (the backward of index_select/gather of a hierarchical
-// model's group parameters).
+// model's group parameters). A target with at most kRunChunk terms gets them
+// in the CPU backend's order (increasing source position) from one thread:
+// the CPU loop's result, bit for bit.
 //
 // Few indices per column: one thread per (outer, inner) column walks them in
 // order; distinct columns never share a target.
@@ -300,18 +301,78 @@ __global__ void index_add_keys_kernel(const int64_t* idx, int64_t n, int64_t bou
     pos[j] = j;
   }
 }
+// A run longer than kRunChunk terms (a target hit by many indices: a group
+// parameter of a hierarchical model over many data) would be a long serial
+// chain for its head thread. The sorted positions are cut into fixed chunks
+// of kRunChunk; a run that continues into chunk c has its terms there (a
+// prefix of the chunk) summed in order by one thread of a first pass
+// (run_chunk_partials_kernel), and the head adds its run's terms up to the
+// end of its own chunk one by one, then those chunk partials in order:
+// kRunChunk + len / kRunChunk serial steps, a fixed order (the same bits on
+// every run), within float rounding of the CPU's sequential sum.
+constexpr int64_t kRunChunk = 128;
+
+// The terms of a column of a sorted index_add: term(q, col) is source row
+// pos[q]'s element in column col = o * inner + i.
+struct IndexAddTerms {
+  const float* src;
+  const int64_t* pos;
+  int64_t idx_dim, inner;
+  __device__ float operator()(int64_t q, int64_t col) const {
+    const int64_t o = col / inner, i = col % inner;
+    return src[(o * idx_dim + pos[q]) * inner + i];
+  }
+};
+// scatter_add: one column, keys are flat destination offsets.
+struct ScatterAddTerms {
+  const float* src;
+  const int64_t* pos;
+  __device__ float operator()(int64_t q, int64_t) const { return src[pos[q]]; }
+};
+
+// part[c * cols + col]: the sum, in order, of the prefix of chunk c whose
+// key continues a run from chunk c - 1 (unwritten when none does).
+template <class Terms>
+__global__ void run_chunk_partials_kernel(const uint64_t* key, int64_t n, int64_t cols, const Terms term,
+                                          float* part) {
+  const int64_t chunks = (n + kRunChunk - 1) / kRunChunk;
+  CUVI_GRID_STRIDE(t, chunks * cols) {
+    const int64_t c = t / cols, col = t % cols, q0 = c * kRunChunk;
+    if (c == 0 || key[q0 - 1] != key[q0]) continue;
+    const uint64_t k = key[q0];
+    const int64_t end = q0 + kRunChunk < n ? q0 + kRunChunk : n;
+    float acc = 0.0f;
+    for (int64_t q = q0; q < end && key[q] == k; ++q) acc += term(q, col);
+    part[t] = acc;
+  }
+}
+
+// acc plus the terms of column col of the run starting at sorted position p
+// (its head), in the order described above.
+template <class Terms>
+__device__ float add_run(float acc, const uint64_t* key, int64_t n, int64_t p, int64_t col, int64_t cols,
+                         const Terms& term, const float* part) {
+  const uint64_t k = key[p];
+  if (p + kRunChunk >= n || key[p + kRunChunk] != k) {  // at most kRunChunk terms: one by one
+    for (int64_t q = p; q < n && key[q] == k; ++q) acc += term(q, col);
+    return acc;
+  }
+  const int64_t own_end = (p / kRunChunk + 1) * kRunChunk;  // <= p + kRunChunk < n: all of key k
+  for (int64_t q = p; q < own_end; ++q) acc += term(q, col);
+  for (int64_t c = own_end / kRunChunk; c * kRunChunk < n && key[c * kRunChunk] == k; ++c) acc += part[c * cols + col];
+  return acc;
+}
+
 // Keys are the rows of idx; thread (o, p, i) adds run p of column (o, i).
-__global__ void index_add_runs_kernel(float* dst, const uint64_t* key, const int64_t* pos, const float* src,
-                                      const IndexGeom g) {
-  const int64_t n = g.outer * g.idx_dim * g.inner;
+__global__ void index_add_runs_kernel(float* dst, const uint64_t* key, const float* part, const IndexGeom g,
+                                      const IndexAddTerms term) {
+  const int64_t n = g.outer * g.idx_dim * g.inner, cols = g.outer * g.inner;
   CUVI_GRID_STRIDE(t, n) {
     const int64_t i = t % g.inner, p = (t / g.inner) % g.idx_dim, o = t / (g.inner * g.idx_dim);
     const uint64_t k = key[p];
     if (k >= static_cast<uint64_t>(g.src_dim) || (p > 0 && key[p - 1] == k)) continue;
     float* d = dst + (o * g.src_dim + static_cast<int64_t>(k)) * g.inner + i;
-    float acc = *d;
-    for (int64_t q = p; q < g.idx_dim && key[q] == k; ++q) acc += src[(o * g.idx_dim + pos[q]) * g.inner + i];
-    *d = acc;
+    *d = add_run(*d, key, g.idx_dim, p, o * g.inner + i, cols, term, part);
   }
 }
 // Keys are flat destination offsets; sentinel = the destination's size.
@@ -328,14 +389,12 @@ __global__ void scatter_add_keys_kernel(const int64_t* idx, const IndexGeom g, u
     pos[t] = t;
   }
 }
-__global__ void scatter_add_runs_kernel(float* dst, const uint64_t* key, const int64_t* pos, const float* src,
-                                        int64_t n, uint64_t sentinel) {
+__global__ void scatter_add_runs_kernel(float* dst, const uint64_t* key, const float* part, int64_t n,
+                                        uint64_t sentinel, const ScatterAddTerms term) {
   CUVI_GRID_STRIDE(p, n) {
     const uint64_t k = key[p];
     if (k >= sentinel || (p > 0 && key[p - 1] == k)) continue;
-    float acc = dst[k];
-    for (int64_t q = p; q < n && key[q] == k; ++q) acc += src[pos[q]];
-    dst[k] = acc;
+    dst[k] = add_run(dst[k], key, n, p, 0, 1, term, part);
   }
 }
 __global__ void gather_kernel(const float* src, const int64_t* idx, float* out, const IndexGeom g, int* flag,
@@ -452,27 +511,7 @@ __global__ void adagrad_kernel(const SlotPack<kern::AdagradHyper, kCap> pack) {
 
 // ---- the backend -------------------------------------------------------------
 
-// Stream-ordered scratch memory, freed on the same stream (also when an
-// exception unwinds).
-class DeviceBuffer {
- public:
-  DeviceBuffer(size_t bytes, cudaStream_t s) : s_(s) { CUVI_CUDA_CHECK(cudaMallocAsync(&p_, bytes ? bytes : 1, s_)); }
-  DeviceBuffer(DeviceBuffer&& o) noexcept : p_(o.p_), s_(o.s_) { o.p_ = nullptr; }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(DeviceBuffer&&) = delete;
-  ~DeviceBuffer() {
-    if (p_ && cudaFreeAsync(p_, s_) != cudaSuccess) (void)cudaGetLastError();
-  }
-  template <class T>
-  T* as() const {
-    return static_cast<T*>(p_);
-  }
-
- private:
-  void* p_ = nullptr;
-  cudaStream_t s_;
-};
+using DeviceBuffer = kern::cuda::AsyncScratch;
 
 class CudaBackend final : public Backend {
  public:
@@ -697,7 +736,9 @@ class CudaBackend final : public Backend {
           launch(index_add_keys_kernel, g.idx_dim, idx, g.idx_dim, g.src_dim, k, p, flag_dev_, check);
         },
         &key, &pos);
-    launch(index_add_runs_kernel, n, dst, key, pos, src, g);
+    const IndexAddTerms term{src, pos, g.idx_dim, g.inner};
+    const DeviceBuffer part = run_chunk_partials(key, g.idx_dim, g.outer * g.inner, term);
+    launch(index_add_runs_kernel, n, dst, key, static_cast<const float*>(part.as<float>()), g, term);
   }
   void gather(const float* src, const int64_t* idx, float* out, const IndexGeom& g, int check) override {
     launch(gather_kernel, g.outer * g.idx_dim * g.inner, src, idx, out, g, flag_dev_, check);
@@ -716,7 +757,18 @@ class CudaBackend final : public Backend {
         n, sentinel,
         [&](uint64_t* k, int64_t* p) { launch(scatter_add_keys_kernel, n, idx, g, k, p, flag_dev_, check); }, &key,
         &pos);
-    launch(scatter_add_runs_kernel, n, dst, key, pos, src, n, sentinel);
+    const ScatterAddTerms term{src, pos};
+    const DeviceBuffer part = run_chunk_partials(key, n, 1, term);
+    launch(scatter_add_runs_kernel, n, dst, key, static_cast<const float*>(part.as<float>()), n, sentinel, term);
+  }
+  // The chunk partials of the sorted runs (run_chunk_partials_kernel): only
+  // when a run can be longer than kRunChunk, i.e. there are more positions.
+  template <class Terms>
+  DeviceBuffer run_chunk_partials(const uint64_t* key, int64_t n, int64_t cols, const Terms& term) {
+    const int64_t chunks = (n + kRunChunk - 1) / kRunChunk;
+    DeviceBuffer part(n > kRunChunk ? static_cast<size_t>(chunks * cols) * sizeof(float) : 0, stream_);
+    if (n > kRunChunk) launch(run_chunk_partials_kernel<Terms>, chunks * cols, key, n, cols, term, part.as<float>());
+    return part;
   }
 
   void rand_uniform(float* out, int64_t n, uint64_t seed, uint32_t offset) override {

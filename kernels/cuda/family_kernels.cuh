@@ -165,8 +165,8 @@ struct FamilyLaunch {
     // One chunk (a small site): one launch writes the sum, no scratch.
     const bool single = chunks == 1;
     std::optional<AsyncScratch> scratch;
-    if (!single) scratch.emplace(chunks, s(st));
-    float* partial = single ? sum : scratch->get();
+    if (!single) scratch.emplace(static_cast<size_t>(chunks) * sizeof(float), s(st));
+    float* partial = single ? sum : scratch->as<float>();
     bool grads = o.gx != nullptr;
     for (int k = 0; k < NP; ++k) grads = grads || o.gp[k] != nullptr;
     const unsigned blocks = static_cast<unsigned>(chunks);

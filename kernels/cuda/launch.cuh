@@ -48,21 +48,26 @@ inline unsigned grid_for(int64_t n, int threads = kThreads) {
   return static_cast<unsigned>(want < 1 ? 1 : (want > cap ? cap : want));
 }
 
-// n floats of stream-ordered scratch, freed in stream order when the owner
-// goes out of scope, also when a launch check throws in between (where a
-// failure to free is dropped: an error is already on its way).
+// Stream-ordered scratch memory, freed in stream order when the owner goes
+// out of scope, also when a launch check throws in between (where a failure
+// to free is dropped: an error is already on its way).
 class AsyncScratch {
  public:
-  AsyncScratch(int64_t n, cudaStream_t s) : s_(s) {
-    const cudaError_t err = cudaMallocAsync(&p_, static_cast<size_t>(n > 0 ? n : 1) * sizeof(float), s_);
+  AsyncScratch(size_t bytes, cudaStream_t s) : s_(s) {
+    const cudaError_t err = cudaMallocAsync(&p_, bytes ? bytes : 1, s_);
     if (err != cudaSuccess) throw_cuda(err, "cudaMallocAsync", __FILE__, __LINE__);
   }
+  AsyncScratch(AsyncScratch&& o) noexcept : p_(o.p_), s_(o.s_) { o.p_ = nullptr; }
   AsyncScratch(const AsyncScratch&) = delete;
   AsyncScratch& operator=(const AsyncScratch&) = delete;
+  AsyncScratch& operator=(AsyncScratch&&) = delete;
   ~AsyncScratch() {
     if (p_ && cudaFreeAsync(p_, s_) != cudaSuccess) (void)cudaGetLastError();
   }
-  float* get() const { return static_cast<float*>(p_); }
+  template <class T>
+  T* as() const {
+    return static_cast<T*>(p_);
+  }
   // Frees now, reporting a failure.
   void free() {
     void* p = p_;

@@ -99,8 +99,8 @@ struct RowsLaunch {
     }
     const bool single = chunks == 1;  // one launch writes the sum, no scratch
     std::optional<AsyncScratch> scratch;
-    if (!single) scratch.emplace(chunks, s(st));
-    float* partial = single ? sum : scratch->get();
+    if (!single) scratch.emplace(static_cast<size_t>(chunks) * sizeof(float), s(st));
+    float* partial = single ? sum : scratch->as<float>();
     const unsigned blocks = static_cast<unsigned>(chunks);
     if (grads)
       rows_log_prob_sum_kernel<B, true><<<blocks, kThreads, 0, s(st)>>>(a, coef, o, partial, single, c);

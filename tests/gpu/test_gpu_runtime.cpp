@@ -253,19 +253,22 @@ TEST(GpuRuntime, MixingDevicesErrors) {
 
 }  // namespace
 
-// index_select / gather backward (index_add / scatter_add) with heavily
-// repeated indices, as a hierarchical model's theta[group] has: the CUDA
-// backend adds each target's terms in the CPU loop's order, so the gradients
-// equal the CPU's bit for bit and are the same on every run. Both paths: a
-// short index (one thread per column) and a long one (sorted runs).
+// index_select / gather backward (index_add / scatter_add) with repeated
+// indices, as a hierarchical model's theta[group] has: a target with at most
+// 128 terms gets them in the CPU loop's order, so the gradients equal the
+// CPU's bit for bit and are the same on every run. Both paths: a short index
+// (one thread per column) and a long one (sorted runs, here all <= 128).
 TEST(GpuRuntime, RepeatedIndexGradientsMatchCpuBitwise) {
   CUVI_REQUIRE_CUDA();
   std::mt19937 gen(41);
-  for (int64_t n_idx : {12, 1000}) {
+  for (int64_t n_idx : {12, 600}) {
     SCOPED_TRACE(n_idx);
     std::vector<int64_t> iv;
     std::uniform_int_distribution<int64_t> pick(0, 6);
     for (int64_t i = 0; i < n_idx; ++i) iv.push_back(pick(gen));
+    std::vector<int64_t> hits(7, 0);
+    for (int64_t k : iv) ++hits[static_cast<size_t>(k)];
+    ASSERT_LE(*std::max_element(hits.begin(), hits.end()), 128) << "precondition: every run within one chunk";
     Tensor x = random_tensor({7, 5}, gen, -1.0f, 1.0f);
     Tensor w = random_tensor({n_idx, 5}, gen, -1.0f, 1.0f);
     auto grad_of_select = [&](Device d) {
@@ -291,4 +294,63 @@ TEST(GpuRuntime, RepeatedIndexGradientsMatchCpuBitwise) {
     EXPECT_EQ(h1, grad_of_gather(Device::cuda())) << "gather backward differs between runs";
     EXPECT_EQ(h1, hc) << "gather backward differs from the CPU";
   }
+}
+
+// Targets hit by many indices (runs longer than the 128-term chunk): the
+// head adds its own chunk one by one, then the partial sums of the chunks
+// its run continues into. Run lengths 1, 128 and 129 (the edges), 257, and
+// ~100000 (hundreds of chunks), shuffled; terms in [0.5, 1], so a chunk
+// lost or counted twice moves a sum by >= 64. Against float64 sums with the
+// error bound of that order of addition, (2 * 128 + m / 128) * 2^-24 *
+// sum|t| for a run of m terms (chunk partials of <= 128 terms, then <= 128 +
+// m / 128 additions); the same bits on every run; runs of at most
+// 128 equal the CPU's bit for bit. Both index_add (index_select backward,
+// 3 columns) and scatter_add (gather backward).
+TEST(GpuRuntime, LongIndexRunsAreChunkedDeterministically) {
+  CUVI_REQUIRE_CUDA();
+  std::mt19937 gen(42);
+  const std::vector<int64_t> counts{1, 128, 129, 257, 100000};
+  std::vector<int64_t> iv;
+  for (size_t k = 0; k < counts.size(); ++k) iv.insert(iv.end(), static_cast<size_t>(counts[k]), static_cast<int64_t>(k));
+  std::shuffle(iv.begin(), iv.end(), gen);
+  const auto n = static_cast<int64_t>(iv.size()), T = static_cast<int64_t>(counts.size());
+  const Tensor w = random_tensor({n, 3}, gen, 0.5f, 1.0f);
+  const auto wv = w.to_vector();
+  std::vector<double> exact(static_cast<size_t>(T * 3), 0.0), abs_sum(static_cast<size_t>(T * 3), 0.0);
+  for (int64_t j = 0; j < n; ++j)
+    for (int64_t c = 0; c < 3; ++c) {
+      const double t = wv[static_cast<size_t>(j * 3 + c)];
+      exact[static_cast<size_t>(iv[static_cast<size_t>(j)] * 3 + c)] += t;
+      abs_sum[static_cast<size_t>(iv[static_cast<size_t>(j)] * 3 + c)] += std::fabs(t);
+    }
+  auto check = [&](const std::vector<float>& got, const std::vector<float>& cpu, const char* what) {
+    SCOPED_TRACE(what);
+    for (int64_t k = 0; k < T; ++k)
+      for (int64_t c = 0; c < 3; ++c) {
+        const auto e = static_cast<size_t>(k * 3 + c);
+        const double m = static_cast<double>(counts[static_cast<size_t>(k)]);
+        const double bound = (2.0 * 128.0 + m / 128.0) * std::ldexp(1.0, -24) * abs_sum[e];
+        EXPECT_NEAR(got[e], exact[e], bound) << "target " << k << " column " << c;
+        if (m <= 128) EXPECT_EQ(got[e], cpu[e]) << "target " << k << " column " << c;
+      }
+  };
+  auto grad_of_select = [&](Device d) {
+    Tensor xd = zeros({T, 3}, d).requires_grad_();
+    sum(index_select(xd, 0, tensor_i64(iv, {n}, d)) * w.to(d)).backward();
+    return xd.grad().to_vector();
+  };
+  const auto s1 = grad_of_select(Device::cuda());
+  EXPECT_EQ(s1, grad_of_select(Device::cuda())) << "index_select backward differs between runs";
+  check(s1, grad_of_select(Device::cpu()), "index_add");
+  std::vector<int64_t> gi;
+  for (int64_t k : iv)
+    for (int c = 0; c < 3; ++c) gi.push_back(k);
+  auto grad_of_gather = [&](Device d) {
+    Tensor xd = zeros({T, 3}, d).requires_grad_();
+    sum(gather(xd, 0, tensor_i64(gi, {n, 3}, d)) * w.to(d)).backward();
+    return xd.grad().to_vector();
+  };
+  const auto h1 = grad_of_gather(Device::cuda());
+  EXPECT_EQ(h1, grad_of_gather(Device::cuda())) << "gather backward differs between runs";
+  check(h1, grad_of_gather(Device::cpu()), "scatter_add");
 }
