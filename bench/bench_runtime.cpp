@@ -25,6 +25,8 @@
 // written), measured once per process and size with the same wall-clock +
 // sync method. Near 1: the op runs at copy speed for this size, sync overhead
 // included on both sides.
+#include <vector>
+
 #include "bench_common.hpp"
 
 namespace {
@@ -124,6 +126,32 @@ void matmul_square(benchmark::State& state, Which which) {
                                                benchmark::Counter::kIsRate);
 }
 
+// ---- indexing ----------------------------------------------------------------
+
+// index_add of N rows into a [G] target with G = 64: the backward of a
+// hierarchical model's theta[group] over N data (runs of ~N/64 repeated
+// indices: the sorted-run path with its chunk partials on a GPU). Counted as
+// reading the N values and N indices, and writing G (the copy of x aside).
+void index_add_groups(benchmark::State& state, Which which) {
+  const auto dev = acquire(state, which);
+  if (!dev) return;
+  const cuvi::NoGradGuard no_grad;
+  const int64_t n = state.range(0), groups = 64;
+  const Tensor x = cuvi::zeros({groups}, *dev);
+  const Tensor src = cuvi::randn({n}, *dev);
+  std::vector<int64_t> iv(static_cast<size_t>(n));
+  uint64_t z = 88172645463325252ull;  // xorshift64: uniform groups, cheap at 2^24 draws
+  for (auto& v : iv) {
+    z ^= z << 13;
+    z ^= z >> 7;
+    z ^= z << 17;
+    v = static_cast<int64_t>(z % static_cast<uint64_t>(groups));
+  }
+  const Tensor idx = cuvi::tensor_i64(iv, {n}, *dev);
+  const double s = run_timed(state, *dev, [&] { return cuvi::index_add(x, 0, idx, src); });
+  report(state, *dev, s, n * (kF32 + 8) + groups * kF32, n);
+}
+
 // ---- bandwidth reference ---------------------------------------------------
 
 // N floats through backend(dev).copy_d2d into a preallocated buffer (memcpy
@@ -150,6 +178,8 @@ void sizes_cpu(benchmark::internal::Benchmark* b) { b->RangeMultiplier(2)->Range
 void sizes_cuda(benchmark::internal::Benchmark* b) { b->RangeMultiplier(2)->Range(kMinN, kMaxNCuda); }
 void matmul_cpu(benchmark::internal::Benchmark* b) { b->RangeMultiplier(2)->Range(128, 1024); }
 void matmul_cuda(benchmark::internal::Benchmark* b) { b->RangeMultiplier(2)->Range(128, 2048); }
+void index_cpu(benchmark::internal::Benchmark* b) { b->RangeMultiplier(16)->Range(kMinN, kMaxNCpu); }
+void index_cuda(benchmark::internal::Benchmark* b) { b->RangeMultiplier(16)->Range(kMinN, int64_t{1} << 24); }
 
 #define CUVI_BENCH(fn, cpu_sizes, cuda_sizes)                                                          \
   BENCHMARK_CAPTURE(fn, cpu, Which::kCpu)->Apply(cpu_sizes)->UseManualTime()->Unit(benchmark::kMicrosecond); \
@@ -163,6 +193,7 @@ CUVI_BENCH(sum_all, sizes_cpu, sizes_cuda);
 CUVI_BENCH(sum_dim0, sizes_cpu, sizes_cuda);
 CUVI_BENCH(logsumexp_last, sizes_cpu, sizes_cuda);
 CUVI_BENCH(matmul_square, matmul_cpu, matmul_cuda);
+CUVI_BENCH(index_add_groups, index_cpu, index_cuda);
 
 }  // namespace
 
