@@ -8,6 +8,8 @@
 #      cmake/CuviCudaArch.cmake) against that prefix only, and builds,
 #   3. runs `CUVI_REQUIRE_GPU=1 ctest -L gpu` (the CUDA-vs-CPU tests and the
 #      ppl suite on cuda:0),
+#      (failures: up to 6 rerun with CUVI_SYNC_DEBUG=1 / compute-sanitizer),
+#      then the main job (the coin example) and the VAE example on cuda:0,
 #   4. runs every <build-dir>/bench/cuvi_bench_* binary's CUDA benchmarks,
 #      then the same SVI models in Pyro and NumPyro on the GPU
 #      (bench/compare/run.sh; pyro-ppl from the wheels fetch_debs.sh puts in
@@ -346,6 +348,22 @@ PYEOF
 if (( gpu_tests_rc != 0 )); then
   phase "diagnose failed GPU tests"
   diagnose_failures || echo "diagnosis failed" | tee -a "$META" "$LOG"
+fi
+
+# ---- 3c. the main job on the GPU ----------------------------------------------
+# The README's main job (Pyro's SVI Part I coin example) and the VAE example,
+# on cuda:0, with their output in run.log and the last lines in meta.txt.
+phase "examples on cuda:0 (coin, vae)"
+if [[ -x $build_dir/examples/cuvi ]]; then
+  for args in "coin --device cuda:0" "vae --device cuda:0 --epochs 3"; do
+    rc=0
+    # shellcheck disable=SC2086  # the arguments split on purpose
+    logged timeout 60 "$build_dir/examples/cuvi" $args || rc=$?
+    echo "example_rc '$args' $rc" >>"$META"
+    grep -E "steps/s|inferred|ELBO/image" "$LOG" | tail -3 | sed 's/^/  /' >>"$META"
+  done
+else
+  echo "no $build_dir/examples/cuvi" | tee -a "$META" "$LOG"
 fi
 
 # ---- 4. benchmarks -------------------------------------------------------------
