@@ -955,6 +955,12 @@ Tensor to_device(const Tensor& x, Device dev) {
       detail::count_sync();
       backend(dev).copy_h2d(out.data<char>(), host.data(), bytes);
     }
+  } else if (dev.is_cpu()) {
+    // Nothing to copy, but to(cpu) still waits, and raises what queued
+    // checks found, as with any other size.
+    backend(x.device()).synchronize();
+    detail::count_sync();
+    backend(x.device()).raise_deferred_errors();
   }
   if (x.dtype() != DType::kFloat32) return out;
   const Device src = x.device();

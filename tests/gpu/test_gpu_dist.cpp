@@ -138,6 +138,20 @@ TEST(GpuDist, DeferredValidationNamesDistributionAndSite) {
   EXPECT_EQ(zeros({1}, Device::cuda()).to_vector()[0], 0.0f);  // flag cleared
 }
 
+// Reads of an empty CUDA tensor wait like any other read: a queued check
+// that failed is raised there, not lost or left for a later read.
+TEST(GpuDist, EmptyReadsStillRaiseQueuedChecks) {
+  CUVI_REQUIRE_CUDA();
+  const Tensor bad = tensor({1.f, -2.f}, Device::cuda());
+  const Tensor empty = zeros({0}, Device::cuda());
+  const long long before = sync_count();
+  { dist::Normal d(0.0f, bad); }
+  expect_error<ValueError>([&] { (void)empty.to_vector(); }, {"Normal", "scale", "-2"});
+  { dist::Normal d(0.0f, bad); }
+  expect_error<ValueError>([&] { (void)empty.to(Device::cpu()); }, {"Normal", "scale", "-2"});
+  EXPECT_EQ(sync_count() - before, 2);
+}
+
 // The design's launch budget, held to account by launch_count(): a
 // validated log_prob is one launch (the check rides in its pass), so is its
 // backward when nothing broadcasts, and a fused log-prob-sum is one launch
