@@ -109,6 +109,18 @@ void logsumexp_last(benchmark::State& state, Which which) {
   report(state, *dev, s, (n + n / kRowLen) * kF32, n);
 }
 
+// cumsum of one line of N (a random walk's prefix sums): the chunked scan
+// on a GPU. Counted as one read and one write.
+void cumsum_line(benchmark::State& state, Which which) {
+  const auto dev = acquire(state, which);
+  if (!dev) return;
+  const cuvi::NoGradGuard no_grad;
+  const int64_t n = state.range(0);
+  const Tensor x = cuvi::randn({n}, *dev);
+  const double s = run_timed(state, *dev, [&] { return cuvi::cumsum(x, 0); });
+  report(state, *dev, s, 2 * n * kF32, n);
+}
+
 // ---- matmul ----------------------------------------------------------------
 
 // Square n x n x n; flops is a rate counter of 2 n^3 per iteration.
@@ -194,6 +206,7 @@ CUVI_BENCH(sum_dim0, sizes_cpu, sizes_cuda);
 CUVI_BENCH(logsumexp_last, sizes_cpu, sizes_cuda);
 CUVI_BENCH(matmul_square, matmul_cpu, matmul_cuda);
 CUVI_BENCH(index_add_groups, index_cpu, index_cuda);
+CUVI_BENCH(cumsum_line, index_cpu, index_cuda);
 
 }  // namespace
 

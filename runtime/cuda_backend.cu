@@ -217,6 +217,56 @@ __global__ void cumsum_kernel(const float* x, float* y, int64_t outer, int64_t n
   }
 }
 
+// Long lines with few of them (a random walk's cumsum over 1e6 steps): one
+// thread per line would be one long serial chain. The line is cut, in scan
+// order, into fixed chunks of kScanChunk: pass 1 sums each chunk (double),
+// pass 2 turns a line's chunk sums into exclusive offsets in order (one
+// thread per line), pass 3 rescans each chunk from its offset. A fixed
+// order, so the same bits on every run; the double partials keep it within
+// float rounding of the CPU's sequential double sum. Thread t of passes 1
+// and 3 is (o, c, i), inner fastest, so inner > 1 reads are coalesced.
+constexpr int64_t kScanChunk = 2048;
+struct ScanGeom {
+  int64_t outer, n, inner, chunks;
+  bool reverse;
+  __device__ int64_t at(int64_t o, int64_t j, int64_t i) const {  // j: position in scan order
+    return (o * n + (reverse ? n - 1 - j : j)) * inner + i;
+  }
+};
+__global__ void scan_chunk_sums_kernel(const float* x, double* sums, const ScanGeom g) {
+  CUVI_GRID_STRIDE(t, g.outer * g.chunks * g.inner) {
+    const int64_t i = t % g.inner, c = (t / g.inner) % g.chunks, o = t / (g.inner * g.chunks);
+    const int64_t lo = c * kScanChunk, hi = lo + kScanChunk < g.n ? lo + kScanChunk : g.n;
+    double acc = 0.0;
+    for (int64_t j = lo; j < hi; ++j) acc += x[g.at(o, j, i)];
+    sums[t] = acc;
+  }
+}
+__global__ void scan_chunk_offsets_kernel(double* sums, const ScanGeom g) {
+  CUVI_GRID_STRIDE(line, g.outer * g.inner) {
+    const int64_t o = line / g.inner, i = line % g.inner;
+    double acc = 0.0;
+    for (int64_t c = 0; c < g.chunks; ++c) {
+      double& s = sums[(o * g.chunks + c) * g.inner + i];
+      const double chunk = s;
+      s = acc;
+      acc += chunk;
+    }
+  }
+}
+__global__ void scan_chunks_kernel(const float* x, float* y, const double* offsets, const ScanGeom g) {
+  CUVI_GRID_STRIDE(t, g.outer * g.chunks * g.inner) {
+    const int64_t i = t % g.inner, c = (t / g.inner) % g.chunks, o = t / (g.inner * g.chunks);
+    const int64_t lo = c * kScanChunk, hi = lo + kScanChunk < g.n ? lo + kScanChunk : g.n;
+    double acc = offsets[t];
+    for (int64_t j = lo; j < hi; ++j) {
+      const int64_t k = g.at(o, j, i);
+      acc += x[k];
+      y[k] = static_cast<float>(acc);
+    }
+  }
+}
+
 // Up to kMaxSpans tensors per launch, blockIdx.y selecting one: a
 // non-finite element of span s raises *first to INT_MAX - (first_span + s),
 // so the largest value left names the first such span and 0 (the memset)
@@ -649,7 +699,16 @@ class CudaBackend final : public Backend {
   void reduce_sum(const float* x, float* out, const kern::ReduceGeom& g) override { reduce<SumOp>(x, out, g); }
   void reduce_max(const float* x, float* out, const kern::ReduceGeom& g) override { reduce<MaxOp>(x, out, g); }
   void cumsum(const float* x, float* y, int64_t outer, int64_t n, int64_t inner, bool reverse) override {
-    launch(cumsum_kernel, outer * inner, x, y, outer, n, inner, reverse);
+    const int64_t lines = outer * inner;
+    if (n <= kScanChunk || lines >= 16384) {  // short lines, or enough of them to fill the GPU
+      launch(cumsum_kernel, lines, x, y, outer, n, inner, reverse);
+      return;
+    }
+    const ScanGeom g{outer, n, inner, (n + kScanChunk - 1) / kScanChunk, reverse};
+    DeviceBuffer sums(static_cast<size_t>(lines * g.chunks) * sizeof(double), stream_);
+    launch(scan_chunk_sums_kernel, lines * g.chunks, x, sums.as<double>(), g);
+    launch(scan_chunk_offsets_kernel, lines, sums.as<double>(), g);
+    launch(scan_chunks_kernel, lines * g.chunks, x, y, static_cast<const double*>(sums.as<double>()), g);
   }
   int64_t first_nonfinite(const std::vector<std::pair<const float*, int64_t>>& spans) override {
     if (spans.empty()) return -1;

@@ -145,6 +145,47 @@ TEST(GpuRuntime, TrailingReductionsMatchFloat64) {
   check_reductions({{3, 1000007}, {1000, 5000}, {1, 5000000}, {2, 3, 4097}}, false, 6);
 }
 
+// Long cumsum lines with few of them (a random walk over 1e5 steps) are
+// scanned in fixed 2048-element chunks (chunk sums, their offsets, then each
+// chunk from its offset), in double: against the float64 running sum within
+// float rounding of its value (2^-24 relative, plus a few ulp of the double
+// partials), forward and reversed, and the same bits on every run.
+TEST(GpuRuntime, LongCumsumsMatchFloat64) {
+  CUVI_REQUIRE_CUDA();
+  std::mt19937 gen(17);
+  for (const Shape& shape : {Shape{100000}, Shape{3, 5000, 4}, Shape{2, 2049}}) {
+    SCOPED_TRACE(shape_str(shape));
+    const Tensor x = random_tensor(shape, gen, -1.0f, 1.0f);
+    const auto xv = x.to_vector();
+    const int64_t dim = shape.size() == 3 ? 1 : static_cast<int64_t>(shape.size()) - 1;
+    const int64_t n = shape[static_cast<size_t>(dim)];
+    const int64_t inner = shape.size() == 3 ? shape[2] : 1, outer = x.numel() / (n * inner);
+    // Forward only here: reverse scans run through cumsum's backward.
+    Tensor xg = x.to(Device::cuda()).requires_grad_();
+    Tensor y = cumsum(xg, dim);
+    const Tensor up = random_tensor(shape, gen, -1.0f, 1.0f);
+    sum(y * up.to(Device::cuda())).backward();
+    const auto yv = y.to_vector(), gv = xg.grad().to_vector(), uv = up.to_vector();
+    Tensor xg2 = x.to(Device::cuda()).requires_grad_();
+    Tensor y2 = cumsum(xg2, dim);
+    sum(y2 * up.to(Device::cuda())).backward();
+    EXPECT_EQ(y2.to_vector(), yv) << "cumsum differs between runs";
+    EXPECT_EQ(xg2.grad().to_vector(), gv) << "cumsum backward differs between runs";
+    for (int64_t o = 0; o < outer; ++o)
+      for (int64_t i = 0; i < inner; ++i) {
+        double fwd = 0.0, rev = 0.0;
+        for (int64_t j = 0; j < n; ++j) {
+          const auto k = static_cast<size_t>((o * n + j) * inner + i);
+          const auto kr = static_cast<size_t>((o * n + (n - 1 - j)) * inner + i);
+          fwd += xv[k];
+          rev += uv[kr];
+          ASSERT_NEAR(yv[k], fwd, 1e-7 * std::fabs(fwd) + 1e-9) << "forward at " << k;
+          ASSERT_NEAR(gv[kr], rev, 1e-7 * std::fabs(rev) + 1e-9) << "reverse (backward) at " << kr;
+        }
+      }
+  }
+}
+
 // The fused optimizer step: every tensor of a step in one launch (a pack of
 // 48 in 4 KiB of kernel parameters, above that a pack of 384, beyond 384 one
 // more launch), each updated as the CPU backend does. Adam's arithmetic is
