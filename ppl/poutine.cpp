@@ -129,6 +129,7 @@ void default_process(Site& msg) {
       Tensor idx = Tensor::empty({f.subsample_size}, DType::kInt64, dev);
       const RngState s = next_rng();
       backend(dev).subsample(idx.data<int64_t>(), f.size, f.subsample_size, s.seed, s.offset);
+      idx.impl()->distinct_indices = true;  // a permutation's prefix: no repeats
       msg.value = idx;
     }
     return;

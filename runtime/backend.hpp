@@ -96,6 +96,12 @@ class Backend {
   virtual void index_select(const void* src, const int64_t* idx, void* out, size_t elem_size, const IndexGeom& g,
                             int check) = 0;
   virtual void index_add(float* dst, const int64_t* idx, const float* src, const IndexGeom& g, int check) = 0;
+  // index_add when the caller guarantees idx holds no repeated index (a
+  // subsample drawn without replacement): every target gets at most one
+  // term, so a backend may add them all at once (CUDA: one launch, no sort).
+  virtual void index_add_distinct(float* dst, const int64_t* idx, const float* src, const IndexGeom& g, int check) {
+    index_add(dst, idx, src, g, check);
+  }
   virtual void gather(const float* src, const int64_t* idx, float* out, const IndexGeom& g, int check) = 0;
   virtual void scatter_add(float* dst, const int64_t* idx, const float* src, const IndexGeom& g, int check) = 0;
 

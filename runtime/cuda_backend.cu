@@ -337,6 +337,19 @@ __global__ void scatter_add_columns_kernel(float* dst, const int64_t* idx, const
   }
 }
 
+// Indices known to be pairwise distinct (index_add_distinct): every target
+// gets at most one term, from one thread: no sort, one launch, and the CPU's
+// result bit for bit (dst + the term).
+__global__ void index_add_distinct_kernel(float* dst, const int64_t* idx, const float* src, const IndexGeom g,
+                                          int* flag, int code) {
+  CUVI_GRID_STRIDE(t, g.outer * g.idx_dim * g.inner) {
+    const int64_t i = t % g.inner, j = (t / g.inner) % g.idx_dim, o = t / (g.inner * g.idx_dim);
+    const int64_t k = idx[j];
+    if (k < 0 || k >= g.src_dim) report(flag, code, static_cast<float>(k));
+    else dst[(o * g.src_dim + k) * g.inner + i] += src[t];
+  }
+}
+
 // Many indices: (target key, source position) pairs are radix-sorted stably
 // (positions stay increasing within a key) and the head of each run of equal
 // keys adds the run in order. An out-of-range index gets the sentinel key
@@ -798,6 +811,10 @@ class CudaBackend final : public Backend {
     const IndexAddTerms term{src, pos, g.idx_dim, g.inner};
     const DeviceBuffer part = run_chunk_partials(key, g.idx_dim, g.outer * g.inner, term);
     launch(index_add_runs_kernel, n, dst, key, static_cast<const float*>(part.as<float>()), g, term);
+  }
+  void index_add_distinct(float* dst, const int64_t* idx, const float* src, const IndexGeom& g,
+                          int check) override {
+    launch(index_add_distinct_kernel, g.outer * g.idx_dim * g.inner, dst, idx, src, g, flag_dev_, check);
   }
   void gather(const float* src, const int64_t* idx, float* out, const IndexGeom& g, int check) override {
     launch(gather_kernel, g.outer * g.idx_dim * g.inner, src, idx, out, g, flag_dev_, check);

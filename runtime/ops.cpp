@@ -759,13 +759,17 @@ int check_code(Device dev, const std::string& msg) { return backend(dev).registe
 namespace {
 // out (contiguous, float32) += src's rows at idx along dim d, in place, no
 // autodiff; shapes checked by the caller.
-void index_add_into(Tensor& out, int64_t d, int64_t shown_dim, const Tensor& idx, const Tensor& src) {
+// `distinct`: idx holds no repeated index (TensorImpl::distinct_indices).
+void index_add_into(Tensor& out, int64_t d, int64_t shown_dim, const Tensor& idx, const Tensor& src,
+                    bool distinct = false) {
   const IndexGeom g = index_geom(out.shape(), d, idx.numel());
   if (src.numel() == 0) return;
   std::ostringstream msg;
   msg << "index_add: index out of range for dim " << shown_dim << " of size " << g.src_dim;
-  backend(out.device()).index_add(out.data<float>(), idx.data<int64_t>(), src.data<float>(), g,
-                                  check_code(out.device(), msg.str()));
+  Backend& b = backend(out.device());
+  const int code = check_code(out.device(), msg.str());
+  if (distinct) b.index_add_distinct(out.data<float>(), idx.data<int64_t>(), src.data<float>(), g, code);
+  else b.index_add(out.data<float>(), idx.data<int64_t>(), src.data<float>(), g, code);
 }
 }  // namespace
 
@@ -788,12 +792,13 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& idx) {
   if (x.dtype() != DType::kFloat32) return out;
   Tensor is = idx.detach();
   const Shape in_shape = x.shape();
+  const bool distinct = idx.impl()->distinct_indices;
   return record_fn(
       out, "index_select",
-      [is, in_shape, d](const Tensor& gr, const std::vector<bool>&) {
+      [is, in_shape, d, distinct](const Tensor& gr, const std::vector<bool>&) {
         // Into fresh zeros directly: index_add(zeros, ...) would copy them first.
         Tensor gx = zeros(in_shape, gr.device());
-        index_add_into(gx, d, d, is, gr);
+        index_add_into(gx, d, d, is, gr, distinct);
         return std::vector<Tensor>{gx};
       },
       {&x});

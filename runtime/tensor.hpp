@@ -112,6 +112,11 @@ struct TensorImpl {
   bool requires_grad = false;
   std::shared_ptr<Node> grad_fn;
   std::shared_ptr<TensorImpl> grad;
+  // An int64 index tensor whose entries are pairwise distinct (set where
+  // such indices are made: a plate's subsample drawn without replacement).
+  // index_select's backward then adds without sorting. Copies, transfers and
+  // detached views do not carry it.
+  bool distinct_indices = false;
   int64_t numel() const { return shape_numel(shape); }
 };
 

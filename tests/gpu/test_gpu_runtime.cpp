@@ -337,6 +337,36 @@ TEST(GpuRuntime, RepeatedIndexGradientsMatchCpuBitwise) {
   }
 }
 
+// A plate's drawn indices are marked distinct, and index_select's backward
+// then adds in one launch (after the zeros it adds into), no sort; the CPU's
+// gradient bit for bit, and the unmarked (sorted) path's too.
+TEST(GpuRuntime, DistinctIndexGradientsTakeOneLaunch) {
+  CUVI_REQUIRE_CUDA();
+  set_default_device(Device::cuda());
+  set_seed(8);
+  auto p = plate("rows", 1000000, 4096);
+  const Tensor idx = p.indices();
+  set_default_device(Device::cpu());
+  ASSERT_TRUE(idx.impl()->distinct_indices);
+  std::mt19937 gen(9);
+  const Tensor w = random_tensor({4096, 3}, gen, -1.0f, 1.0f);
+  auto grad_through = [&](const Tensor& i, Device d, long long* launches) {
+    Tensor x = zeros({1000000, 3}, d).requires_grad_();
+    Tensor y = sum(index_select(x, 0, i) * w.to(d));
+    const long long before = launch_count();
+    y.backward();
+    if (launches) *launches = launch_count() - before;
+    return x.grad().to_vector();
+  };
+  long long marked_launches = 0, plain_launches = 0;
+  const auto gm = grad_through(idx, Device::cuda(), &marked_launches);
+  const auto gp = grad_through(idx.detach(), Device::cuda(), &plain_launches);
+  const auto gc = grad_through(idx.to(Device::cpu()), Device::cpu(), nullptr);
+  EXPECT_EQ(gm, gc);
+  EXPECT_EQ(gp, gc);
+  EXPECT_LT(marked_launches, plain_launches) << "the distinct path should skip the sort";
+}
+
 // Targets hit by many indices (runs longer than the 128-term chunk): the
 // head adds its own chunk one by one, then the partial sums of the chunks
 // its run continues into. Run lengths 1, 128 and 129 (the edges), 257, and

@@ -314,6 +314,42 @@ TEST(PlateSubsample, ReplayGivesModelTheGuidesIndices) {
   for (size_t i = 0; i < 10; ++i) EXPECT_FLOAT_EQ(rows[i], 2.0f * static_cast<float>(midx[i]));
 }
 
+// Drawn subsample indices are marked pairwise distinct (a permutation's
+// prefix), in the guide and, replayed, in the model, so index_select's
+// backward may add without sorting; indices a user supplies are not marked
+// (they may repeat). The gradient through a marked gather is the unmarked
+// one's, bit for bit.
+TEST(PlateSubsample, DrawnIndicesAreMarkedDistinct) {
+  fresh(19);
+  bool guide_marked = false, model_marked = false;
+  auto g = [&] {
+    auto a = plate("data", 1000, 50);
+    guide_marked = a.indices().impl()->distinct_indices;
+  };
+  auto m = [&] {
+    auto a = plate("data", 1000, 50);
+    model_marked = a.indices().impl()->distinct_indices;
+  };
+  Trace gt = P::trace(g).get_trace();
+  P::replay(m, gt)();
+  EXPECT_TRUE(guide_marked);
+  EXPECT_TRUE(model_marked);
+  Plate user("user", 10, tensor_i64({3, 3, 1}));
+  EXPECT_FALSE(user.indices().impl()->distinct_indices);
+
+  auto a = plate("rows", 1000, 50);
+  const Tensor marked = a.indices();
+  const Tensor plain = marked.detach();  // the same values, unmarked
+  ASSERT_FALSE(plain.impl()->distinct_indices);
+  const Tensor w = randn({50, 3});
+  auto grad_through = [&](const Tensor& idx) {
+    Tensor x = zeros({1000, 3}).requires_grad_();
+    sum(index_select(x, 0, idx) * w).backward();
+    return x.grad().to_vector();
+  };
+  EXPECT_EQ(grad_through(marked), grad_through(plain));
+}
+
 TEST(PlateSubsample, MinibatchLogLikelihoodIsUnbiased) {
   fresh(19);
   const int N = 100, B = 10, R = 4000;
