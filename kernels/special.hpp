@@ -335,6 +335,9 @@ template <class T>
 CUVI_HD T digamma_diff(T a, T b) {
   // asymptotic remainder accurate from 6 (float, terms to x^-10) / 10 (double)
   constexpr T kBig = sizeof(T) == sizeof(float) ? T(6) : T(10);
+  // Outside the domain (a <= 0, -inf, NaN): NaN, and no shift loop (which
+  // would never end for a = -inf or a <= -2^24, where a + 1 == a).
+  if (!(a > T(0))) return sizeof(T) == sizeof(float) ? T(quiet_nan_f()) : T(quiet_nan_d());
   T acc = T(0);
   while (a < kBig) {
     acc += b / (a * (a + b));

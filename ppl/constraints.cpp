@@ -35,7 +35,7 @@ Tensor all_last(const Tensor& mask, int ndims) {
 // vector, allocation and host-to-device copy per call (per SVI step on a
 // GPU). Read-only by construction: only ever an input of out-of-place ops.
 Tensor cached_constant(const char* what, int64_t n, Device dev, const std::function<Tensor()>& make) {
-  static std::mutex mu;
+  static std::mutex& mu = *new std::mutex();  // leaked with the cache it guards
   static auto& cache = *new std::map<std::tuple<std::string, int64_t, bool, int>, Tensor>();  // leaked: see cuda_backend
   const auto key = std::make_tuple(std::string(what), n, dev.is_cpu(), dev.index);
   {

@@ -718,6 +718,7 @@ class CudaBackend final : public Backend {
       return;
     }
     const ScanGeom g{outer, n, inner, (n + kScanChunk - 1) / kScanChunk, reverse};
+    activate();  // the scratch is allocated on this backend's device
     DeviceBuffer sums(static_cast<size_t>(lines * g.chunks) * sizeof(double), stream_);
     launch(scan_chunk_sums_kernel, lines * g.chunks, x, sums.as<double>(), g);
     launch(scan_chunk_offsets_kernel, lines, sums.as<double>(), g);

@@ -55,10 +55,11 @@ inline bool cuda_available() { return cuda_device_count() > 0; }
 long long sync_count();
 // CUDA kernel launches made by cuvi so far: the runtime's and every
 // distribution family's kernels, a user's family registered with
-// CUVI_REGISTER_CUDA_FAMILY included (one per CUVI_CUDA_LAUNCH_CHECK). The
-// kernels cuBLAS and CUB's device-wide sort launch inside their calls are
-// not counted, nor are memsets and copies. Tests use it to hold the "one
-// launch per log_prob" design to account; benchmarks report it per step.
+// CUVI_REGISTER_CUDA_FAMILY included (one per CUVI_CUDA_LAUNCH_CHECK). A
+// CUB device-wide radix sort counts as one launch (whatever number of
+// kernels it runs inside); cuBLAS calls, memsets and copies are not counted.
+// Tests use it to hold the "one launch per log_prob" design to account;
+// benchmarks report it per step.
 long long launch_count();
 // Blocks until all queued work on `d` is done (counts as a sync).
 void synchronize(Device d);

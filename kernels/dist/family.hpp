@@ -187,15 +187,16 @@ constexpr int64_t kGrain = 1 << 14;
 constexpr int64_t kChunk = 1 << 14;
 
 // The smallest i in [0, n) with visit(i, &v) != 0, its result and v, over
-// chunks in parallel (when n > grain). kVisitAll: every i is visited (visit
-// does the pass's work as well as the check); else each chunk stops at its
-// first hit (a check alone).
+// chunks of `chunk` in parallel (when n > grain; pass chunk <= grain so that
+// a parallel scan has at least two chunks). kVisitAll: every i is visited
+// (visit does the pass's work as well as the check); else each chunk stops
+// at its first hit (a check alone).
 template <bool kVisitAll, class Visit>
-FirstBad scan_first_bad(int64_t n, int64_t grain, Visit&& visit) {
-  const int64_t chunks = (n + kChunk - 1) / kChunk;
+FirstBad scan_first_bad(int64_t n, int64_t grain, int64_t chunk, Visit&& visit) {
+  const int64_t chunks = (n + chunk - 1) / chunk;
   std::vector<FirstBad> first(static_cast<size_t>(chunks > 0 ? chunks : 1));
   ::cuvi::kern::cpu::parallel_for(n > grain, chunks, [&](int64_t c) {
-    const int64_t lo = c * kChunk, hi = (lo + kChunk < n) ? lo + kChunk : n;
+    const int64_t lo = c * chunk, hi = (lo + chunk < n) ? lo + chunk : n;
     FirstBad& f = first[static_cast<size_t>(c)];
     for (int64_t i = lo; i < hi; ++i) {
       float v = 0.0f;
@@ -212,11 +213,11 @@ FirstBad scan_first_bad(int64_t n, int64_t grain, Visit&& visit) {
 }
 template <class Visit>
 FirstBad first_bad_over(int64_t n, int64_t grain, Visit&& visit) {
-  return scan_first_bad<true>(n, grain, visit);
+  return scan_first_bad<true>(n, grain, grain, visit);
 }
 template <class Check>
 FirstBad first_bad(int64_t n, int64_t grain, Check&& check) {
-  return scan_first_bad<false>(n, grain, check);
+  return scan_first_bad<false>(n, grain, grain, check);
 }
 
 // With `bad`, each element's parameters and value are validated as they are

@@ -6,6 +6,9 @@
 //                is one number per row (Categorical's index);
 //   log_prob, log_prob_grad, bad_param, check_value, sample
 //   (+ sample_grad for kValueEvent families with kHasRsample).
+//   A kValueEvent family's log_prob_grad(x, p, K, dx, dparam) gets a null dx
+//   or a null dparam when that gradient is not wanted and must skip it
+//   (writing through neither); an index-valued family's dparam is never null.
 // RowBody<F> adapts F to the generic row kernels of rows.hpp (log_prob, its
 // backward, the fused sum, validation); sampling lives here. The CPU loops
 // and the CUDA kernels (kernels/cuda/rows_kernels.cuh) instantiate the same
@@ -48,9 +51,10 @@ struct RowArgs {
   }
 };
 
-// Per-row gradient rows (K each), in the index space; null: not wanted.
-// For kValueEvent families both are written whenever either is set, so a
-// caller that wants one of them passes scratch for the other.
+// Per-row gradient rows (K each), in the index space; null: not wanted, and
+// then not written (F::log_prob_grad skips a null row, see the contract
+// above). gx is only used by kValueEvent families; an index-valued family
+// always needs gp.
 struct RowGrads {
   float* gx = nullptr;
   float* gp = nullptr;

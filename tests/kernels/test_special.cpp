@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -204,6 +205,26 @@ TEST(Special, DigammaDiffAndLbeta) {
       EXPECT_NEAR(lbeta<float>(af, bf), lbf, 1e-6 * std::fabs(lbf) + 1e-6) << a << " " << b;
     }
   }
+}
+
+TEST(Special, DigammaDiffOutsideItsDomainIsNanAndTerminates) {
+  // a <= 0 is outside psi(a+b) - psi(a)'s domain here (the gradients that
+  // use it get validated parameters, but not with validation off). Before
+  // the guard, a = -inf or a <= -2^24 (float: a + 1 == a) never left the
+  // shift loop; these calls would hang the test instead of failing it.
+  const float bad_f[] = {0.0f, -0.0f, -1.5f, -16777216.0f, -3e30f, -std::numeric_limits<float>::infinity(),
+                         std::numeric_limits<float>::quiet_NaN()};
+  for (float a : bad_f) {
+    EXPECT_TRUE(std::isnan(digamma_diff<float>(a, 0.5f))) << a;
+  }
+  const double bad_d[] = {0.0, -2.0, -9007199254740992.0, -1e300, -std::numeric_limits<double>::infinity(),
+                          std::numeric_limits<double>::quiet_NaN()};
+  for (double a : bad_d) {
+    EXPECT_TRUE(std::isnan(digamma_diff<double>(a, 0.5))) << a;
+  }
+  // The smallest positive inputs are still inside: a finite difference.
+  EXPECT_TRUE(std::isfinite(digamma_diff<float>(1e-30f, 1.0f)));
+  EXPECT_TRUE(std::isfinite(digamma_diff<double>(1e-300, 1.0)));
 }
 
 TEST(Special, SoftplusSigmoid) {
