@@ -72,7 +72,13 @@ void coin(benchmark::State& state, Which which, int steps_per_sync) {
 void bm_coin(benchmark::State& state, Which which) { coin(state, which, 1); }
 void bm_coin_pipelined(benchmark::State& state, Which which) { coin(state, which, 64); }
 
-void bm_local(benchmark::State& state, Which which) {
+// A local latent per datapoint under a subsampled plate (N, minibatch B).
+// event_dim: the guide declares its per-datapoint params with event_dim 0
+// inside the plate, so the plate takes their B rows before the positive
+// constraint's exp (which then runs on B rows, not N); otherwise the guide
+// takes the rows of the whole constrained params by hand (Pyro's usual
+// plate.subsample(param) style). Same values and gradients either way.
+void local_steps(benchmark::State& state, Which which, bool event_dim) {
   const auto dev = acquire(state, which);
   if (!dev) return;
   const int64_t n = state.range(0), b = state.range(1);
@@ -85,7 +91,14 @@ void bm_local(benchmark::State& state, Which which) {
     Tensor z = sample("z", dist::Normal(0.0f, 1.0f));
     sample("x", dist::Normal(z, 1.0f), p.subsample(x));
   };
-  auto guide = [n, b, dev](const Tensor&) {
+  auto guide = [n, b, dev, event_dim](const Tensor&) {
+    if (event_dim) {
+      auto p = plate("data", n, b);
+      Tensor loc = param("loc", [n, dev] { return zeros({n}, *dev); }, constraints::real, 0);
+      Tensor scale = param("scale", [n, dev] { return full({n}, 0.5f, *dev); }, constraints::positive, 0);
+      sample("z", dist::Normal(loc, scale));
+      return;
+    }
     Tensor loc = param("loc", [n, dev] { return zeros({n}, *dev); });
     Tensor scale = param("scale", [n, dev] { return full({n}, 0.5f, *dev); }, constraints::positive);
     auto p = plate("data", n, b);
@@ -102,6 +115,9 @@ void bm_local(benchmark::State& state, Which which) {
   set_default_device(Device::cpu());
 }
 
+void bm_local(benchmark::State& state, Which which) { local_steps(state, which, false); }
+void bm_local_event_dim(benchmark::State& state, Which which) { local_steps(state, which, true); }
+
 }  // namespace
 
 BENCHMARK_CAPTURE(bm_coin, cpu, Which::kCpu)->UseManualTime()->Unit(benchmark::kMicrosecond);
@@ -114,6 +130,17 @@ BENCHMARK_CAPTURE(bm_local, cpu, Which::kCpu)
     ->UseManualTime()
     ->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(bm_local, cuda, Which::kCuda)
+    ->Args({1 << 20, 1 << 14})
+    ->Args({1 << 24, 1 << 16})
+    ->Args({1 << 24, 1 << 20})
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(bm_local_event_dim, cpu, Which::kCpu)
+    ->Args({1 << 16, 1 << 10})
+    ->Args({1 << 20, 1 << 14})
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(bm_local_event_dim, cuda, Which::kCuda)
     ->Args({1 << 20, 1 << 14})
     ->Args({1 << 24, 1 << 16})
     ->Args({1 << 24, 1 << 20})

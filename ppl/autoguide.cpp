@@ -31,6 +31,10 @@ class FramesMessenger final : public Messenger {
  public:
   explicit FramesMessenger(std::vector<Frame> frames) : frames_(std::move(frames)) {}
   void process(Site& msg) override {
+    if (msg.type == SiteType::kParam) {  // as Plate::process: event_dim params take the plates' rows
+      if (msg.event_dim) msg.frames.insert(msg.frames.begin(), frames_.begin(), frames_.end());
+      return;
+    }
     if (msg.type != SiteType::kSample || msg.is_subsample) return;
     msg.frames.insert(msg.frames.begin(), frames_.begin(), frames_.end());
     for (const Frame& f : frames_)
@@ -214,21 +218,26 @@ std::map<std::string, Tensor> AutoGuideCore::draw_plates() const {
   return idx;
 }
 
-Tensor AutoGuideCore::gather_rows(const LatentSite& s, Tensor t, const std::map<std::string, Tensor>& idx) const {
-  for (const Frame& f : s.proto.frames) {
-    if (!subsampled(f)) continue;
-    const Tensor& i = idx.at(f.name);
-    t = index_select(t, s.batch_ndim + f.dim, i.device() == t.device() ? i : i.to(t.device()));
-  }
-  return t;
+namespace {
+std::vector<Frame> frames_at(const LatentSite& s, const std::map<std::string, Tensor>& idx) {
+  std::vector<Frame> frames = s.proto.frames;
+  for (Frame& f : frames)
+    if (subsampled(f)) f.indices = idx.at(f.name);
+  return frames;
+}
+}  // namespace
+
+Tensor AutoGuideCore::param_in_plates(const LatentSite& s, const std::string& name,
+                                      const std::function<Tensor()>& init, const constraints::ConstraintPtr& c,
+                                      int event_dim, const std::map<std::string, Tensor>& idx) const {
+  FramesMessenger m(frames_at(s, idx));
+  HandlerScope scope(&m);
+  return param(name, init, c, event_dim);
 }
 
 Tensor AutoGuideCore::sample_in_plates(const LatentSite& s, const dist::Distribution& d,
                                        const std::map<std::string, Tensor>& idx) const {
-  std::vector<Frame> frames = s.proto.frames;
-  for (Frame& f : frames)
-    if (subsampled(f)) f.indices = idx.at(f.name);
-  FramesMessenger m(std::move(frames));
+  FramesMessenger m(frames_at(s, idx));
   HandlerScope scope(&m);
   return sample(s.proto.name, d);
 }
@@ -255,14 +264,15 @@ std::map<std::string, Tensor> AutoNormalCore::run() {
   std::map<std::string, Tensor> out;
   for (const LatentSite& s : sites_) {
     const std::string n = s.proto.name;
-    Tensor loc = param(prefix_ + ".locs." + n,
-                       std::function<Tensor()>([&s] { return s.support->inverse(s.init_value).detach(); }));
+    const Tensor loc = param_in_plates(
+        s, prefix_ + ".locs." + n,
+        std::function<Tensor()>([&s] { return s.support->inverse(s.init_value).detach(); }), constraints::real,
+        s.uncon_event_dim, idx);
     const float sc = o_.init_scale;
-    Tensor scale = param(prefix_ + ".scales." + n,
-                         std::function<Tensor()>([&s, sc] { return full(s.full_uncon_shape, sc, s.init_value.device()); }),
-                         constraints::softplus_positive);
-    loc = gather_rows(s, loc, idx);
-    scale = gather_rows(s, scale, idx);
+    const Tensor scale = param_in_plates(
+        s, prefix_ + ".scales." + n,
+        std::function<Tensor()>([&s, sc] { return full(s.full_uncon_shape, sc, s.init_value.device()); }),
+        constraints::softplus_positive, s.uncon_event_dim, idx);
     dist::DistPtr q = dist::Normal(loc, scale).to_event(s.uncon_event_dim).ptr();
     if (s.support->name() != "real") q = std::make_shared<dist::TransformedDistribution>(q, s.support);
     out[n] = sample_in_plates(s, dist::Dist(q), idx);
@@ -297,8 +307,9 @@ std::map<std::string, Tensor> AutoDeltaCore::run() {
   const auto idx = draw_plates();
   std::map<std::string, Tensor> out;
   for (const LatentSite& s : sites_) {
-    Tensor v = param(prefix_ + "." + s.proto.name, std::function<Tensor()>([&s] { return s.init_value; }), s.support);
-    v = gather_rows(s, v, idx);
+    const Tensor v = param_in_plates(s, prefix_ + "." + s.proto.name,
+                                     std::function<Tensor()>([&s] { return s.init_value; }), s.support, s.event_dim,
+                                     idx);
     out[s.proto.name] = sample_in_plates(s, dist::Delta(v, 0.0f, s.event_dim), idx);
   }
   return out;

@@ -127,8 +127,13 @@ class AutoGuideCore {
   // Samples `name` from d inside the site's plates (this call's indices).
   Tensor sample_in_plates(const LatentSite& s, const dist::Distribution& d,
                           const std::map<std::string, Tensor>& idx) const;
-  // Rows of a full-size tensor at this call's indices along the site's subsampled dims.
-  Tensor gather_rows(const LatentSite& s, Tensor t, const std::map<std::string, Tensor>& idx) const;
+  // param(name, init, c, event_dim) inside the site's plates (this call's
+  // indices): a full-size param comes back with the minibatch's rows along
+  // the subsampled dims, taken before the constraint's transform (so the
+  // transform and its backward cost B rows, not N).
+  Tensor param_in_plates(const LatentSite& s, const std::string& name, const std::function<Tensor()>& init,
+                         const constraints::ConstraintPtr& c, int event_dim,
+                         const std::map<std::string, Tensor>& idx) const;
 
   std::string cls_, prefix_;
   AutoGuideOptions o_;

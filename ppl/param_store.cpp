@@ -378,35 +378,41 @@ Tensor ParamStore::create(const std::string& name, const Tensor& init, const con
   Tensor leaf = make_leaf(init, c);
   entries_[name] = Entry{leaf, c};
   order_.push_back(name);
-  return c->transform(leaf);
+  return leaf;
 }
 
-Tensor ParamStore::param(const std::string& name, const std::function<Tensor()>& init,
-                         const constraints::ConstraintPtr& c_in) {
+Tensor ParamStore::declare(const std::string& name, const std::function<Tensor()>& init, const Tensor* init_value,
+                           const constraints::ConstraintPtr& c_in) {
   const constraints::ConstraintPtr& c = c_in ? c_in : constraints::real;
   auto it = entries_.find(name);
   if (it == entries_.end()) {
+    if (init_value) return create(name, *init_value, c);
     CUVI_CHECK(static_cast<bool>(init), ValueError, "param '" << name << "': no initial value");
     return create(name, init(), c);
   }
   const Entry& e = it->second;
+  if (init_value) {
+    CUVI_CHECK(init_value->defined(), ValueError, "param '" << name << "': the initial value is an undefined tensor");
+    const Shape have = e.constraint->constrained_shape(e.leaf.shape());
+    CUVI_CHECK(init_value->shape() == have, ValueError,
+               "param '" << name << "' has shape " << shape_str(have) << " but is now declared with an init of shape "
+                         << shape_str(init_value->shape()));
+  }
   CUVI_CHECK(e.constraint->name() == c->name(), ValueError,
              "param '" << name << "' was declared with constraint " << e.constraint->name() << ", now with "
                        << c->name());
-  return e.constraint->transform(e.leaf);
+  return e.leaf;
 }
 
-Tensor ParamStore::param(const std::string& name, const Tensor& init, const constraints::ConstraintPtr& c_in) {
-  const constraints::ConstraintPtr& c = c_in ? c_in : constraints::real;
-  auto it = entries_.find(name);
-  if (it == entries_.end()) return create(name, init, c);
-  const Entry& e = it->second;
-  CUVI_CHECK(init.defined(), ValueError, "param '" << name << "': the initial value is an undefined tensor");
-  const Shape have = e.constraint->constrained_shape(e.leaf.shape());
-  CUVI_CHECK(init.shape() == have, ValueError,
-             "param '" << name << "' has shape " << shape_str(have) << " but is now declared with an init of shape "
-                       << shape_str(init.shape()));
-  return param(name, std::function<Tensor()>(), c);
+Tensor ParamStore::param(const std::string& name, const std::function<Tensor()>& init,
+                         const constraints::ConstraintPtr& c) {
+  const Tensor leaf = declare(name, init, nullptr, c);
+  return entries_.at(name).constraint->transform(leaf);
+}
+
+Tensor ParamStore::param(const std::string& name, const Tensor& init, const constraints::ConstraintPtr& c) {
+  const Tensor leaf = declare(name, nullptr, &init, c);
+  return entries_.at(name).constraint->transform(leaf);
 }
 
 bool ParamStore::contains(const std::string& name) const { return entries_.count(name) != 0; }

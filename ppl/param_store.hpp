@@ -67,6 +67,12 @@ class ParamStore {
   // that init has the shape of the stored (constrained) value, else
   // ValueError naming the param and both shapes.
   Tensor param(const std::string& name, const Tensor& init, const constraints::ConstraintPtr& c = constraints::real);
+  // What param() does (create on the first call, the same checks on later
+  // ones) but returns the unconstrained leaf itself, untransformed: for a
+  // caller that transforms only part of it (the rows of a subsampled plate).
+  // init_value, when given, is the Tensor init (and init is not used).
+  Tensor declare(const std::string& name, const std::function<Tensor()>& init, const Tensor* init_value,
+                 const constraints::ConstraintPtr& c = constraints::real);
 
   bool contains(const std::string& name) const;
   // The constrained value, not recorded on the tape and never sharing memory

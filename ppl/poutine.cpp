@@ -110,16 +110,63 @@ void broadcast_to_plates(Site& msg) {
   if (target != batch) msg.fn = msg.fn->expand_ptr(target);
 }
 
-void default_process(Site& msg) {
-  if (msg.done) return;
-  if (msg.type == SiteType::kParam) {
-    if (!msg.value.defined()) {
-      msg.value = msg.init_value.defined() ? param_store().param(msg.name, msg.init_value, msg.constraint)
-                                           : param_store().param(msg.name, msg.init, msg.constraint);
-      msg.unconstrained = param_store().unconstrained(msg.name);
+// Rows of param site msg's tensor t (its value, or its leaf when the batch
+// dims agree) at plate f's indices, along the plate's dim counted from the
+// right of t's batch dims (t.dim() - event_dim of them). A dim of size 1, or
+// one t does not have, broadcasts: t is returned as it is.
+Tensor take_param_rows(const Site& msg, const Tensor& t, const Frame& f) {
+  const int64_t pos = t.dim() - *msg.event_dim + f.dim;
+  if (pos < 0 || t.size(pos) == 1) return t;
+  CUVI_CHECK(t.size(pos) == f.size, ShapeError,
+             "param '" << msg.name << "': shape " << shape_str(t.shape()) << " (event_dim " << *msg.event_dim
+                       << ") has size " << t.size(pos) << " at plate '" << f.name << "' dim " << f.dim
+                       << "; a param under a subsampled plate has the plate's full size " << f.size
+                       << " there (or 1), and the plate takes its rows");
+  const Tensor idx = f.indices.device() == t.device() ? f.indices : f.indices.to(t.device());
+  return index_select(t, pos, idx);
+}
+
+// A param site: the store's value (unless a handler has set one), and for
+// an event_dim param the rows of every subsampled plate around it. Those
+// rows come from the leaf, before the transform, when every such plate dim
+// lies left of the constraint's event dims (same values, B rows of work).
+void process_param(Site& msg) {
+  std::vector<const Frame*> rows;
+  if (msg.event_dim) {
+    CUVI_CHECK(*msg.event_dim >= 0, ValueError,
+               "param '" << msg.name << "': event_dim must be >= 0, got " << *msg.event_dim);
+    for (const Frame& f : msg.frames)
+      if (f.vectorized && f.subsample_size < f.size) rows.push_back(&f);
+  }
+  bool taken = false;
+  if (!msg.done && !msg.value.defined()) {
+    const Tensor leaf = param_store().declare(msg.name, msg.init, msg.init_value.defined() ? &msg.init_value : nullptr,
+                                              msg.constraint);
+    msg.unconstrained = leaf;
+    const constraints::ConstraintPtr c = param_store().constraint(msg.name);
+    const int64_t nd = leaf.dim();
+    bool early = !rows.empty() && *msg.event_dim >= c->event_dim() &&
+                 static_cast<int64_t>(c->constrained_shape(leaf.shape()).size()) == nd;
+    for (const Frame* f : rows) early = early && nd - *msg.event_dim + f->dim < nd - c->event_dim();
+    if (early) {
+      Tensor u = leaf;
+      for (const Frame* f : rows) u = take_param_rows(msg, u, *f);
+      msg.value = c->transform(u);
+      taken = true;
+    } else {
+      msg.value = c->transform(leaf);
     }
+  }
+  if (!taken)
+    for (const Frame* f : rows) msg.value = take_param_rows(msg, msg.value, *f);
+}
+
+void default_process(Site& msg) {
+  if (msg.type == SiteType::kParam) {
+    process_param(msg);
     return;
   }
+  if (msg.done) return;
   if (msg.is_subsample) {
     // Drawn here, before postprocess, so the trace records the indices and
     // replay hands the guide's minibatch to the model.
@@ -164,8 +211,18 @@ void apply_stack(Site& msg) {
 // ---- trace -------------------------------------------------------------------
 
 void Trace::add(Site s) {
-  CUVI_CHECK(!index_.count(s.name), ValueError,
-             "site '" << s.name << "' appears twice in the trace (site names must be unique)");
+  if (auto it = index_.find(s.name); it != index_.end()) {
+    Site& old = sites_[it->second];
+    // As Pyro: a param may be declared again (the latest site replaces the
+    // earlier one, keeping its place); a sample site name is unique.
+    CUVI_CHECK(old.type == SiteType::kParam && s.type == SiteType::kParam, ValueError,
+               "site '" << s.name << "' appears twice in the trace (as a "
+                        << (old.type == SiteType::kParam ? "param" : "sample") << " site, then as a "
+                        << (s.type == SiteType::kParam ? "param" : "sample")
+                        << " site); sample site names must be unique");
+    old = std::move(s);
+    return;
+  }
   index_[s.name] = sites_.size();
   sites_.push_back(std::move(s));
 }
@@ -224,26 +281,29 @@ Tensor sample(const std::string& name, const dist::Distribution& d, const Tensor
 namespace {
 // A param site: exactly one of init (lazy) and init_value is set.
 Tensor param_site(const std::string& name, std::function<Tensor()> init, Tensor init_value,
-                  const constraints::ConstraintPtr& c) {
+                  const constraints::ConstraintPtr& c, std::optional<int> event_dim) {
   Site msg;
   msg.name = name;
   msg.type = SiteType::kParam;
   msg.init = std::move(init);
   msg.init_value = std::move(init_value);
   msg.constraint = c;
+  msg.event_dim = event_dim;
   apply_stack(msg);
   return msg.value;
 }
 }  // namespace
 
-Tensor param(const std::string& name, const std::function<Tensor()>& init, const constraints::ConstraintPtr& c) {
-  return param_site(name, init, Tensor(), c);
+Tensor param(const std::string& name, const std::function<Tensor()>& init, const constraints::ConstraintPtr& c,
+             std::optional<int> event_dim) {
+  return param_site(name, init, Tensor(), c, event_dim);
 }
-Tensor param(const std::string& name, const Tensor& init, const constraints::ConstraintPtr& c) {
-  return param_site(name, nullptr, init, c);
+Tensor param(const std::string& name, const Tensor& init, const constraints::ConstraintPtr& c,
+             std::optional<int> event_dim) {
+  return param_site(name, nullptr, init, c, event_dim);
 }
-Tensor param(const std::string& name, float init, const constraints::ConstraintPtr& c) {
-  return param(name, std::function<Tensor()>([init] { return full({}, init, default_device()); }), c);
+Tensor param(const std::string& name, float init, const constraints::ConstraintPtr& c, std::optional<int> event_dim) {
+  return param(name, std::function<Tensor()>([init] { return full({}, init, default_device()); }), c, event_dim);
 }
 
 void factor(const std::string& name, const Tensor& log_factor) {
@@ -356,6 +416,12 @@ Tensor Plate::subsample(const Tensor& t, int event_dim) const {
 }
 
 void Plate::process(Site& msg) {
+  if (msg.type == SiteType::kParam) {
+    // An event_dim param is indexed by this plate (its rows are taken in
+    // default_process, see param()); no scale: a param has no density.
+    if (msg.event_dim) msg.frames.insert(msg.frames.begin(), frame_);
+    return;
+  }
   if (msg.type != SiteType::kSample || msg.is_subsample) return;
   msg.frames.insert(msg.frames.begin(), frame_);
   if (subsampled_) msg.scale *= static_cast<float>(frame_.size) / static_cast<float>(frame_.subsample_size);

@@ -50,6 +50,9 @@ struct Site {
   std::function<Tensor()> init;
   Tensor init_value;  // a Tensor init (lets the store check a redeclared shape)
   Tensor unconstrained;
+  // Pyro's event_dim of a param: set, the subsampled plates around it take
+  // their rows of it (and appear in frames); unset, no plate touches it.
+  std::optional<int> event_dim;
   // handler flags
   bool done = false;
   bool stop = false;
@@ -57,7 +60,7 @@ struct Site {
 
 class Trace {
  public:
-  void add(Site s);  // throws ValueError on a repeated name
+  void add(Site s);  // a repeated sample site name throws ValueError; a repeated param replaces the earlier site
   bool contains(const std::string& name) const { return index_.count(name) > 0; }
   const Site& site(const std::string& name) const;
   Site& site(const std::string& name);
@@ -97,11 +100,22 @@ void apply_stack(Site& msg);
 
 Tensor sample(const std::string& name, const dist::Distribution& d);
 Tensor sample(const std::string& name, const dist::Distribution& d, const Tensor& obs);
-Tensor param(const std::string& name, const Tensor& init,
-             const constraints::ConstraintPtr& c = constraints::real);
-Tensor param(const std::string& name, float init, const constraints::ConstraintPtr& c = constraints::real);
+// A learnable parameter (the constrained value of the store's leaf).
+// event_dim, as Pyro's: the number of rightmost dims that are not batch
+// dims. When given, every enclosing subsampled plate takes this step's rows
+// of the param along its dim (counted from the right of the batch dims; a
+// dim of size 1 broadcasts and is left alone), so a per-datapoint param of
+// full size N comes back with the minibatch's B rows, and the plate is
+// recorded in the site's frames. The rows are taken from the unconstrained
+// leaf before the constraint's transform when the plate dim is left of the
+// constraint's own event dims (the same values; the transform and its
+// backward touch B rows, not N). Without event_dim no dim is subsampled.
+Tensor param(const std::string& name, const Tensor& init, const constraints::ConstraintPtr& c = constraints::real,
+             std::optional<int> event_dim = std::nullopt);
+Tensor param(const std::string& name, float init, const constraints::ConstraintPtr& c = constraints::real,
+             std::optional<int> event_dim = std::nullopt);
 Tensor param(const std::string& name, const std::function<Tensor()>& init,
-             const constraints::ConstraintPtr& c = constraints::real);
+             const constraints::ConstraintPtr& c = constraints::real, std::optional<int> event_dim = std::nullopt);
 // Adds log_factor to the model's log-density (an observed site).
 void factor(const std::string& name, const Tensor& log_factor);
 // Records a value in the trace (an observed Delta site with no density).

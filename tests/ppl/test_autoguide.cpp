@@ -480,6 +480,29 @@ TEST(AutoNormal, SubsampledPlateOnlySelectedRowsGetGradients) {
   param_store().unconstrained("AutoNormal.scales.z").zero_grad();
 }
 
+TEST(AutoNormal, SubsampledParamSitesHoldTheMinibatchRows) {
+  // The guide declares its per-datapoint params with event_dim inside the
+  // plate (param(..., event_dim)): the trace's param sites hold this step's
+  // rows, equal bit for bit to the rows of the whole constrained params
+  // (the softplus runs on B rows of the leaf, the same function per element).
+  reset(45);
+  Local l;
+  infer::AutoNormal guide(local_model);
+  const Trace gt = poutine::trace(guide).get_trace(l.data);
+  const auto idx = gt.site("data").value.to_vector_i64();
+  for (const char* name : {"AutoNormal.locs.z", "AutoNormal.scales.z"}) {
+    SCOPED_TRACE(name);
+    const Site& s = gt.site(name);
+    ASSERT_EQ(s.value.shape(), (Shape{Local::B}));
+    ASSERT_EQ(s.frames.size(), 1u);
+    EXPECT_EQ(s.frames[0].name, "data");
+    const auto full = vec(param_store().get(name));
+    const auto v = vec(s.value);
+    for (int i = 0; i < Local::B; ++i)
+      EXPECT_EQ(v[static_cast<size_t>(i)], full[static_cast<size_t>(idx[static_cast<size_t>(i)])]) << i;
+  }
+}
+
 TEST(AutoNormal, SubsampledPlateLocalPosteriorsConverge) {
   reset(41);
   Local l;
