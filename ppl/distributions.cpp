@@ -57,6 +57,8 @@ Tensor Distribution::log_prob_sum(const Tensor& x, float coef) const { return su
 
 Dist Distribution::expand(const Shape& batch) const { return Dist(expand_ptr(batch)); }
 Dist Distribution::to_event(int n) const { return Dist(std::make_shared<Independent>(clone(), n)); }
+Dist Distribution::mask(const Tensor& m) const { return Dist(std::make_shared<Masked>(clone(), m)); }
+Dist Distribution::mask(bool keep) const { return Dist(std::make_shared<Masked>(clone(), keep)); }
 
 Shape Distribution::shape(const Shape& sample_shape) const {
   Shape s = sample_shape;
@@ -68,6 +70,43 @@ Shape Distribution::shape(const Shape& sample_shape) const {
 
 Dist::Dist(DistPtr d) : d_(std::move(d)) {
   CUVI_CHECK(d_ != nullptr, ValueError, "Dist: null distribution");
+}
+
+// ---- Masked ------------------------------------------------------------------------
+
+Masked::Masked(DistPtr base, Tensor mask) : base_(std::move(base)), mask_(std::move(mask)) {
+  CUVI_CHECK(mask_.defined(), ValueError, base_->name() << ".mask: undefined mask tensor" << detail::site_suffix());
+  CUVI_CHECK(mask_.device() == base_->device(), DeviceError,
+             base_->name() << ".mask: mask on " << mask_.device().str() << " but the distribution on "
+                           << base_->device().str() << detail::site_suffix());
+  const Shape b = base_->batch_shape();
+  const Shape full = broadcast_shapes(b, mask_.shape(), "mask");
+  if (full != b) base_ = base_->expand_ptr(full);
+  if (mask_.dtype() != DType::kFloat32) mask_ = mask_.to_float();
+}
+Masked::Masked(DistPtr base, bool keep) : base_(std::move(base)), keep_(keep) {}
+
+Tensor Masked::log_prob(const Tensor& x) const {
+  if (!mask_.defined() && !keep_) {
+    // As Pyro: every term dropped, the base not evaluated (nor x validated).
+    const int ed = event_dim();
+    CUVI_CHECK(x.dim() >= ed, ShapeError,
+               name() << ".log_prob: value of shape " << shape_str(x.shape()) << " has fewer than " << ed
+                      << " event dims" << detail::site_suffix());
+    const Shape xb(x.shape().begin(), x.shape().end() - ed);
+    return zeros(broadcast_shapes(xb, batch_shape(), name().c_str()), base_->device());
+  }
+  Tensor lp = base_->log_prob(x);
+  if (!mask_.defined()) return lp;
+  return where(mask_, lp, zeros({}, lp.device()));
+}
+Tensor Masked::log_prob_sum(const Tensor& x, float coef) const {
+  if (!mask_.defined()) return keep_ ? base_->log_prob_sum(x, coef) : zeros({}, base_->device());
+  return sum(log_prob(x)) * coef;
+}
+DistPtr Masked::expand_ptr(const Shape& b) const {
+  if (!mask_.defined()) return std::make_shared<Masked>(base_->expand_ptr(b), keep_);
+  return std::make_shared<Masked>(base_->expand_ptr(b), mask_);
 }
 
 // ---- Independent ---------------------------------------------------------------

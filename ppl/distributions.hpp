@@ -53,6 +53,11 @@ class Distribution {
 
   Dist expand(const Shape& batch) const;
   Dist to_event(int n) const;
+  // Pyro's fn.mask(mask): log_prob is 0 where mask is 0 (float32 or int64
+  // 0/1, broadcast with batch_shape(), which becomes their broadcast), and
+  // the base's where it is 1; mask(false) drops every term, mask(true) none.
+  Dist mask(const Tensor& mask) const;
+  Dist mask(bool keep) const;
   int event_dim() const { return static_cast<int>(event_shape().size()); }
   Shape shape(const Shape& sample_shape = {}) const;
 };
@@ -108,6 +113,40 @@ class Independent final : public Distribution {
  private:
   DistPtr base_;
   int n_;
+};
+
+// Pyro's MaskedDistribution (what Distribution::mask returns): draws,
+// moments and support are the base's (expanded to the broadcast batch
+// shape); log_prob(x) is where(mask, base.log_prob(x), 0), so a masked term
+// contributes nothing to the value or the gradient of an ELBO. The values
+// are still validated against the support everywhere, as Pyro does.
+class Masked final : public Distribution {
+ public:
+  Masked(DistPtr base, Tensor mask);  // mask: 0/1, float32 or int64, on the base's device
+  Masked(DistPtr base, bool keep);
+  const DistPtr& base() const { return base_; }
+  std::string name() const override { return "Masked(" + base_->name() + ")"; }
+  DistPtr clone() const override { return std::make_shared<Masked>(*this); }
+  Shape batch_shape() const override { return base_->batch_shape(); }
+  Shape event_shape() const override { return base_->event_shape(); }
+  bool has_rsample() const override { return base_->has_rsample(); }
+  bool is_discrete() const override { return base_->is_discrete(); }
+  constraints::ConstraintPtr support() const override { return base_->support(); }
+  Tensor log_prob(const Tensor& x) const override;
+  Tensor rsample(const Shape& s = {}) const override { return base_->rsample(s); }
+  Tensor sample(const Shape& s = {}) const override { return base_->sample(s); }
+  Tensor mean() const override { return base_->mean(); }
+  Tensor variance() const override { return base_->variance(); }
+  // mask(true): the base's fused term; mask(false): 0; a tensor mask:
+  // coef * sum(log_prob(x)).
+  Tensor log_prob_sum(const Tensor& x, float coef) const override;
+  DistPtr expand_ptr(const Shape& b) const override;
+  Device device() const override { return base_->device(); }
+
+ private:
+  DistPtr base_;
+  Tensor mask_;  // undefined for a bool mask
+  bool keep_ = true;
 };
 
 // Any elementwise family F (a struct of CUVI_HD functions) as a
