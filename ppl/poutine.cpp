@@ -114,16 +114,20 @@ void broadcast_to_plates(Site& msg) {
 // dims agree) at plate f's indices, along the plate's dim counted from the
 // right of t's batch dims (t.dim() - event_dim of them). A dim of size 1, or
 // one t does not have, broadcasts: t is returned as it is.
-Tensor take_param_rows(const Site& msg, const Tensor& t, const Frame& f) {
-  const int64_t pos = t.dim() - *msg.event_dim + f.dim;
+// `what` names the caller in errors ("param 'x'", "subsample").
+Tensor take_plate_rows(const std::string& what, const Tensor& t, int event_dim, const Frame& f) {
+  const int64_t pos = t.dim() - event_dim + f.dim;
   if (pos < 0 || t.size(pos) == 1) return t;
   CUVI_CHECK(t.size(pos) == f.size, ShapeError,
-             "param '" << msg.name << "': shape " << shape_str(t.shape()) << " (event_dim " << *msg.event_dim
-                       << ") has size " << t.size(pos) << " at plate '" << f.name << "' dim " << f.dim
-                       << "; a param under a subsampled plate has the plate's full size " << f.size
-                       << " there (or 1), and the plate takes its rows");
+             what << ": shape " << shape_str(t.shape()) << " (event_dim " << event_dim << ") has size "
+                  << t.size(pos) << " at plate '" << f.name << "' dim " << f.dim
+                  << "; under a subsampled plate it needs the plate's full size " << f.size
+                  << " there (or 1), and the plate takes its rows");
   const Tensor idx = f.indices.device() == t.device() ? f.indices : f.indices.to(t.device());
   return index_select(t, pos, idx);
+}
+Tensor take_param_rows(const Site& msg, const Tensor& t, const Frame& f) {
+  return take_plate_rows("param '" + msg.name + "'", t, *msg.event_dim, f);
 }
 
 // A param site: the store's value (unless a handler has set one), and for
@@ -425,6 +429,16 @@ void Plate::process(Site& msg) {
   if (msg.type != SiteType::kSample || msg.is_subsample) return;
   msg.frames.insert(msg.frames.begin(), frame_);
   if (subsampled_) msg.scale *= static_cast<float>(frame_.size) / static_cast<float>(frame_.subsample_size);
+}
+
+Tensor subsample(const Tensor& data, int event_dim) {
+  CUVI_CHECK(data.defined(), ValueError, "subsample: undefined data tensor");
+  CUVI_CHECK(event_dim >= 0, ValueError, "subsample: event_dim must be >= 0, got " << event_dim);
+  Tensor t = data;
+  // Outermost first, as sites list their frames.
+  for (const Plate* p : t_plates)
+    if (p->subsample_size() < p->size()) t = take_plate_rows("subsample", t, event_dim, p->frame());
+  return t;
 }
 
 // ---- sequential plates ------------------------------------------------------------

@@ -159,6 +159,8 @@ class Plate : public Messenger {
   int dim() const { return frame_.dim; }
   int64_t size() const { return frame_.size; }
   int64_t subsample_size() const { return frame_.subsample_size; }
+  // Name, dim, sizes and this step's indices, as sites record it.
+  const Frame& frame() const { return frame_; }
   bool active() const { return active_; }
   // Leaves the plate (no-op when it is not active).
   void exit();
@@ -185,6 +187,15 @@ inline Plate plate(std::string name, int64_t size, int64_t subsample_size = 0,
                    std::optional<int> dim = std::nullopt) {
   return Plate(std::move(name), size, subsample_size, dim);
 }
+
+// Pyro's pyro.subsample(data, event_dim): the rows of data at this step's
+// indices along every enclosing subsampled plate's dim (data's dims right of
+// the batch dims beyond event_dim are event dims). data has the full size N
+// there, or 1 (broadcast, left alone); outside subsampled plates it comes
+// back as it is. For model arguments when the plates draw the minibatch:
+//   auto p = plate("data", N, B);
+//   sample("obs", dist::Normal(z, 1.0f), subsample(data, 0));
+Tensor subsample(const Tensor& data, int event_dim);
 
 // A sequential plate (Pyro's `for i in pyro.plate(name, N)`, historically
 // pyro.irange): iterating it runs the body once per index, each iteration in

@@ -243,3 +243,27 @@ TEST(TraceParams, RepeatedParamSitesReplaceAndSampleNamesStayUnique) {
                                 }).get_trace(); },
                            {"'a'", "sample site, then as a param site"});
 }
+
+TEST(Subsample, TakesTheRowsOfEveryEnclosingSubsampledPlate) {
+  fresh(11);
+  const Tensor data = ramp({6, 9, 2}, 0.0f, 1.0f);
+  EXPECT_EQ(subsample(data, 1).shape(), (Shape{6, 9, 2}));  // no plate: as it is
+  auto outer = plate("rows", 6, 2, -2);
+  auto whole = plate("whole", 5, 0, -3);  // not subsampled (and data has no dim for it): left alone
+  auto inner = plate("cols", 9, 4, -1);
+  const auto i0 = outer.indices().to_vector_i64(), i1 = inner.indices().to_vector_i64();
+  const Tensor r = subsample(data, 1);
+  ASSERT_EQ(r.shape(), (Shape{2, 4, 2}));
+  const auto full = data.to_vector(), v = r.to_vector();
+  for (size_t a = 0; a < 2; ++a)
+    for (size_t b = 0; b < 4; ++b)
+      for (size_t e = 0; e < 2; ++e)
+        EXPECT_EQ(v[(a * 4 + b) * 2 + e], full[static_cast<size_t>((i0[a] * 9 + i1[b]) * 2) + e]);
+  // The same rows as the plates' own subsample, one after the other.
+  EXPECT_EQ(v, inner.subsample(outer.subsample(data, 1), 1).to_vector());
+  // A size-1 dim broadcasts; a size that is neither N nor 1 is named.
+  EXPECT_EQ(subsample(ramp({1, 9, 2}, 0.0f, 1.0f), 1).shape(), (Shape{1, 4, 2}));
+  expect_error<ShapeError>([&] { subsample(ramp({2, 9, 2}, 0.0f, 1.0f), 1); },
+                           {"subsample", "[2, 9, 2]", "plate 'rows'", "6"});
+  expect_error<ValueError>([&] { subsample(data, -1); }, {"subsample", "event_dim", "-1"});
+}
