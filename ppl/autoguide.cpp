@@ -341,7 +341,8 @@ void AutoContinuousCore::create_params() {
     NoGradGuard ng;
     init_loc = parts.size() == 1 ? parts[0] : cat(parts, 0);
   }
-  create_posterior_params(init_loc.detach());
+  init_loc_ = init_loc.detach();
+  create_posterior_params(init_loc_);
 }
 
 std::map<std::string, Tensor> AutoContinuousCore::unpack(const Tensor& latent) const {
@@ -379,37 +380,40 @@ std::map<std::string, Tensor> AutoContinuousCore::median() const {
   return out;
 }
 
-void AutoDiagonalNormalCore::create_posterior_params(const Tensor& init_loc) {
-  param_store().param(prefix_ + ".loc", std::function<Tensor()>([init_loc] { return init_loc; }));
+// The posterior params' initial values, as lazy inits: evaluated when the
+// params are created at setup, and again only if they have gone from the
+// store since (a failed first step takes back what it created; a cleared
+// store), so the guide recreates them instead of failing.
+std::function<Tensor()> AutoContinuousCore::loc_init() const {
+  const Tensor l = init_loc_;
+  return [l] { return l; };
+}
+std::function<Tensor()> AutoContinuousCore::scale_init(bool tril) const {
   const float sc = o_.init_scale;
   const int64_t d = dim_;
-  param_store().param(prefix_ + ".scale",
-                      std::function<Tensor()>([sc, d, init_loc] { return full({d}, sc, init_loc.device()); }),
-                      constraints::softplus_positive);
+  const Device dev = init_loc_.device();
+  return [sc, d, dev, tril] { return tril ? diag_embed(full({d}, sc, dev)) : full({d}, sc, dev); };
+}
+
+void AutoDiagonalNormalCore::create_posterior_params(const Tensor&) {
+  param_store().param(prefix_ + ".loc", loc_init());
+  param_store().param(prefix_ + ".scale", scale_init(false), constraints::softplus_positive);
 }
 
 dist::DistPtr AutoDiagonalNormalCore::posterior() const {
-  // The params exist (created at setup), so the inits are never evaluated.
-  auto none = std::function<Tensor()>([]() -> Tensor { CUVI_THROW(ValueError, "autoguide param missing"); });
-  Tensor loc = param(prefix_ + ".loc", none);
-  Tensor scale = param(prefix_ + ".scale", none, constraints::softplus_positive);
+  Tensor loc = param(prefix_ + ".loc", loc_init());
+  Tensor scale = param(prefix_ + ".scale", scale_init(false), constraints::softplus_positive);
   return dist::Normal(loc, scale).to_event(1).ptr();
 }
 
-void AutoMultivariateNormalCore::create_posterior_params(const Tensor& init_loc) {
-  param_store().param(prefix_ + ".loc", std::function<Tensor()>([init_loc] { return init_loc; }));
-  const float sc = o_.init_scale;
-  const int64_t d = dim_;
-  param_store().param(
-      prefix_ + ".scale_tril",
-      std::function<Tensor()>([sc, d, init_loc] { return diag_embed(full({d}, sc, init_loc.device())); }),
-      constraints::lower_cholesky);
+void AutoMultivariateNormalCore::create_posterior_params(const Tensor&) {
+  param_store().param(prefix_ + ".loc", loc_init());
+  param_store().param(prefix_ + ".scale_tril", scale_init(true), constraints::lower_cholesky);
 }
 
 dist::DistPtr AutoMultivariateNormalCore::posterior() const {
-  auto none = std::function<Tensor()>([]() -> Tensor { CUVI_THROW(ValueError, "autoguide param missing"); });
-  Tensor loc = param(prefix_ + ".loc", none);
-  Tensor L = param(prefix_ + ".scale_tril", none, constraints::lower_cholesky);
+  Tensor loc = param(prefix_ + ".loc", loc_init());
+  Tensor L = param(prefix_ + ".scale_tril", scale_init(true), constraints::lower_cholesky);
   return std::make_shared<dist::MultivariateNormal>(loc, L);
 }
 

@@ -177,7 +177,11 @@ class AutoContinuousCore : public AutoGuideCore {
   bool supports_subsampling() const override { return false; }
   virtual void create_posterior_params(const Tensor& init_loc) = 0;
   virtual dist::DistPtr posterior() const = 0;  // inside a run: reads params through param()
+  // Lazy inits of the posterior's loc and scale (diagonal, or scale_tril).
+  std::function<Tensor()> loc_init() const;
+  std::function<Tensor()> scale_init(bool tril) const;
   int64_t dim_ = 0;
+  Tensor init_loc_;  // unconstrained, flat [dim_], set at setup
 };
 
 class AutoDiagonalNormalCore final : public AutoContinuousCore {

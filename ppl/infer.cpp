@@ -155,6 +155,7 @@ void undo_store(const ELBOResult& r) {
 ELBOResult ELBO::compute(const Program& model, const Program& guide) const {
   CUVI_CHECK(o_.num_particles >= 1, ValueError, "ELBO: num_particles must be >= 1, got " << o_.num_particles);
   ELBOResult r;
+  const uint64_t created = param_store().creation_mark();
   try {
     std::set<std::string> seen;
     const int P = o_.num_particles;
@@ -174,7 +175,8 @@ ELBOResult ELBO::compute(const Program& model, const Program& guide) const {
       for (int k = 0; k < P; ++k) particle(model, guide, inv_p, 0, r, seen);
     }
   } catch (...) {
-    undo_store(r);  // an evaluation that throws changes nothing
+    undo_store(r);  // an evaluation that throws changes nothing:
+    param_store().erase_created_since(created);  // not even the params it created
     throw;
   }
   return r;
@@ -359,6 +361,7 @@ void drop_grads(const optim::NamedParams& ps) {
 
 Tensor svi_step(const Program& model, const Program& guide, optim::Optimizer& opt, const ELBO& loss,
                 const SVIOptions& o) {
+  const uint64_t created = param_store().creation_mark();
   ELBOResult r = loss.compute(model, guide);
   try {
     if (r.surrogate.requires_grad()) r.surrogate.backward();
@@ -393,6 +396,7 @@ Tensor svi_step(const Program& model, const Program& guide, optim::Optimizer& op
   } catch (...) {
     drop_grads(r.params);
     undo_store(r);
+    param_store().erase_created_since(created);  // params this step created go too
     throw;
   }
   drop_grads(r.params);

@@ -376,7 +376,7 @@ Tensor ParamStore::create(const std::string& name, const Tensor& init, const con
   CUVI_CHECK(!c->is_discrete(), ValueError,
              "param '" << name << "': constraint " << c->name() << " is discrete; params need a continuous constraint");
   Tensor leaf = make_leaf(init, c);
-  entries_[name] = Entry{leaf, c};
+  entries_[name] = Entry{leaf, c, next_serial_++};
   order_.push_back(name);
   return leaf;
 }
@@ -446,6 +446,17 @@ void ParamStore::set(const std::string& name, const Tensor& value) {
 void ParamStore::erase(const std::string& name) {
   if (entries_.erase(name) == 0) return;
   order_.erase(std::find(order_.begin(), order_.end(), name));
+}
+
+void ParamStore::erase_created_since(uint64_t mark) {
+  std::vector<std::string> kept;
+  kept.reserve(order_.size());
+  for (const std::string& n : order_) {
+    auto it = entries_.find(n);
+    if (it->second.serial >= mark) entries_.erase(it);
+    else kept.push_back(n);
+  }
+  order_ = std::move(kept);
 }
 
 void ParamStore::clear() {
@@ -557,7 +568,13 @@ void ParamStore::load(const std::string& path, OptimizerState* opt, std::optiona
   // Commit.
   for (size_t k = 0; k < f.params.size(); ++k) {
     const std::string& name = f.params[k].name;
-    if (!entries_.count(name)) order_.push_back(name);
+    auto it = entries_.find(name);
+    if (it == entries_.end()) {
+      order_.push_back(name);
+      fresh[k].serial = next_serial_++;
+    } else {
+      fresh[k].serial = it->second.serial;  // replaced, not created
+    }
     entries_[name] = std::move(fresh[k]);
   }
   if (opt) *opt = std::move(new_opt);

@@ -33,6 +33,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <optional>
@@ -88,6 +89,12 @@ class ParamStore {
   void set(const std::string& name, const Tensor& constrained_value);
   void erase(const std::string& name);  // no-op when absent
   void clear();
+  // Every param created (by param(), declare(), set() of a new name, or a
+  // load that adds it) gets the next creation number. A caller that must
+  // undo what a failed evaluation added (SVI.step) notes creation_mark()
+  // before and calls erase_created_since(mark) after the failure.
+  uint64_t creation_mark() const { return next_serial_; }
+  void erase_created_since(uint64_t mark);
   size_t size() const;
 
   // Writes the store (and *opt when given) to `path` atomically: the bytes
@@ -117,12 +124,14 @@ class ParamStore {
   struct Entry {
     Tensor leaf;
     constraints::ConstraintPtr constraint;
+    uint64_t serial = 0;  // creation number (see creation_mark)
   };
   const Entry& entry(const std::string& name, const char* what) const;
   Tensor create(const std::string& name, const Tensor& init, const constraints::ConstraintPtr& c);
 
   std::vector<std::string> order_;
   std::unordered_map<std::string, Entry> entries_;
+  uint64_t next_serial_ = 1;
 };
 
 // The global store (one per process; not thread-safe, see above).

@@ -14,12 +14,14 @@
 
 #include "../examples/coin/coin.hpp"
 #include "fakes.hpp"
+#include "gradcheck.hpp"
 #include "ppl/infer.hpp"
 
 using namespace cuvi;
 using cuvi::testing::NonReparamNormal;
 using cuvi::testing::sq_err;
 using cuvi::testing::NormalNormal;
+using cuvi::testing::expect_error;
 
 namespace {
 
@@ -358,6 +360,72 @@ TEST(SVI, CheckFiniteRejectsNaNStepAndLeavesStateUntouched) {
   *s.poison = false;
   Tensor l = svi.step(s.data);
   EXPECT_TRUE(std::isfinite(l.item()));
+}
+
+TEST(SVI, FailedStepTakesBackTheParamsItCreated) {
+  // The guide creates "loc" and "scale"; the model then fails (an observed
+  // value outside the support). The store is as it was before the step:
+  // without the new params (Pyro would keep them), so a corrected run starts
+  // from their initial values.
+  reset(43);
+  param_store().param("kept", tensor({1.5f}));
+  bool bad = true;
+  auto model = [&bad](const Tensor& data) {
+    Tensor mu = sample("mu", dist::Normal(0.0f, 1.0f));
+    auto p = plate("data", data.size(0));
+    sample("obs", dist::Exponential(exp(mu)), bad ? data - 10.0f : data);
+  };
+  const Tensor data = tensor({0.5f, 1.5f});
+  // check_finite: on a GPU the validation error is queued on the device and
+  // raised inside the step only when the step waits for it (on the cpu it
+  // is raised at once either way).
+  infer::SVI svi(model, Simple::guide, optim::Adam({.lr = 0.01f}), infer::Trace_ELBO(),
+                 infer::SVIOptions{.check_finite = true});
+  expect_error<ValueError>([&] { svi.step(data); }, {"Exponential", "obs"});
+  EXPECT_EQ(param_store().names(), (std::vector<std::string>{"kept"}));
+  bad = false;
+  EXPECT_TRUE(std::isfinite(svi.step(data).item()));
+  EXPECT_EQ(param_store().names(), (std::vector<std::string>{"kept", "loc", "scale"}));
+}
+
+TEST(SVI, AutoguideRecreatesItsParamsAfterAFailedFirstStep) {
+  // The autoguide creates its params when it is set up, inside the first
+  // step; that step fails in the model's replay, which takes them back. The
+  // next step recreates them from the same initial values (their lazy inits
+  // stay valid), so it equals a first step that never failed.
+  auto run = [](bool fail_first) {
+    reset(44);
+    int calls = 0;
+    bool armed = fail_first;
+    auto model = [&](const Tensor& data) {
+      ++calls;
+      Tensor mu = sample("mu", dist::Normal(0.0f, 1.0f));
+      auto p = plate("data", data.size(0));
+      // Call 1 traces the model for the guide's setup; call 2 is the replay.
+      if (armed && calls == 2) {
+        armed = false;
+        CUVI_THROW(ValueError, "injected failure in the model");
+      }
+      sample("obs", dist::Normal(mu, 1.0f), data);
+    };
+    infer::AutoDiagonalNormal guide(model);
+    infer::SVI svi(model, guide, optim::Adam({.lr = 0.01f}), infer::Trace_ELBO());
+    const Tensor data = tensor({0.5f, 1.5f, -0.2f});
+    if (fail_first) {
+      EXPECT_THROW(svi.step(data), ValueError);
+      EXPECT_TRUE(param_store().names().empty());
+    } else {
+      guide.setup(data);  // the same setup (and its draws), without the failure
+    }
+    set_seed(44);
+    std::vector<float> out{svi.step(data).item()};
+    for (const char* n : {"AutoDiagonalNormal.loc", "AutoDiagonalNormal.scale"}) {
+      const auto v = param_store().unconstrained(n).to_vector();
+      out.insert(out.end(), v.begin(), v.end());
+    }
+    return out;
+  };
+  EXPECT_EQ(run(true), run(false));
 }
 
 TEST(SVI, PredictiveStacksSamples) {
