@@ -123,9 +123,7 @@ Tensor Linear::forward(const Tensor& x) {
              "nn.Linear(" << in_ << ", " << out_ << "): input of shape "
                           << (x.defined() ? shape_str(x.shape()) : std::string("<undefined>")) << " does not end in "
                           << in_);
-  Tensor y = matmul(x, weight().t());
-  if (has_bias_) y = y + param(1);
-  return y;
+  return has_bias_ ? linear(x, weight(), param(1)) : linear(x, weight());
 }
 
 std::string Linear::name() const {

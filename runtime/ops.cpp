@@ -492,6 +492,86 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   return matmul_nd(a, b);
 }
 
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  check_float(x, "linear");
+  check_float(weight, "linear");
+  check_same_device(x, weight, "linear");
+  CUVI_CHECK(weight.dim() == 2, ShapeError, "linear: weight must be 2-D [out, in], got " << shape_str(weight.shape()));
+  const int64_t n = weight.size(0), k = weight.size(1);
+  CUVI_CHECK(x.dim() >= 1 && x.size(-1) == k, ShapeError,
+             "linear: input of shape " << shape_str(x.shape()) << " does not end in " << k << " (weight "
+                                       << shape_str(weight.shape()) << ")");
+  Shape out_shape = x.shape();
+  out_shape.back() = n;
+  const int64_t rows = shape_numel(Shape(x.shape().begin(), x.shape().end() - 1));
+  Tensor out = Tensor::empty(out_shape, DType::kFloat32, x.device());
+  const Tensor xd = x.detach(), wd = weight.detach();
+  if (rows > 0 && n > 0) {
+    if (k == 0) {
+      backend(x.device()).fill_f32(out.data<float>(), out.numel(), 0.0f);
+    } else {
+      GemmArgs a;  // out (rows x n) = x (rows x k) * W^T
+      a.m = rows;
+      a.n = n;
+      a.k = k;
+      a.trans_b = true;
+      a.a = xd.data<float>();
+      a.b = wd.data<float>();
+      a.c = out.data<float>();
+      backend(x.device()).gemm(a);
+    }
+  }
+  Tensor y = record_fn(
+      out, "linear",
+      [xd, wd, rows, n, k](const Tensor& g, const std::vector<bool>& need) {
+        std::vector<Tensor> res(2);
+        if (need[0]) {  // dx (rows x k) = G (rows x n) * W (n x k)
+          Tensor gx = Tensor::empty(xd.shape(), DType::kFloat32, g.device());
+          if (gx.numel() > 0) {
+            if (n == 0) {
+              backend(g.device()).fill_f32(gx.data<float>(), gx.numel(), 0.0f);
+            } else {
+              GemmArgs a;
+              a.m = rows;
+              a.n = k;
+              a.k = n;
+              a.a = g.data<float>();
+              a.b = wd.data<float>();
+              a.c = gx.data<float>();
+              backend(g.device()).gemm(a);
+            }
+          }
+          res[0] = gx;
+        }
+        if (need[1]) {  // dW (n x k) = G^T (n x rows) * x (rows x k)
+          Tensor gw = Tensor::empty(wd.shape(), DType::kFloat32, g.device());
+          if (gw.numel() > 0) {
+            if (rows == 0) {
+              backend(g.device()).fill_f32(gw.data<float>(), gw.numel(), 0.0f);
+            } else {
+              GemmArgs a;
+              a.m = n;
+              a.n = k;
+              a.k = rows;
+              a.trans_a = true;
+              a.a = g.data<float>();
+              a.b = xd.data<float>();
+              a.c = gw.data<float>();
+              backend(g.device()).gemm(a);
+            }
+          }
+          res[1] = gw;
+        }
+        return res;
+      },
+      {&x, &weight});
+  if (!bias.defined()) return y;
+  CUVI_CHECK(bias.dim() == 1 && bias.size(0) == n, ShapeError,
+             "linear: bias of shape " << shape_str(bias.shape()) << " for a weight of shape "
+                                      << shape_str(weight.shape()) << " (want [" << n << "])");
+  return y + bias;
+}
+
 // ---- shape ops -----------------------------------------------------------
 
 namespace {

@@ -87,6 +87,11 @@ Tensor sum_to_shape(const Tensor& x, const Shape& shape);
 // Matrix products: 2-D, and batched with broadcast batch dims (as torch.matmul
 // for dims >= 2; a 1-D operand is treated as a row/column and squeezed).
 Tensor matmul(const Tensor& a, const Tensor& b);
+// torch.nn.functional.linear: x @ weight^T (+ bias), x [..., in], weight
+// [out, in], bias [out] (optional). One GEMM over all of x's leading dims
+// with the weight read transposed in place (no transpose copy), and one GEMM
+// per gradient.
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
 // Solves L z = b (or L^T z = b with transpose) for lower-triangular L
 // [..., D, D] and vectors b [..., D]; batch dims broadcast. Only the lower
 // triangle of L is read, and its gradient is lower triangular

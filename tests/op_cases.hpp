@@ -229,6 +229,25 @@ inline std::vector<OpCase> op_cases() {
                [](const std::vector<Tensor>& x) { return matmul(x[0], x[1]); },
                [mm_ref](const HostArrays& x, const std::vector<Shape>&) { return mm_ref(x, 1, 1, 3, 5, 1); }});
 
+  // linear: x @ W^T + b over every leading dim of x.
+  auto lin_ref = [](const HostArrays& x, int64_t rows, int64_t k, int64_t n, bool bias) {
+    std::vector<double> r(static_cast<size_t>(rows * n));
+    for (int64_t i = 0; i < rows; ++i)
+      for (int64_t j = 0; j < n; ++j) {
+        double acc = bias ? x[2][static_cast<size_t>(j)] : 0.0;
+        for (int64_t q = 0; q < k; ++q)
+          acc += x[0][static_cast<size_t>(i * k + q)] * x[1][static_cast<size_t>(j * k + q)];
+        r[static_cast<size_t>(i * n + j)] = acc;
+      }
+    return r;
+  };
+  c.push_back({"linear", {{{2, 3, 5}, -1, 1}, {{4, 5}, -1, 1}, {{4}, -1, 1}},
+               [](const std::vector<Tensor>& x) { return linear(x[0], x[1], x[2]); },
+               [lin_ref](const HostArrays& x, const std::vector<Shape>&) { return lin_ref(x, 6, 5, 4, true); }});
+  c.push_back({"linear_nobias_1d", {{{5}, -1, 1}, {{3, 5}, -1, 1}},
+               [](const std::vector<Tensor>& x) { return linear(x[0], x[1]); },
+               [lin_ref](const HostArrays& x, const std::vector<Shape>&) { return lin_ref(x, 1, 5, 3, false); }});
+
   // Shape and index ops.
   c.push_back({"transpose", {{{3, 4}, -1, 1}}, [](const std::vector<Tensor>& x) { return x[0].t(); },
                [](const HostArrays& x, const std::vector<Shape>&) {

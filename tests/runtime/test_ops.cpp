@@ -95,3 +95,25 @@ TEST(Ops, LargeSumAccurate) {
 }
 
 }  // namespace
+
+TEST(Ops, LinearEdgeShapesAndErrors) {
+  // Empty input rows, an empty inner dim (k = 0: zeros, and zero weight
+  // gradients), and the errors name the shapes.
+  Tensor x0 = zeros({0, 3}).requires_grad_();
+  Tensor w = ones({2, 3}).requires_grad_();
+  Tensor y0 = linear(x0, w);
+  EXPECT_EQ(y0.shape(), (Shape{0, 2}));
+  sum(y0).backward();
+  EXPECT_EQ(w.grad().to_vector(), std::vector<float>(6, 0.0f));
+  Tensor xk = zeros({4, 0});
+  Tensor yk = linear(xk, zeros({2, 0}), tensor({1.0f, 2.0f}));
+  EXPECT_EQ(yk.to_vector(), (std::vector<float>{1, 2, 1, 2, 1, 2, 1, 2}));
+  // Against matmul with the materialised transpose, bit for bit on the cpu
+  // is not promised (BLAS may block differently), so within float rounding.
+  Tensor a = randn({7, 5}), b = randn({3, 5});
+  const auto l = linear(a, b).to_vector(), m = matmul(a, b.t()).to_vector();
+  for (size_t i = 0; i < l.size(); ++i) EXPECT_NEAR(l[i], m[i], 1e-5f * (1.0f + std::fabs(m[i])));
+  expect_error<ShapeError>([] { linear(ones({2, 3}), ones({3})); }, {"linear", "2-D", "[3]"});
+  expect_error<ShapeError>([] { linear(ones({2, 3}), ones({4, 5})); }, {"linear", "[2, 3]", "5", "[4, 5]"});
+  expect_error<ShapeError>([] { linear(ones({2, 3}), ones({4, 3}), ones({3})); }, {"linear", "bias", "[3]", "[4]"});
+}
