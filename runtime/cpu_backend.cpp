@@ -318,15 +318,58 @@ class CpuBackend final : public Backend {
       std::memcpy(d, s, static_cast<size_t>(g.inner) * elem_size);
     });
   }
+  // Accumulations into dst are deterministic: every destination element gets
+  // its terms added in source order, whatever the thread count. In parallel,
+  // either each task owns a block of columns (outer x inner wide enough), or
+  // each owns a range of destination rows and scans all sources in order,
+  // adding only its own (the index reads repeat per task; the adds do not).
+  static int owner_parts(int64_t work) {
+    if (work <= kParallelGrain) return 1;
+    return std::max(1, std::min(omp_get_max_threads(), static_cast<int>(work / kParallelGrain)));
+  }
   void index_add(float* dst, const int64_t* idx, const float* src, const IndexGeom& g, int check) override {
     check_indices(idx, g.idx_dim, g.src_dim, check);
-    // Rows are added in index order: deterministic even with repeated indices.
-    for (int64_t o = 0; o < g.outer; ++o)
+    const int64_t work = g.outer * g.idx_dim * g.inner;
+    auto rows = [&](int64_t o, int64_t i0, int64_t i1, int64_t lo, int64_t hi) {
       for (int64_t j = 0; j < g.idx_dim; ++j) {
-        float* d = dst + (o * g.src_dim + idx[j]) * g.inner;
+        const int64_t r = idx[j];
+        if (r < lo || r >= hi) continue;
+        float* d = dst + (o * g.src_dim + r) * g.inner;
         const float* s = src + (o * g.idx_dim + j) * g.inner;
-        for (int64_t i = 0; i < g.inner; ++i) d[i] += s[i];
+        for (int64_t i = i0; i < i1; ++i) d[i] += s[i];
       }
+    };
+    const int parts = owner_parts(work);
+    if (parts == 1) {
+      for (int64_t o = 0; o < g.outer; ++o) rows(o, 0, g.inner, 0, g.src_dim);
+      return;
+    }
+    constexpr int64_t kCols = 256;  // a column block: whole cache lines, enough work per task
+    const int64_t col_blocks = (g.inner + kCols - 1) / kCols;
+    if (g.outer * col_blocks >= parts) {
+      ::cuvi::kern::cpu::parallel_for(true, g.outer * col_blocks, [&](int64_t t) {
+        const int64_t o = t / col_blocks, c = t % col_blocks;
+        rows(o, c * kCols, std::min(g.inner, (c + 1) * kCols), 0, g.src_dim);
+      });
+      return;
+    }
+    const int64_t span = (g.src_dim + parts - 1) / parts;
+    ::cuvi::kern::cpu::parallel_for(true, g.outer * parts, [&](int64_t t) {
+      const int64_t o = t / parts, p = t % parts;
+      rows(o, 0, g.inner, p * span, std::min(g.src_dim, (p + 1) * span));
+    });
+  }
+  // Distinct indices (a plate's draw): no two sources share a destination
+  // row, so the rows are added independently, in parallel.
+  void index_add_distinct(float* dst, const int64_t* idx, const float* src, const IndexGeom& g, int check) override {
+    check_indices(idx, g.idx_dim, g.src_dim, check);
+    const int64_t total = g.outer * g.idx_dim;
+    ::cuvi::kern::cpu::parallel_for(total * g.inner > kParallelGrain, total, [&](int64_t t) {
+      const int64_t o = t / g.idx_dim, j = t % g.idx_dim;
+      float* d = dst + (o * g.src_dim + idx[j]) * g.inner;
+      const float* s = src + t * g.inner;
+      for (int64_t i = 0; i < g.inner; ++i) d[i] += s[i];
+    });
   }
   void gather(const float* src, const int64_t* idx, float* out, const IndexGeom& g, int check) override {
     const int64_t n = g.outer * g.idx_dim * g.inner;
@@ -339,10 +382,19 @@ class CpuBackend final : public Backend {
   void scatter_add(float* dst, const int64_t* idx, const float* src, const IndexGeom& g, int check) override {
     const int64_t n = g.outer * g.idx_dim * g.inner;
     check_indices(idx, n, g.src_dim, check);
-    for (int64_t t = 0; t < n; ++t) {
-      const int64_t i = t % g.inner, o = t / (g.idx_dim * g.inner);
-      dst[(o * g.src_dim + idx[t]) * g.inner + i] += src[t];
-    }
+    // Destination rows (o, idx) in ranges owned by tasks, each scanning every
+    // source element in order (see owner_parts).
+    const int parts = owner_parts(n);
+    const int64_t dst_rows = g.outer * g.src_dim;
+    const int64_t span = (dst_rows + parts - 1) / parts;
+    ::cuvi::kern::cpu::parallel_for(parts > 1, parts, [&](int64_t p) {
+      const int64_t lo = p * span, hi = std::min(dst_rows, (p + 1) * span);
+      for (int64_t t = 0; t < n; ++t) {
+        const int64_t i = t % g.inner, o = t / (g.idx_dim * g.inner);
+        const int64_t row = o * g.src_dim + idx[t];
+        if (row >= lo && row < hi) dst[row * g.inner + i] += src[t];
+      }
+    });
   }
 
   void rand_uniform(float* out, int64_t n, uint64_t seed, uint32_t offset) override {

@@ -1,4 +1,5 @@
 #include <gtest/gtest.h>
+#include <random>
 
 #include "gradcheck.hpp"
 #include "op_cases.hpp"
@@ -116,4 +117,51 @@ TEST(Ops, LinearEdgeShapesAndErrors) {
   expect_error<ShapeError>([] { linear(ones({2, 3}), ones({3})); }, {"linear", "2-D", "[3]"});
   expect_error<ShapeError>([] { linear(ones({2, 3}), ones({4, 5})); }, {"linear", "[2, 3]", "5", "[4, 5]"});
   expect_error<ShapeError>([] { linear(ones({2, 3}), ones({4, 3}), ones({3})); }, {"linear", "bias", "[3]", "[4]"});
+}
+
+TEST(Ops, LargeIndexAddAndScatterAddAddInSourceOrder) {
+  // Sizes that take the CPU's parallel paths (owned destination ranges,
+  // owned column blocks): every destination gets its terms in source order,
+  // so the result equals a sequential float accumulation bit for bit, with
+  // many repeated indices.
+  std::mt19937_64 gen(17);
+  auto rnd = [&](int64_t n) {
+    std::normal_distribution<float> nd;
+    std::vector<float> v(static_cast<size_t>(n));
+    for (auto& x : v) x = nd(gen);
+    return v;
+  };
+  struct Case {
+    int64_t outer, src_dim, idx_dim, inner;
+  };
+  for (const Case c : {Case{1, 1000, 200000, 1}, Case{3, 50, 400, 300}, Case{2, 7, 30000, 3}}) {
+    SCOPED_TRACE(::testing::Message() << c.outer << "x" << c.src_dim << "x" << c.idx_dim << "x" << c.inner);
+    std::uniform_int_distribution<int64_t> ui(0, c.src_dim - 1);
+    std::vector<int64_t> idx(static_cast<size_t>(c.idx_dim));
+    for (auto& i : idx) i = ui(gen);
+    const auto x0 = rnd(c.outer * c.src_dim * c.inner), src = rnd(c.outer * c.idx_dim * c.inner);
+    std::vector<float> want = x0;
+    for (int64_t o = 0; o < c.outer; ++o)
+      for (int64_t j = 0; j < c.idx_dim; ++j)
+        for (int64_t i = 0; i < c.inner; ++i)
+          want[static_cast<size_t>((o * c.src_dim + idx[static_cast<size_t>(j)]) * c.inner + i)] +=
+              src[static_cast<size_t>((o * c.idx_dim + j) * c.inner + i)];
+    const Tensor got = index_add(tensor(x0, {c.outer, c.src_dim, c.inner}), 1, tensor_i64(idx, {c.idx_dim}),
+                                 tensor(src, {c.outer, c.idx_dim, c.inner}));
+    EXPECT_EQ(got.to_vector(), want);
+  }
+  // scatter_add: per-element indices along dim 1 of [outer, idx_dim, inner].
+  const int64_t outer = 2, src_dim = 300, idx_dim = 20000, inner = 2;
+  std::uniform_int_distribution<int64_t> ui(0, src_dim - 1);
+  std::vector<int64_t> idx(static_cast<size_t>(outer * idx_dim * inner));
+  for (auto& i : idx) i = ui(gen);
+  const auto x0 = rnd(outer * src_dim * inner), src = rnd(outer * idx_dim * inner);
+  std::vector<float> want = x0;
+  for (int64_t t = 0; t < outer * idx_dim * inner; ++t) {
+    const int64_t i = t % inner, o = t / (idx_dim * inner);
+    want[static_cast<size_t>((o * src_dim + idx[static_cast<size_t>(t)]) * inner + i)] += src[static_cast<size_t>(t)];
+  }
+  const Tensor got = scatter_add(tensor(x0, {outer, src_dim, inner}), 1, tensor_i64(idx, {outer, idx_dim, inner}),
+                                 tensor(src, {outer, idx_dim, inner}));
+  EXPECT_EQ(got.to_vector(), want);
 }
