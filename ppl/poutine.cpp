@@ -258,6 +258,83 @@ Tensor Trace::log_prob_sum() const {
   return total.defined() ? total : zeros({}, default_device());
 }
 
+std::string Trace::format_shapes(bool log_prob) const {
+  // Rows of (site, what, shape text, plates text); the columns are padded
+  // to their widest entry.
+  struct Row {
+    std::string site, what, shape, note;
+    bool header = false;
+  };
+  auto dims = [](const Shape& s, size_t from, size_t to) {
+    std::string out;
+    for (size_t i = from; i < to; ++i) out += (out.empty() ? "" : " ") + std::to_string(s[i]);
+    return out;
+  };
+  auto split = [&](const Shape& s, int event_dim) {
+    const size_t e = static_cast<size_t>(std::min<int64_t>(event_dim, static_cast<int64_t>(s.size())));
+    return dims(s, 0, s.size() - e) + " | " + dims(s, s.size() - e, s.size());
+  };
+  auto plates_of = [](const Site& s) {
+    std::string plates;
+    for (const Frame& f : s.frames) {
+      plates += (plates.empty() ? "" : ", ") + f.name;
+      if (f.vectorized) plates += " dim " + std::to_string(f.dim);
+      plates += " size " + std::to_string(f.subsample_size);
+      if (f.subsample_size < f.size) plates += "/" + std::to_string(f.size);
+    }
+    return plates.empty() ? plates : "plates: " + plates;
+  };
+  std::vector<Row> rows;
+  rows.push_back({"Param Sites:", "", "", "", true});
+  for (const Site& s : sites_)
+    if (s.type == SiteType::kParam)
+      rows.push_back({s.name, "param", s.value.defined() ? dims(s.value.shape(), 0, s.value.dim()) : "?", plates_of(s)});
+  rows.push_back({"Sample Sites:", "", "", "", true});
+  for (const Site& s : sites_) {
+    if (s.type != SiteType::kSample) continue;
+    if (s.is_subsample) {
+      const Frame* f = s.frames.empty() ? nullptr : &s.frames.back();
+      rows.push_back({s.name, "plate", s.value.defined() ? dims(s.value.shape(), 0, s.value.dim()) : "?",
+                      f ? std::to_string(f->subsample_size) + " of " + std::to_string(f->size) : ""});
+      continue;
+    }
+    const std::string plates = plates_of(s);
+    const int ed = s.fn ? s.fn->event_dim() : 0;
+    const Shape b = s.fn ? s.fn->batch_shape() : Shape{}, e = s.fn ? s.fn->event_shape() : Shape{};
+    Shape be = b;
+    be.insert(be.end(), e.begin(), e.end());
+    rows.push_back({s.name, "dist", split(be, ed),
+                    (s.fn ? s.fn->name() : std::string("?")) + (s.is_observed ? " (observed)" : "") +
+                        (plates.empty() ? "" : "  " + plates)});
+    rows.push_back({"", "value", s.value.defined() ? split(s.value.shape(), ed) : "?", ""});
+    if (log_prob && s.fn && s.value.defined()) {
+      dist::detail::SiteScope scope(s.name);
+      const Tensor lp = s.fn->log_prob(s.value);
+      rows.push_back({"", "log_prob", dims(lp.shape(), 0, lp.dim()) + " |", ""});
+    }
+  }
+  size_t w0 = 0, w1 = 0, w2 = 0;
+  for (const Row& r : rows) {
+    if (r.header) continue;  // headers span the row
+    w0 = std::max(w0, r.site.size());
+    w1 = std::max(w1, r.what.size());
+    w2 = std::max(w2, r.shape.size());
+  }
+  std::ostringstream os;
+  os << "Trace Shapes:\n";
+  for (const Row& r : rows) {
+    if (r.header) {
+      os << " " << r.site << "\n";
+      continue;
+    }
+    os << "  " << std::string(w0 - std::min(w0, r.site.size()), ' ') << r.site << " " << r.what
+       << std::string(w1 - std::min(w1, r.what.size()), ' ') << "  " << r.shape;
+    if (!r.note.empty()) os << std::string(w2 - std::min(w2, r.shape.size()), ' ') << "   " << r.note;
+    os << "\n";
+  }
+  return os.str();
+}
+
 // ---- primitives ----------------------------------------------------------------
 
 namespace {

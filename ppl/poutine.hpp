@@ -68,6 +68,13 @@ class Trace {
   const std::vector<Site>& sites() const { return sites_; }
   // sum over sample sites of scale * sum(mask * log_prob(value)).
   Tensor log_prob_sum() const;
+  // A table of every site's shapes, for debugging a model's plates and
+  // broadcasting (Pyro's Trace.format_shapes): params with their shape;
+  // subsampled plates' index sites ("plate", B of N); sample sites with the
+  // distribution's batch | event shape, the value's shape split the same
+  // way, and (log_prob = true) log_prob's shape, computed here. Plates are
+  // listed per sample site outermost first with their dims and sizes.
+  std::string format_shapes(bool log_prob = false) const;
 
  private:
   std::vector<Site> sites_;

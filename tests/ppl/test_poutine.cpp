@@ -485,3 +485,27 @@ TEST(PlateSubsample, ReenteredPlateReplaysGuideIndices) {
   EXPECT_EQ(m2, gidx);
   EXPECT_EQ(mt.site("data").value.to_vector_i64(), gidx);
 }
+
+TEST(PoutineTrace, FormatShapesListsEverySiteWithItsShapes) {
+  fresh(30);
+  auto ok = [] {
+    param("w", [] { return ones({3}); }, constraints::positive);
+    Tensor z = sample("z", dist::Normal(0.0f, 1.0f));
+    auto p = plate("data", 10, 4);
+    Tensor loc = param("loc", [] { return zeros({10}); }, constraints::real, 0);
+    sample("x", dist::Normal(loc + z, 1.0f), ones({4}));
+    sample("v", dist::Normal(zeros({4, 2}), 1.0f).to_event(1));
+  };
+  const std::string t = P::trace(ok).get_trace().format_shapes(true);
+  // Every site and line kind appears, with its shapes split batch | event.
+  for (const char* want : {"Trace Shapes:", "Param Sites:", "Sample Sites:", "w", "loc", "data", "plate", "4 of 10",
+                           "dist", "value", "log_prob", "Normal", "(observed)", "plates: data dim -1 size 4/10",
+                           "4 | 2", "Independent(Normal)"})
+    EXPECT_NE(t.find(want), std::string::npos) << want << " not in\n" << t;
+  // z is a scalar site: an empty batch and event shape.
+  EXPECT_NE(t.find(" | \n"), std::string::npos) << t;
+  // The lines for x: its dist and value are [4] | [].
+  EXPECT_NE(t.find("4 | "), std::string::npos) << t;
+  // The per-datapoint param lists the plate that took its rows.
+  EXPECT_NE(t.find("param"), std::string::npos) << t;
+}
