@@ -1,5 +1,6 @@
 #include "optim.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 #include "../runtime/backend.hpp"
@@ -187,7 +188,12 @@ void LRScheduler::step(const NamedParams& params) {
 
 void LRScheduler::scheduler_step() {
   ++epoch_;
-  apply();
+  try {
+    apply();  // a factor that throws (LambdaLR) leaves the epoch as it was
+  } catch (...) {
+    --epoch_;
+    throw;
+  }
 }
 
 OptimizerState LRScheduler::state() const {
@@ -205,6 +211,19 @@ void LRScheduler::load_state(const OptimizerState& s) {
                name() << ".load_state: bad schedule epoch");
     epoch = static_cast<int64_t>(e->second);
     inner.scalars.erase(it);
+  }
+  {
+    // The schedule's factor at the loaded epoch is checked before anything
+    // changes (a LambdaLR may reject it).
+    const int64_t old = epoch_;
+    epoch_ = epoch;
+    try {
+      (void)factor();
+    } catch (...) {
+      epoch_ = old;
+      throw;
+    }
+    epoch_ = old;
   }
   inner_->load_state(inner);  // validates; throws before anything changes
   epoch_ = epoch;
@@ -228,6 +247,32 @@ ExponentialLR::ExponentialLR(const Optimizer& inner, ExponentialLROptions o) : L
 
 double ExponentialLR::factor() const {
   return std::pow(static_cast<double>(o_.gamma), static_cast<double>(epoch_));
+}
+
+MultiStepLR::MultiStepLR(const Optimizer& inner, MultiStepLROptions o) : LRScheduler(inner), o_(std::move(o)) {
+  CUVI_CHECK(o_.gamma > 0, ValueError, "MultiStepLR: invalid options (gamma " << o_.gamma << ")");
+  for (size_t i = 0; i < o_.milestones.size(); ++i)
+    CUVI_CHECK(o_.milestones[i] >= 1 && (i == 0 || o_.milestones[i] > o_.milestones[i - 1]), ValueError,
+               "MultiStepLR: milestones must be >= 1 and strictly increasing; milestone " << i << " is "
+                                                                                     << o_.milestones[i]);
+  apply();
+}
+
+double MultiStepLR::factor() const {
+  const auto passed = std::upper_bound(o_.milestones.begin(), o_.milestones.end(), epoch_) - o_.milestones.begin();
+  return std::pow(static_cast<double>(o_.gamma), static_cast<double>(passed));
+}
+
+LambdaLR::LambdaLR(const Optimizer& inner, std::function<double(int64_t)> f) : LRScheduler(inner), f_(std::move(f)) {
+  CUVI_CHECK(static_cast<bool>(f_), ValueError, "LambdaLR: no function");
+  apply();
+}
+
+double LambdaLR::factor() const {
+  const double v = f_(epoch_);
+  CUVI_CHECK(std::isfinite(v) && v > 0, ValueError,
+             "LambdaLR: the factor at epoch " << epoch_ << " is " << v << "; it must be finite and positive");
+  return v;
 }
 
 }  // namespace cuvi::optim

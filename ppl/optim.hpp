@@ -3,6 +3,7 @@
 // one launch updates every parameter (kernels/elementwise.hpp's updates).
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -200,6 +201,41 @@ class ExponentialLR : public LRScheduler {
 
  private:
   ExponentialLROptions o_;
+};
+
+// torch.optim.lr_scheduler.MultiStepLR: lr = base * gamma^(number of
+// milestones <= epoch); milestones strictly increasing, >= 1.
+struct MultiStepLROptions {
+  std::vector<int64_t> milestones;
+  float gamma = 0.1f;
+};
+
+class MultiStepLR : public LRScheduler {
+ public:
+  MultiStepLR(const Optimizer& inner, MultiStepLROptions o);
+  std::string name() const override { return "MultiStepLR(" + inner_->name() + ")"; }
+  std::shared_ptr<Optimizer> clone() const override { return std::make_shared<MultiStepLR>(*this); }
+  double factor() const override;
+  const MultiStepLROptions& options() const { return o_; }
+
+ private:
+  MultiStepLROptions o_;
+};
+
+// torch.optim.lr_scheduler.LambdaLR: lr = base * f(epoch) for a user
+// function (a cosine annealing, a warm-up, ...). f must return a finite
+// positive factor, checked at every epoch (ValueError naming the epoch and
+// the value). The epoch, not f, is saved with the state: a resumed run
+// constructs the same f.
+class LambdaLR : public LRScheduler {
+ public:
+  LambdaLR(const Optimizer& inner, std::function<double(int64_t)> f);
+  std::string name() const override { return "LambdaLR(" + inner_->name() + ")"; }
+  std::shared_ptr<Optimizer> clone() const override { return std::make_shared<LambdaLR>(*this); }
+  double factor() const override;
+
+ private:
+  std::function<double(int64_t)> f_;
 };
 
 }  // namespace cuvi::optim

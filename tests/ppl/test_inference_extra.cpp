@@ -468,6 +468,50 @@ TEST(LRSchedule, ExponentialLRSequenceDrivesTheUpdate) {
   EXPECT_THROW(optim::ExponentialLR(optim::SGD(), {.gamma = 0.0f}), ValueError);
 }
 
+TEST(LRSchedule, MultiStepLRSequence) {
+  optim::MultiStepLR s(optim::Adam({.lr = 0.01f}), {.milestones = {2, 5}, .gamma = 0.1f});
+  EXPECT_EQ(s.name(), "MultiStepLR(Adam)");
+  const double g = 0.1f;  // gamma as the float it is stored as
+  const double want[] = {1, 1, g, g, g, g * g, g * g};
+  for (int e = 0; e < 7; ++e) {
+    EXPECT_DOUBLE_EQ(s.factor(), want[e]) << "epoch " << e;
+    EXPECT_FLOAT_EQ(s.optimizer().lr_scale(), static_cast<float>(want[e])) << "epoch " << e;
+    s.scheduler_step();
+  }
+  EXPECT_THROW(optim::MultiStepLR(optim::SGD(), {.milestones = {3, 3}}), ValueError);
+  EXPECT_THROW(optim::MultiStepLR(optim::SGD(), {.milestones = {0}}), ValueError);
+  EXPECT_THROW(optim::MultiStepLR(optim::SGD(), {.milestones = {1}, .gamma = -1.0f}), ValueError);
+}
+
+TEST(LRSchedule, LambdaLRCosineAndBadFactors) {
+  // Cosine annealing over 10 epochs down to a tenth, written as a lambda.
+  auto cosine = [](int64_t e) { return 0.1 + 0.9 * 0.5 * (1.0 + std::cos(M_PI * static_cast<double>(std::min<int64_t>(e, 10)) / 10.0)); };
+  optim::LambdaLR s(optim::SGD({.lr = 0.5f}), cosine);
+  EXPECT_EQ(s.name(), "LambdaLR(SGD)");
+  for (int e = 0; e < 12; ++e) {
+    EXPECT_DOUBLE_EQ(s.factor(), cosine(e)) << e;
+    EXPECT_FLOAT_EQ(s.optimizer().lr_scale(), static_cast<float>(cosine(e))) << e;
+    s.scheduler_step();
+  }
+  // A factor that is not finite and positive is refused, naming the epoch,
+  // and the schedule stays where it was.
+  optim::LambdaLR bad(optim::SGD({.lr = 0.5f}), [](int64_t e) { return e < 2 ? 1.0 : 0.0; });
+  bad.scheduler_step();
+  try {
+    bad.scheduler_step();
+    ADD_FAILURE() << "expected ValueError";
+  } catch (const ValueError& err) {
+    EXPECT_NE(std::string(err.what()).find("epoch 2"), std::string::npos) << err.what();
+  }
+  EXPECT_EQ(bad.epoch(), 1);
+  EXPECT_FLOAT_EQ(bad.optimizer().lr_scale(), 1.0f);
+  // load_state checks the factor at the loaded epoch before changing anything.
+  OptimizerState st = bad.state();
+  st.scalars[optim::LRScheduler::kStateKey]["epoch"] = 3.0;
+  EXPECT_THROW(bad.load_state(st), ValueError);
+  EXPECT_EQ(bad.epoch(), 1);
+}
+
 // ---------------------------------------------------------------------------
 // (e) Exact resume: N steps, save store + optimizer state, M more steps;
 // a fresh SVI that loads the file and runs the same M steps from the same
