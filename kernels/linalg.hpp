@@ -3,6 +3,8 @@
 // and the CUDA kernel.
 #pragma once
 
+#include <limits>
+
 #include "common.hpp"
 
 namespace cuvi::kern {
@@ -30,6 +32,35 @@ CUVI_HD void trisolve_lower(const float* L, int64_t ld, const float* b, float* z
       z[i] = acc / L[i * ld + i];
     }
   }
+}
+
+// Cholesky factor of one symmetric positive-definite D x D matrix A
+// (row-major, row stride D; only its lower triangle and diagonal are read):
+// writes the lower-triangular L with A = L L^T into L (zeros above the
+// diagonal), accumulating each entry's dot product in double. Returns -1 on
+// success, else the index of the first pivot that is not positive (its
+// value in *pivot; L is then NaN from that row on).
+CUVI_HD int64_t cholesky_lower(const float* A, float* L, int64_t D, float* pivot) {
+  for (int64_t i = 0; i < D; ++i) {
+    for (int64_t j = 0; j <= i; ++j) {
+      double s = static_cast<double>(A[i * D + j]);
+      for (int64_t k = 0; k < j; ++k) s -= static_cast<double>(L[i * D + k]) * static_cast<double>(L[j * D + k]);
+      if (i == j) {
+        if (!(s > 0.0)) {
+          *pivot = static_cast<float>(s);
+          constexpr float nan = std::numeric_limits<float>::quiet_NaN();
+          for (int64_t r = i; r < D; ++r)
+            for (int64_t c = 0; c < D; ++c) L[r * D + c] = nan;
+          return i;
+        }
+        L[i * D + i] = static_cast<float>(::sqrt(s));
+      } else {
+        L[i * D + j] = static_cast<float>(s / static_cast<double>(L[j * D + j]));
+      }
+    }
+    for (int64_t j = i + 1; j < D; ++j) L[i * D + j] = 0.0f;
+  }
+  return -1;
 }
 
 }  // namespace cuvi::kern

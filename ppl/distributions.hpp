@@ -387,6 +387,10 @@ class Delta final : public Distribution {
 class MultivariateNormal final : public Distribution {
  public:
   MultivariateNormal(const Tensor& loc, const Tensor& scale_tril);
+  // Pyro's MultivariateNormal(loc, covariance_matrix=...): scale_tril =
+  // cholesky(covariance) (differentiable; only the covariance's lower
+  // triangle is read; not positive definite: ValueError naming the pivot).
+  static MultivariateNormal from_covariance(const Tensor& loc, const Tensor& covariance_matrix);
   // The parameters as given (not expanded to batch_shape).
   const Tensor& loc() const { return loc_; }
   const Tensor& scale_tril() const { return scale_tril_; }

@@ -44,6 +44,17 @@ kern::MvnArgs mvn_args(const Tensor* x, const Tensor& loc, const Tensor& L, cons
 
 }  // namespace
 
+MultivariateNormal MultivariateNormal::from_covariance(const Tensor& loc, const Tensor& covariance_matrix) {
+  CUVI_CHECK(covariance_matrix.defined(), ValueError,
+             "MultivariateNormal: undefined covariance_matrix" << detail::site_suffix());
+  CUVI_CHECK(covariance_matrix.dtype() == DType::kFloat32 && covariance_matrix.dim() >= 2 &&
+                 covariance_matrix.size(-1) == covariance_matrix.size(-2),
+             ShapeError,
+             "MultivariateNormal: covariance_matrix must be float32 [..., D, D], got "
+                 << shape_str(covariance_matrix.shape()) << detail::site_suffix());
+  return MultivariateNormal(loc, cholesky(covariance_matrix));
+}
+
 MultivariateNormal::MultivariateNormal(const Tensor& loc, const Tensor& scale_tril)
     : loc_(loc), scale_tril_(scale_tril) {
   CUVI_CHECK(loc_.defined() && scale_tril_.defined(), ValueError,

@@ -90,6 +90,11 @@ class Backend {
   // contiguous [batch, D] and must not alias.
   virtual void trisolve(const float* L, const float* b, float* z, int64_t batch, int64_t D, int64_t l_batch_stride,
                         bool transpose) = 0;
+  // Cholesky factors of `batch` contiguous D x D matrices (kern::cholesky_lower).
+  // A matrix that is not positive definite: `check` (register_check) is
+  // raised with the failing pivot, at once on the cpu, at the next
+  // synchronisation on a GPU.
+  virtual void cholesky(const float* A, float* L, int64_t batch, int64_t D, int check) = 0;
 
   // Indexing; `check` is a code from register_check reported for an index
   // out of [0, src_dim).

@@ -290,6 +290,24 @@ class CpuBackend final : public Backend {
     }
   }
 
+  void cholesky(const float* A, float* L, int64_t batch, int64_t D, int check) override {
+    // The first failing matrix by index, whatever the thread count.
+    std::vector<float> pivot(static_cast<size_t>(batch), 0.0f);
+    std::vector<unsigned char> bad(static_cast<size_t>(batch), 0);
+    ::cuvi::kern::cpu::parallel_for(batch * D * D * D > kParallelGrain, batch, [&](int64_t i) {
+      bad[static_cast<size_t>(i)] =
+          kern::cholesky_lower(A + i * D * D, L + i * D * D, D, &pivot[static_cast<size_t>(i)]) >= 0;
+    });
+    for (int64_t i = 0; i < batch; ++i) {
+      if (!bad[static_cast<size_t>(i)]) continue;
+      std::string msg;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        msg = (check > 0 && check <= static_cast<int>(messages_.size())) ? messages_[check - 1] : "cholesky";
+      }
+      CUVI_THROW(ValueError, msg << " (matrix " << i << " of the batch), got " << pivot[static_cast<size_t>(i)]);
+    }
+  }
   void trisolve(const float* L, const float* b, float* z, int64_t batch, int64_t D, int64_t l_batch_stride,
                 bool transpose) override {
     ::cuvi::kern::cpu::parallel_for(batch * D * D > kParallelGrain, batch, [&](int64_t i) {

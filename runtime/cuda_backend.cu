@@ -483,6 +483,16 @@ __global__ void trisolve_kernel(const float* __restrict__ L, const float* __rest
   CUVI_GRID_STRIDE(i, batch) kern::trisolve_lower(L + i * l_batch_stride, D, b + i * D, z + i * D, D, transpose);
 }
 
+// One thread per matrix, as the triangular solve: the D of a
+// MultivariateNormal's covariance is small.
+__global__ void cholesky_kernel(const float* __restrict__ A, float* __restrict__ L, int64_t batch, int64_t D,
+                                int* flag, int check) {
+  CUVI_GRID_STRIDE(i, batch) {
+    float pivot = 0.0f;
+    if (kern::cholesky_lower(A + i * D * D, L + i * D * D, D, &pivot) >= 0) report(flag, check, pivot);
+  }
+}
+
 __global__ void rand_uniform_kernel(float* out, int64_t n, uint64_t seed, uint32_t offset) {
   CUVI_GRID_STRIDE(i, n) {
     kern::ElemRng rng(seed, static_cast<uint64_t>(i), offset);
@@ -782,6 +792,10 @@ class CudaBackend final : public Backend {
   void trisolve(const float* L, const float* b, float* z, int64_t batch, int64_t D, int64_t l_batch_stride,
                 bool transpose) override {
     launch(trisolve_kernel, batch, L, b, z, batch, D, l_batch_stride, transpose);
+  }
+
+  void cholesky(const float* A, float* L, int64_t batch, int64_t D, int check) override {
+    launch(cholesky_kernel, batch, A, L, batch, D, flag_dev_, check);
   }
 
   void index_select(const void* src, const int64_t* idx, void* out, size_t elem_size, const IndexGeom& g,

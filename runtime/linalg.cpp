@@ -79,4 +79,42 @@ Tensor triangular_solve(const Tensor& L, const Tensor& b, bool transpose) {
       {&L, &b});
 }
 
+Tensor cholesky(const Tensor& A) {
+  check_float(A, "cholesky");
+  CUVI_CHECK(A.dim() >= 2 && A.size(-1) == A.size(-2), ShapeError,
+             "cholesky: needs square matrices in the last two dims, got " << shape_str(A.shape()));
+  const int64_t D = A.size(-1);
+  const int64_t batch = D == 0 ? 0 : A.numel() / (D * D);
+  Tensor L = Tensor::empty(A.shape(), DType::kFloat32, A.device());
+  const Tensor ad = A.detach();
+  if (batch > 0) {
+    Backend& be = backend(A.device());
+    const int code = be.register_check("cholesky: a matrix of shape " + shape_str(A.shape()) +
+                                       " is not positive definite (a pivot is not positive)");
+    be.cholesky(ad.data<float>(), L.data<float>(), batch, D, code);
+  }
+  const Tensor ld = L.detach();
+  // With A = L L^T and an upstream gradient G on L (only its lower triangle
+  // matters), Phi(M) = the lower triangle of M with its diagonal halved:
+  //   S = L^{-T} Phi(L^T G) L^{-1},  grad_A = (S + S^T) / 2
+  // (the gradient of a function of a symmetric A, split evenly between the
+  // two triangles). The two solves run on the matrices' rows as vectors.
+  return record_fn(
+      L, "cholesky",
+      [ld, D](const Tensor& g, const std::vector<bool>&) {
+        NoGradGuard ng;
+        std::vector<float> w(static_cast<size_t>(D * D), 0.0f);
+        for (int64_t i = 0; i < D; ++i)
+          for (int64_t j = 0; j <= i; ++j) w[static_cast<size_t>(i * D + j)] = i == j ? 0.5f : 1.0f;
+        const Tensor phi = matmul(transpose(ld, -1, -2), tril(g)) * tensor(w, {D, D}, g.device());
+        const Tensor l3 = ld.unsqueeze(-3);  // [..., 1, D, D]: one L for the D rows of its matrix
+        // X = L^{-T} Phi: columns of X solve L^T x = phi_col, i.e. rows of X^T.
+        const Tensor xt = trisolve_raw(l3, transpose(phi, -1, -2), true);
+        // S = X L^{-1}: rows of S solve L^T s = x_row (S L = X <=> L^T S^T = X^T).
+        const Tensor sm = trisolve_raw(l3, transpose(xt, -1, -2), true);
+        return std::vector<Tensor>{(sm + transpose(sm, -1, -2)) * 0.5f};
+      },
+      {&A});
+}
+
 }  // namespace cuvi

@@ -97,6 +97,13 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor
 // triangle of L is read, and its gradient is lower triangular
 // (torch.linalg.solve_triangular(L, b.unsqueeze(-1), upper=False) semantics).
 Tensor triangular_solve(const Tensor& L, const Tensor& b, bool transpose = false);
+// torch.linalg.cholesky: the lower-triangular L with A = L L^T for
+// symmetric positive-definite matrices A [..., D, D] (only A's lower
+// triangle is read), each entry accumulated in double. A matrix that is not
+// positive definite raises ValueError naming the shape and the pivot (on a
+// GPU at the next synchronisation; its L is NaN). Differentiable: the
+// gradient is symmetric.
+Tensor cholesky(const Tensor& A);
 
 // Shape ops (also as Tensor methods).
 Tensor reshape(const Tensor& x, const Shape& shape);

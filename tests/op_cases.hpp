@@ -248,6 +248,33 @@ inline std::vector<OpCase> op_cases() {
                [](const std::vector<Tensor>& x) { return linear(x[0], x[1]); },
                [lin_ref](const HostArrays& x, const std::vector<Shape>&) { return lin_ref(x, 1, 5, 3, false); }});
 
+  // cholesky of A = B B^T + 3 I (positive definite for any B): [2] batch of 3 x 3.
+  c.push_back({"cholesky", {{{2, 3, 3}, -1, 1}},
+               [](const std::vector<Tensor>& x) {
+                 const Tensor a = matmul(x[0], transpose(x[0], -1, -2)) + diag_embed(full({3}, 3.0f, x[0].device()));
+                 return cholesky(a);
+               },
+               [](const HostArrays& x, const std::vector<Shape>&) {
+                 std::vector<double> r(18, 0.0);
+                 for (int b = 0; b < 2; ++b) {
+                   const double* B = x[0].data() + b * 9;
+                   double A[9], L[9] = {0};
+                   for (int i = 0; i < 3; ++i)
+                     for (int j = 0; j < 3; ++j) {
+                       A[i * 3 + j] = i == j ? 3.0 : 0.0;
+                       for (int k = 0; k < 3; ++k) A[i * 3 + j] += B[i * 3 + k] * B[j * 3 + k];
+                     }
+                   for (int i = 0; i < 3; ++i)
+                     for (int j = 0; j <= i; ++j) {
+                       double v = A[i * 3 + j];
+                       for (int k = 0; k < j; ++k) v -= L[i * 3 + k] * L[j * 3 + k];
+                       L[i * 3 + j] = i == j ? std::sqrt(v) : v / L[j * 3 + j];
+                     }
+                   for (int i = 0; i < 9; ++i) r[static_cast<size_t>(b * 9 + i)] = L[i];
+                 }
+                 return r;
+               }});
+
   // Shape and index ops.
   c.push_back({"transpose", {{{3, 4}, -1, 1}}, [](const std::vector<Tensor>& x) { return x[0].t(); },
                [](const HostArrays& x, const std::vector<Shape>&) {

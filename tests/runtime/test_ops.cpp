@@ -165,3 +165,33 @@ TEST(Ops, LargeIndexAddAndScatterAddAddInSourceOrder) {
                                  tensor(src, {outer, idx_dim, inner}));
   EXPECT_EQ(got.to_vector(), want);
 }
+
+TEST(Ops, CholeskyReconstructsAndRejectsMatricesThatAreNotPositiveDefinite) {
+  // Random SPD matrices up to D = 24 (condition number ~ 10-100): L L^T
+  // gives A back to float rounding of its entries (each dot product is
+  // accumulated in double, so the error is ~ D ulp of |A|), L is lower
+  // triangular with a positive diagonal.
+  std::mt19937 gen(5);
+  for (int64_t D : {1, 2, 7, 24}) {
+    const Tensor B = random_tensor({3, D, D}, gen, -1.0f, 1.0f);
+    const Tensor A = matmul(B, transpose(B, -1, -2)) + diag_embed(full({D}, 0.5f));
+    const Tensor L = cholesky(A);
+    const auto l = L.to_vector(), a = A.to_vector(), back = matmul(L, transpose(L, -1, -2)).to_vector();
+    for (int64_t b = 0; b < 3; ++b)
+      for (int64_t i = 0; i < D; ++i)
+        for (int64_t j = 0; j < D; ++j) {
+          const size_t k = static_cast<size_t>((b * D + i) * D + j);
+          if (j > i) EXPECT_EQ(l[k], 0.0f);
+          if (j == i) EXPECT_GT(l[k], 0.0f);
+          EXPECT_NEAR(back[k], a[k], 4e-6 * static_cast<double>(D) * (1.0 + std::fabs(a[k]))) << D << " " << k;
+        }
+  }
+  // Only the lower triangle is read.
+  const Tensor sym = tensor({4.0f, 2.0f, 2.0f, 3.0f}, {2, 2});
+  const Tensor low = tensor({4.0f, 99.0f, 2.0f, 3.0f}, {2, 2});
+  EXPECT_EQ(cholesky(sym).to_vector(), cholesky(low).to_vector());
+  // Not positive definite: the error names the op, the shape and the pivot.
+  expect_error<ValueError>([] { cholesky(tensor({1.0f, 2.0f, 2.0f, 1.0f}, {1, 2, 2})).to_vector(); },
+                           {"cholesky", "[1, 2, 2]", "not positive definite", "-3"});
+  expect_error<ShapeError>([] { cholesky(ones({2, 3})); }, {"cholesky", "[2, 3]"});
+}
