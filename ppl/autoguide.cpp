@@ -8,7 +8,7 @@ namespace cuvi::infer {
 namespace {
 
 
-bool subsampled(const Frame& f) { return f.subsample_size < f.size; }
+bool subsampled(const Frame& f) { return f.subsampled; }
 
 // True where every event of x is in the support.
 bool all_in_support(const constraints::ConstraintPtr& c, const Tensor& x) {
@@ -212,6 +212,13 @@ std::map<std::string, Tensor> AutoGuideCore::draw_plates() const {
   for (const LatentSite& s : sites_)
     for (const Frame& f : s.proto.frames) {
       if (!subsampled(f) || idx.count(f.name)) continue;
+      // The guide draws B of N at random each call and the model replays
+      // them; a plate the model gives all N of its own indices (a
+      // permutation) has nothing to draw, and guessing its order would
+      // misalign the guide's rows with the model's.
+      CUVI_CHECK(f.subsample_size < f.size, ValueError,
+                 cls_ << ": plate '" << f.name << "' takes user-supplied indices of its full size " << f.size
+                      << "; an autoguide draws its minibatches (give the plate a subsample_size < size)");
       Plate p(f.name, f.size, f.subsample_size, f.dim);
       idx[f.name] = p.indices();
     }

@@ -41,10 +41,14 @@ Frame plate_frame(std::string name, int64_t size, int64_t subsample_size, const 
     CUVI_CHECK(user->defined() && user->dtype() == DType::kInt64 && user->dim() == 1, ValueError,
                "plate '" << name << "': subsample indices must be a 1-D int64 tensor");
     f.subsample_size = user->numel();
+    CUVI_CHECK(f.subsample_size <= size, ValueError,
+               "plate '" << name << "': " << f.subsample_size << " subsample indices for a plate of size " << size);
+    f.subsampled = true;  // the user's indices are taken, even all N of them (a permutation)
   } else {
     CUVI_CHECK(subsample_size >= 0 && subsample_size <= size, ValueError,
                "plate '" << name << "': subsample_size " << subsample_size << " not in [0, " << size << "]");
     f.subsample_size = subsample_size == 0 ? size : subsample_size;
+    f.subsampled = f.subsample_size < size;
   }
   f.name = std::move(name);
   f.size = size;
@@ -114,55 +118,75 @@ void broadcast_to_plates(Site& msg) {
 // dims agree) at plate f's indices, along the plate's dim counted from the
 // right of t's batch dims (t.dim() - event_dim of them). A dim of size 1, or
 // one t does not have, broadcasts: t is returned as it is.
-// `what` names the caller in errors ("param 'x'", "subsample").
-Tensor take_plate_rows(const std::string& what, const Tensor& t, int event_dim, const Frame& f) {
-  const int64_t pos = t.dim() - event_dim + f.dim;
-  if (pos < 0 || t.size(pos) == 1) return t;
-  CUVI_CHECK(t.size(pos) == f.size, ShapeError,
-             what << ": shape " << shape_str(t.shape()) << " (event_dim " << event_dim << ") has size "
-                  << t.size(pos) << " at plate '" << f.name << "' dim " << f.dim
-                  << "; under a subsampled plate it needs the plate's full size " << f.size
-                  << " there (or 1), and the plate takes its rows");
+// Where plate f's dim lies in a tensor of `shape` whose rightmost event_dim
+// dims are event dims: -1 when the tensor has no such dim or it has size 1
+// (broadcast); any size other than the plate's full size is a ShapeError
+// naming `what` (Pyro checks this under every plate, subsampled or not).
+int64_t plate_dim_pos(const std::string& what, const Shape& shape, int event_dim, const Frame& f) {
+  const int64_t pos = static_cast<int64_t>(shape.size()) - event_dim + f.dim;
+  if (pos < 0 || shape[static_cast<size_t>(pos)] == 1) return -1;
+  CUVI_CHECK(shape[static_cast<size_t>(pos)] == f.size, ShapeError,
+             what << ": shape " << shape_str(shape) << " (event_dim " << event_dim << ") has size "
+                  << shape[static_cast<size_t>(pos)] << " at plate '" << f.name << "' dim " << f.dim
+                  << "; inside the plate it needs the plate's full size " << f.size
+                  << " there (or 1), and a subsampled plate takes its rows");
+  return pos;
+}
+Tensor take_rows(const Tensor& t, int64_t pos, const Frame& f) {
   const Tensor idx = f.indices.device() == t.device() ? f.indices : f.indices.to(t.device());
   return index_select(t, pos, idx);
 }
-Tensor take_param_rows(const Site& msg, const Tensor& t, const Frame& f) {
-  return take_plate_rows("param '" + msg.name + "'", t, *msg.event_dim, f);
-}
 
 // A param site: the store's value (unless a handler has set one), and for
-// an event_dim param the rows of every subsampled plate around it. Those
-// rows come from the leaf, before the transform, when every such plate dim
-// lies left of the constraint's event dims (same values, B rows of work).
+// an event_dim param the rows of every subsampled plate around it (sizes
+// checked against every vectorized plate on the declared, constrained
+// shape). Those rows come from the leaf, before the transform, when every
+// such plate dim lies left of the constraint's event dims (same values, B
+// rows of work).
 void process_param(Site& msg) {
-  std::vector<const Frame*> rows;
-  if (msg.event_dim) {
-    CUVI_CHECK(*msg.event_dim >= 0, ValueError,
-               "param '" << msg.name << "': event_dim must be >= 0, got " << *msg.event_dim);
-    for (const Frame& f : msg.frames)
-      if (f.vectorized && f.subsample_size < f.size) rows.push_back(&f);
+  if (!msg.event_dim) {
+    if (!msg.done && !msg.value.defined()) {
+      msg.value = msg.init_value.defined() ? param_store().param(msg.name, msg.init_value, msg.constraint)
+                                           : param_store().param(msg.name, msg.init, msg.constraint);
+      msg.unconstrained = param_store().unconstrained(msg.name);
+    }
+    return;
   }
-  bool taken = false;
+  const int ed = *msg.event_dim;
+  const std::string what = "param '" + msg.name + "'";
+  CUVI_CHECK(ed >= 0, ValueError, what << ": event_dim must be >= 0, got " << ed);
+  // (position, plate) of every subsampled plate's dim in `shape`.
+  auto takes_in = [&](const Shape& shape) {
+    std::vector<std::pair<int64_t, const Frame*>> takes;
+    for (const Frame& f : msg.frames) {
+      if (!f.vectorized) continue;
+      const int64_t pos = plate_dim_pos(what, shape, ed, f);
+      if (pos >= 0 && f.subsampled) takes.emplace_back(pos, &f);
+    }
+    return takes;
+  };
   if (!msg.done && !msg.value.defined()) {
     const Tensor leaf = param_store().declare(msg.name, msg.init, msg.init_value.defined() ? &msg.init_value : nullptr,
                                               msg.constraint);
     msg.unconstrained = leaf;
     const constraints::ConstraintPtr c = param_store().constraint(msg.name);
+    const Shape shape = c->constrained_shape(leaf.shape());
+    const auto takes = takes_in(shape);
     const int64_t nd = leaf.dim();
-    bool early = !rows.empty() && *msg.event_dim >= c->event_dim() &&
-                 static_cast<int64_t>(c->constrained_shape(leaf.shape()).size()) == nd;
-    for (const Frame* f : rows) early = early && nd - *msg.event_dim + f->dim < nd - c->event_dim();
-    if (early) {
-      Tensor u = leaf;
-      for (const Frame* f : rows) u = take_param_rows(msg, u, *f);
-      msg.value = c->transform(u);
-      taken = true;
-    } else {
+    bool early = !takes.empty() && static_cast<int64_t>(shape.size()) == nd;
+    for (const auto& [pos, f] : takes) early = early && pos < nd - c->event_dim();
+    if (!early) {
       msg.value = c->transform(leaf);
+      for (const auto& [pos, f] : takes) msg.value = take_rows(msg.value, pos, *f);
+      return;
     }
+    Tensor u = leaf;
+    for (const auto& [pos, f] : takes) u = take_rows(u, pos, *f);
+    msg.value = c->transform(u);
+    return;
   }
-  if (!taken)
-    for (const Frame* f : rows) msg.value = take_param_rows(msg, msg.value, *f);
+  // A value set by a handler (substitute): its rows, as Pyro's plates take them.
+  for (const auto& [pos, f] : takes_in(msg.value.shape())) msg.value = take_rows(msg.value, pos, *f);
 }
 
 void default_process(Site& msg) {
@@ -219,12 +243,17 @@ void Trace::add(Site s) {
     Site& old = sites_[it->second];
     // As Pyro: a param may be declared again (the latest site replaces the
     // earlier one, keeping its place); a sample site name is unique.
+    auto kind = [](const Site& x) {
+      return x.type == SiteType::kParam ? "param" : x.is_subsample ? "plate index" : "sample";
+    };
     CUVI_CHECK(old.type == SiteType::kParam && s.type == SiteType::kParam, ValueError,
-               "site '" << s.name << "' appears twice in the trace (as a "
-                        << (old.type == SiteType::kParam ? "param" : "sample") << " site, then as a "
-                        << (s.type == SiteType::kParam ? "param" : "sample")
-                        << " site); sample site names must be unique");
+               "site '" << s.name << "' appears twice in the trace (as a " << kind(old) << " site, then as a "
+                        << kind(s) << " site); sample site and plate names must be unique");
+    // A later declaration a handler substituted has no leaf: the store's
+    // leaf found earlier still fed the run, so keep it for the optimizer.
+    Tensor leaf = s.unconstrained.defined() ? s.unconstrained : old.unconstrained;
     old = std::move(s);
+    old.unconstrained = std::move(leaf);
     return;
   }
   index_[s.name] = sites_.size();
@@ -280,7 +309,7 @@ std::string Trace::format_shapes(bool log_prob) const {
       plates += (plates.empty() ? "" : ", ") + f.name;
       if (f.vectorized) plates += " dim " + std::to_string(f.dim);
       plates += " size " + std::to_string(f.subsample_size);
-      if (f.subsample_size < f.size) plates += "/" + std::to_string(f.size);
+      if (f.subsampled) plates += "/" + std::to_string(f.size);
     }
     return plates.empty() ? plates : "plates: " + plates;
   };
@@ -411,7 +440,7 @@ Tensor deterministic(const std::string& name, const Tensor& value, int event_dim
 
 Plate::Plate(std::string name, int64_t size, int64_t subsample_size, std::optional<int> dim)
     : frame_(plate_frame(std::move(name), size, subsample_size, nullptr)), user_dim_(dim) {
-  subsampled_ = frame_.subsample_size < size;
+  subsampled_ = frame_.subsampled;
   activate();
   draw_indices(nullptr);
 }
@@ -512,9 +541,11 @@ Tensor subsample(const Tensor& data, int event_dim) {
   CUVI_CHECK(data.defined(), ValueError, "subsample: undefined data tensor");
   CUVI_CHECK(event_dim >= 0, ValueError, "subsample: event_dim must be >= 0, got " << event_dim);
   Tensor t = data;
-  // Outermost first, as sites list their frames.
-  for (const Plate* p : t_plates)
-    if (p->subsample_size() < p->size()) t = take_plate_rows("subsample", t, event_dim, p->frame());
+  // Outermost first, as sites list their frames; sizes checked under every plate.
+  for (const Plate* p : t_plates) {
+    const int64_t pos = plate_dim_pos("subsample", t.shape(), event_dim, p->frame());
+    if (pos >= 0 && p->frame().subsampled) t = take_rows(t, pos, p->frame());
+  }
   return t;
 }
 
@@ -524,7 +555,7 @@ IRange::IRange(std::string name, int64_t size, int64_t subsample_size)
     : frame_(plate_frame(std::move(name), size, subsample_size, nullptr)) {
   frame_.dim = 0;
   frame_.vectorized = false;
-  subsampled_ = frame_.subsample_size < size;
+  subsampled_ = frame_.subsampled;
   draw_indices(nullptr);
 }
 

@@ -30,6 +30,7 @@ struct Frame {
   int dim = -1;                // negative, counted from the right of the batch shape; 0: sequential, no dim
   int64_t size = 0;            // full size N
   int64_t subsample_size = 0;  // B (== size when not subsampled)
+  bool subsampled = false;     // indices are taken: B < N drawn, or user-supplied (even all N)
   Tensor indices;              // this step's int64 indices (subsampled plates)
   bool vectorized = true;      // false: one iteration of a sequential plate
   int64_t counter = 0;         // sequential: the iteration number (0, 1, ...); 0 when vectorized

@@ -267,3 +267,58 @@ TEST(Subsample, TakesTheRowsOfEveryEnclosingSubsampledPlate) {
                            {"subsample", "[2, 9, 2]", "plate 'rows'", "6"});
   expect_error<ValueError>([&] { subsample(data, -1); }, {"subsample", "event_dim", "-1"});
 }
+
+TEST(ParamEventDim, UserIndicesOfFullSizeAreTakenByEveryPath) {
+  // A plate given a permutation of all N indices takes them everywhere:
+  // plate.subsample, subsample() and event_dim params agree row for row.
+  fresh(12);
+  const Tensor data = tensor({10.0f, 11.0f, 12.0f, 13.0f});
+  Plate p("data", 4, tensor_i64({3, 2, 1, 0}, {4}));
+  const auto want = std::vector<float>{13.0f, 12.0f, 11.0f, 10.0f};
+  EXPECT_EQ(p.subsample(data).to_vector(), want);
+  EXPECT_EQ(subsample(data, 0).to_vector(), want);
+  EXPECT_EQ(param("x", data, constraints::real, 0).to_vector(), want);
+  const auto y = param("y", data, constraints::positive, 0).to_vector();  // the rows of the leaf, then exp
+  const auto yfull = param_store().get("y").to_vector();                  // exp(log(x)): x to rounding
+  EXPECT_EQ(y, (std::vector<float>{yfull[3], yfull[2], yfull[1], yfull[0]}));
+  p.exit();
+  expect_error<ValueError>([] { Plate q("big", 2, tensor_i64({0, 1, 0}, {3})); }, {"plate 'big'", "3", "size 2"});
+}
+
+TEST(ParamEventDim, SizesAreCheckedUnderPlatesThatAreNotSubsampled) {
+  // As Pyro: inside any plate an event_dim param (or subsample's data) has
+  // the plate's size or 1 at its dim, so a wrong size shows before
+  // subsampling is turned on.
+  fresh(13);
+  auto p = plate("data", 10);
+  expect_error<ShapeError>([] { param("loc", zeros({7}), constraints::real, 0); }, {"param 'loc'", "[7]", "10"});
+  expect_error<ShapeError>([] { subsample(ones({7}), 0); }, {"subsample", "[7]", "plate 'data'"});
+  EXPECT_EQ(param("ok", zeros({10}), constraints::real, 0).shape(), (Shape{10}));
+  EXPECT_EQ(subsample(ones({1}), 0).shape(), (Shape{1}));
+}
+
+TEST(ParamEventDim, ErrorsNameTheDeclaredShape) {
+  // A simplex param declared [7, 3] (its leaf is [7, 2]) under a plate of 10.
+  fresh(14);
+  auto p = plate("data", 10, 4);
+  std::vector<float> v(21, 1.0f / 3.0f);
+  expect_error<ShapeError>([&] { param("w", tensor(v, {7, 3}), constraints::simplex, 1); },
+                           {"param 'w'", "[7, 3]", "plate 'data'"});
+}
+
+TEST(TraceParams, SubstitutedRedeclarationKeepsTheLeafForTheOptimizer) {
+  fresh(15);
+  const Tensor sub = tensor(5.0f);
+  Trace tr = P::trace([&] {
+               param("a", 1.0f);
+               P::substitute([] { return param("a", 1.0f); }, {{"a", sub}})();
+             }).get_trace();
+  EXPECT_TRUE(tr.site("a").unconstrained.defined());
+  EXPECT_EQ(tr.site("a").value.item(), 5.0f);
+  // A plate index site and a param of one name: the kinds are named.
+  expect_error<ValueError>([] { P::trace([] {
+                                  auto p = plate("loc", 10, 4);
+                                  param("loc", 1.0f);
+                                }).get_trace(); },
+                           {"'loc'", "plate index site, then as a param site"});
+}
