@@ -424,5 +424,43 @@ dist::DistPtr AutoMultivariateNormalCore::posterior() const {
   return std::make_shared<dist::MultivariateNormal>(loc, L);
 }
 
+int64_t AutoLowRankMultivariateNormalCore::rank() const {
+  CUVI_CHECK(o_.rank >= 0, ValueError, cls_ << ": rank must be >= 0 (0: automatic), got " << o_.rank);
+  if (o_.rank > 0) return o_.rank;
+  return std::max<int64_t>(1, static_cast<int64_t>(std::lround(std::sqrt(static_cast<double>(dim_)))));
+}
+
+std::function<Tensor()> AutoLowRankMultivariateNormalCore::factor_init() const {
+  const int64_t d = dim_, r = rank();
+  const float sc = o_.init_scale * static_cast<float>(std::sqrt(0.5 / static_cast<double>(r)));
+  const Device dev = init_loc_.device();
+  return [d, r, sc, dev] {
+    NoGradGuard ng;
+    return (randn({d, r}, dev) * sc).detach();
+  };
+}
+
+void AutoLowRankMultivariateNormalCore::create_posterior_params(const Tensor&) {
+  param_store().param(prefix_ + ".loc", loc_init());
+  param_store().param(prefix_ + ".cov_factor", factor_init());
+  param_store().param(prefix_ + ".scale", diag_init(), constraints::softplus_positive);
+}
+
+std::function<Tensor()> AutoLowRankMultivariateNormalCore::diag_init() const {
+  const float sc = o_.init_scale * static_cast<float>(std::sqrt(0.5));
+  const int64_t d = dim_;
+  const Device dev = init_loc_.device();
+  return [sc, d, dev] { return full({d}, sc, dev); };
+}
+
+dist::DistPtr AutoLowRankMultivariateNormalCore::posterior() const {
+  Tensor loc = param(prefix_ + ".loc", loc_init());
+  Tensor w = param(prefix_ + ".cov_factor", factor_init());
+  Tensor s = param(prefix_ + ".scale", diag_init(), constraints::softplus_positive);
+  const Tensor f = s.unsqueeze(-1) * w;  // (s W)
+  const Tensor cov = matmul(f, f.t()) + diag_embed(s * s);
+  return std::make_shared<dist::MultivariateNormal>(dist::MultivariateNormal::from_covariance(loc, cov));
+}
+
 }  // namespace detail
 }  // namespace cuvi::infer

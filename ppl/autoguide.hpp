@@ -86,6 +86,7 @@ struct AutoGuideOptions {
                                     // for AutoNormal, init_to_median for the others
   float init_scale = 0.1f;          // initial scale (AutoNormal, AutoDiagonalNormal, AutoMultivariateNormal)
   std::string prefix = "";          // param-name prefix; empty: the class name
+  int64_t rank = 0;                 // AutoLowRankMultivariateNormal: 0 = round(sqrt(latent dim))
 };
 
 namespace detail {
@@ -203,6 +204,26 @@ class AutoMultivariateNormalCore final : public AutoContinuousCore {
   dist::DistPtr posterior() const override;
 };
 
+// Pyro's AutoLowRankMultivariateNormal: a joint Normal whose covariance is
+// diag(s) (W W^T + I) diag(s) = (s W)(s W)^T + diag(s^2), W [D, rank]
+// (cov_factor, initialised N(0, 1) * init_scale * sqrt(0.5 / rank)), s [D]
+// (scale, softplus_positive, initialised sqrt(0.5) * init_scale). Its
+// density goes through cholesky of the D x D covariance.
+class AutoLowRankMultivariateNormalCore final : public AutoContinuousCore {
+ public:
+  explicit AutoLowRankMultivariateNormalCore(AutoGuideOptions o)
+      : AutoContinuousCore("AutoLowRankMultivariateNormal", std::move(o)) {}
+  int64_t rank() const;
+
+ protected:
+  void create_posterior_params(const Tensor& init_loc) override;
+  dist::DistPtr posterior() const override;
+
+ private:
+  std::function<Tensor()> factor_init() const;
+  std::function<Tensor()> diag_init() const;
+};
+
 // The callable front end: holds the model and a shared core.
 template <class Model, class Core>
 class AutoGuideFront {
@@ -283,6 +304,17 @@ template <class Model>
 AutoMultivariateNormal(Model) -> AutoMultivariateNormal<Model>;
 template <class Model>
 AutoMultivariateNormal(Model, AutoGuideOptions) -> AutoMultivariateNormal<Model>;
+
+template <class Model>
+class AutoLowRankMultivariateNormal
+    : public detail::AutoGuideFront<Model, detail::AutoLowRankMultivariateNormalCore> {
+ public:
+  using detail::AutoGuideFront<Model, detail::AutoLowRankMultivariateNormalCore>::AutoGuideFront;
+};
+template <class Model>
+AutoLowRankMultivariateNormal(Model) -> AutoLowRankMultivariateNormal<Model>;
+template <class Model>
+AutoLowRankMultivariateNormal(Model, AutoGuideOptions) -> AutoLowRankMultivariateNormal<Model>;
 
 // Factories (the same as the deduction guides).
 template <class Model>
