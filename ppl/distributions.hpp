@@ -10,6 +10,7 @@
 
 #include "../kernels/dist/bernoulli.hpp"
 #include "../kernels/dist/beta.hpp"
+#include "../kernels/dist/cauchy.hpp"
 #include "../kernels/dist/exponential.hpp"
 #include "../kernels/dist/gamma.hpp"
 #include "../kernels/dist/laplace.hpp"
@@ -257,6 +258,19 @@ CUVI_ELEMENTWISE_DIST(StudentT, StudentT)
   Tensor df() const { return param(0); }
   Tensor loc() const { return param(1); }
   Tensor scale() const { return param(2); }
+};
+CUVI_ELEMENTWISE_DIST(Cauchy, Cauchy)
+  Cauchy(Arg loc, Arg scale) : Elementwise({loc, scale}) {}
+  Tensor loc() const { return param(0); }
+  Tensor scale() const { return param(1); }
+};
+CUVI_ELEMENTWISE_DIST(HalfCauchy, HalfCauchy)
+  explicit HalfCauchy(Arg scale) : Elementwise({scale}) {}
+  Tensor scale() const { return param(0); }
+};
+CUVI_ELEMENTWISE_DIST(HalfNormal, HalfNormal)
+  explicit HalfNormal(Arg scale) : Elementwise({scale}) {}
+  Tensor scale() const { return param(0); }
 };
 CUVI_ELEMENTWISE_DIST(Poisson, Poisson)
   explicit Poisson(Arg rate) : Elementwise({rate}) {}

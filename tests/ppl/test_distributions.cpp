@@ -3,6 +3,9 @@
 // moments, expand/to_event, Categorical, Dirichlet, Delta, KL, validation.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <functional>
+
 #include <cmath>
 #include <fstream>
 #include <functional>
@@ -83,6 +86,24 @@ std::vector<Family> families() {
   f.push_back({"Uniform", {{-2, -1}, {1, 2}}, {-0.9f, 0.9f}, false, false,
                [](const std::vector<Arg>& a) { return mk<dist::Uniform>(a[0], a[1]); },
                [](double, const std::vector<double>& p) { return -std::log(p[1] - p[0]); }});
+  f.push_back({"Cauchy", {{-1, 1}, {0.5f, 2}}, {-3, 3}, false, false,
+               [](const std::vector<Arg>& a) { return mk<dist::Cauchy>(a[0], a[1]); },
+               [](double x, const std::vector<double>& p) {
+                 const double z = (x - p[0]) / p[1];
+                 return -std::log(M_PI * p[1]) - std::log1p(z * z);
+               }});
+  f.push_back({"HalfCauchy", {{0.5f, 2}}, {0.1f, 4}, false, false,
+               [](const std::vector<Arg>& a) { return mk<dist::HalfCauchy>(a[0]); },
+               [](double x, const std::vector<double>& p) {
+                 const double z = x / p[0];
+                 return std::log(2.0 / M_PI) - std::log(p[0]) - std::log1p(z * z);
+               }});
+  f.push_back({"HalfNormal", {{0.5f, 2}}, {0.1f, 3}, false, false,
+               [](const std::vector<Arg>& a) { return mk<dist::HalfNormal>(a[0]); },
+               [](double x, const std::vector<double>& p) {
+                 const double z = x / p[0];
+                 return 0.5 * std::log(2.0 / M_PI) - std::log(p[0]) - 0.5 * z * z;
+               }});
   f.push_back({"Poisson", {{0.5f, 4}}, {0, 6}, true, false,
                [](const std::vector<Arg>& a) { return mk<dist::Poisson>(a[0]); },
                [](double x, const std::vector<double>& p) { return x * std::log(p[0]) - p[0] - std::lgamma(x + 1); }});
@@ -248,6 +269,7 @@ TEST(DistSampling, MomentsMatchMeanAndVariance) {
     std::vector<Arg> a;
     for (auto r : f.param_ranges) a.push_back(static_cast<float>(mid(r)));
     if (f.name == "StudentT") a[0] = 10.0f;  // finite 4th moment for the variance's SE
+    if (f.name == "Cauchy" || f.name == "HalfCauchy") continue;  // no moments: KS test below
     dist::Dist d = f.make(a);
     const auto xs = d.sample({n}).to_vector();
     double m = 0;
@@ -267,6 +289,44 @@ TEST(DistSampling, MomentsMatchMeanAndVariance) {
     EXPECT_NEAR(m, mu, 5 * se_m);
     EXPECT_NEAR(v, var, 5 * se_v);
   }
+}
+
+TEST(DistSampling, HeavyTailedAndHalfFamiliesPassKolmogorovSmirnov) {
+  // Cauchy and HalfCauchy have no moments, so their samplers are checked by
+  // the Kolmogorov-Smirnov statistic against the exact CDF (HalfNormal too):
+  // with n = 100000 draws the critical value at alpha = 0.001 is
+  // 1.95 / sqrt(n) = 0.0062.
+  const int64_t n = 100000;
+  const double crit = 1.95 / std::sqrt(static_cast<double>(n));
+  auto ks = [n](std::vector<float> x, const std::function<double(double)>& cdf) {
+    std::sort(x.begin(), x.end());
+    double d = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      const double c = cdf(x[static_cast<size_t>(i)]);
+      d = std::max({d, c - static_cast<double>(i) / n, static_cast<double>(i + 1) / n - c});
+    }
+    return d;
+  };
+  set_seed(77);
+  EXPECT_LT(ks(dist::Cauchy(0.5f, 2.0f).sample({n}).to_vector(),
+               [](double x) { return 0.5 + std::atan((x - 0.5) / 2.0) / M_PI; }),
+            crit);
+  EXPECT_LT(ks(dist::HalfCauchy(1.5f).sample({n}).to_vector(),
+               [](double x) { return 2.0 / M_PI * std::atan(x / 1.5); }),
+            crit);
+  EXPECT_LT(ks(dist::HalfNormal(0.7f).sample({n}).to_vector(),
+               [](double x) { return std::erf(x / (0.7 * std::sqrt(2.0))); }),
+            crit);
+  // No moments, as PyTorch reports them.
+  EXPECT_TRUE(std::isnan(dist::Cauchy(0.0f, 1.0f).mean().item()));
+  EXPECT_TRUE(std::isinf(dist::Cauchy(0.0f, 1.0f).variance().item()));
+  EXPECT_TRUE(std::isinf(dist::HalfCauchy(1.0f).mean().item()));
+  // Pathwise gradient of E[x] for HalfNormal: d/ds (s sqrt(2/pi)) = sqrt(2/pi);
+  // the Monte Carlo mean of dx/ds = |eps| has sd sqrt(1 - 2/pi) = 0.603, so
+  // over n draws its standard error is 0.0019; 5 SE.
+  Tensor s = tensor({1.3f}).requires_grad_();
+  sum(dist::HalfNormal(s).rsample({n})).backward();
+  EXPECT_NEAR(s.grad().to_vector()[0] / n, std::sqrt(2.0 / M_PI), 5 * 0.603 / std::sqrt(static_cast<double>(n)));
 }
 
 TEST(DistShape, ExpandAndToEvent) {
