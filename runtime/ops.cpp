@@ -492,6 +492,31 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   return matmul_nd(a, b);
 }
 
+namespace {
+// A new tensor of `shape` holding op(A) (m x k) * op(B) (k x n), row-major,
+// one GEMM; zeros when k == 0 (no GEMM with an empty inner dim).
+Tensor gemm_new(const Shape& shape, int64_t m, int64_t n, int64_t k, bool trans_a, bool trans_b, const float* a,
+                const float* b, Device dev) {
+  Tensor out = Tensor::empty(shape, DType::kFloat32, dev);
+  if (out.numel() == 0) return out;
+  if (k == 0) {
+    backend(dev).fill_f32(out.data<float>(), out.numel(), 0.0f);
+    return out;
+  }
+  GemmArgs g;
+  g.m = m;
+  g.n = n;
+  g.k = k;
+  g.trans_a = trans_a;
+  g.trans_b = trans_b;
+  g.a = a;
+  g.b = b;
+  g.c = out.data<float>();
+  backend(dev).gemm(g);
+  return out;
+}
+}  // namespace
+
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   check_float(x, "linear");
   check_float(weight, "linear");
@@ -504,64 +529,16 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   Shape out_shape = x.shape();
   out_shape.back() = n;
   const int64_t rows = shape_numel(Shape(x.shape().begin(), x.shape().end() - 1));
-  Tensor out = Tensor::empty(out_shape, DType::kFloat32, x.device());
   const Tensor xd = x.detach(), wd = weight.detach();
-  if (rows > 0 && n > 0) {
-    if (k == 0) {
-      backend(x.device()).fill_f32(out.data<float>(), out.numel(), 0.0f);
-    } else {
-      GemmArgs a;  // out (rows x n) = x (rows x k) * W^T
-      a.m = rows;
-      a.n = n;
-      a.k = k;
-      a.trans_b = true;
-      a.a = xd.data<float>();
-      a.b = wd.data<float>();
-      a.c = out.data<float>();
-      backend(x.device()).gemm(a);
-    }
-  }
+  // out (rows x n) = x (rows x k) * W^T
+  Tensor out = gemm_new(out_shape, rows, n, k, false, true, xd.data<float>(), wd.data<float>(), x.device());
   Tensor y = record_fn(
       out, "linear",
       [xd, wd, rows, n, k](const Tensor& g, const std::vector<bool>& need) {
         std::vector<Tensor> res(2);
-        if (need[0]) {  // dx (rows x k) = G (rows x n) * W (n x k)
-          Tensor gx = Tensor::empty(xd.shape(), DType::kFloat32, g.device());
-          if (gx.numel() > 0) {
-            if (n == 0) {
-              backend(g.device()).fill_f32(gx.data<float>(), gx.numel(), 0.0f);
-            } else {
-              GemmArgs a;
-              a.m = rows;
-              a.n = k;
-              a.k = n;
-              a.a = g.data<float>();
-              a.b = wd.data<float>();
-              a.c = gx.data<float>();
-              backend(g.device()).gemm(a);
-            }
-          }
-          res[0] = gx;
-        }
-        if (need[1]) {  // dW (n x k) = G^T (n x rows) * x (rows x k)
-          Tensor gw = Tensor::empty(wd.shape(), DType::kFloat32, g.device());
-          if (gw.numel() > 0) {
-            if (rows == 0) {
-              backend(g.device()).fill_f32(gw.data<float>(), gw.numel(), 0.0f);
-            } else {
-              GemmArgs a;
-              a.m = n;
-              a.n = k;
-              a.k = rows;
-              a.trans_a = true;
-              a.a = g.data<float>();
-              a.b = xd.data<float>();
-              a.c = gw.data<float>();
-              backend(g.device()).gemm(a);
-            }
-          }
-          res[1] = gw;
-        }
+        // dx (rows x k) = G (rows x n) * W (n x k); dW (n x k) = G^T (n x rows) * x (rows x k)
+        if (need[0]) res[0] = gemm_new(xd.shape(), rows, k, n, false, false, g.data<float>(), wd.data<float>(), g.device());
+        if (need[1]) res[1] = gemm_new(wd.shape(), n, k, rows, true, false, g.data<float>(), xd.data<float>(), g.device());
         return res;
       },
       {&x, &weight});
