@@ -34,6 +34,10 @@ CUVI_HD void trisolve_lower(const float* L, int64_t ld, const float* b, float* z
   }
 }
 
+// A namespace constant, usable in device code without nvcc's
+// relaxed-constexpr flag (unlike a numeric_limits call in the function).
+constexpr float kCholeskyNan = std::numeric_limits<float>::quiet_NaN();
+
 // Cholesky factor of one symmetric positive-definite D x D matrix A
 // (row-major, row stride D; only its lower triangle and diagonal are read):
 // writes the lower-triangular L with A = L L^T into L (zeros above the
@@ -48,9 +52,8 @@ CUVI_HD int64_t cholesky_lower(const float* A, float* L, int64_t D, float* pivot
       if (i == j) {
         if (!(s > 0.0)) {
           *pivot = static_cast<float>(s);
-          constexpr float nan = std::numeric_limits<float>::quiet_NaN();
           for (int64_t r = i; r < D; ++r)
-            for (int64_t c = 0; c < D; ++c) L[r * D + c] = nan;
+            for (int64_t c = 0; c < D; ++c) L[r * D + c] = kCholeskyNan;
           return i;
         }
         L[i * D + i] = static_cast<float>(::sqrt(s));

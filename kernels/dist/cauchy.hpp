@@ -1,9 +1,10 @@
 // cuvi kernels: Cauchy(loc, scale), HalfCauchy(scale) and HalfNormal(scale)
 // (PyTorch parameterisations), the usual heavy- and light-tailed priors on
 // scales. All three are reparameterised by their inverse CDF / |N|.
+// (NaN and inf come from special.hpp's namespace constants: a call to
+// numeric_limits inside a CUVI_HD function needs nvcc's relaxed-constexpr
+// flag, which a user's .cu including these headers may not pass.)
 #pragma once
-
-#include <limits>
 
 #include "support.hpp"
 
@@ -50,8 +51,8 @@ struct Cauchy {
     dxdp[1] = (x - p[0]) / p[1];
   }
   // No moments, as PyTorch: mean NaN, variance inf.
-  CUVI_HD static float mean(const float*) { return std::numeric_limits<float>::quiet_NaN(); }
-  CUVI_HD static float variance(const float*) { return std::numeric_limits<float>::infinity(); }
+  CUVI_HD static float mean(const float*) { return kNanF; }
+  CUVI_HD static float variance(const float*) { return kInfF; }
 
   static constexpr float kLogPi = 1.14472988584940017414f;
 };
@@ -88,8 +89,8 @@ struct HalfCauchy {
     return p[0] * ::tanf(0.5f * kPi * rng.uniform());
   }
   CUVI_HD static void sample_grad(float x, const float* p, float* dxdp) { dxdp[0] = x / p[0]; }
-  CUVI_HD static float mean(const float*) { return std::numeric_limits<float>::infinity(); }
-  CUVI_HD static float variance(const float*) { return std::numeric_limits<float>::infinity(); }
+  CUVI_HD static float mean(const float*) { return kInfF; }
+  CUVI_HD static float variance(const float*) { return kInfF; }
 
   static constexpr float kLog2OverPi = -0.45158270528945486473f;  // log(2/pi)
 };
