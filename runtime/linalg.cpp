@@ -101,12 +101,11 @@ Tensor cholesky(const Tensor& A) {
   // two triangles). The two solves run on the matrices' rows as vectors.
   return record_fn(
       L, "cholesky",
-      [ld, D](const Tensor& g, const std::vector<bool>&) {
+      [ld](const Tensor& g, const std::vector<bool>&) {
         NoGradGuard ng;
-        std::vector<float> w(static_cast<size_t>(D * D), 0.0f);
-        for (int64_t i = 0; i < D; ++i)
-          for (int64_t j = 0; j <= i; ++j) w[static_cast<size_t>(i * D + j)] = i == j ? 0.5f : 1.0f;
-        const Tensor phi = matmul(transpose(ld, -1, -2), tril(g)) * tensor(w, {D, D}, g.device());
+        // Phi on the device (no host-built mask copied over every backward).
+        const Tensor m = matmul(transpose(ld, -1, -2), tril(g));
+        const Tensor phi = tril(m, -1) + diag_embed(diagonal(m)) * 0.5f;
         const Tensor l3 = ld.unsqueeze(-3);  // [..., 1, D, D]: one L for the D rows of its matrix
         // X = L^{-T} Phi: columns of X solve L^T x = phi_col, i.e. rows of X^T.
         const Tensor xt = trisolve_raw(l3, transpose(phi, -1, -2), true);
