@@ -349,7 +349,7 @@ void AutoContinuousCore::create_params() {
     init_loc = parts.size() == 1 ? parts[0] : cat(parts, 0);
   }
   init_loc_ = init_loc.detach();
-  create_posterior_params(init_loc_);
+  create_posterior_params();
 }
 
 std::map<std::string, Tensor> AutoContinuousCore::unpack(const Tensor& latent) const {
@@ -402,7 +402,7 @@ std::function<Tensor()> AutoContinuousCore::scale_init(bool tril) const {
   return [sc, d, dev, tril] { return tril ? diag_embed(full({d}, sc, dev)) : full({d}, sc, dev); };
 }
 
-void AutoDiagonalNormalCore::create_posterior_params(const Tensor&) {
+void AutoDiagonalNormalCore::create_posterior_params() {
   param_store().param(prefix_ + ".loc", loc_init());
   param_store().param(prefix_ + ".scale", scale_init(false), constraints::softplus_positive);
 }
@@ -413,7 +413,7 @@ dist::DistPtr AutoDiagonalNormalCore::posterior() const {
   return dist::Normal(loc, scale).to_event(1).ptr();
 }
 
-void AutoMultivariateNormalCore::create_posterior_params(const Tensor&) {
+void AutoMultivariateNormalCore::create_posterior_params() {
   param_store().param(prefix_ + ".loc", loc_init());
   param_store().param(prefix_ + ".scale_tril", scale_init(true), constraints::lower_cholesky);
 }
@@ -440,7 +440,7 @@ std::function<Tensor()> AutoLowRankMultivariateNormalCore::factor_init() const {
   };
 }
 
-void AutoLowRankMultivariateNormalCore::create_posterior_params(const Tensor&) {
+void AutoLowRankMultivariateNormalCore::create_posterior_params() {
   param_store().param(prefix_ + ".loc", loc_init());
   param_store().param(prefix_ + ".cov_factor", factor_init());
   param_store().param(prefix_ + ".scale", diag_init(), constraints::softplus_positive);

@@ -176,7 +176,7 @@ class AutoContinuousCore : public AutoGuideCore {
  protected:
   void create_params() override;
   bool supports_subsampling() const override { return false; }
-  virtual void create_posterior_params(const Tensor& init_loc) = 0;
+  virtual void create_posterior_params() = 0;  // from init_loc_
   virtual dist::DistPtr posterior() const = 0;  // inside a run: reads params through param()
   // Lazy inits of the posterior's loc and scale (diagonal, or scale_tril).
   std::function<Tensor()> loc_init() const;
@@ -190,7 +190,7 @@ class AutoDiagonalNormalCore final : public AutoContinuousCore {
   explicit AutoDiagonalNormalCore(AutoGuideOptions o) : AutoContinuousCore("AutoDiagonalNormal", std::move(o)) {}
 
  protected:
-  void create_posterior_params(const Tensor& init_loc) override;
+  void create_posterior_params() override;
   dist::DistPtr posterior() const override;
 };
 
@@ -200,7 +200,7 @@ class AutoMultivariateNormalCore final : public AutoContinuousCore {
       : AutoContinuousCore("AutoMultivariateNormal", std::move(o)) {}
 
  protected:
-  void create_posterior_params(const Tensor& init_loc) override;
+  void create_posterior_params() override;
   dist::DistPtr posterior() const override;
 };
 
@@ -216,7 +216,7 @@ class AutoLowRankMultivariateNormalCore final : public AutoContinuousCore {
   int64_t rank() const;
 
  protected:
-  void create_posterior_params(const Tensor& init_loc) override;
+  void create_posterior_params() override;
   dist::DistPtr posterior() const override;
 
  private:

@@ -57,9 +57,9 @@ struct Cauchy {
   static constexpr float kLogPi = 1.14472988584940017414f;
 };
 
-// |Cauchy(0, scale)|: log p = log(2/pi) - log s - log1p((x/s)^2), x > 0.
-struct HalfCauchy {
-  static constexpr const char* kName = "HalfCauchy";
+// What the half-line families with one scale parameter share: the
+// parameter, its check, and the positive support.
+struct OneScaleOnPositives {
   static constexpr int kNumParams = 1;
   static constexpr bool kHasRsample = true;
   static constexpr bool kDiscrete = false;
@@ -69,6 +69,11 @@ struct HalfCauchy {
   CUVI_HD static int bad_param(const float* p) { return check::positive(p[0]) ? -1 : 0; }
   CUVI_HD static bool param_ok(const float* p) { return bad_param(p) < 0; }
   CUVI_HD static bool support_ok(float x, const float*) { return check::positive(x); }
+};
+
+// |Cauchy(0, scale)|: log p = log(2/pi) - log s - log1p((x/s)^2), x > 0.
+struct HalfCauchy : OneScaleOnPositives {
+  static constexpr const char* kName = "HalfCauchy";
 
   CUVI_HD static float log_prob(float x, const float* p) {
     const float z = x / p[0];
@@ -96,17 +101,8 @@ struct HalfCauchy {
 };
 
 // |Normal(0, scale)|: log p = log(2)/2 - log(pi)/2 - log s - z^2/2, z = x/s, x > 0.
-struct HalfNormal {
+struct HalfNormal : OneScaleOnPositives {
   static constexpr const char* kName = "HalfNormal";
-  static constexpr int kNumParams = 1;
-  static constexpr bool kHasRsample = true;
-  static constexpr bool kDiscrete = false;
-  static constexpr int kSupport = support::kPositive;
-
-  CUVI_HD static const char* param_name(int i) { return i == 0 ? "scale" : ""; }
-  CUVI_HD static int bad_param(const float* p) { return check::positive(p[0]) ? -1 : 0; }
-  CUVI_HD static bool param_ok(const float* p) { return bad_param(p) < 0; }
-  CUVI_HD static bool support_ok(float x, const float*) { return check::positive(x); }
 
   CUVI_HD static float log_prob(float x, const float* p) {
     const float z = x / p[0];
