@@ -79,12 +79,27 @@ struct ReduceGeom {
 };
 
 // One tensor of a multi-tensor optimizer step.
+// Dense (rows null): element i of grad updates element i of param and the
+// state buffers, i < n. Row-sparse (a RowGrad): grad holds n = outer * k *
+// inner values, the gradient of rows `rows` (k of them, each in [0,
+// dim_size), -1 for a row to skip, none repeated) of a dim of size dim_size;
+// element i updates element opt_target(slot, i) (-1: skipped).
 struct OptSlot {
   float* param;
   const float* grad;
   float* state0;  // Adam m, SGD momentum buffer, Adagrad sum
   float* state1;  // Adam v (else null)
   int64_t n;
+  const int64_t* rows = nullptr;
+  int64_t k = 0, inner = 1, dim_size = 0;
 };
+
+CUVI_HD int64_t opt_target(const OptSlot& s, int64_t i) {
+  if (!s.rows) return i;
+  const int64_t j = i % s.inner, kr = i / s.inner;
+  const int64_t r = kr % s.k, o = kr / s.k;
+  const int64_t row = s.rows[r];
+  return row < 0 ? -1 : (o * s.dim_size + row) * s.inner + j;
+}
 
 }  // namespace cuvi::kern

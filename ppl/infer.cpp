@@ -374,16 +374,23 @@ Tensor svi_step(const Program& model, const Program& guide, optim::Optimizer& op
       std::vector<std::pair<const float*, int64_t>> spans{{r.loss.data<float>(), 1}};
       std::vector<std::string> names{""};
       for (const auto& [n, p] : r.params) {
-        const Tensor g = p.grad();
-        if (!g.defined()) continue;
-        if (g.device() != r.loss.device()) {
-          const int64_t bad = backend(g.device()).first_nonfinite({{g.data<float>(), g.numel()}});
-          CUVI_CHECK(bad < 0, ValueError,
-                     "SVI.step: gradient of parameter '" << n << "' is not finite; parameters left unchanged");
-          continue;
+        // Row-sparse parts alone are checked as they are (their sum is
+        // finite if they are), else the dense gradient.
+        std::vector<Tensor> gs;
+        if (!p.row_grads().empty() && !p.impl()->grad)
+          for (const RowGrad& part : p.row_grads()) gs.push_back(part.values);
+        else if (const Tensor g = p.grad(); g.defined())
+          gs.push_back(g);
+        for (const Tensor& g : gs) {
+          if (g.device() != r.loss.device()) {
+            const int64_t bad = backend(g.device()).first_nonfinite({{g.data<float>(), g.numel()}});
+            CUVI_CHECK(bad < 0, ValueError,
+                       "SVI.step: gradient of parameter '" << n << "' is not finite; parameters left unchanged");
+            continue;
+          }
+          spans.push_back({g.data<float>(), g.numel()});
+          names.push_back(n);
         }
-        spans.push_back({g.data<float>(), g.numel()});
-        names.push_back(n);
       }
       const int64_t bad = backend(r.loss.device()).first_nonfinite(spans);
       CUVI_CHECK(bad != 0, ValueError,

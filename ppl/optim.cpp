@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "../runtime/backend.hpp"
+#include "../runtime/ops.hpp"
 
 namespace cuvi::optim {
 
@@ -33,10 +34,23 @@ void launch_grouped(std::vector<std::pair<Device, std::pair<kern::OptSlot, Hyper
 void check_param(const std::string& name, const Tensor& p) {
   CUVI_CHECK(p.defined() && p.dtype() == DType::kFloat32, DTypeError,
              "optimizer: parameter '" << name << "' must be a float32 tensor");
-  const Tensor g = p.grad();
+  // The dense gradient as it is (grad() would first add the row parts in).
+  const Tensor g = p.impl()->grad ? Tensor(p.impl()->grad) : Tensor();
   CUVI_CHECK(!g.defined() || g.shape() == p.shape(), ShapeError,
              "optimizer: gradient of '" << name << "' has shape " << shape_str(g.shape()) << ", parameter "
                                         << shape_str(p.shape()));
+  for (const RowGrad& r : p.row_grads()) {
+    CUVI_CHECK(r.dim == p.row_grads().front().dim, ShapeError,
+               "optimizer: row gradients of '" << name << "' along dims " << p.row_grads().front().dim << " and "
+                                               << r.dim);
+    Shape want = p.shape();
+    const bool dim_ok = r.dim >= 0 && r.dim < p.dim();
+    if (dim_ok) want[static_cast<size_t>(r.dim)] = r.indices.numel();
+    CUVI_CHECK(dim_ok && r.values.shape() == want && r.values.device() == p.device(), ShapeError,
+               "optimizer: row gradient of '" << name << "' has shape " << shape_str(r.values.shape()) << " for "
+                                              << r.indices.numel() << " rows of dim " << r.dim << ", parameter "
+                                              << shape_str(p.shape()));
+  }
 }
 
 }  // namespace
@@ -97,19 +111,36 @@ template <class Hyper, class Make, class Launch>
 void StatefulOptimizer::step_all(const NamedParams& params, bool two_buffers, double lr0, Make&& make,
                                  Launch&& launch) {
   std::vector<std::pair<Device, std::pair<kern::OptSlot, Hyper>>> items;
+  std::vector<RowGrad> rows_held;  // coalesced row gradients, alive until the launches are queued
+  rows_held.reserve(params.size());
+  for (const auto& [name, p] : params) check_param(name, p);
   for (const auto& [name, p] : params) {
-    check_param(name, p);
-    const Tensor g = p.grad();
-    if (!g.defined()) continue;
+    // Row parts alone, to an optimizer that updates rows: O(rows) work.
+    const bool by_rows = !p.row_grads().empty() && !p.impl()->grad && accepts_row_grads();
+    const Tensor g = by_rows ? Tensor() : p.grad();
+    if (!by_rows && !g.defined()) continue;
+    kern::OptSlot os;
+    if (by_rows) {
+      const int64_t d = p.row_grads().front().dim;
+      rows_held.push_back(coalesce_row_grads(p.row_grads(), p.size(d)));
+      const RowGrad& r = rows_held.back();
+      os.grad = r.values.template data<float>();
+      os.n = r.values.numel();
+      os.rows = r.indices.template data<int64_t>();
+      os.k = r.indices.numel();
+      os.dim_size = p.size(d);
+      os.inner = 1;
+      for (int64_t i = d + 1; i < p.dim(); ++i) os.inner *= p.size(i);
+    } else {
+      os.grad = g.template data<float>();
+      os.n = p.numel();
+    }
     Slot& s = slot(name, p, two_buffers, lr0);
     s.step += 1;
-    kern::OptSlot os;
     os.param = p.template data<float>();
-    os.grad = g.template data<float>();
     os.state0 = s.s0.template data<float>();
     os.state1 = two_buffers ? s.s1.template data<float>() : nullptr;
-    os.n = p.numel();
-    items.push_back({p.device(), {os, make(s)}});
+    if (os.n > 0) items.push_back({p.device(), {os, make(s)}});
   }
   launch_grouped(items, launch);
 }
@@ -133,6 +164,20 @@ void Adam::step(const NamedParams& params) {
   step_all<kern::AdamHyper>(
       params, true, o_.lr,
       [&](Slot& s) { return adam_hyper(o_.lr * lr_scale_, o_.betas, o_.eps, o_.weight_decay, s.step, 0.0f, 0); },
+      [](Backend& b, auto& sl, auto& hy) { b.adam_step(sl, hy); });
+}
+
+SparseAdam::SparseAdam(SparseAdamOptions o) : o_(o) {
+  CUVI_CHECK(o.lr >= 0 && o.eps >= 0 && o.betas.first >= 0 && o.betas.first < 1 && o.betas.second >= 0 &&
+                 o.betas.second < 1,
+             ValueError, "SparseAdam: invalid options (lr " << o.lr << ", betas " << o.betas.first << ", "
+                                                            << o.betas.second << ", eps " << o.eps << ")");
+}
+
+void SparseAdam::step(const NamedParams& params) {
+  step_all<kern::AdamHyper>(
+      params, true, o_.lr,
+      [&](Slot& s) { return adam_hyper(o_.lr * lr_scale_, o_.betas, o_.eps, 0.0f, s.step, 0.0f, 0); },
       [](Backend& b, auto& sl, auto& hy) { b.adam_step(sl, hy); });
 }
 

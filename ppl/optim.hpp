@@ -26,6 +26,13 @@ class Optimizer {
   virtual OptimizerState state() const = 0;
   // Replaces the state (validated first; the old state stays on error).
   virtual void load_state(const OptimizerState& s) = 0;
+  // Whether step() updates a parameter whose gradient is row-sparse parts
+  // (Tensor::row_grads(): rows a subsampled plate took, see ParamStore and
+  // index_select's sparse_grad) in those rows only, in O(rows) work. True
+  // where that equals the dense update (SGD without momentum and weight
+  // decay, Adagrad without weight decay) and for SparseAdam (whose lazy
+  // semantics it is). Otherwise the parts are summed into a dense gradient.
+  virtual bool accepts_row_grads() const { return false; }
   // Multiplies every learning rate (schedules).
   void set_lr_scale(float s) { lr_scale_ = s; }
   float lr_scale() const { return lr_scale_; }
@@ -48,6 +55,21 @@ struct ClippedAdamOptions {
   float weight_decay = 0.0f;
   float clip_norm = 10.0f;
   float lrd = 1.0f;
+};
+
+// torch.optim.SparseAdam (pyro.optim.SparseAdam): Adam whose update of a
+// parameter with a row-sparse gradient touches only those rows: the other
+// rows, and their moments, stay as they are ("lazy" Adam). With N local
+// latents under a plate of subsample size B, a step costs O(B) instead of
+// O(N). It differs from Adam, where a row without gradient still moves by
+// its decaying momentum. Bias corrections use the parameter's step count
+// (steps in which it had a gradient), as torch's. A parameter with a dense
+// gradient (global weights, or rows also used outside the plate) gets
+// Adam's update. No weight decay (torch has none for it).
+struct SparseAdamOptions {
+  float lr = 1e-3f;
+  std::pair<float, float> betas = {0.9f, 0.999f};
+  float eps = 1e-8f;
 };
 
 struct SGDOptions {
@@ -100,6 +122,19 @@ class Adam : public StatefulOptimizer {
   AdamOptions o_;
 };
 
+class SparseAdam : public StatefulOptimizer {
+ public:
+  explicit SparseAdam(SparseAdamOptions o = {});
+  std::string name() const override { return "SparseAdam"; }
+  std::shared_ptr<Optimizer> clone() const override { return std::make_shared<SparseAdam>(*this); }
+  void step(const NamedParams& params) override;
+  bool accepts_row_grads() const override { return true; }
+  const SparseAdamOptions& options() const { return o_; }
+
+ private:
+  SparseAdamOptions o_;
+};
+
 class ClippedAdam : public StatefulOptimizer {
  public:
   explicit ClippedAdam(ClippedAdamOptions o = {});
@@ -117,6 +152,7 @@ class SGD : public StatefulOptimizer {
   std::string name() const override { return "SGD"; }
   std::shared_ptr<Optimizer> clone() const override { return std::make_shared<SGD>(*this); }
   void step(const NamedParams& params) override;
+  bool accepts_row_grads() const override { return o_.momentum == 0.0f && o_.weight_decay == 0.0f; }
 
  private:
   SGDOptions o_;
@@ -128,6 +164,8 @@ class Adagrad : public StatefulOptimizer {
   std::string name() const override { return "Adagrad"; }
   std::shared_ptr<Optimizer> clone() const override { return std::make_shared<Adagrad>(*this); }
   void step(const NamedParams& params) override;
+  // eps > 0: a row never touched has sum 0, and the dense update 0 / (0 + 0) would be NaN.
+  bool accepts_row_grads() const override { return o_.weight_decay == 0.0f && o_.eps > 0.0f; }
 
  private:
   AdagradOptions o_;
@@ -152,6 +190,7 @@ class LRScheduler : public Optimizer {
   LRScheduler(const LRScheduler& o) : Optimizer(o), inner_(o.inner_->clone()), epoch_(o.epoch_) {}
   LRScheduler& operator=(const LRScheduler&) = delete;
   void step(const NamedParams& params) override;
+  bool accepts_row_grads() const override { return inner_->accepts_row_grads(); }
   OptimizerState state() const override;
   void load_state(const OptimizerState& s) override;
   // Advances one epoch and applies the new factor to the inner optimizer.

@@ -132,9 +132,12 @@ int64_t plate_dim_pos(const std::string& what, const Shape& shape, int event_dim
                   << " there (or 1), and a subsampled plate takes its rows");
   return pos;
 }
+// Rows taken from the store's leaf itself give it a row-sparse gradient
+// (index_select's sparse_grad): an optimizer that updates rows then does
+// O(B) work (optim.hpp, accepts_row_grads); grad() is the same either way.
 Tensor take_rows(const Tensor& t, int64_t pos, const Frame& f) {
   const Tensor idx = f.indices.device() == t.device() ? f.indices : f.indices.to(t.device());
-  return index_select(t, pos, idx);
+  return index_select(t, pos, idx, /*sparse_grad=*/t.is_leaf());
 }
 
 // A param site: the store's value (unless a handler has set one), and for

@@ -107,6 +107,13 @@ class Backend {
   virtual void index_add_distinct(float* dst, const int64_t* idx, const float* src, const IndexGeom& g, int check) {
     index_add(dst, idx, src, g, check);
   }
+  // Row-sparse gradient coalescing (coalesce_row_grads): src is [outer,
+  // idx_dim, inner] with rows idx (each in [0, src_dim); others are skipped
+  // with index -1); for each distinct row, at its first position p: rows[p]
+  // = the row and out[.., p, ..] = the sum of its terms in order of
+  // position; at the other positions rows = -1 and out = 0.
+  virtual void coalesce_rows(const int64_t* idx, const float* src, const IndexGeom& g, int64_t* rows,
+                             float* out) = 0;
   virtual void gather(const float* src, const int64_t* idx, float* out, const IndexGeom& g, int check) = 0;
   virtual void scatter_add(float* dst, const int64_t* idx, const float* src, const IndexGeom& g, int check) = 0;
 

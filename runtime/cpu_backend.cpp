@@ -389,6 +389,32 @@ class CpuBackend final : public Backend {
       for (int64_t i = 0; i < g.inner; ++i) d[i] += s[i];
     });
   }
+  void coalesce_rows(const int64_t* idx, const float* src, const IndexGeom& g, int64_t* rows,
+                     float* out) override {
+    const int64_t m = g.idx_dim;
+    std::vector<int64_t> order(static_cast<size_t>(m));
+    for (int64_t j = 0; j < m; ++j) order[static_cast<size_t>(j)] = j;
+    auto key = [&](int64_t j) { return idx[j] >= 0 && idx[j] < g.src_dim ? idx[j] : g.src_dim; };
+    std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return key(a) < key(b); });
+    std::fill(out, out + g.outer * m * g.inner, 0.0f);
+    for (int64_t t = 0; t < m;) {
+      const int64_t k = key(order[static_cast<size_t>(t)]);
+      const int64_t head = order[static_cast<size_t>(t)];
+      int64_t e = t + 1;
+      while (e < m && key(order[static_cast<size_t>(e)]) == k) ++e;
+      for (int64_t u = t; u < e; ++u) rows[order[static_cast<size_t>(u)]] = -1;
+      if (k < g.src_dim) {
+        rows[head] = k;
+        for (int64_t o = 0; o < g.outer; ++o)
+          for (int64_t i = 0; i < g.inner; ++i) {
+            float acc = 0.0f;
+            for (int64_t u = t; u < e; ++u) acc += src[(o * m + order[static_cast<size_t>(u)]) * g.inner + i];
+            out[(o * m + head) * g.inner + i] = acc;
+          }
+      }
+      t = e;
+    }
+  }
   void gather(const float* src, const int64_t* idx, float* out, const IndexGeom& g, int check) override {
     const int64_t n = g.outer * g.idx_dim * g.inner;
     check_indices(idx, n, g.src_dim, check);
@@ -436,10 +462,34 @@ class CpuBackend final : public Backend {
   // One optimizer update over one tensor, in blocks: each block copies the
   // hyper-parameters and pointers into locals that no store can alias, so the
   // compiler hoists the invariants and vectorises the update (the same
-  // per-element function as the CUDA kernel's).
+  // per-element function as the CUDA kernel's). update(p, s0, s1, g, at, h)
+  // updates element `at` of param and state with gradient value g. A
+  // row-sparse slot goes row by row (each row's inner elements contiguous).
   template <class Hyper, class Update>
   static void optimizer_slot(const kern::OptSlot& sl, const Hyper& h, Update update) {
     constexpr int64_t kBlock = 4096;
+    if (sl.rows) {
+      const int64_t nrows = sl.inner > 0 ? sl.n / sl.inner : 0;  // outer * k
+      const int64_t per = std::max<int64_t>(1, kBlock / std::max<int64_t>(1, sl.inner));
+      const int64_t blocks = (nrows + per - 1) / per;
+      ::cuvi::kern::cpu::parallel_for(sl.n > kParallelGrain, blocks, [&](int64_t b) {
+        const Hyper hl = h;
+        float* __restrict p = sl.param;
+        float* __restrict s0 = sl.state0;
+        float* __restrict s1 = sl.state1;
+        const float* __restrict g = sl.grad;
+        const int64_t inner = sl.inner;
+        for (int64_t kr = b * per; kr < std::min(nrows, (b + 1) * per); ++kr) {
+          const int64_t row = sl.rows[kr % sl.k];
+          if (row < 0) continue;
+          const int64_t at = ((kr / sl.k) * sl.dim_size + row) * inner;
+          const float* __restrict gr = g + kr * inner;
+#pragma omp simd
+          for (int64_t j = 0; j < inner; ++j) update(p, s0, s1, gr[j], at + j, hl);
+        }
+      });
+      return;
+    }
     const int64_t blocks = (sl.n + kBlock - 1) / kBlock;
     ::cuvi::kern::cpu::parallel_for(sl.n > kParallelGrain, blocks, [&](int64_t b) {
       const Hyper hl = h;
@@ -450,33 +500,33 @@ class CpuBackend final : public Backend {
       const int64_t hi = std::min(sl.n, (b + 1) * kBlock);
       // The four arrays are distinct tensors: nothing overlaps.
 #pragma omp simd
-      for (int64_t i = b * kBlock; i < hi; ++i) update(p, s0, s1, g, i, hl);
+      for (int64_t i = b * kBlock; i < hi; ++i) update(p, s0, s1, g[i], i, hl);
     });
   }
   void adam_step(const std::vector<kern::OptSlot>& slots, const std::vector<kern::AdamHyper>& hyper) override {
     for (size_t s = 0; s < slots.size(); ++s) {
       if (hyper[s].clipped_form)
-        optimizer_slot(slots[s], hyper[s], [](float* p, float* s0, float* s1, const float* g, int64_t i,
+        optimizer_slot(slots[s], hyper[s], [](float* p, float* s0, float* s1, float g, int64_t i,
                                               const kern::AdamHyper& h) {
-          kern::adam_update_form<1>(p + i, s0 + i, s1 + i, g[i], h);
+          kern::adam_update_form<1>(p + i, s0 + i, s1 + i, g, h);
         });
       else
-        optimizer_slot(slots[s], hyper[s], [](float* p, float* s0, float* s1, const float* g, int64_t i,
+        optimizer_slot(slots[s], hyper[s], [](float* p, float* s0, float* s1, float g, int64_t i,
                                               const kern::AdamHyper& h) {
-          kern::adam_update_form<0>(p + i, s0 + i, s1 + i, g[i], h);
+          kern::adam_update_form<0>(p + i, s0 + i, s1 + i, g, h);
         });
     }
   }
   void sgd_step(const std::vector<kern::OptSlot>& slots, const std::vector<kern::SgdHyper>& hyper) override {
     for (size_t s = 0; s < slots.size(); ++s)
-      optimizer_slot(slots[s], hyper[s], [](float* p, float* s0, float*, const float* g, int64_t i,
-                                            const kern::SgdHyper& h) { kern::sgd_update(p + i, s0 + i, g[i], h); });
+      optimizer_slot(slots[s], hyper[s], [](float* p, float* s0, float*, float g, int64_t i,
+                                            const kern::SgdHyper& h) { kern::sgd_update(p + i, s0 + i, g, h); });
   }
   void adagrad_step(const std::vector<kern::OptSlot>& slots, const std::vector<kern::AdagradHyper>& hyper) override {
     for (size_t s = 0; s < slots.size(); ++s)
-      optimizer_slot(slots[s], hyper[s], [](float* p, float* s0, float*, const float* g, int64_t i,
+      optimizer_slot(slots[s], hyper[s], [](float* p, float* s0, float*, float g, int64_t i,
                                             const kern::AdagradHyper& h) {
-        kern::adagrad_update(p + i, s0 + i, g[i], h);
+        kern::adagrad_update(p + i, s0 + i, g, h);
       });
   }
 

@@ -337,6 +337,35 @@ __global__ void scatter_add_columns_kernel(float* dst, const int64_t* idx, const
   }
 }
 
+// Row-gradient coalescing (Backend::coalesce_rows): (row key, position)
+// pairs are sorted stably, so a run's head holds the row's first position;
+// one thread per (sorted position, outer, inner) writes its position once:
+// the head the run's terms summed in position order (the CPU's order and
+// bits), every other position zero and row -1. Rows outside [0, bound) (an
+// index the select already reported) sort last as `bound` and are skipped.
+__global__ void coalesce_keys_kernel(const int64_t* idx, int64_t m, int64_t bound, uint64_t* key, int64_t* pos) {
+  CUVI_GRID_STRIDE(j, m) {
+    const int64_t k = idx[j];
+    key[j] = static_cast<uint64_t>(k < 0 || k >= bound ? bound : k);
+    pos[j] = j;
+  }
+}
+__global__ void coalesce_runs_kernel(const uint64_t* key, const int64_t* pos, const float* src, const IndexGeom g,
+                                     int64_t* rows, float* out) {
+  const int64_t m = g.idx_dim;
+  CUVI_GRID_STRIDE(e, g.outer * m * g.inner) {
+    const int64_t i = e % g.inner, t = (e / g.inner) % m, o = e / (g.inner * m);
+    const uint64_t k = key[t];
+    const int64_t p = pos[t];
+    const bool keep = (t == 0 || key[t - 1] != k) && k < static_cast<uint64_t>(g.src_dim);
+    if (o == 0 && i == 0) rows[p] = keep ? static_cast<int64_t>(k) : -1;
+    float acc = 0.0f;
+    if (keep)
+      for (int64_t u = t; u < m && key[u] == k; ++u) acc += src[(o * m + pos[u]) * g.inner + i];
+    out[(o * m + p) * g.inner + i] = acc;
+  }
+}
+
 // Indices known to be pairwise distinct (index_add_distinct): every target
 // gets at most one term, from one thread: no sort, one launch, and the CPU's
 // result bit for bit (dst + the term).
@@ -511,12 +540,12 @@ __global__ void subsample_kernel(int64_t* out, int64_t N, int64_t B, int hb, uin
 
 // Multi-tensor optimizer steps: one launch for every tensor of a step,
 // blockIdx.y selects the tensor. Slots and hyper-parameters travel in the
-// kernel's parameter space (no host-to-device copy per step): a pack of 48
-// fits the classic 4 KiB limit (Adam: 76 bytes a tensor); above 48 tensors a
-// pack of 384 (29 KiB: kernel parameters up to 32764 bytes since CUDA 12.1,
-// Volta and later), and only beyond 384 a second launch.
-constexpr int kSmallPack = 48;
-constexpr int kLargePack = 384;
+// kernel's parameter space (no host-to-device copy per step): a pack of 32
+// fits the classic 4 KiB limit (Adam: 108 bytes a tensor); above 32 tensors
+// a pack of 256 (27 KiB: kernel parameters up to 32764 bytes since CUDA
+// 12.1, Volta and later), and only beyond 256 a second launch.
+constexpr int kSmallPack = 32;
+constexpr int kLargePack = 256;
 template <class Hyper, int kCap>
 struct SlotPack {
   kern::OptSlot slot[kCap];
@@ -539,24 +568,25 @@ __device__ __forceinline__ void update_slot(const kern::OptSlot& s, bool use_s0,
   for (int64_t i0 = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i0 < s.n;
        i0 += kOptUnroll * stride) {
     float p[kOptUnroll], a[kOptUnroll], b[kOptUnroll], g[kOptUnroll];
+    int64_t at[kOptUnroll];  // the element of param and state (row-sparse slots: opt_target; -1 skips)
 #pragma unroll
     for (int u = 0; u < kOptUnroll; ++u) {
       const int64_t i = i0 + u * stride;
-      if (i < s.n) {
-        p[u] = s.param[i];
+      at[u] = i < s.n ? kern::opt_target(s, i) : -1;
+      if (at[u] >= 0) {
+        p[u] = s.param[at[u]];
         g[u] = s.grad[i];
-        a[u] = use_s0 ? s.state0[i] : 0.0f;
-        b[u] = use_s1 ? s.state1[i] : 0.0f;
+        a[u] = use_s0 ? s.state0[at[u]] : 0.0f;
+        b[u] = use_s1 ? s.state1[at[u]] : 0.0f;
       }
     }
 #pragma unroll
     for (int u = 0; u < kOptUnroll; ++u) {
-      const int64_t i = i0 + u * stride;
-      if (i < s.n) {
+      if (at[u] >= 0) {
         update(&p[u], &a[u], &b[u], g[u]);
-        s.param[i] = p[u];
-        if (use_s0) s.state0[i] = a[u];
-        if (use_s1) s.state1[i] = b[u];
+        s.param[at[u]] = p[u];
+        if (use_s0) s.state0[at[u]] = a[u];
+        if (use_s1) s.state1[at[u]] = b[u];
       }
     }
   }
@@ -830,6 +860,17 @@ class CudaBackend final : public Backend {
   void index_add_distinct(float* dst, const int64_t* idx, const float* src, const IndexGeom& g,
                           int check) override {
     launch(index_add_distinct_kernel, g.outer * g.idx_dim * g.inner, dst, idx, src, g, flag_dev_, check);
+  }
+  void coalesce_rows(const int64_t* idx, const float* src, const IndexGeom& g, int64_t* rows,
+                     float* out) override {
+    const int64_t m = g.idx_dim;
+    if (m <= 0) return;
+    const uint64_t* key = nullptr;
+    const int64_t* pos = nullptr;
+    DeviceBuffer scratch = sorted_runs(
+        m, static_cast<uint64_t>(g.src_dim),
+        [&](uint64_t* k, int64_t* p) { launch(coalesce_keys_kernel, m, idx, m, g.src_dim, k, p); }, &key, &pos);
+    launch(coalesce_runs_kernel, g.outer * m * g.inner, key, pos, src, g, rows, out);
   }
   void gather(const float* src, const int64_t* idx, float* out, const IndexGeom& g, int check) override {
     launch(gather_kernel, g.outer * g.idx_dim * g.inner, src, idx, out, g, flag_dev_, check);

@@ -861,6 +861,72 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& idx) {
       {&x});
 }
 
+Tensor index_select(const Tensor& x, int64_t dim, const Tensor& idx, bool sparse_grad) {
+  if (!sparse_grad || !x.defined() || !x.is_leaf() || !any_requires_grad({&x}) || x.dtype() != DType::kFloat32)
+    return index_select(x, dim, idx);
+  Tensor out;
+  {
+    NoGradGuard ng;
+    out = index_select(x, dim, idx);
+  }
+  // The output's gradient goes to the leaf as a row part when this node
+  // runs; it returns no dense gradient for its edge, so the engine adds
+  // nothing there.
+  RowGrad part;
+  part.dim = normalize_dim(dim, x.dim(), "index_select");
+  part.indices = idx.detach();
+  part.distinct = idx.impl()->distinct_indices;
+  std::shared_ptr<TensorImpl> leaf = x.impl_ptr();
+  return record_fn(
+      out, "index_select(sparse_grad)",
+      [part, leaf](const Tensor& gr, const std::vector<bool>&) {
+        RowGrad p = part;
+        p.values = gr;
+        leaf->row_grads.push_back(std::move(p));
+        return std::vector<Tensor>{Tensor()};
+      },
+      {&x});
+}
+
+Tensor add_row_grads(const Tensor& base, const Shape& shape, Device dev, const std::vector<RowGrad>& parts) {
+  // Each part into zeros, then the parts added in order, as the engine
+  // accumulates dense gradients: a leaf that got only parts ends with the
+  // bits of index_select's dense backward.
+  Tensor total = base;
+  for (const RowGrad& p : parts) {
+    Tensor dense = zeros(shape, dev);
+    index_add_into(dense, p.dim, p.dim, p.indices, p.values, p.distinct);
+    total = total.defined() ? add(total, dense) : dense;
+  }
+  return total.defined() ? total : zeros(shape, dev);
+}
+
+RowGrad coalesce_row_grads(const std::vector<RowGrad>& parts, int64_t dim_size) {
+  CUVI_CHECK(!parts.empty(), ValueError, "coalesce_row_grads: no parts");
+  if (parts.size() == 1 && parts[0].distinct) return parts[0];
+  const int64_t d = parts[0].dim;
+  std::vector<Tensor> idx, vals;
+  for (const RowGrad& p : parts) {
+    CUVI_CHECK(p.dim == d, ShapeError, "coalesce_row_grads: parts along dims " << d << " and " << p.dim);
+    idx.push_back(p.indices.reshape({p.indices.numel()}));
+    vals.push_back(p.values);
+  }
+  const Tensor all_idx = idx.size() == 1 ? idx[0] : cat(idx, 0);
+  const Tensor all_vals = vals.size() == 1 ? vals[0] : cat(vals, d);
+  RowGrad out;
+  out.dim = d;
+  out.distinct = true;
+  out.indices = Tensor::empty(all_idx.shape(), DType::kInt64, all_idx.device());
+  out.values = Tensor::empty(all_vals.shape(), DType::kFloat32, all_vals.device());
+  IndexGeom g = index_geom(all_vals.shape(), d, all_idx.numel());
+  g.src_dim = dim_size;
+  if (all_idx.numel() > 0)
+    backend(all_vals.device())
+        .coalesce_rows(all_idx.data<int64_t>(), all_vals.data<float>(), g, out.indices.data<int64_t>(),
+                       out.values.data<float>());
+  return out;
+}
+
 Tensor index_add(const Tensor& x, int64_t dim, const Tensor& idx, const Tensor& src) {
   check_float(x, "index_add");
   check_float(src, "index_add");

@@ -119,6 +119,23 @@ Tensor narrow(const Tensor& x, int64_t dim, int64_t start, int64_t length);
 // Indexing with int64 indices (range-checked; on CUDA the check is reported
 // at the next synchronisation of the device, with the op's name).
 Tensor index_select(const Tensor& x, int64_t dim, const Tensor& idx);
+// With sparse_grad (torch.gather's flag, nn.Embedding's sparse=True): when x
+// is a leaf that requires grad, backward gives x a row-sparse part (RowGrad:
+// the indices and the B rows of gradient) instead of adding into a dense
+// N-row gradient; x.grad() still returns the dense sum, and optimizers that
+// can update only those rows do (optim.hpp). Otherwise as index_select.
+Tensor index_select(const Tensor& x, int64_t dim, const Tensor& idx, bool sparse_grad);
+// The dense sum of gradient parts: `base` (when defined; never modified)
+// plus each part's rows, part by part in order (the bits of the dense
+// backward when there is no base). No autodiff.
+Tensor add_row_grads(const Tensor& base, const Shape& shape, Device dev, const std::vector<RowGrad>& parts);
+// One part with no repeated row, from parts of one leaf (same dim; that
+// dim's size `dim_size`): indices and values are concatenated, and each
+// row's terms summed in order of appearance at the row's first position;
+// the other positions of a repeated row get index -1 (a row to skip) and
+// zeros. A single part already marked distinct comes back as it is. No
+// autodiff; the same bits on every backend.
+RowGrad coalesce_row_grads(const std::vector<RowGrad>& parts, int64_t dim_size);
 Tensor gather(const Tensor& x, int64_t dim, const Tensor& idx);  // idx has x's rank
 // Returns a copy of `x` with src added at idx along dim (torch scatter_add).
 Tensor scatter_add(const Tensor& x, int64_t dim, const Tensor& idx, const Tensor& src);

@@ -217,15 +217,29 @@ void Tensor::backward(const Tensor& grad_output) const {
 
 Tensor Tensor::grad() const {
   check_defined("grad");
+  if (!impl_->row_grads.empty()) {
+    // Parts are gradients of values already computed: no graph.
+    NoGradGuard ng;
+    const Tensor base = impl_->grad ? Tensor(impl_->grad) : Tensor();
+    const Tensor dense = add_row_grads(base, impl_->shape, impl_->storage->device, impl_->row_grads);
+    impl_->grad = dense.impl_ptr();
+    impl_->row_grads.clear();
+  }
   return impl_->grad ? Tensor(impl_->grad) : Tensor();
 }
 void Tensor::zero_grad() const {
   check_defined("zero_grad");
   impl_->grad.reset();
+  impl_->row_grads.clear();
 }
 void Tensor::set_grad(const Tensor& g) const {
   check_defined("set_grad");
   impl_->grad = g.impl_ptr();
+  impl_->row_grads.clear();
+}
+const std::vector<RowGrad>& Tensor::row_grads() const {
+  check_defined("row_grads");
+  return impl_->row_grads;
 }
 
 Tensor Tensor::detach() const {

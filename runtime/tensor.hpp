@@ -36,6 +36,7 @@ struct Storage {
 
 class Node;
 struct TensorImpl;
+struct RowGrad;
 
 class Tensor {
  public:
@@ -70,9 +71,13 @@ class Tensor {
   Tensor& requires_grad_(bool on = true);
   void backward() const;                         // scalar tensors only
   void backward(const Tensor& grad_output) const;  // any shape, matching
-  Tensor grad() const;                           // undefined if none
-  void zero_grad() const;                        // drops the gradient
-  void set_grad(const Tensor& g) const;
+  // The gradient, dense (undefined if none). Row-sparse parts a leaf
+  // received (index_select with sparse_grad) are added into it first.
+  Tensor grad() const;
+  void zero_grad() const;                        // drops the gradient, parts too
+  void set_grad(const Tensor& g) const;          // replaces both
+  // Row-sparse gradient parts not yet added into grad() (see RowGrad).
+  const std::vector<RowGrad>& row_grads() const;
   Tensor detach() const;
   bool is_leaf() const;
   const std::shared_ptr<Node>& grad_fn() const;
@@ -104,6 +109,20 @@ class Tensor {
   std::shared_ptr<TensorImpl> impl_;
 };
 
+// A row-sparse part of a leaf's gradient, from index_select(leaf, dim,
+// indices, /*sparse_grad=*/true): `values` is the gradient with respect to
+// the rows `indices` (int64, 1-D) of dim `dim` of the leaf, shaped as the
+// leaf with that dim's size replaced by indices.numel(). Parts are summed
+// (repeated indices too) to give the dense gradient; optimizers that can
+// update only those rows read them without making the dense N-row tensor.
+// `distinct`: the indices hold no repeated row (TensorImpl::distinct_indices).
+struct RowGrad {
+  int64_t dim = 0;
+  Tensor indices;
+  Tensor values;
+  bool distinct = false;
+};
+
 struct TensorImpl {
   std::shared_ptr<Storage> storage;
   int64_t offset = 0;  // in elements
@@ -112,6 +131,7 @@ struct TensorImpl {
   bool requires_grad = false;
   std::shared_ptr<Node> grad_fn;
   std::shared_ptr<TensorImpl> grad;
+  std::vector<RowGrad> row_grads;  // a leaf's row-sparse gradient parts, not yet in `grad`
   // An int64 index tensor whose entries are pairwise distinct (set where
   // such indices are made: a plate's subsample drawn without replacement).
   // index_select's backward then adds without sorting. Copies, transfers and
