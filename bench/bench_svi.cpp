@@ -8,6 +8,11 @@
 //                             both sites' fused log-prob-sums write their
 //                             gradients; Adam updates all 2N parameters.
 //   coin_pipelined/<backend>  the coin model, 64 steps per synchronisation.
+//   local_event_dim/<be>/N/B  local_latents with the params declared with
+//                             event_dim (rows taken before the transform).
+//   local_sparse_adam/<be>/N/B  the same with SparseAdam: the params get
+//                             row-sparse gradients and only the B rows of
+//                             the minibatch are updated (O(B) per step).
 // Items are steps; bytes are not reported (the Adam update over 2N params
 // dominates at large N: 2N * (param, grad, m, v) read + 3 written).
 // Each iteration is one step plus a synchronisation (bench_common.hpp),
@@ -78,7 +83,8 @@ void bm_coin_pipelined(benchmark::State& state, Which which) { coin(state, which
 // constraint's exp (which then runs on B rows, not N); otherwise the guide
 // takes the rows of the whole constrained params by hand (Pyro's usual
 // plate.subsample(param) style). Same values and gradients either way.
-void local_steps(benchmark::State& state, Which which, bool event_dim) {
+// sparse_adam: optim::SparseAdam instead of Adam (event_dim only).
+void local_steps(benchmark::State& state, Which which, bool event_dim, bool sparse_adam = false) {
   const auto dev = acquire(state, which);
   if (!dev) return;
   const int64_t n = state.range(0), b = state.range(1);
@@ -104,7 +110,10 @@ void local_steps(benchmark::State& state, Which which, bool event_dim) {
     auto p = plate("data", n, b);
     sample("z", dist::Normal(p.subsample(loc), p.subsample(scale)));
   };
-  infer::SVI svi(model, guide, optim::Adam({.lr = 1e-2f}), infer::Trace_ELBO());
+  std::shared_ptr<optim::Optimizer> opt;
+  if (sparse_adam) opt = std::make_shared<optim::SparseAdam>(optim::SparseAdamOptions{.lr = 1e-2f});
+  else opt = std::make_shared<optim::Adam>(optim::AdamOptions{.lr = 1e-2f});
+  infer::SVI svi(model, guide, *opt, infer::Trace_ELBO());
   svi.step(data);  // creates the params, outside the counters
   const StepCounters counters;
   run_timed(state, *dev, [&] { return svi.step(data); });
@@ -117,6 +126,7 @@ void local_steps(benchmark::State& state, Which which, bool event_dim) {
 
 void bm_local(benchmark::State& state, Which which) { local_steps(state, which, false); }
 void bm_local_event_dim(benchmark::State& state, Which which) { local_steps(state, which, true); }
+void bm_local_sparse_adam(benchmark::State& state, Which which) { local_steps(state, which, true, true); }
 
 }  // namespace
 
@@ -138,9 +148,22 @@ BENCHMARK_CAPTURE(bm_local, cuda, Which::kCuda)
 BENCHMARK_CAPTURE(bm_local_event_dim, cpu, Which::kCpu)
     ->Args({1 << 16, 1 << 10})
     ->Args({1 << 20, 1 << 14})
+    ->Args({1 << 20, 1 << 10})
     ->UseManualTime()
     ->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(bm_local_event_dim, cuda, Which::kCuda)
+    ->Args({1 << 20, 1 << 14})
+    ->Args({1 << 24, 1 << 16})
+    ->Args({1 << 24, 1 << 20})
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(bm_local_sparse_adam, cpu, Which::kCpu)
+    ->Args({1 << 16, 1 << 10})
+    ->Args({1 << 20, 1 << 14})
+    ->Args({1 << 20, 1 << 10})
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(bm_local_sparse_adam, cuda, Which::kCuda)
     ->Args({1 << 20, 1 << 14})
     ->Args({1 << 24, 1 << 16})
     ->Args({1 << 24, 1 << 20})

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "gradcheck.hpp"
+#include "ppl/autoguide.hpp"
 #include "ppl/infer.hpp"
 #include "ppl/optim.hpp"
 #include "ppl/poutine.hpp"
@@ -480,4 +481,24 @@ TEST(RowGradSVI, SparseAdamStateSavesAndResumesExactly) {
     out.insert(out.end(), v.begin(), v.end());
   }
   EXPECT_EQ(out, straight);
+}
+
+TEST(RowGradSVI, AutoNormalLocalLatentsTrainRowsOnly) {
+  // AutoNormal declares its local params in the plate: with SparseAdam, a
+  // step changes exactly the b rows of its minibatch (the second step, so
+  // that every row has moments to decay under Adam's semantics).
+  fresh(34);
+  std::vector<float> xs(static_cast<size_t>(kN));
+  for (int64_t i = 0; i < kN; ++i) xs[static_cast<size_t>(i)] = 0.1f * static_cast<float>(i % 7);
+  const Tensor data = tensor(xs, {kN});
+  infer::AutoNormal guide(local_model);
+  infer::SVI svi(local_model, guide, optim::SparseAdam({.lr = 0.05f}), infer::Trace_ELBO());
+  svi.step(data);
+  const std::vector<float> before = param_store().unconstrained("AutoNormal.locs.z").to_vector();
+  ASSERT_EQ(static_cast<int64_t>(before.size()), kN);
+  svi.step(data);
+  const std::vector<float> after = param_store().unconstrained("AutoNormal.locs.z").to_vector();
+  int moved = 0;
+  for (int64_t i = 0; i < kN; ++i) moved += after[static_cast<size_t>(i)] != before[static_cast<size_t>(i)];
+  EXPECT_EQ(moved, kB);
 }
