@@ -47,6 +47,20 @@ const CheckCodes& check_codes(Device dev, const void* kind, const std::function<
 Tensor Distribution::rsample(const Shape&) const {
   CUVI_THROW(ValueError, name() << " has no reparameterised sampler; use sample()" << detail::site_suffix());
 }
+Tensor Distribution::support_values() const {
+  CUVI_THROW(ValueError, name() << " has no finite support to enumerate (enumeration needs Bernoulli or Categorical)"
+                                << detail::site_suffix());
+}
+
+Tensor Distribution::enumerate_support() const {
+  const Tensor v = support_values();
+  Shape shape{v.size(0)};
+  shape.insert(shape.end(), batch_shape().size(), 1);
+  const Shape ev = event_shape();
+  shape.insert(shape.end(), ev.begin(), ev.end());
+  return v.reshape(shape);
+}
+
 Tensor Distribution::sample(const Shape& s) const {
   NoGradGuard ng;
   return rsample(s).detach();
@@ -127,6 +141,13 @@ Shape Independent::event_shape() const {
   out.insert(out.end(), e.begin(), e.end());
   return out;
 }
+Tensor Independent::support_values() const {
+  CUVI_CHECK(n_ == 0, ValueError,
+             name() << " reinterprets " << n_ << " batch dims as event dims: its support is a product, not enumerated"
+                    << detail::site_suffix());
+  return base_->support_values();
+}
+
 Tensor Independent::log_prob(const Tensor& x) const {
   return sum_rightmost(base_->log_prob(x), n_);
 }
@@ -168,6 +189,8 @@ Tensor Categorical::log_prob_sum(const Tensor& x, float coef) const {
   return logits_form_ ? row_family_log_prob_sum<kern::CategoricalLogits>(x, param_, coef)
                       : row_family_log_prob_sum<kern::CategoricalProbs>(x, param_, coef);
 }
+
+Tensor Categorical::support_values() const { return arange_i64(param_.size(-1), param_.device()); }
 
 Tensor Categorical::sample(const Shape& s) const {
   NoGradGuard ng;

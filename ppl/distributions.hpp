@@ -47,6 +47,17 @@ class Distribution {
   // coef * sum(log_prob(x)) as a 0-d tensor: the ELBO's term for a site.
   // Families override it with the fused one-pass kernel.
   virtual Tensor log_prob_sum(const Tensor& x, float coef) const;
+  // Finite discrete supports (Pyro's has_enumerate_support): Bernoulli,
+  // Categorical, and wrappers of them (not Independent with reinterpreted
+  // dims, whose support is a product).
+  virtual bool has_enumerate_support() const { return false; }
+  // Every value of the support once, [K] + event_shape(), in order (0, 1,
+  // ..., K-1), on device(); ValueError naming the distribution without one.
+  virtual Tensor support_values() const;
+  // Pyro's enumerate_support(expand=False): support_values() with a 1 for
+  // every batch dim, [K] + [1] * batch_shape().size() + event_shape(), so
+  // it broadcasts against the batch.
+  Tensor enumerate_support() const;
   // A copy with batch_shape `batch` (parameters broadcast to it).
   virtual std::shared_ptr<const Distribution> expand_ptr(const Shape& batch) const = 0;
   // The device parameters live on (default_device() for all-constant ones).
@@ -76,6 +87,8 @@ class Dist : public Distribution {
   bool has_rsample() const override { return d_->has_rsample(); }
   bool is_discrete() const override { return d_->is_discrete(); }
   constraints::ConstraintPtr support() const override { return d_->support(); }
+  bool has_enumerate_support() const override { return d_->has_enumerate_support(); }
+  Tensor support_values() const override { return d_->support_values(); }
   Tensor log_prob(const Tensor& x) const override { return d_->log_prob(x); }
   Tensor rsample(const Shape& s = {}) const override { return d_->rsample(s); }
   Tensor sample(const Shape& s = {}) const override { return d_->sample(s); }
@@ -102,6 +115,8 @@ class Independent final : public Distribution {
   bool has_rsample() const override { return base_->has_rsample(); }
   bool is_discrete() const override { return base_->is_discrete(); }
   constraints::ConstraintPtr support() const override { return base_->support(); }
+  bool has_enumerate_support() const override { return n_ == 0 && base_->has_enumerate_support(); }
+  Tensor support_values() const override;
   Tensor log_prob(const Tensor& x) const override;
   Tensor rsample(const Shape& s = {}) const override { return base_->rsample(s); }
   Tensor sample(const Shape& s = {}) const override { return base_->sample(s); }
@@ -133,6 +148,8 @@ class Masked final : public Distribution {
   bool has_rsample() const override { return base_->has_rsample(); }
   bool is_discrete() const override { return base_->is_discrete(); }
   constraints::ConstraintPtr support() const override { return base_->support(); }
+  bool has_enumerate_support() const override { return base_->has_enumerate_support(); }
+  Tensor support_values() const override { return base_->support_values(); }
   Tensor log_prob(const Tensor& x) const override;
   Tensor rsample(const Shape& s = {}) const override { return base_->rsample(s); }
   Tensor sample(const Shape& s = {}) const override { return base_->sample(s); }
@@ -168,6 +185,12 @@ class Elementwise : public Distribution {
   bool has_rsample() const override { return F::kHasRsample; }
   bool is_discrete() const override { return F::kDiscrete; }
   constraints::ConstraintPtr support() const override { return support_of(F::kSupport); }
+  // A boolean support (Bernoulli) enumerates as {0, 1}.
+  bool has_enumerate_support() const override { return F::kSupport == kern::support::kBoolean; }
+  Tensor support_values() const override {
+    if (F::kSupport == kern::support::kBoolean) return tensor({0.0f, 1.0f}, device());
+    return Distribution::support_values();
+  }
   Tensor log_prob(const Tensor& x) const override { return family_log_prob<F>(x, p_, batch_shape_); }
   Tensor log_prob_sum(const Tensor& x, float coef) const override {
     return family_log_prob_sum<F>(x, p_, batch_shape_, coef);
@@ -324,6 +347,8 @@ class Categorical final : public Distribution {
   Shape batch_shape() const override { return batch_shape_; }
   bool is_discrete() const override { return true; }
   constraints::ConstraintPtr support() const override { return constraints::nonnegative_integer; }
+  bool has_enumerate_support() const override { return true; }
+  Tensor support_values() const override;  // int64 0..K-1, as sample() draws
   Tensor log_prob(const Tensor& x) const override;
   Tensor log_prob_sum(const Tensor& x, float coef) const override;
   Tensor sample(const Shape& s = {}) const override;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 
 #include "../runtime/backend.hpp"
 
@@ -349,6 +350,205 @@ Tensor TraceGraph_ELBO::centre_cost(const std::string& site, const Tensor& cost,
     ps.set(name, old * g_.baseline_beta + c * (1.0f - g_.baseline_beta));
   }
   return cost - old;
+}
+
+// ---- TraceEnum_ELBO ----------------------------------------------------------
+
+namespace {
+
+using PlateSet = std::set<std::string>;
+
+PlateSet plate_set(const std::vector<Frame>& frames) {
+  PlateSet out;
+  for (const Frame& f : frames)
+    if (f.vectorized) out.insert(f.name);
+  return out;
+}
+
+std::string plates_str(const PlateSet& p) {
+  std::string out = "{";
+  for (const std::string& n : p) out += (out.size() > 1 ? ", " : "") + n;
+  return out + "}";
+}
+
+// The shape of a sample site's log_prob: its value's batch dims broadcast
+// with the distribution's batch shape.
+Shape log_prob_shape(const Site& s) {
+  Shape vb = s.value.shape();
+  vb.resize(vb.size() - std::min(vb.size(), static_cast<size_t>(s.fn->event_dim())));
+  return broadcast_shapes(vb, s.fn->batch_shape(), s.name.c_str());
+}
+
+// Dims (negative) of `shape` left of the plate dims (-mpn..-1) with size > 1.
+std::vector<int> enum_dims_of(const Shape& shape, int mpn) {
+  std::vector<int> out;
+  const int n = static_cast<int>(shape.size());
+  for (int d = -n; d < -mpn; ++d)
+    if (shape[static_cast<size_t>(n + d)] > 1) out.push_back(d);
+  return out;
+}
+
+struct EnumContraction {
+  int mpn = 0;
+  std::map<int, PlateSet> var_plates;       // enumerated dim -> its site's plates
+  std::map<int, std::string> var_site;      // enumerated dim -> site name
+  std::map<std::string, Frame> plates;      // plate name -> frame (dim, this step's size)
+  std::map<PlateSet, std::vector<Tensor>> groups;
+  std::map<PlateSet, std::string> group_site;  // a site of each group, for messages
+
+  void add(const Site& s, Tensor logp) {
+    const PlateSet ps = plate_set(s.frames);
+    for (const Frame& f : s.frames)
+      if (f.vectorized) plates.emplace(f.name, f);
+    for (int d : enum_dims_of(logp.shape(), mpn))
+      CUVI_CHECK(var_plates.count(d), ValueError,
+                 "TraceEnum_ELBO: site '" << s.name << "' has log_prob shape " << shape_str(logp.shape())
+                                          << " with size " << logp.size(d) << " at dim " << d
+                                          << ", left of the plate dims (max_plate_nesting " << mpn
+                                          << "), where no variable is enumerated");
+    groups[ps].push_back(std::move(logp));
+    group_site.emplace(ps, s.name);
+  }
+
+  // log sum over the enumerated variables of prod exp(factors), product over plates.
+  Tensor run() {
+    while (true) {
+      auto deepest = groups.end();
+      for (auto it = groups.begin(); it != groups.end(); ++it)
+        if (!it->first.empty() && (deepest == groups.end() || it->first.size() > deepest->first.size())) deepest = it;
+      if (deepest == groups.end()) break;
+      const PlateSet L = deepest->first;
+      const std::string site = group_site[L];
+      Tensor t;
+      for (const Tensor& f : deepest->second) add_to(t, f);
+      groups.erase(deepest);
+      // Variables enumerated in exactly these plates are summed out here.
+      std::vector<int64_t> local;
+      PlateSet need;  // plates of the variables that remain
+      for (int d : enum_dims_of(t.shape(), mpn)) {
+        const PlateSet& vp = var_plates.at(d);
+        if (vp == L) {
+          local.push_back(t.dim() + d);
+        } else {
+          CUVI_CHECK(std::includes(L.begin(), L.end(), vp.begin(), vp.end()), ValueError,
+                     "TraceEnum_ELBO: site '" << site << "' in plates " << plates_str(L)
+                                              << " depends on the variable enumerated at site '" << var_site.at(d)
+                                              << "' in plates " << plates_str(vp) << ", which are not among them");
+          need.insert(vp.begin(), vp.end());
+        }
+      }
+      if (!local.empty()) t = logsumexp(t, local, true);
+      // The parent: the largest set of plates below L that holds every
+      // remaining variable's plates (another group's, or those plates).
+      PlateSet parent = need;
+      for (const auto& [g, ts] : groups) {
+        const bool below = g.size() < L.size() && std::includes(L.begin(), L.end(), g.begin(), g.end());
+        if (below && g.size() > parent.size() && std::includes(g.begin(), g.end(), need.begin(), need.end()))
+          parent = g;
+      }
+      for (const auto& [g, ts] : groups) {
+        const bool below = g.size() < L.size() && std::includes(L.begin(), L.end(), g.begin(), g.end());
+        CUVI_CHECK(!below || std::includes(parent.begin(), parent.end(), g.begin(), g.end()) ||
+                       std::includes(g.begin(), g.end(), parent.begin(), parent.end()),
+                   ValueError,
+                   "TraceEnum_ELBO: the plates of sites '" << site << "' " << plates_str(L) << " and '"
+                                                           << group_site[g] << "' " << plates_str(g)
+                                                           << " do not nest; this contraction needs nested plates");
+      }
+      // The product over the plates L has and the parent has not.
+      for (const std::string& p : L) {
+        if (parent.count(p)) continue;
+        const Frame& f = plates.at(p);
+        if (t.dim() >= -f.dim && t.size(f.dim) > 1) t = sum(t, {t.dim() + f.dim}, true);
+        else t = t * static_cast<float>(f.subsample_size);  // a factor constant along the plate
+      }
+      group_site.emplace(parent, site);
+      groups[parent].push_back(std::move(t));
+    }
+    Tensor t;
+    for (const Tensor& f : groups[PlateSet{}]) add_to(t, f);
+    std::vector<int64_t> dims;
+    for (int d : enum_dims_of(t.shape(), mpn)) dims.push_back(t.dim() + d);
+    if (!dims.empty()) t = logsumexp(t, dims, true);
+    return sum(t);
+  }
+};
+
+}  // namespace
+
+ELBOResult TraceEnum_ELBO::compute(const Program& model, const Program& guide) const {
+  CUVI_CHECK(o_.num_particles >= 1, ValueError,
+             "TraceEnum_ELBO: num_particles must be >= 1, got " << o_.num_particles);
+  CUVI_CHECK(!o_.vectorize_particles, ValueError,
+             "TraceEnum_ELBO: vectorize_particles is not supported (num_particles runs the particles one after "
+             "the other)");
+  ELBOResult r;
+  const uint64_t created = param_store().creation_mark();
+  try {
+    const int mpn = plate_nesting(model, guide);
+    std::set<std::string> seen;
+    const float inv_p = 1.0f / static_cast<float>(o_.num_particles);
+    for (int k = 0; k < o_.num_particles; ++k) enum_particle(model, guide, mpn, inv_p, r, seen);
+  } catch (...) {
+    undo_store(r);
+    param_store().erase_created_since(created);
+    throw;
+  }
+  return r;
+}
+
+void TraceEnum_ELBO::enum_particle(const Program& model, const Program& guide, int mpn, float inv_p,
+                                   ELBOResult& r, std::set<std::string>& seen) const {
+  const Trace guide_trace = poutine::trace(guide).get_trace();
+  for (const Site& s : guide_trace.sites())
+    CUVI_CHECK(s.enumerate.empty() || !is_latent(s), ValueError,
+               "TraceEnum_ELBO: guide site '" << s.name
+                                              << "' is marked for enumeration; only model sites are enumerated "
+                                                 "(guide-side enumeration is not supported)");
+  poutine::EnumMessenger enum_handler(-(mpn + 1));
+  const Trace model_trace = poutine::trace([&] {
+                              HandlerScope scope(&enum_handler);
+                              poutine::replay(model, guide_trace)();
+                            }).get_trace();
+  collect_params(guide_trace, r.params, seen);
+  collect_params(model_trace, r.params, seen);
+  EnumContraction c;
+  c.mpn = mpn;
+  for (const auto& [d, frames] : enum_handler.frames_of) c.var_plates[d] = plate_set(frames);
+  for (const Site& s : model_trace.sites())
+    if (s.enum_dim != 0) c.var_site[s.enum_dim] = s.name;
+  Tensor loss;
+  std::optional<float> enum_scale;
+  std::string scale_site;
+  for (const Site& s : model_trace.sites()) {
+    if (s.type != SiteType::kSample || s.is_subsample) continue;
+    if (enum_dims_of(log_prob_shape(s), mpn).empty()) {
+      add_to(loss, site_term(s, -s.scale * inv_p));  // depends on no enumerated variable
+      continue;
+    }
+    CUVI_CHECK(!enum_scale || *enum_scale == s.scale, ValueError,
+               "TraceEnum_ELBO: enumerated sites must share one scale (plates' N/B, scale handlers); site '"
+                   << scale_site << "' has " << *enum_scale << ", site '" << s.name << "' " << s.scale);
+    enum_scale = s.scale;
+    scale_site = s.name;
+    c.add(s, masked_log_prob(s));
+  }
+  if (enum_scale) add_to(loss, c.run() * (-*enum_scale * inv_p));
+  std::vector<const Site*> score_sites;
+  for (const Site& s : guide_trace.sites()) {
+    if (!is_latent(s)) continue;
+    add_to(loss, site_term(s, s.scale * inv_p));
+    if (!s.fn->has_rsample()) score_sites.push_back(&s);
+  }
+  if (!loss.defined()) loss = zeros({}, default_device());
+  Tensor surrogate = loss;
+  if (!score_sites.empty()) {
+    // Score function with the particle's whole loss as the cost.
+    const Tensor whole = loss.detach() * std::round(1.0f / inv_p);
+    for (const Site* s : score_sites) add_to(surrogate, sum(masked_log_prob(*s)) * whole * inv_p);
+  }
+  add_to(r.loss, loss.detach());
+  add_to(r.surrogate, surrogate);
 }
 
 namespace detail {

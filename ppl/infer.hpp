@@ -93,9 +93,10 @@ class ELBO {
     return cost;
   }
   ELBOOptions o_;
+  // max_plate_nesting: given, cached, or guessed from one traced run.
+  int plate_nesting(const Program& model, const Program& guide) const;
 
  private:
-  int plate_nesting(const Program& model, const Program& guide) const;
   void particle(const Program& model, const Program& guide, float inv_p, int particle_dim, ELBOResult& r,
                 std::set<std::string>& seen) const;
   mutable int mpn_ = -1;  // inferred max_plate_nesting (cached)
@@ -117,6 +118,42 @@ class TraceMeanField_ELBO : public ELBO {
 
  protected:
   bool analytic_kl() const override { return true; }
+};
+
+// Pyro's TraceEnum_ELBO (parallel enumeration in the model): the model runs
+// under poutine::enumerate with first_available_dim -(max_plate_nesting +
+// 1), so each latent site marked enumerate = "parallel" (sample(..., Infer)
+// or config_enumerate) takes its whole support along a dim of its own, and
+// its discrete variable is summed out exactly instead of drawn:
+//   ELBO = E_q[ log sum_{enumerated} p(x, z, e) - log q(z) ].
+// The sum is a contraction over the plates (tensor variable elimination,
+// as Pyro's contract_tensor_tree): the log-factors (log_prob of every model
+// site that depends on an enumerated variable) are grouped by their set of
+// plates; from the deepest set up, a group is added up, the variables
+// enumerated in exactly those plates are log-sum-exp'ed out, and the
+// plates it does not share with its parent group (the largest set of
+// plates below it) are summed over (a product of factors) before the
+// result joins the parent. The root is log-sum-exp'ed over what remains.
+// A variable that would have to be summed across a plate it is not in
+// (plates that do not nest) is a ValueError naming the site.
+//
+// As in Pyro, every enumerated factor must carry the same scale (a
+// subsampled plate's N/B and scale handlers): the contraction is then
+// scaled once; sites that depend on no enumerated variable are ordinary
+// terms (the fused kernels). Guide sites cannot be enumerated here (no
+// guide-side enumeration); a guide site without a reparameterised sampler
+// gets the score-function term with the particle's whole loss as its cost.
+// vectorize_particles is not supported (ValueError); num_particles runs
+// them one after the other.
+class TraceEnum_ELBO : public ELBO {
+ public:
+  explicit TraceEnum_ELBO(ELBOOptions o = {}) : ELBO(o) {}
+  std::shared_ptr<ELBO> clone() const override { return std::make_shared<TraceEnum_ELBO>(*this); }
+  ELBOResult compute(const Program& model, const Program& guide) const override;
+
+ private:
+  void enum_particle(const Program& model, const Program& guide, int mpn, float inv_p, ELBOResult& r,
+                     std::set<std::string>& seen) const;
 };
 
 // Pyro's TraceGraph_ELBO: a non-reparameterised guide site's score term

@@ -387,6 +387,18 @@ Tensor sample_impl(const std::string& name, const dist::Distribution& d, const T
 }  // namespace
 
 Tensor sample(const std::string& name, const dist::Distribution& d) { return sample_impl(name, d, nullptr); }
+Tensor sample(const std::string& name, const dist::Distribution& d, const Infer& infer) {
+  CUVI_CHECK(infer.enumerate.empty() || infer.enumerate == "parallel", ValueError,
+             "sample site '" << name << "': enumerate must be \"parallel\" (or empty), got \"" << infer.enumerate
+                             << "\"");
+  Site msg;
+  msg.name = name;
+  msg.type = SiteType::kSample;
+  msg.fn = d.clone();
+  msg.enumerate = infer.enumerate;
+  apply_stack(msg);
+  return msg.value;
+}
 Tensor sample(const std::string& name, const dist::Distribution& d, const Tensor& obs) {
   return sample_impl(name, d, &obs);
 }
@@ -638,6 +650,42 @@ void TraceMessenger::postprocess(Site& msg) {
   copy.init = nullptr;
   copy.init_value = Tensor();
   trace.add(std::move(copy));
+}
+
+EnumMessenger::EnumMessenger(int first_available_dim) : first_(first_available_dim), next_(first_available_dim) {
+  CUVI_CHECK(first_available_dim < 0, ValueError,
+             "enumerate: first_available_dim must be negative, got " << first_available_dim);
+}
+
+void EnumMessenger::process(Site& msg) {
+  if (msg.type != SiteType::kSample || msg.is_observed || msg.is_subsample || msg.value.defined()) return;
+  if (msg.enumerate != "parallel") return;
+  CUVI_CHECK(msg.fn && msg.fn->has_enumerate_support(), ValueError,
+             "sample site '" << msg.name << "' is marked for enumeration but " << (msg.fn ? msg.fn->name() : "it")
+                             << " has no finite support (Bernoulli, Categorical)");
+  const int dim = next_--;
+  CUVI_CHECK(-dim <= kMaxDims, ShapeError,
+             "enumerate: site '" << msg.name << "' would need dim " << dim << ", beyond the " << kMaxDims
+                                 << " dims a tensor has (first available dim " << first_ << ")");
+  for (const Frame& f : msg.frames)
+    CUVI_CHECK(!f.vectorized || f.dim > first_, ValueError,
+               "enumerate: plate '" << f.name << "' of site '" << msg.name << "' has dim " << f.dim
+                                    << ", not right of the first enumeration dim " << first_
+                                    << "; raise max_plate_nesting");
+  dist::detail::SiteScope scope(msg.name);
+  const Tensor v = msg.fn->support_values();  // [K] + event
+  Shape shape{v.size(0)};
+  shape.insert(shape.end(), static_cast<size_t>(-dim - 1), 1);
+  const Shape ev = msg.fn->event_shape();
+  shape.insert(shape.end(), ev.begin(), ev.end());
+  msg.value = v.reshape(shape);
+  msg.enum_dim = dim;
+  frames_of[dim] = msg.frames;
+}
+
+void ConfigEnumerateMessenger::process(Site& msg) {
+  if (msg.type != SiteType::kSample || msg.is_observed || msg.is_subsample || !msg.enumerate.empty()) return;
+  if (msg.fn && msg.fn->has_enumerate_support()) msg.enumerate = how_;
 }
 
 void ReplayMessenger::process(Site& msg) {

@@ -54,6 +54,12 @@ struct Site {
   // Pyro's event_dim of a param: set, the subsampled plates around it take
   // their rows of it (and appear in frames); unset, no plate touches it.
   std::optional<int> event_dim;
+  // Enumeration (Pyro's infer={"enumerate": "parallel"}): "parallel" marks
+  // a latent discrete site for TraceEnum_ELBO, which runs the model under
+  // poutine::enumerate: the site's value is then its whole support along
+  // its own dim enum_dim (negative, left of every plate dim), not a draw.
+  std::string enumerate;
+  int enum_dim = 0;  // 0: not enumerated
   // handler flags
   bool done = false;
   bool stop = false;
@@ -108,6 +114,12 @@ void apply_stack(Site& msg);
 
 Tensor sample(const std::string& name, const dist::Distribution& d);
 Tensor sample(const std::string& name, const dist::Distribution& d, const Tensor& obs);
+// Pyro's infer={...} of a sample site: enumerate = "parallel" marks a latent
+// discrete site for enumeration by TraceEnum_ELBO (other losses draw it).
+struct Infer {
+  std::string enumerate;
+};
+Tensor sample(const std::string& name, const dist::Distribution& d, const Infer& infer);
 // A learnable parameter (the constrained value of the store's leaf).
 // event_dim, as Pyro's: the number of rightmost dims that are not batch
 // dims. When given, every enclosing subsampled plate takes this step's rows
@@ -348,6 +360,36 @@ class ScaleMessenger : public Messenger {
   float f_;
 };
 
+// Pyro's poutine.enum: every latent sample site marked enumerate =
+// "parallel" (without a value from an inner handler such as replay) gets
+// its whole support as its value, shaped [K, 1, ..., 1] with K at its own
+// dim: first_available_dim (negative, left of every plate dim: -(max plate
+// nesting + 1)) for the first such site of a run, one further left for each
+// next. Downstream sites then broadcast along those dims. frames_of[dim]:
+// the enumerated site's plates (TraceEnum_ELBO's contraction needs them).
+class EnumMessenger : public Messenger {
+ public:
+  explicit EnumMessenger(int first_available_dim);
+  void process(Site& msg) override;
+  std::map<int, std::vector<Frame>> frames_of;
+
+ private:
+  int first_;
+  int next_;
+};
+
+// Pyro's config_enumerate: marks every latent sample site whose
+// distribution has a finite support (Bernoulli, Categorical) with
+// enumerate = `how` ("parallel"), unless the site sets its own.
+class ConfigEnumerateMessenger : public Messenger {
+ public:
+  explicit ConfigEnumerateMessenger(std::string how) : how_(std::move(how)) {}
+  void process(Site& msg) override;
+
+ private:
+  std::string how_;
+};
+
 class MaskMessenger : public Messenger {
  public:
   explicit MaskMessenger(Tensor mask) : mask_(std::move(mask)) {}
@@ -463,6 +505,26 @@ template <class Fn, class M>
 auto mask(Fn fn, M mask_value) {
   return [fn, mask_value](auto&&... args) {
     MaskMessenger m(mask_value);
+    HandlerScope s(&m);
+    return fn(std::forward<decltype(args)>(args)...);
+  };
+}
+
+// Runs fn under EnumMessenger(first_available_dim).
+template <class Fn>
+auto enumerate(Fn fn, int first_available_dim) {
+  return [fn, first_available_dim](auto&&... args) {
+    EnumMessenger m(first_available_dim);
+    HandlerScope s(&m);
+    return fn(std::forward<decltype(args)>(args)...);
+  };
+}
+
+// Pyro's config_enumerate(fn, default="parallel").
+template <class Fn>
+auto config_enumerate(Fn fn, std::string how = "parallel") {
+  return [fn, how](auto&&... args) {
+    ConfigEnumerateMessenger m(how);
     HandlerScope s(&m);
     return fn(std::forward<decltype(args)>(args)...);
   };

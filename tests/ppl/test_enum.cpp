@@ -1,0 +1,261 @@
+// TraceEnum_ELBO (Pyro's parallel enumeration of discrete model sites):
+// with no latent site left in the guide the loss is exactly -log p(x), the
+// discrete variables summed out; the tests compare it, and its gradients,
+// with float64 sums written from the model (mixtures with a local variable,
+// a global variable over a plate, a global and a local one nested, a
+// subsampled plate), then train Pyro's Gaussian-mixture tutorial model by
+// MAP and check the errors. Runs on the default device (cpu, and cuda:0 in
+// the gpu suite).
+//
+// Tolerances: the float32 loss sums a few dozen log-sum-exps of O(1)-O(10)
+// terms; each is within a few ulps (relative 1e-7) of float64, so 1e-4
+// absolute on losses of magnitude < 100 is > 10x the rounding and far below
+// any wrong contraction (a missing term or a product taken in the wrong
+// order changes the loss by > 0.1).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include "gradcheck.hpp"
+#include "ppl/infer.hpp"
+#include "ppl/optim.hpp"
+#include "ppl/poutine.hpp"
+
+using namespace cuvi;
+using namespace cuvi::testing;
+namespace P = cuvi::poutine;
+
+namespace {
+
+void fresh(uint64_t s) {
+  param_store().clear();
+  set_seed(s);
+}
+
+double normal_lp(double x, double m, double s) {
+  return -0.5 * std::log(2 * M_PI) - std::log(s) - 0.5 * (x - m) * (x - m) / (s * s);
+}
+
+double lse(const std::vector<double>& v) {
+  double m = -INFINITY;
+  for (double x : v) m = std::max(m, x);
+  double acc = 0;
+  for (double x : v) acc += std::exp(x - m);
+  return m + std::log(acc);
+}
+
+const std::vector<float> kX = {-1.3f, 0.2f, 2.4f, 1.9f, -0.4f, 0.9f, 3.1f};
+
+// Rows of `table` (dim 0) at the int64 (or integral float) values of z, shaped as z.
+Tensor pick(const Tensor& table, const Tensor& z) {
+  return index_select(table, 0, z.to_int64().reshape({z.numel()})).reshape(z.shape());
+}
+
+// The loss and the surrogate's gradients of one TraceEnum_ELBO evaluation.
+infer::ELBOResult evaluate(const infer::Program& model, const infer::Program& guide, infer::ELBOOptions o = {}) {
+  return infer::TraceEnum_ELBO(o).compute(model, guide);
+}
+
+}  // namespace
+
+TEST(TraceEnumELBO, MixtureWithALocalAssignmentIsTheExactMarginal) {
+  fresh(1);
+  const std::vector<double> w = {0.2, 0.5, 0.3}, mu = {-1.0, 0.5, 2.0};
+  const double sc = 0.7;
+  const int64_t n = static_cast<int64_t>(kX.size());
+  const Tensor x = tensor(kX, {n});
+  auto model = [&] {
+    Tensor weights = param("w", tensor({0.2f, 0.5f, 0.3f}), constraints::simplex);
+    Tensor locs = param("locs", tensor({-1.0f, 0.5f, 2.0f}));
+    Tensor scale = param("sc", 0.7f, constraints::positive);
+    auto p = plate("data", n);
+    Tensor z = sample("z", dist::Categorical(weights), Infer{"parallel"});
+    sample("x", dist::Normal(pick(locs, z), scale), x);
+  };
+  infer::ELBOResult r = evaluate(model, [] {});
+  // -log p(x) and d/dmu_k = -sum_i r_ik (x_i - mu_k) / s^2 (responsibilities r).
+  double want = 0;
+  std::vector<double> dmu(3, 0.0);
+  double dlogs = 0;  // d/d log(s) of -log p(x)
+  for (float xi : kX) {
+    std::vector<double> t;
+    for (int k = 0; k < 3; ++k) t.push_back(std::log(w[k]) + normal_lp(xi, mu[k], sc));
+    const double l = lse(t);
+    want -= l;
+    for (int k = 0; k < 3; ++k) {
+      const double rk = std::exp(t[k] - l);
+      dmu[k] -= rk * (xi - mu[k]) / (sc * sc);
+      dlogs -= rk * (-1.0 + (xi - mu[k]) * (xi - mu[k]) / (sc * sc));
+    }
+  }
+  EXPECT_NEAR(r.loss.item(), want, 1e-4);
+  r.surrogate.backward();
+  const std::vector<float> g = param_store().unconstrained("locs").grad().to_vector();
+  for (int k = 0; k < 3; ++k) EXPECT_NEAR(g[k], dmu[k], 1e-4) << "locs " << k;
+  // The positive constraint's unconstrained coordinate is log(s).
+  EXPECT_NEAR(param_store().unconstrained("sc").grad().item(), dlogs, 1e-4);
+}
+
+TEST(TraceEnumELBO, ConfigEnumerateMarksDiscreteSitesAndBernoulliEnumerates) {
+  // A global switch s ~ Bernoulli(0.3) over a plate of data:
+  // log p(x) = log sum_s p(s) prod_i N(x_i | mu_s, 1). config_enumerate
+  // marks s (Bernoulli) and leaves the Normal site alone.
+  fresh(2);
+  const int64_t n = static_cast<int64_t>(kX.size());
+  const Tensor x = tensor(kX, {n});
+  const Tensor mu = tensor({-0.5f, 1.5f});
+  auto model = P::config_enumerate([&] {
+    Tensor s = sample("s", dist::Bernoulli(0.3f));
+    auto p = plate("data", n);
+    sample("x", dist::Normal(pick(mu, s), 1.0f), x);
+  });
+  double l0 = std::log(0.7), l1 = std::log(0.3);
+  for (float xi : kX) {
+    l0 += normal_lp(xi, -0.5, 1.0);
+    l1 += normal_lp(xi, 1.5, 1.0);
+  }
+  EXPECT_NEAR(evaluate(model, [] {}).loss.item(), -lse({l0, l1}), 1e-4);
+  // The enumerated value: the support along dim -(max_plate_nesting + 1).
+  P::EnumMessenger em(-2);
+  const Trace t = P::trace([&] {
+                    HandlerScope s(&em);
+                    model();
+                  }).get_trace();
+  EXPECT_EQ(t.site("s").enum_dim, -2);
+  EXPECT_EQ(t.site("s").value.shape(), (Shape{2, 1}));
+  EXPECT_EQ(t.site("s").value.to_vector(), (std::vector<float>{0.0f, 1.0f}));
+  EXPECT_EQ(t.site("x").enum_dim, 0);
+}
+
+TEST(TraceEnumELBO, NestedGlobalAndLocalVariablesContractThroughThePlate) {
+  // c ~ Categorical(pc) global; z_i | c ~ Categorical(T[c]) and
+  // x_i | z_i ~ N(mu_z, 1) in the plate:
+  // log p(x) = log sum_c pc_c prod_i sum_z T[c, z] N(x_i | mu_z, 1).
+  fresh(3);
+  const int64_t n = static_cast<int64_t>(kX.size());
+  const Tensor x = tensor(kX, {n});
+  const std::vector<double> pc = {0.35, 0.65}, mu = {-1.0, 0.8, 2.5};
+  const std::vector<std::vector<double>> tm = {{0.6, 0.3, 0.1}, {0.1, 0.3, 0.6}};
+  const Tensor ttab = tensor({0.6f, 0.3f, 0.1f, 0.1f, 0.3f, 0.6f}, {2, 3});
+  auto model = [&] {
+    Tensor c = sample("c", dist::Categorical(tensor({0.35f, 0.65f})), Infer{"parallel"});
+    auto p = plate("data", n);
+    // Rows of the transition table for each value of c, then the K columns.
+    Shape rows = c.shape();
+    rows.push_back(3);
+    Tensor probs = index_select(ttab, 0, c.reshape({c.numel()})).reshape(rows);
+    Tensor z = sample("z", dist::Categorical(probs), Infer{"parallel"});
+    sample("x", dist::Normal(pick(tensor({-1.0f, 0.8f, 2.5f}), z), 1.0f), x);
+  };
+  std::vector<double> per_c;
+  for (int c = 0; c < 2; ++c) {
+    double acc = std::log(pc[c]);
+    for (float xi : kX) {
+      std::vector<double> t;
+      for (int z = 0; z < 3; ++z) t.push_back(std::log(tm[c][z]) + normal_lp(xi, mu[z], 1.0));
+      acc += lse(t);
+    }
+    per_c.push_back(acc);
+  }
+  EXPECT_NEAR(evaluate(model, [] {}).loss.item(), -lse(per_c), 1e-4);
+}
+
+TEST(TraceEnumELBO, SubsampledPlateScalesTheMinibatchMarginals) {
+  // User indices pick the minibatch; the loss is -(N / B) times the sum of
+  // its points' log-marginals.
+  fresh(4);
+  const int64_t n = static_cast<int64_t>(kX.size());
+  const Tensor x = tensor(kX, {n});
+  const std::vector<int64_t> idx = {5, 1, 3};
+  auto model = [&] {
+    auto p = Plate("data", n, tensor_i64(idx, {3}));
+    Tensor z = sample("z", dist::Bernoulli(0.4f), Infer{"parallel"});
+    sample("x", dist::Normal(pick(tensor({0.0f, 2.0f}), z), 1.0f), p.subsample(x));
+  };
+  double want = 0;
+  for (int64_t i : idx)
+    want -= lse({std::log(0.6) + normal_lp(kX[static_cast<size_t>(i)], 0.0, 1.0),
+                 std::log(0.4) + normal_lp(kX[static_cast<size_t>(i)], 2.0, 1.0)});
+  EXPECT_NEAR(evaluate(model, [] {}).loss.item(), want * static_cast<double>(n) / 3.0, 1e-4);
+}
+
+TEST(TraceEnumELBO, SitesWithoutEnumeratedParentsAreOrdinaryTerms) {
+  // No enumerated site: TraceEnum_ELBO is Trace_ELBO (same draws, same loss).
+  auto model = [] {
+    Tensor m = sample("m", dist::Normal(0.0f, 1.0f));
+    auto p = plate("data", 3);
+    sample("x", dist::Normal(m, 1.0f), tensor({0.1f, -0.4f, 0.8f}));
+  };
+  auto guide = [] { sample("m", dist::Normal(param("q", 0.3f), 0.5f)); };
+  fresh(5);
+  const float a = infer::TraceEnum_ELBO().compute(model, guide).loss.item();
+  fresh(5);
+  const float b = infer::Trace_ELBO().compute(model, guide).loss.item();
+  EXPECT_EQ(a, b);
+}
+
+TEST(TraceEnumELBO, GaussianMixtureTutorialByMap) {
+  // Pyro's Gaussian mixture tutorial: data [0, 1, 10, 11, 12], K = 2,
+  // weights ~ Dirichlet(0.5), scale ~ LogNormal(0, 2), locs ~ N(0, 10), each
+  // point's assignment enumerated; a MAP guide (Delta at params). The MAP
+  // weights are (n_k - 0.5) / (N - 1) = (0.375, 0.625) for the two
+  // clusters; the locs, with nearly hard assignments at this separation,
+  // are the cluster means 0.5 and 11 pulled toward 0 by the prior by
+  // ~ mean / (1 + n_k * 100 / s^2) < 0.01. Deterministic (no draws).
+  fresh(6);
+  const Tensor data = tensor({0.0f, 1.0f, 10.0f, 11.0f, 12.0f});
+  const int64_t k = 2;
+  auto model = [&] {
+    Tensor weights = sample("weights", dist::Dirichlet(full({k}, 0.5f)));
+    Tensor scale = sample("scale", dist::LogNormal(0.0f, 2.0f));
+    Tensor locs;
+    {
+      auto comps = plate("components", k);
+      locs = sample("locs", dist::Normal(0.0f, 10.0f));
+    }
+    auto p = plate("data", 5);
+    Tensor a = sample("assignment", dist::Categorical(weights), Infer{"parallel"});
+    sample("obs", dist::Normal(pick(locs, a), scale), data);
+  };
+  auto guide = [&] {
+    sample("weights", dist::Delta(param("w_map", full({k}, 0.5f), constraints::simplex)).to_event(1));
+    sample("scale", dist::Delta(param("scale_map", 2.0f, constraints::positive)));
+    auto comps = plate("components", k);
+    sample("locs", dist::Delta(param("locs_map", tensor({0.0f, 10.0f}))));
+  };
+  infer::SVI svi(model, guide, optim::Adam({.lr = 0.05f, .betas = {0.8f, 0.99f}}),
+                 infer::TraceEnum_ELBO({.max_plate_nesting = 1}));
+  for (int i = 0; i < 1500; ++i) svi.step();
+  const std::vector<float> w = param_store().get("w_map").to_vector();
+  const std::vector<float> locs = param_store().get("locs_map").to_vector();
+  EXPECT_NEAR(w[0], 0.375, 0.01);
+  EXPECT_NEAR(w[1], 0.625, 0.01);
+  EXPECT_NEAR(locs[0], 0.5, 0.05);
+  EXPECT_NEAR(locs[1], 11.0, 0.05);
+}
+
+TEST(TraceEnumELBO, ErrorsNameTheSites) {
+  fresh(7);
+  const Tensor x = tensor(kX, {static_cast<int64_t>(kX.size())});
+  // Enumerated in the guide.
+  auto guide_enum = [] { sample("z", dist::Bernoulli(0.5f), Infer{"parallel"}); };
+  auto model_z = [] { sample("z", dist::Bernoulli(0.5f)); };
+  expect_error<ValueError>([&] { evaluate(model_z, guide_enum); }, {"guide site 'z'", "enumerat"});
+  // A continuous site marked for enumeration.
+  auto model_normal = [] { sample("m", dist::Normal(0.0f, 1.0f), Infer{"parallel"}); };
+  expect_error<ValueError>([&] { evaluate(model_normal, [] {}); }, {"'m'", "Normal", "finite support"});
+  // A global enumerated variable over a subsampled plate: scales 1 and N/B.
+  auto model_scales = [&] {
+    Tensor s = sample("s", dist::Bernoulli(0.3f), Infer{"parallel"});
+    auto p = plate("data", static_cast<int64_t>(kX.size()), 3);
+    sample("x", dist::Normal(pick(tensor({0.0f, 1.0f}), s), 1.0f), p.subsample(x));
+  };
+  expect_error<ValueError>([&] { evaluate(model_scales, [] {}); }, {"share one scale", "'s'", "'x'"});
+  expect_error<ValueError>([&] { evaluate(model_z, [] {}, {.vectorize_particles = true}); },
+                           {"vectorize_particles"});
+  expect_error<ValueError>([] { sample("q", dist::Bernoulli(0.5f), Infer{"sequential"}); }, {"'q'", "parallel"});
+}
