@@ -395,6 +395,15 @@ struct EnumContraction {
   std::map<std::string, Frame> plates;      // plate name -> frame (dim, this step's size)
   std::map<PlateSet, std::vector<Tensor>> groups;
   std::map<PlateSet, std::string> group_site;  // a site of each group, for messages
+  // With record: each elimination's tensor before its log-sum-exp and the
+  // (negative) dims of the variables summed out there, root last
+  // (infer_discrete samples backwards through them).
+  struct Step {
+    Tensor t;
+    std::vector<int> vars;
+  };
+  bool record = false;
+  std::vector<Step> steps;
 
   void add(const Site& s, Tensor logp) {
     const PlateSet ps = plate_set(s.frames);
@@ -424,11 +433,13 @@ struct EnumContraction {
       groups.erase(deepest);
       // Variables enumerated in exactly these plates are summed out here.
       std::vector<int64_t> local;
+      std::vector<int> local_vars;
       PlateSet need;  // plates of the variables that remain
       for (int d : enum_dims_of(t.shape(), mpn)) {
         const PlateSet& vp = var_plates.at(d);
         if (vp == L) {
           local.push_back(t.dim() + d);
+          local_vars.push_back(d);
         } else {
           CUVI_CHECK(std::includes(L.begin(), L.end(), vp.begin(), vp.end()), ValueError,
                      "TraceEnum_ELBO: site '" << site << "' in plates " << plates_str(L)
@@ -437,6 +448,7 @@ struct EnumContraction {
           need.insert(vp.begin(), vp.end());
         }
       }
+      if (record) steps.push_back({t.detach(), local_vars});
       if (!local.empty()) t = logsumexp(t, local, true);
       // The parent: the largest set of plates below L that holds every
       // remaining variable's plates (another group's, or those plates).
@@ -468,7 +480,12 @@ struct EnumContraction {
     Tensor t;
     for (const Tensor& f : groups[PlateSet{}]) add_to(t, f);
     std::vector<int64_t> dims;
-    for (int d : enum_dims_of(t.shape(), mpn)) dims.push_back(t.dim() + d);
+    std::vector<int> vars;
+    for (int d : enum_dims_of(t.shape(), mpn)) {
+      dims.push_back(t.dim() + d);
+      vars.push_back(d);
+    }
+    if (record) steps.push_back({t.detach(), vars});
     if (!dims.empty()) t = logsumexp(t, dims, true);
     return sum(t);
   }
@@ -550,6 +567,121 @@ void TraceEnum_ELBO::enum_particle(const Program& model, const Program& guide, i
   add_to(r.loss, loss.detach());
   add_to(r.surrogate, surrogate);
 }
+
+// ---- infer_discrete -----------------------------------------------------------
+
+namespace {
+
+// idx (int64, keepdim: size 1 at dim d) aligned to t's rank and expanded to
+// t's shape except at d, for gather(t, d, .).
+Tensor align_index(const Tensor& idx, const Tensor& t, int d) {
+  Shape s = idx.shape();
+  CUVI_CHECK(static_cast<int64_t>(s.size()) <= t.dim(), ShapeError,
+             "infer_discrete: index of shape " << shape_str(s) << " for a factor of shape " << shape_str(t.shape()));
+  s.insert(s.begin(), static_cast<size_t>(t.dim()) - s.size(), 1);
+  Shape target = t.shape();
+  target[static_cast<size_t>(t.dim() + d)] = 1;
+  return idx.reshape(s).expand(target);
+}
+
+// One value per element along dim d of logits: a draw (temperature 1) or
+// the first maximum (temperature 0); int64, keepdim.
+Tensor choose(const Tensor& logits, int d, int temperature) {
+  const int64_t pos = logits.dim() + d;
+  const Tensor last = logits.transpose(pos, -1);
+  Tensor idx;
+  if (temperature == 1) {
+    idx = dist::Categorical::from_logits(last).sample();
+  } else {
+    const int64_t k = last.size(-1);
+    const Tensor is_max = eq(last, amax(last, {-1}, true));
+    const Tensor first = is_max * eq(cumsum(is_max, -1), ones({}, last.device()));
+    idx = sum(first * arange(k, last.device()), {-1}).to_int64();
+  }
+  return idx.unsqueeze(-1).transpose(pos, -1);
+}
+
+}  // namespace
+
+namespace detail {
+
+Trace infer_discrete_trace(const Program& model, int first_available_dim, int temperature) {
+  CUVI_CHECK(first_available_dim < 0, ValueError,
+             "infer_discrete: first_available_dim must be negative, got " << first_available_dim);
+  CUVI_CHECK(temperature == 0 || temperature == 1, ValueError,
+             "infer_discrete: temperature must be 0 (MAP) or 1 (posterior draws), got " << temperature);
+  NoGradGuard ng;
+  const int mpn = -first_available_dim - 1;
+  // The first run is hidden from the handlers outside (an outer trace sees
+  // only the second), as Pyro's poutine.block around it.
+  poutine::BlockMessenger hide_all({}, {}, true);
+  HandlerScope hidden(&hide_all);
+  poutine::EnumMessenger enum_handler(first_available_dim);
+  Trace tr = poutine::trace([&] {
+               HandlerScope scope(&enum_handler);
+               model();
+             }).get_trace();
+  EnumContraction c;
+  c.mpn = mpn;
+  c.record = true;
+  for (const auto& [d, frames] : enum_handler.frames_of) c.var_plates[d] = plate_set(frames);
+  for (const Site& s : tr.sites())
+    if (s.enum_dim != 0) c.var_site[s.enum_dim] = s.name;
+  bool any = false;
+  for (const Site& s : tr.sites()) {
+    if (s.type != SiteType::kSample || s.is_subsample) continue;
+    const bool enum_factor = !enum_dims_of(log_prob_shape(s), mpn).empty();
+    if (!enum_factor) continue;
+    CUVI_CHECK(s.is_observed || s.enum_dim != 0, ValueError,
+               "infer_discrete: latent site '" << s.name
+                                               << "' depends on an enumerated variable but is not enumerated itself; "
+                                                  "give it a value (observe it, or replay a guide's trace)");
+    c.add(s, masked_log_prob(s) * s.scale);
+    any = true;
+  }
+  if (!any) return tr;
+  (void)c.run();
+  // Backwards through the eliminations: each step's variables given those
+  // already chosen (its parents), one variable at a time (the others summed out).
+  std::map<int, Tensor> chosen;
+  for (auto it = c.steps.rbegin(); it != c.steps.rend(); ++it) {
+    Tensor t = it->t;
+    for (int d : enum_dims_of(t.shape(), mpn))
+      if (auto ch = chosen.find(d); ch != chosen.end()) t = gather(t, t.dim() + d, align_index(ch->second, t, d));
+    for (size_t j = 0; j < it->vars.size(); ++j) {
+      Tensor lg = t;
+      std::vector<int64_t> later;
+      for (size_t k = j + 1; k < it->vars.size(); ++k) later.push_back(lg.dim() + it->vars[k]);
+      if (!later.empty()) lg = logsumexp(lg, later, true);
+      const int d = it->vars[j];
+      const Tensor idx = choose(lg, d, temperature);
+      chosen[d] = idx;
+      t = gather(t, t.dim() + d, align_index(idx, t, d));
+    }
+  }
+  // The chosen values in place of the supports, shaped by the site's plates.
+  for (const std::string& name : tr.site_names()) {
+    Site& s = tr.site(name);
+    if (s.enum_dim == 0) continue;
+    const Tensor idx = chosen.at(s.enum_dim);
+    int need = 0;
+    for (const Frame& f : s.frames)
+      if (f.vectorized) need = std::max(need, -f.dim);
+    const Shape& is = idx.shape();
+    const Shape keep(is.end() - std::min<int64_t>(need, static_cast<int64_t>(is.size())), is.end());
+    const Tensor vals = s.fn->support_values();
+    s.value = index_select(vals, 0, idx.reshape({idx.numel()})).reshape(keep);
+    s.enum_dim = 0;
+  }
+  for (const Site& s : tr.sites())
+    if (s.type == SiteType::kSample && !s.is_observed && !s.is_subsample)
+      CUVI_CHECK(s.value.dim() <= mpn || enum_dims_of(s.value.shape(), mpn).empty(), ValueError,
+                 "infer_discrete: latent site '" << s.name << "' has value shape " << shape_str(s.value.shape())
+                                                 << " with enumerated dims; give it a value (replay a guide)");
+  return tr;
+}
+
+}  // namespace detail
 
 namespace detail {
 

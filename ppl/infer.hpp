@@ -156,6 +156,33 @@ class TraceEnum_ELBO : public ELBO {
                      std::set<std::string>& seen) const;
 };
 
+namespace detail {
+// infer_discrete's first run: the model under poutine::enumerate, its
+// enumerated sites' values replaced by the chosen ones (see infer_discrete).
+Trace infer_discrete_trace(const Program& model, int first_available_dim, int temperature);
+}  // namespace detail
+
+// Pyro's infer_discrete: returns a callable that runs the model with every
+// site marked for enumeration set to a draw from its posterior given the
+// rest of the run (temperature 1), or to the most likely joint value
+// (temperature 0; ties to the lower value), not a prior draw. The model runs
+// once under poutine::enumerate (first_available_dim = -(max_plate_nesting
+// + 1)); the contraction of TraceEnum_ELBO is then sampled backwards (each
+// variable given the ones it was summed out after), and the model runs
+// again replaying that run with the chosen values, so wrap it in
+// poutine::trace to read them. Latent continuous sites must not depend on
+// enumerated ones (replay a guide's trace to give them values), as in Pyro.
+//   auto tr = poutine::trace(infer::infer_discrete(
+//       poutine::replay(model, guide_trace), -2, 0)).get_trace(data);
+//   Tensor z = tr.site("assignment").value;  // [N] MAP assignments
+template <class Model>
+auto infer_discrete(Model model, int first_available_dim, int temperature = 1) {
+  return [model, first_available_dim, temperature](const auto&... args) {
+    const Trace chosen = detail::infer_discrete_trace([&] { model(args...); }, first_available_dim, temperature);
+    return poutine::replay(model, chosen)(args...);
+  };
+}
+
 // Pyro's TraceGraph_ELBO: a non-reparameterised guide site's score term
 // uses only its downstream cost, minus a per-site decaying-average baseline
 //   b <- baseline_beta * b + (1 - baseline_beta) * cost

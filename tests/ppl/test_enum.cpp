@@ -259,3 +259,101 @@ TEST(TraceEnumELBO, ErrorsNameTheSites) {
                            {"vectorize_particles"});
   expect_error<ValueError>([] { sample("q", dist::Bernoulli(0.5f), Infer{"sequential"}); }, {"'q'", "parallel"});
 }
+
+namespace {
+
+// The mixture of MixtureWithALocalAssignmentIsTheExactMarginal with its
+// weights, locs and scale as constants.
+const std::vector<double> kW = {0.2, 0.5, 0.3}, kMu = {-1.0, 0.5, 2.0};
+constexpr double kSc = 0.7;
+void mixture(const Tensor& x) {
+  auto p = plate("data", x.numel());
+  Tensor z = sample("z", dist::Categorical(tensor({0.2f, 0.5f, 0.3f})), Infer{"parallel"});
+  sample("x", dist::Normal(pick(tensor({-1.0f, 0.5f, 2.0f}), z), static_cast<float>(kSc)), x);
+}
+
+}  // namespace
+
+TEST(InferDiscrete, MapAssignmentsAreTheLargestResponsibilities) {
+  fresh(8);
+  const Tensor x = tensor(kX, {static_cast<int64_t>(kX.size())});
+  const Trace tr = P::trace(infer::infer_discrete(mixture, -2, 0)).get_trace(x);
+  const std::vector<int64_t> z = tr.site("z").value.to_vector_i64();
+  ASSERT_EQ(z.size(), kX.size());
+  EXPECT_EQ(tr.site("z").value.shape(), (Shape{static_cast<int64_t>(kX.size())}));
+  for (size_t i = 0; i < kX.size(); ++i) {
+    int best = 0;
+    double best_lp = -INFINITY;
+    for (int k = 0; k < 3; ++k) {
+      const double lp = std::log(kW[k]) + normal_lp(kX[i], kMu[k], kSc);
+      if (lp > best_lp) {
+        best_lp = lp;
+        best = k;
+      }
+    }
+    EXPECT_EQ(z[i], best) << "point " << i;
+  }
+}
+
+TEST(InferDiscrete, DrawsFollowTheExactPosteriorOfNestedVariables) {
+  // The nested model of NestedGlobalAndLocalVariablesContractThroughThePlate:
+  // over M = 3000 runs the frequency of c = 1 and of each value of z_0 must
+  // match p(c | x) and p(z_0 | x) = sum_c p(c | x) p(z_0 | c, x_0). Each
+  // frequency has standard error sqrt(p (1 - p) / M) <= 0.0092; the
+  // tolerance is 4 standard errors of each (a draw from the prior instead,
+  // or z_0 drawn ignoring c, is off by > 0.1 here).
+  fresh(9);
+  const int64_t n = static_cast<int64_t>(kX.size());
+  const Tensor x = tensor(kX, {n});
+  const std::vector<double> pc = {0.35, 0.65}, mu = {-1.0, 0.8, 2.5};
+  const std::vector<std::vector<double>> tm = {{0.6, 0.3, 0.1}, {0.1, 0.3, 0.6}};
+  const Tensor ttab = tensor({0.6f, 0.3f, 0.1f, 0.1f, 0.3f, 0.6f}, {2, 3});
+  auto model = [&] {
+    Tensor c = sample("c", dist::Categorical(tensor({0.35f, 0.65f})), Infer{"parallel"});
+    auto p = plate("data", n);
+    Shape rows = c.shape();
+    rows.push_back(3);
+    Tensor probs = index_select(ttab, 0, c.reshape({c.numel()})).reshape(rows);
+    Tensor z = sample("z", dist::Categorical(probs), Infer{"parallel"});
+    sample("x", dist::Normal(pick(tensor({-1.0f, 0.8f, 2.5f}), z), 1.0f), x);
+  };
+  // Exact posteriors.
+  std::vector<double> log_c(2);
+  std::vector<std::vector<double>> pz0(2, std::vector<double>(3));
+  for (int c = 0; c < 2; ++c) {
+    log_c[c] = std::log(pc[c]);
+    for (size_t i = 0; i < kX.size(); ++i) {
+      std::vector<double> t;
+      for (int z = 0; z < 3; ++z) t.push_back(std::log(tm[c][z]) + normal_lp(kX[i], mu[z], 1.0));
+      const double l = lse(t);
+      log_c[c] += l;
+      if (i == 0)
+        for (int z = 0; z < 3; ++z) pz0[c][z] = std::exp(t[z] - l);
+    }
+  }
+  const double p1 = std::exp(log_c[1] - lse(log_c));
+  std::vector<double> want_z0(3);
+  for (int z = 0; z < 3; ++z) want_z0[z] = (1 - p1) * pz0[0][z] + p1 * pz0[1][z];
+  const int m = 3000;
+  int c1 = 0;
+  std::vector<int> z0(3, 0);
+  auto sampler = infer::infer_discrete(model, -2, 1);
+  for (int r = 0; r < m; ++r) {
+    const Trace tr = P::trace(sampler).get_trace();
+    c1 += static_cast<int>(tr.site("c").value.item_i64());
+    ++z0[static_cast<size_t>(tr.site("z").value.to_vector_i64()[0])];
+  }
+  auto tol = [m](double p) { return 4.0 * std::sqrt(p * (1 - p) / m); };
+  EXPECT_NEAR(c1 / double(m), p1, tol(p1));
+  for (int z = 0; z < 3; ++z) EXPECT_NEAR(z0[z] / double(m), want_z0[z], tol(want_z0[z])) << "z_0 = " << z;
+}
+
+TEST(InferDiscrete, LatentSitesDownstreamOfEnumerationNeedValues) {
+  fresh(10);
+  auto model = [] {
+    Tensor s = sample("s", dist::Bernoulli(0.5f), Infer{"parallel"});
+    sample("y", dist::Normal(s, 1.0f));  // latent, depends on s
+  };
+  expect_error<ValueError>([&] { P::trace(infer::infer_discrete(model, -1, 0)).get_trace(); },
+                           {"infer_discrete", "'y'", "not enumerated"});
+}
