@@ -11,6 +11,7 @@
 #include "../kernels/dist/bernoulli.hpp"
 #include "../kernels/dist/beta.hpp"
 #include "../kernels/dist/cauchy.hpp"
+#include "../kernels/dist/counts.hpp"
 #include "../kernels/dist/exponential.hpp"
 #include "../kernels/dist/gamma.hpp"
 #include "../kernels/dist/laplace.hpp"
@@ -298,6 +299,24 @@ CUVI_ELEMENTWISE_DIST(HalfNormal, HalfNormal)
 CUVI_ELEMENTWISE_DIST(Poisson, Poisson)
   explicit Poisson(Arg rate) : Elementwise({rate}) {}
   Tensor rate() const { return param(0); }
+};
+// Count families (PyTorch's parameterisations): Binomial(total_count,
+// probs) on {0, ..., total_count}; Geometric(probs): failures before the
+// first success; NegativeBinomial(total_count, probs): successes before
+// total_count failures (mean total_count probs / (1 - probs)).
+CUVI_ELEMENTWISE_DIST(Binomial, Binomial)
+  Binomial(Arg total_count, Arg probs) : Elementwise({total_count, probs}) {}
+  Tensor total_count() const { return param(0); }
+  Tensor probs() const { return param(1); }
+};
+CUVI_ELEMENTWISE_DIST(Geometric, Geometric)
+  explicit Geometric(Arg probs) : Elementwise({probs}) {}
+  Tensor probs() const { return param(0); }
+};
+CUVI_ELEMENTWISE_DIST(NegativeBinomial, NegativeBinomial)
+  NegativeBinomial(Arg total_count, Arg probs) : Elementwise({total_count, probs}) {}
+  Tensor total_count() const { return param(0); }
+  Tensor probs() const { return param(1); }
 };
 CUVI_ELEMENTWISE_DIST(BernoulliProbs, BernoulliProbs)
   explicit BernoulliProbs(Arg probs) : Elementwise({probs}) {}

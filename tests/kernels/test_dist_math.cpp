@@ -38,6 +38,7 @@
 #include "kernels/dist/bernoulli.hpp"
 #include "kernels/dist/beta.hpp"
 #include "kernels/dist/categorical.hpp"
+#include "kernels/dist/counts.hpp"
 #include "kernels/dist/dirichlet.hpp"
 #include "kernels/dist/exponential.hpp"
 #include "kernels/dist/gamma.hpp"
@@ -843,6 +844,90 @@ TEST(Sampler, PoissonZeroRate) {
   EXPECT_EQ(Poisson::sample(p, rng), 0.0f);
   EXPECT_EQ(Poisson::log_prob(0.0f, p), 0.0f);
   EXPECT_EQ(Poisson::log_prob(1.0f, p), -kInfF);
+}
+
+// Count samplers: chi-square against the pmf (host std::lgamma, independent
+// of the kernels') and the first two moments, on kN draws each.
+void count_case(const std::vector<double>& xs, const std::function<double(double)>& log_pmf, double mean,
+                double var, double mu4, double kmax, const std::string& what) {
+  std::vector<long> counts;
+  for (double x : xs) {
+    ASSERT_TRUE(x >= 0 && x == std::floor(x)) << what << ": draw " << x;
+    const size_t k = static_cast<size_t>(x);
+    if (k >= counts.size()) counts.resize(k + 1, 0);
+    counts[k]++;
+  }
+  std::vector<double> prob;
+  for (double k = 0; k <= kmax; k += 1) prob.push_back(std::exp(log_pmf(k)));
+  check_chi2(counts, prob, what);
+  check_moments(xs, mean, var, mu4, what);
+}
+
+double binomial_lpmf(double k, double n, double q) {
+  if (k > n) return -INFINITY;
+  return std::lgamma(n + 1) - std::lgamma(k + 1) - std::lgamma(n - k + 1) + k * std::log(q) +
+         (n - k) * std::log1p(-q);
+}
+
+void binomial_case(float n, float q, uint64_t seed) {
+  const float p[2] = {n, q};
+  const std::string what = "Binomial(" + std::to_string(n) + ", " + std::to_string(q) + ")";
+  const double m = n * q, v = n * q * (1.0 - q);
+  // 4th central moment: n p q (1 + 3 (n - 2) p q)
+  const double mu4 = n * q * (1.0 - q) * (1.0 + 3.0 * (n - 2.0) * q * (1.0 - q));
+  count_case(draw<Binomial>(p, kN, seed), [&](double k) { return binomial_lpmf(k, n, q); }, m, v, mu4, n, what);
+}
+
+TEST(Sampler, BinomialInversion) {
+  binomial_case(20.0f, 0.2f, 31);   // n q = 4: inversion
+  binomial_case(12.0f, 0.85f, 32);  // mirrored: n (1 - q) = 1.8
+}
+TEST(Sampler, BinomialBtrs) {
+  binomial_case(200.0f, 0.3f, 33);   // n q = 60: BTRS
+  binomial_case(1000.0f, 0.9f, 34);  // mirrored BTRS: n (1 - q) = 100
+}
+TEST(Sampler, BinomialEdges) {
+  ElemRng rng(1, 2, 3);
+  const float none[2] = {0.0f, 0.4f}, zero[2] = {7.0f, 0.0f}, one[2] = {7.0f, 1.0f};
+  EXPECT_EQ(Binomial::sample(none, rng), 0.0f);
+  EXPECT_EQ(Binomial::sample(zero, rng), 0.0f);
+  EXPECT_EQ(Binomial::sample(one, rng), 7.0f);
+  // 0 log 0 terms are 0: the point masses have log-probability 0.
+  EXPECT_EQ(Binomial::log_prob(0.0f, zero), 0.0f);
+  EXPECT_EQ(Binomial::log_prob(7.0f, one), 0.0f);
+  EXPECT_EQ(Binomial::log_prob(8.0f, one), -kInfF);  // beyond total_count
+}
+
+TEST(Sampler, Geometric) {
+  const float p[1] = {0.3f};
+  const double q = 0.3, m = (1 - q) / q, v = (1 - q) / (q * q);
+  // 4th central moment of the geometric: (1 - q)(q^2 - 9q + 9) / q^4
+  const double mu4 = (1 - q) * (q * q - 9 * q + 9) / (q * q * q * q);
+  count_case(draw<Geometric>(p, kN, 35), [&](double k) { return k * std::log1p(-q) + std::log(q); }, m, v, mu4, 80,
+             "Geometric(0.3)");
+  const float certain[1] = {1.0f};
+  ElemRng rng(1, 2, 3);
+  EXPECT_EQ(Geometric::sample(certain, rng), 0.0f);
+  EXPECT_EQ(Geometric::log_prob(0.0f, certain), 0.0f);
+}
+
+void negative_binomial_case(float r, float q, uint64_t seed) {
+  const float p[2] = {r, q};
+  const std::string what = "NegativeBinomial(" + std::to_string(r) + ", " + std::to_string(q) + ")";
+  const double m = r * q / (1 - q), v = r * q / ((1 - q) * (1 - q));
+  // 4th central moment from the cumulants (of K(t) = r log(1 - q) - r log(1 - q e^t)):
+  // k2 = v, k4 = r q (1 + 4q + q^2) / (1 - q)^4; mu4 = k4 + 3 k2^2.
+  const double k4 = r * q * (1 + 4 * q + q * q) / std::pow(1 - q, 4);
+  const double mu4 = k4 + 3 * v * v;
+  auto lpmf = [&](double k) {
+    return std::lgamma(k + r) - std::lgamma(k + 1) - std::lgamma(r) + r * std::log1p(-q) + k * std::log(q);
+  };
+  count_case(draw<NegativeBinomial>(p, kN, seed), lpmf, m, v, mu4, m + 20 * std::sqrt(v) + 30, what);
+}
+
+TEST(Sampler, NegativeBinomial) {
+  negative_binomial_case(3.5f, 0.4f, 36);
+  negative_binomial_case(0.7f, 0.8f, 37);  // small total_count: Gamma below 1, long tail
 }
 
 TEST(Sampler, Categorical) {

@@ -7,6 +7,7 @@
 #include <functional>
 
 #include <cmath>
+#include <numeric>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -107,6 +108,15 @@ std::vector<Family> families() {
   f.push_back({"Poisson", {{0.5f, 4}}, {0, 6}, true, false,
                [](const std::vector<Arg>& a) { return mk<dist::Poisson>(a[0]); },
                [](double x, const std::vector<double>& p) { return x * std::log(p[0]) - p[0] - std::lgamma(x + 1); }});
+  f.push_back({"Geometric", {{0.2f, 0.8f}}, {0, 6}, true, false,
+               [](const std::vector<Arg>& a) { return mk<dist::Geometric>(a[0]); },
+               [](double x, const std::vector<double>& p) { return x * std::log1p(-p[0]) + std::log(p[0]); }});
+  f.push_back({"NegativeBinomial", {{0.5f, 4}, {0.2f, 0.7f}}, {0, 6}, true, false,
+               [](const std::vector<Arg>& a) { return mk<dist::NegativeBinomial>(a[0], a[1]); },
+               [](double x, const std::vector<double>& p) {
+                 return std::lgamma(x + p[0]) - std::lgamma(x + 1) - std::lgamma(p[0]) + p[0] * std::log1p(-p[1]) +
+                        x * std::log(p[1]);
+               }});
   f.push_back({"BernoulliProbs", {{0.2f, 0.8f}}, {0, 1}, true, true,
                [](const std::vector<Arg>& a) { return dist::Dist(dist::Bernoulli(a[0])); },
                [](double x, const std::vector<double>& p) { return x * std::log(p[0]) + (1 - x) * std::log1p(-p[0]); }});
@@ -247,7 +257,7 @@ TEST(DistSampling, ShapesAndDifferentiability) {
     EXPECT_FALSE(s.requires_grad());
     EXPECT_EQ(d.shape({5, 2}), (Shape{5, 2, 3}));
     if (f.discrete) {
-      expect_error<ValueError>([&] { d.rsample({2}); }, {f.name == "Poisson" ? "Poisson" : "Bernoulli", "sample()"});
+      expect_error<ValueError>([&] { d.rsample({2}); }, {f.name.rfind("Bernoulli", 0) == 0 ? "Bernoulli" : f.name.c_str(), "sample()"});
       continue;
     }
     Tensor r = d.rsample({5, 2});
@@ -601,4 +611,49 @@ TEST(DistValidation, BadParametersAndValues) {
   }
   EXPECT_TRUE(dist::validation_enabled());
   expect_error<ValueError>([] { dist::Normal(0.0f, -1.0f); }, {"Normal"});
+}
+
+TEST(DistBinomial, LogProbAndGradientsAgainstFloat64) {
+  // total_count is an integer count, so Binomial is kept out of the family
+  // table (whose parameters are drawn from continuous ranges). log_prob
+  // against float64 (tolerance as the table's: 1e-5 abs + rel); gradients
+  // against d/dq = k/q - (n-k)/(1-q) and d/dn = digamma(n+1) - digamma(n-k+1)
+  // + log(1-q) (digamma as a central difference of std::lgamma in double,
+  // step 1e-4: error ~1e-8), to 1e-4 (float32 digamma and division).
+  const std::vector<float> nv = {5, 10, 40}, qv = {0.2f, 0.5f, 0.9f};
+  Tensor n = tensor(nv, {3}).requires_grad_(), q = tensor(qv, {3}).requires_grad_();
+  const std::vector<float> kv = {0, 3, 40, 5, 10, 0, 2, 7, 33, 4, 0, 39};
+  const Tensor k = tensor(kv, {4, 3});
+  dist::Binomial d(n, q);
+  const Tensor lp = d.log_prob(k);
+  std::vector<double> want, gq(3, 0.0), gn(3, 0.0);
+  auto lgam = [](double x) { return std::lgamma(x); };
+  for (int i = 0; i < 4; ++i)
+    for (int j = 0; j < 3; ++j) {
+      const double nn = nv[j], qq = qv[j], kk = kv[i * 3 + j];
+      want.push_back(lgam(nn + 1) - lgam(kk + 1) - lgam(nn - kk + 1) + (kk > 0 ? kk * std::log(qq) : 0.0) +
+                     (nn - kk > 0 ? (nn - kk) * std::log1p(-qq) : 0.0));
+      gq[j] += (kk > 0 ? kk / qq : 0.0) - (nn - kk > 0 ? (nn - kk) / (1 - qq) : 0.0);
+      const double h = 1e-4;
+      const double dig1 = (lgam(nn + 1 + h) - lgam(nn + 1 - h)) / (2 * h);
+      const double dig2 = (lgam(nn - kk + 1 + h) - lgam(nn - kk + 1 - h)) / (2 * h);
+      gn[j] += dig1 - dig2 + std::log1p(-qq);
+    }
+  expect_close(lp.to_vector(), want, 1e-5, 1e-5, "Binomial log_prob");
+  sum(lp).backward();
+  expect_close(q.grad().to_vector(), gq, 1e-4, 1e-4, "d/dprobs");
+  expect_close(n.grad().to_vector(), gn, 1e-4, 1e-4, "d/dtotal_count");
+  // The fused sum agrees.
+  EXPECT_NEAR(d.log_prob_sum(k, -2.0f).item(), -2.0 * std::accumulate(want.begin(), want.end(), 0.0), 1e-3);
+  // Draws are counts in [0, n]; moments as torch's.
+  set_seed(5);
+  const std::vector<float> s = d.sample({1000}).to_vector();
+  for (size_t i = 0; i < s.size(); ++i) ASSERT_TRUE(s[i] >= 0 && s[i] <= nv[i % 3] && s[i] == std::floor(s[i]));
+  expect_close(d.mean().to_vector(), {1.0, 5.0, 36.0}, 1e-6, 1e-6, "mean");
+  expect_close(d.variance().to_vector(), {0.8, 2.5, 3.6}, 1e-5, 1e-5, "variance");
+  // Validation: a fractional total_count, a count beyond it.
+  expect_error<ValueError>([] { dist::Binomial(5.5f, 0.3f); }, {"Binomial", "total_count", "5.5"});
+  expect_error<ValueError>([] { dist::Binomial(5.0f, 0.3f).log_prob(tensor(7.0f)); }, {"Binomial", "7"});
+  expect_error<ValueError>([] { dist::Geometric(0.0f); }, {"Geometric", "probs"});
+  expect_error<ValueError>([] { dist::NegativeBinomial(2.0f, 1.0f); }, {"NegativeBinomial", "probs"});
 }
