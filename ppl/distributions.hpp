@@ -189,7 +189,7 @@ class Elementwise : public Distribution {
   // A boolean support (Bernoulli) enumerates as {0, 1}.
   bool has_enumerate_support() const override { return F::kSupport == kern::support::kBoolean; }
   Tensor support_values() const override {
-    if (F::kSupport == kern::support::kBoolean) return tensor({0.0f, 1.0f}, device());
+    if (F::kSupport == kern::support::kBoolean) return arange(2, device());  // made on the device: no copy
     return Distribution::support_values();
   }
   Tensor log_prob(const Tensor& x) const override { return family_log_prob<F>(x, p_, batch_shape_); }

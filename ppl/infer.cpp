@@ -12,7 +12,7 @@ namespace {
 
 Tensor site_term(const Site& s, float coef) {
   dist::detail::SiteScope scope(s.name);
-  if (s.mask.defined()) return sum(s.fn->log_prob(s.value) * s.mask) * coef;
+  if (s.mask.defined()) return sum(where(s.mask, s.fn->log_prob(s.value), zeros({}, s.mask.device()))) * coef;
   return s.fn->log_prob_sum(s.value, coef);
 }
 
@@ -110,10 +110,12 @@ void add_key(std::vector<int>& set, int k) {
   if (std::find(set.begin(), set.end(), k) == set.end()) set.push_back(k);
 }
 
+// log_prob with the site's mask: 0 where it is 0 (a select, so a -inf
+// log-density there gives 0, not NaN).
 Tensor masked_log_prob(const Site& s) {
   dist::detail::SiteScope scope(s.name);
   Tensor lp = s.fn->log_prob(s.value);
-  return s.mask.defined() ? lp * s.mask : lp;
+  return s.mask.defined() ? where(s.mask, lp, zeros({}, lp.device())) : lp;
 }
 
 }  // namespace
@@ -388,6 +390,17 @@ std::vector<int> enum_dims_of(const Shape& shape, int mpn) {
   return out;
 }
 
+// A log-factor of the contraction: the site's log_prob, masked, except an
+// enumerated site's own, which stays whole: its values' probabilities sum
+// to 1, so where the mask drops the observations that depend on it the
+// variable sums out to factor 1 (the model without those elements), where
+// a masked prior would sum to K (as Pyro, which leaves it unmasked).
+Tensor enum_factor(const Site& s) {
+  if (s.enum_dim == 0) return masked_log_prob(s);
+  dist::detail::SiteScope scope(s.name);
+  return s.fn->log_prob(s.value);
+}
+
 struct EnumContraction {
   int mpn = 0;
   std::map<int, PlateSet> var_plates;       // enumerated dim -> its site's plates
@@ -450,23 +463,20 @@ struct EnumContraction {
       }
       if (record) steps.push_back({t.detach(), local_vars});
       if (!local.empty()) t = logsumexp(t, local, true);
-      // The parent: the largest set of plates below L that holds every
-      // remaining variable's plates (another group's, or those plates).
-      PlateSet parent = need;
-      for (const auto& [g, ts] : groups) {
-        const bool below = g.size() < L.size() && std::includes(L.begin(), L.end(), g.begin(), g.end());
-        if (below && g.size() > parent.size() && std::includes(g.begin(), g.end(), need.begin(), need.end()))
-          parent = g;
+      // The parent (Pyro's): the plates of the variables that remain. The
+      // product over the other plates of L is then taken here; the result
+      // joins that group (or starts it). Remaining variables from plates
+      // that do not nest (need = L) cannot be summed out by products over
+      // plates (Pyro: tree-structured plates only).
+      if (need == L) {
+        std::string vars;
+        for (int d : enum_dims_of(t.shape(), mpn))
+          if (var_plates.at(d) != L) vars += (vars.empty() ? "'" : ", '") + var_site.at(d) + "'";
+        CUVI_THROW(ValueError, "TraceEnum_ELBO: site '" << site << "' in plates " << plates_str(L)
+                                                        << " depends on variables enumerated in plates that do not nest ("
+                                                        << vars << "); the contraction needs tree-structured plates");
       }
-      for (const auto& [g, ts] : groups) {
-        const bool below = g.size() < L.size() && std::includes(L.begin(), L.end(), g.begin(), g.end());
-        CUVI_CHECK(!below || std::includes(parent.begin(), parent.end(), g.begin(), g.end()) ||
-                       std::includes(g.begin(), g.end(), parent.begin(), parent.end()),
-                   ValueError,
-                   "TraceEnum_ELBO: the plates of sites '" << site << "' " << plates_str(L) << " and '"
-                                                           << group_site[g] << "' " << plates_str(g)
-                                                           << " do not nest; this contraction needs nested plates");
-      }
+      const PlateSet parent = need;
       // The product over the plates L has and the parent has not.
       for (const std::string& p : L) {
         if (parent.count(p)) continue;
@@ -548,7 +558,7 @@ void TraceEnum_ELBO::enum_particle(const Program& model, const Program& guide, i
                    << scale_site << "' has " << *enum_scale << ", site '" << s.name << "' " << s.scale);
     enum_scale = s.scale;
     scale_site = s.name;
-    c.add(s, masked_log_prob(s));
+    c.add(s, enum_factor(s));
   }
   if (enum_scale) add_to(loss, c.run() * (-*enum_scale * inv_p));
   std::vector<const Site*> score_sites;
@@ -630,13 +640,12 @@ Trace infer_discrete_trace(const Program& model, int first_available_dim, int te
   bool any = false;
   for (const Site& s : tr.sites()) {
     if (s.type != SiteType::kSample || s.is_subsample) continue;
-    const bool enum_factor = !enum_dims_of(log_prob_shape(s), mpn).empty();
-    if (!enum_factor) continue;
+    if (enum_dims_of(log_prob_shape(s), mpn).empty()) continue;
     CUVI_CHECK(s.is_observed || s.enum_dim != 0, ValueError,
                "infer_discrete: latent site '" << s.name
                                                << "' depends on an enumerated variable but is not enumerated itself; "
                                                   "give it a value (observe it, or replay a guide's trace)");
-    c.add(s, masked_log_prob(s) * s.scale);
+    c.add(s, enum_factor(s) * s.scale);
     any = true;
   }
   if (!any) return tr;

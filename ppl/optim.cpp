@@ -40,9 +40,6 @@ void check_param(const std::string& name, const Tensor& p) {
              "optimizer: gradient of '" << name << "' has shape " << shape_str(g.shape()) << ", parameter "
                                         << shape_str(p.shape()));
   for (const RowGrad& r : p.row_grads()) {
-    CUVI_CHECK(r.dim == p.row_grads().front().dim, ShapeError,
-               "optimizer: row gradients of '" << name << "' along dims " << p.row_grads().front().dim << " and "
-                                               << r.dim);
     Shape want = p.shape();
     const bool dim_ok = r.dim >= 0 && r.dim < p.dim();
     if (dim_ok) want[static_cast<size_t>(r.dim)] = r.indices.numel();
@@ -110,32 +107,63 @@ Adam::Adam(AdamOptions o) : o_(o) {
 template <class Hyper, class Make, class Launch>
 void StatefulOptimizer::step_all(const NamedParams& params, bool two_buffers, double lr0, Make&& make,
                                  Launch&& launch) {
-  std::vector<std::pair<Device, std::pair<kern::OptSlot, Hyper>>> items;
-  std::vector<RowGrad> rows_held;  // coalesced row gradients, alive until the launches are queued
-  rows_held.reserve(params.size());
   for (const auto& [name, p] : params) check_param(name, p);
+  // Pass 1: every gradient source (summing row parts into a dense gradient,
+  // or coalescing them), which may allocate and throw; nothing has changed yet.
+  struct Source {
+    const std::string* name;
+    const Tensor* p;
+    Tensor dense;
+    int rows = -1;  // index into rows_held: a row-sparse update
+  };
+  std::vector<RowGrad> rows_held;  // coalesced row gradients, alive until the launches are queued
+  std::vector<Source> sources;
   for (const auto& [name, p] : params) {
-    // Row parts alone, to an optimizer that updates rows: O(rows) work.
-    const bool by_rows = !p.row_grads().empty() && !p.impl()->grad && accepts_row_grads();
-    const Tensor g = by_rows ? Tensor() : p.grad();
-    if (!by_rows && !g.defined()) continue;
+    const std::vector<RowGrad>& parts = p.row_grads();
+    bool one_dim = !parts.empty();
+    for (const RowGrad& r : parts) one_dim = one_dim && r.dim == parts.front().dim;
+    // Row parts alone (along one dim), to an optimizer that updates rows: O(rows) work.
+    Source src{&name, &p, Tensor(), -1};
+    if (one_dim && !p.impl()->grad && accepts_row_grads()) {
+      rows_held.push_back(coalesce_row_grads(parts, p.size(parts.front().dim)));
+      src.rows = static_cast<int>(rows_held.size()) - 1;
+    } else {
+      src.dense = p.grad();
+      if (!src.dense.defined()) continue;
+    }
+    sources.push_back(std::move(src));
+  }
+  // Pass 2: state buffers for parameters seen for the first time (taken back
+  // if an allocation fails), then the step counts and the launch.
+  std::vector<std::string> created;
+  try {
+    for (const Source& src : sources) {
+      const bool is_new = !slots_.count(*src.name);
+      slot(*src.name, *src.p, two_buffers, lr0);
+      if (is_new) created.push_back(*src.name);
+    }
+  } catch (...) {
+    for (const std::string& n : created) slots_.erase(n);
+    throw;
+  }
+  std::vector<std::pair<Device, std::pair<kern::OptSlot, Hyper>>> items;
+  for (const Source& src : sources) {
+    const Tensor& p = *src.p;
     kern::OptSlot os;
-    if (by_rows) {
-      const int64_t d = p.row_grads().front().dim;
-      rows_held.push_back(coalesce_row_grads(p.row_grads(), p.size(d)));
-      const RowGrad& r = rows_held.back();
+    if (src.rows >= 0) {
+      const RowGrad& r = rows_held[static_cast<size_t>(src.rows)];
       os.grad = r.values.template data<float>();
       os.n = r.values.numel();
       os.rows = r.indices.template data<int64_t>();
       os.k = r.indices.numel();
-      os.dim_size = p.size(d);
+      os.dim_size = p.size(r.dim);
       os.inner = 1;
-      for (int64_t i = d + 1; i < p.dim(); ++i) os.inner *= p.size(i);
+      for (int64_t i = r.dim + 1; i < p.dim(); ++i) os.inner *= p.size(i);
     } else {
-      os.grad = g.template data<float>();
+      os.grad = src.dense.template data<float>();
       os.n = p.numel();
     }
-    Slot& s = slot(name, p, two_buffers, lr0);
+    Slot& s = slot(*src.name, p, two_buffers, lr0);
     s.step += 1;
     os.param = p.template data<float>();
     os.state0 = s.s0.template data<float>();
@@ -177,7 +205,9 @@ SparseAdam::SparseAdam(SparseAdamOptions o) : o_(o) {
 void SparseAdam::step(const NamedParams& params) {
   step_all<kern::AdamHyper>(
       params, true, o_.lr,
-      [&](Slot& s) { return adam_hyper(o_.lr * lr_scale_, o_.betas, o_.eps, 0.0f, s.step, 0.0f, 0); },
+      // torch's SparseAdam: step size lr sqrt(bc2) / bc1 and denominator
+      // sqrt(v) + eps, which is ClippedAdam's form (without clipping).
+      [&](Slot& s) { return adam_hyper(o_.lr * lr_scale_, o_.betas, o_.eps, 0.0f, s.step, 0.0f, 1); },
       [](Backend& b, auto& sl, auto& hy) { b.adam_step(sl, hy); });
 }
 

@@ -63,9 +63,10 @@ struct ClippedAdamOptions {
 // latents under a plate of subsample size B, a step costs O(B) instead of
 // O(N). It differs from Adam, where a row without gradient still moves by
 // its decaying momentum. Bias corrections use the parameter's step count
-// (steps in which it had a gradient), as torch's. A parameter with a dense
-// gradient (global weights, or rows also used outside the plate) gets
-// Adam's update. No weight decay (torch has none for it).
+// (steps in which it had a gradient), and the step has torch's form: lr
+// sqrt(bc2) / bc1 * m / (sqrt(v) + eps). A parameter with a dense gradient
+// (global weights, rows also used outside the plate, rows taken along two
+// dims) gets that update on every row. No weight decay (torch has none).
 struct SparseAdamOptions {
   float lr = 1e-3f;
   std::pair<float, float> betas = {0.9f, 0.999f};

@@ -672,6 +672,16 @@ void EnumMessenger::process(Site& msg) {
                "enumerate: plate '" << f.name << "' of site '" << msg.name << "' has dim " << f.dim
                                     << ", not right of the first enumeration dim " << first_
                                     << "; raise max_plate_nesting");
+  // The distribution's own batch dims must not reach the enumeration dims
+  // (a batch dim there is a plate the model did not declare).
+  const Shape batch = msg.fn->batch_shape();
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const int neg = static_cast<int>(i) - static_cast<int>(batch.size());
+    CUVI_CHECK(neg > first_ || batch[i] == 1 || frames_of.count(neg), ValueError,
+               "enumerate: site '" << msg.name << "' has batch shape " << shape_str(batch) << " with size " << batch[i]
+                                   << " at dim " << neg << ", where enumeration dims start (" << first_
+                                   << "); declare a plate for it or raise max_plate_nesting");
+  }
   dist::detail::SiteScope scope(msg.name);
   const Tensor v = msg.fn->support_values();  // [K] + event
   Shape shape{v.size(0)};

@@ -563,12 +563,42 @@ static_assert(sizeof(SlotPack<kern::AdagradHyper, kLargePack>) <= 32764, "large 
 // reads and writes (SGD without momentum: neither).
 constexpr int kOptUnroll = 4;
 template <class Update>
-__device__ __forceinline__ void update_slot(const kern::OptSlot& s, bool use_s0, bool use_s1, Update update) {
+__device__ __forceinline__ void update_dense(const kern::OptSlot& s, bool use_s0, bool use_s1, Update update) {
   const int64_t stride = static_cast<int64_t>(blockDim.x) * gridDim.x;
   for (int64_t i0 = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i0 < s.n;
        i0 += kOptUnroll * stride) {
     float p[kOptUnroll], a[kOptUnroll], b[kOptUnroll], g[kOptUnroll];
-    int64_t at[kOptUnroll];  // the element of param and state (row-sparse slots: opt_target; -1 skips)
+#pragma unroll
+    for (int u = 0; u < kOptUnroll; ++u) {
+      const int64_t i = i0 + u * stride;
+      if (i < s.n) {
+        p[u] = s.param[i];
+        g[u] = s.grad[i];
+        a[u] = use_s0 ? s.state0[i] : 0.0f;
+        b[u] = use_s1 ? s.state1[i] : 0.0f;
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < kOptUnroll; ++u) {
+      const int64_t i = i0 + u * stride;
+      if (i < s.n) {
+        update(&p[u], &a[u], &b[u], g[u]);
+        s.param[i] = p[u];
+        if (use_s0) s.state0[i] = a[u];
+        if (use_s1) s.state1[i] = b[u];
+      }
+    }
+  }
+}
+// A row-sparse slot: gradient element i updates element opt_target(s, i)
+// of param and state (-1: a skipped row), the same loads-first pattern.
+template <class Update>
+__device__ __forceinline__ void update_rows(const kern::OptSlot& s, bool use_s0, bool use_s1, Update update) {
+  const int64_t stride = static_cast<int64_t>(blockDim.x) * gridDim.x;
+  for (int64_t i0 = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i0 < s.n;
+       i0 += kOptUnroll * stride) {
+    float p[kOptUnroll], a[kOptUnroll], b[kOptUnroll], g[kOptUnroll];
+    int64_t at[kOptUnroll];
 #pragma unroll
     for (int u = 0; u < kOptUnroll; ++u) {
       const int64_t i = i0 + u * stride;
@@ -590,6 +620,12 @@ __device__ __forceinline__ void update_slot(const kern::OptSlot& s, bool use_s0,
       }
     }
   }
+}
+// The branch is uniform per slot (blockIdx.y): the dense loop stays as it was.
+template <class Update>
+__device__ __forceinline__ void update_slot(const kern::OptSlot& s, bool use_s0, bool use_s1, Update update) {
+  if (s.rows) update_rows(s, use_s0, use_s1, update);
+  else update_dense(s, use_s0, use_s1, update);
 }
 
 template <int kCap>

@@ -276,7 +276,8 @@ TEST(RowGradOptimizers, SparseAdamIsLazyAdamAgainstFloat64) {
         const size_t e = static_cast<size_t>(r * inner + i);
         m[e] = b1 * m[e] + (1 - b1) * gr[static_cast<size_t>(i)];
         v[e] = b2 * v[e] + (1 - b2) * gr[static_cast<size_t>(i)] * gr[static_cast<size_t>(i)];
-        p[e] -= lr / bc1 * m[e] / (std::sqrt(v[e]) / std::sqrt(bc2) + eps);
+        // torch's SparseAdam form: lr sqrt(bc2) / bc1 * m / (sqrt(v) + eps).
+        p[e] -= lr * std::sqrt(bc2) / bc1 * m[e] / (std::sqrt(v[e]) + eps);
       }
     opt.step({{"w", w}});
     w.zero_grad();
@@ -293,22 +294,52 @@ TEST(RowGradOptimizers, SparseAdamIsLazyAdamAgainstFloat64) {
   }
 }
 
-TEST(RowGradOptimizers, SparseAdamWithDenseGradientsIsAdam) {
+TEST(RowGradOptimizers, SparseAdamWithDenseGradientsIsTorchsAdamStep) {
+  // A dense gradient gets every row updated, in torch SparseAdam's form of
+  // the step (lr sqrt(bc2) / bc1 * m / (sqrt(v) + eps)): bit for bit
+  // ClippedAdam's form without clipping or decay.
   std::mt19937_64 gen(24);
   const Case c = make_case(gen, {50, 2}, 0, 1, 10, false);
   Tensor a = leaf_of(c), b = leaf_of(c);
   optim::SparseAdam sa({.lr = 0.02f});
-  optim::Adam ad({.lr = 0.02f});
+  optim::ClippedAdam ca({.lr = 0.02f, .clip_norm = 1e30f, .lrd = 1.0f});
   for (int step = 0; step < 3; ++step) {
     backprop(c, a, true);
-    a.grad();  // made dense: a dense gradient gets Adam's update
+    a.grad();  // made dense
     backprop(c, b, false);
     sa.step({{"w", a}});
-    ad.step({{"w", b}});
+    ca.step({{"w", b}});
     a.zero_grad();
     b.zero_grad();
   }
   EXPECT_EQ(a.detach().to_vector(), b.detach().to_vector());
+}
+
+TEST(RowGradOptimizers, PartsAlongTwoDimsTakeTheDenseUpdate) {
+  // Rows of one leaf taken along dim 0 and along dim 1 (two plates over a
+  // [N, M] param): SparseAdam and SGD sum them into the dense gradient
+  // (bit for bit the dense path), as a dense optimizer does.
+  std::mt19937_64 gen(26);
+  const Case c0 = make_case(gen, {12, 9}, 0, 1, 4, false);
+  const Case c1 = make_case(gen, {12, 9}, 1, 1, 3, false);
+  for (int which = 0; which < 2; ++which) {
+    Tensor a = leaf_of(c0), b = leaf_of(c0);
+    backprop(c0, a, true, true);
+    backprop(c1, a, true, true);
+    backprop(c0, b, false);
+    backprop(c1, b, false);
+    ASSERT_EQ(a.row_grads().size(), 2u);
+    if (which == 0) {
+      optim::SparseAdam x({.lr = 0.1f}), y({.lr = 0.1f});
+      x.step({{"w", a}});
+      y.step({{"w", b}});
+    } else {
+      optim::SGD x({.lr = 0.1f}), y({.lr = 0.1f});
+      x.step({{"w", a}});
+      y.step({{"w", b}});
+    }
+    EXPECT_EQ(a.detach().to_vector(), b.detach().to_vector()) << which;
+  }
 }
 
 TEST(RowGradOptimizers, DenseOptimizersSumThePartsFirst) {
