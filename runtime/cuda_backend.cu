@@ -562,38 +562,10 @@ static_assert(sizeof(SlotPack<kern::AdagradHyper, kLargePack>) <= 32764, "large 
 // element's loads in flight. use_s0 / use_s1: which state buffers the update
 // reads and writes (SGD without momentum: neither).
 constexpr int kOptUnroll = 4;
-template <class Update>
-__device__ __forceinline__ void update_dense(const kern::OptSlot& s, bool use_s0, bool use_s1, Update update) {
-  const int64_t stride = static_cast<int64_t>(blockDim.x) * gridDim.x;
-  for (int64_t i0 = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i0 < s.n;
-       i0 += kOptUnroll * stride) {
-    float p[kOptUnroll], a[kOptUnroll], b[kOptUnroll], g[kOptUnroll];
-#pragma unroll
-    for (int u = 0; u < kOptUnroll; ++u) {
-      const int64_t i = i0 + u * stride;
-      if (i < s.n) {
-        p[u] = s.param[i];
-        g[u] = s.grad[i];
-        a[u] = use_s0 ? s.state0[i] : 0.0f;
-        b[u] = use_s1 ? s.state1[i] : 0.0f;
-      }
-    }
-#pragma unroll
-    for (int u = 0; u < kOptUnroll; ++u) {
-      const int64_t i = i0 + u * stride;
-      if (i < s.n) {
-        update(&p[u], &a[u], &b[u], g[u]);
-        s.param[i] = p[u];
-        if (use_s0) s.state0[i] = a[u];
-        if (use_s1) s.state1[i] = b[u];
-      }
-    }
-  }
-}
-// A row-sparse slot: gradient element i updates element opt_target(s, i)
-// of param and state (-1: a skipped row), the same loads-first pattern.
-template <class Update>
-__device__ __forceinline__ void update_rows(const kern::OptSlot& s, bool use_s0, bool use_s1, Update update) {
+// kRows: a row-sparse slot, whose gradient element i updates element
+// opt_target(s, i) of param and state (-1: a skipped row); dense: element i.
+template <bool kRows, class Update>
+__device__ __forceinline__ void update_elems(const kern::OptSlot& s, bool use_s0, bool use_s1, Update update) {
   const int64_t stride = static_cast<int64_t>(blockDim.x) * gridDim.x;
   for (int64_t i0 = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i0 < s.n;
        i0 += kOptUnroll * stride) {
@@ -602,7 +574,7 @@ __device__ __forceinline__ void update_rows(const kern::OptSlot& s, bool use_s0,
 #pragma unroll
     for (int u = 0; u < kOptUnroll; ++u) {
       const int64_t i = i0 + u * stride;
-      at[u] = i < s.n ? kern::opt_target(s, i) : -1;
+      at[u] = i >= s.n ? -1 : (kRows ? kern::opt_target(s, i) : i);
       if (at[u] >= 0) {
         p[u] = s.param[at[u]];
         g[u] = s.grad[i];
@@ -621,11 +593,11 @@ __device__ __forceinline__ void update_rows(const kern::OptSlot& s, bool use_s0,
     }
   }
 }
-// The branch is uniform per slot (blockIdx.y): the dense loop stays as it was.
+// The branch is uniform per slot (blockIdx.y); the dense loop has no row arithmetic.
 template <class Update>
 __device__ __forceinline__ void update_slot(const kern::OptSlot& s, bool use_s0, bool use_s1, Update update) {
-  if (s.rows) update_rows(s, use_s0, use_s1, update);
-  else update_dense(s, use_s0, use_s1, update);
+  if (s.rows) update_elems<true>(s, use_s0, use_s1, update);
+  else update_elems<false>(s, use_s0, use_s1, update);
 }
 
 template <int kCap>

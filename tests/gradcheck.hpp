@@ -21,6 +21,13 @@
 
 namespace cuvi::testing {
 
+// A fresh start for a test that uses the param store: empty, and the
+// generator seeded.
+inline void fresh(uint64_t seed = 0) {
+  param_store().clear();
+  set_seed(seed);
+}
+
 inline std::vector<float> random_values(int64_t n, std::mt19937& gen, float lo, float hi) {
   std::uniform_real_distribution<float> u(lo, hi);
   std::vector<float> v(static_cast<size_t>(n));

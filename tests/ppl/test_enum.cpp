@@ -31,11 +31,6 @@ namespace P = cuvi::poutine;
 
 namespace {
 
-void fresh(uint64_t s) {
-  param_store().clear();
-  set_seed(s);
-}
-
 double normal_lp(double x, double m, double s) {
   return -0.5 * std::log(2 * M_PI) - std::log(s) - 0.5 * (x - m) * (x - m) / (s * s);
 }
@@ -53,6 +48,21 @@ const std::vector<float> kX = {-1.3f, 0.2f, 2.4f, 1.9f, -0.4f, 0.9f, 3.1f};
 // Rows of `table` (dim 0) at the int64 (or integral float) values of z, shaped as z.
 Tensor pick(const Tensor& table, const Tensor& z) {
   return index_select(table, 0, z.to_int64().reshape({z.numel()})).reshape(z.shape());
+}
+
+// A global c ~ Categorical(0.35, 0.65); in the plate z_i | c ~
+// Categorical(T[c]) (T's rows (0.6, 0.3, 0.1) and (0.1, 0.3, 0.6)) and x_i |
+// z_i ~ N(mu_z, 1), mu = (-1, 0.8, 2.5); both discrete sites enumerated.
+void nested_model(const Tensor& x) {
+  const Tensor ttab = tensor({0.6f, 0.3f, 0.1f, 0.1f, 0.3f, 0.6f}, {2, 3});
+  Tensor c = sample("c", dist::Categorical(tensor({0.35f, 0.65f})), Infer{"parallel"});
+  auto p = plate("data", x.numel());
+  // Rows of the transition table for each value of c, then the K columns.
+  Shape rows = c.shape();
+  rows.push_back(3);
+  Tensor probs = index_select(ttab, 0, c.reshape({c.numel()})).reshape(rows);
+  Tensor z = sample("z", dist::Categorical(probs), Infer{"parallel"});
+  sample("x", dist::Normal(pick(tensor({-1.0f, 0.8f, 2.5f}), z), 1.0f), x);
 }
 
 // The loss and the surrogate's gradients of one TraceEnum_ELBO evaluation.
@@ -140,17 +150,7 @@ TEST(TraceEnumELBO, NestedGlobalAndLocalVariablesContractThroughThePlate) {
   const Tensor x = tensor(kX, {n});
   const std::vector<double> pc = {0.35, 0.65}, mu = {-1.0, 0.8, 2.5};
   const std::vector<std::vector<double>> tm = {{0.6, 0.3, 0.1}, {0.1, 0.3, 0.6}};
-  const Tensor ttab = tensor({0.6f, 0.3f, 0.1f, 0.1f, 0.3f, 0.6f}, {2, 3});
-  auto model = [&] {
-    Tensor c = sample("c", dist::Categorical(tensor({0.35f, 0.65f})), Infer{"parallel"});
-    auto p = plate("data", n);
-    // Rows of the transition table for each value of c, then the K columns.
-    Shape rows = c.shape();
-    rows.push_back(3);
-    Tensor probs = index_select(ttab, 0, c.reshape({c.numel()})).reshape(rows);
-    Tensor z = sample("z", dist::Categorical(probs), Infer{"parallel"});
-    sample("x", dist::Normal(pick(tensor({-1.0f, 0.8f, 2.5f}), z), 1.0f), x);
-  };
+  auto model = [&] { nested_model(x); };
   std::vector<double> per_c;
   for (int c = 0; c < 2; ++c) {
     double acc = std::log(pc[c]);
@@ -307,16 +307,7 @@ TEST(InferDiscrete, DrawsFollowTheExactPosteriorOfNestedVariables) {
   const Tensor x = tensor(kX, {n});
   const std::vector<double> pc = {0.35, 0.65}, mu = {-1.0, 0.8, 2.5};
   const std::vector<std::vector<double>> tm = {{0.6, 0.3, 0.1}, {0.1, 0.3, 0.6}};
-  const Tensor ttab = tensor({0.6f, 0.3f, 0.1f, 0.1f, 0.3f, 0.6f}, {2, 3});
-  auto model = [&] {
-    Tensor c = sample("c", dist::Categorical(tensor({0.35f, 0.65f})), Infer{"parallel"});
-    auto p = plate("data", n);
-    Shape rows = c.shape();
-    rows.push_back(3);
-    Tensor probs = index_select(ttab, 0, c.reshape({c.numel()})).reshape(rows);
-    Tensor z = sample("z", dist::Categorical(probs), Infer{"parallel"});
-    sample("x", dist::Normal(pick(tensor({-1.0f, 0.8f, 2.5f}), z), 1.0f), x);
-  };
+  auto model = [&] { nested_model(x); };
   // Exact posteriors.
   std::vector<double> log_c(2);
   std::vector<std::vector<double>> pz0(2, std::vector<double>(3));

@@ -23,11 +23,6 @@ namespace P = cuvi::poutine;
 
 namespace {
 
-void fresh(uint64_t s) {
-  param_store().clear();
-  set_seed(s);
-}
-
 // Distinct, non-trivial full-size initial values.
 Tensor ramp(const Shape& shape, float lo, float step) {
   int64_t n = 1;

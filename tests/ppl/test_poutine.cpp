@@ -19,11 +19,6 @@ namespace P = cuvi::poutine;
 
 namespace {
 
-void fresh(uint64_t s = 0) {
-  param_store().clear();
-  set_seed(s);
-}
-
 // Made at each use, on the default device of the run (cpu or cuda:0).
 Tensor obs_data() { return tensor({1.0f, 2.0f, 3.0f}); }
 

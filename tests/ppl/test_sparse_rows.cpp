@@ -25,11 +25,6 @@ namespace P = cuvi::poutine;
 
 namespace {
 
-void fresh(uint64_t s) {
-  param_store().clear();
-  set_seed(s);
-}
-
 std::vector<float> normals(std::mt19937_64& gen, int64_t n) {
   std::normal_distribution<float> nd(0.0f, 1.0f);
   std::vector<float> v(static_cast<size_t>(n));
