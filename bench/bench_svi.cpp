@@ -10,6 +10,11 @@
 //   coin_pipelined/<backend>  the coin model, 64 steps per synchronisation.
 //   local_event_dim/<be>/N/B  local_latents with the params declared with
 //                             event_dim (rows taken before the transform).
+//   gmm_enum/<be>/N/K         Pyro's Gaussian mixture (MAP globals) with N
+//                             points and K components, each point's
+//                             assignment summed out by TraceEnum_ELBO: per
+//                             step an [K, N] log-factor, its logsumexp and
+//                             gradient.
 //   local_sparse_adam/<be>/N/B  the same with SparseAdam: the params get
 //                             row-sparse gradients and only the B rows of
 //                             the minibatch are updated (O(B) per step).
@@ -77,6 +82,13 @@ void coin(benchmark::State& state, Which which, int steps_per_sync) {
 void bm_coin(benchmark::State& state, Which which) { coin(state, which, 1); }
 void bm_coin_pipelined(benchmark::State& state, Which which) { coin(state, which, 64); }
 
+// 3 * (i mod k) for i < n: the centre each generated point sits around.
+Tensor floor_to_centres(int64_t n, int64_t k, Device dev) {
+  std::vector<float> c(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) c[static_cast<size_t>(i)] = 3.0f * static_cast<float>(i % k);
+  return tensor(c, {n}, dev);
+}
+
 // A local latent per datapoint under a subsampled plate (N, minibatch B).
 // event_dim: the guide declares its per-datapoint params with event_dim 0
 // inside the plate, so the plate takes their B rows before the positive
@@ -124,6 +136,46 @@ void local_steps(benchmark::State& state, Which which, bool event_dim, bool spar
   set_default_device(Device::cpu());
 }
 
+void bm_gmm_enum(benchmark::State& state, Which which) {
+  const auto dev = acquire(state, which);
+  if (!dev) return;
+  const int64_t n = state.range(0), k = state.range(1);
+  set_default_device(*dev);
+  set_seed(4);
+  param_store().clear();
+  // Points around K centres 0, 3, 6, ...
+  const Tensor data = randn({n}, *dev) + floor_to_centres(n, k, *dev);
+  auto model = [k](const Tensor& x) {
+    Tensor w = sample("weights", dist::Dirichlet(full({k}, 0.5f)));
+    Tensor s = sample("scale", dist::LogNormal(0.0f, 2.0f));
+    Tensor locs;
+    {
+      auto comps = plate("components", k);
+      locs = sample("locs", dist::Normal(0.0f, 10.0f));
+    }
+    auto p = plate("data", x.size(0));
+    Tensor a = sample("assignment", dist::Categorical(w), Infer{"parallel"});
+    sample("obs", dist::Normal(index_select(locs, 0, a.reshape({a.numel()})).reshape(a.shape()), s), x);
+  };
+  auto guide = [k, dev](const Tensor&) {
+    sample("weights", dist::Delta(param("w_map", full({k}, 1.0f / static_cast<float>(k), *dev),
+                                        constraints::simplex))
+                          .to_event(1));
+    sample("scale", dist::Delta(param("scale_map", 1.0f, constraints::positive)));
+    auto comps = plate("components", k);
+    sample("locs", dist::Delta(param("locs_map", [k, dev] { return arange(k, *dev) * 3.0f; })));
+  };
+  infer::SVI svi(model, guide, optim::Adam({.lr = 0.05f}), infer::TraceEnum_ELBO({.max_plate_nesting = 1}));
+  svi.step(data);
+  const StepCounters counters;
+  run_timed(state, *dev, [&] { return svi.step(data); });
+  counters.report(state, static_cast<double>(state.iterations()) + 1);
+  state.SetItemsProcessed(state.iterations());
+  state.counters["points_per_s"] =
+      benchmark::Counter(static_cast<double>(n) * static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+  set_default_device(Device::cpu());
+}
+
 void bm_local(benchmark::State& state, Which which) { local_steps(state, which, false); }
 void bm_local_event_dim(benchmark::State& state, Which which) { local_steps(state, which, true); }
 void bm_local_sparse_adam(benchmark::State& state, Which which) { local_steps(state, which, true, true); }
@@ -155,6 +207,16 @@ BENCHMARK_CAPTURE(bm_local_event_dim, cuda, Which::kCuda)
     ->Args({1 << 20, 1 << 14})
     ->Args({1 << 24, 1 << 16})
     ->Args({1 << 24, 1 << 20})
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(bm_gmm_enum, cpu, Which::kCpu)
+    ->Args({1 << 12, 4})
+    ->Args({1 << 16, 8})
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(bm_gmm_enum, cuda, Which::kCuda)
+    ->Args({1 << 16, 8})
+    ->Args({1 << 20, 16})
     ->UseManualTime()
     ->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(bm_local_sparse_adam, cpu, Which::kCpu)
