@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <map>
+#include <sstream>
 #include <tuple>
 
 namespace cuvi {
@@ -178,16 +179,44 @@ Tensor Categorical::probs() const {
   return logits_form_ ? exp(log_softmax(param_, -1)) : param_ / sum(param_, {-1}, true);
 }
 
+Tensor Categorical::gathered_log_prob(const Tensor& x) const {
+  // Without validation, the row kernels give -inf outside the support.
+  if (!validation_enabled() || x.device() != param_.device()) return {};
+  const int64_t k = param_.size(-1);
+  const Shape pb = drop_last(param_.shape());
+  const int64_t r = shape_numel(pb);
+  const Shape xrows = broadcast_shapes(x.shape(), pb, "Categorical");
+  const Shape rows = broadcast_shapes(xrows, batch_shape_, "Categorical");
+  const int64_t n = shape_numel(rows);
+  // Many rows per parameter row, and flat indices exact in float.
+  if (n < 2 * r || r * k >= (int64_t{1} << 24) || n == 0) return {};
+  const Device dev = param_.device();
+  // The values, each once (with its parameter row), by the row kernels'
+  // validation: the same errors as their log_prob (deferred on a GPU).
+  const auto a = detail::make_row_args(&x, x.shape(), param_, xrows);
+  if (logits_form_) detail::row_validate<kern::CategoricalLogits>(a, true, dev);
+  else detail::row_validate<kern::CategoricalProbs>(a, true, dev);
+  // Row r(i) * K + x(i) of the normalised log-probabilities, broadcast to
+  // rows (valid values are integers below K, exact in float).
+  Tensor flat = x.dtype() == DType::kInt64 ? x.to_float() : x.detach();
+  if (r > 1) flat = flat + (pb.empty() ? arange(r, dev) : arange(r, dev).reshape(pb)) * static_cast<float>(k);
+  if (flat.shape() != rows) flat = flat.expand(rows);
+  const Tensor idx = flat.to_int64().reshape({n});
+  return index_select(logits().reshape({r * k}), 0, idx).reshape(rows);
+}
+
 Tensor Categorical::log_prob(const Tensor& x) const {
   CUVI_CHECK(x.defined(), ValueError, "Categorical.log_prob: undefined value" << detail::site_suffix());
+  if (Tensor lp = gathered_log_prob(x); lp.defined()) return lp;
   // int64 indices (what sample() returns) are read by the kernels as they are.
-  return logits_form_ ? row_family_log_prob<kern::CategoricalLogits>(x, param_)
-                      : row_family_log_prob<kern::CategoricalProbs>(x, param_);
+  return logits_form_ ? row_family_log_prob<kern::CategoricalLogits>(x, param_, batch_shape_)
+                      : row_family_log_prob<kern::CategoricalProbs>(x, param_, batch_shape_);
 }
 Tensor Categorical::log_prob_sum(const Tensor& x, float coef) const {
   CUVI_CHECK(x.defined(), ValueError, "Categorical.log_prob: undefined value" << detail::site_suffix());
-  return logits_form_ ? row_family_log_prob_sum<kern::CategoricalLogits>(x, param_, coef)
-                      : row_family_log_prob_sum<kern::CategoricalProbs>(x, param_, coef);
+  if (Tensor lp = gathered_log_prob(x); lp.defined()) return sum(lp) * coef;
+  return logits_form_ ? row_family_log_prob_sum<kern::CategoricalLogits>(x, param_, coef, batch_shape_)
+                      : row_family_log_prob_sum<kern::CategoricalProbs>(x, param_, coef, batch_shape_);
 }
 
 Tensor Categorical::support_values() const { return arange_i64(param_.size(-1), param_.device()); }
@@ -195,23 +224,31 @@ Tensor Categorical::support_values() const { return arange_i64(param_.size(-1), 
 Tensor Categorical::sample(const Shape& s) const {
   NoGradGuard ng;
   // int64 indices straight from the sampler.
-  return logits_form_ ? row_family_sample<kern::CategoricalLogits>(param_, s, false)
-                      : row_family_sample<kern::CategoricalProbs>(param_, s, false);
+  return logits_form_ ? row_family_sample<kern::CategoricalLogits>(param_, s, false, batch_shape_)
+                      : row_family_sample<kern::CategoricalProbs>(param_, s, false, batch_shape_);
 }
 Tensor Categorical::mean() const {
   Tensor k = arange(param_.size(-1), device());
-  return sum(probs() * k, {-1});
+  return sum(probs() * k, {-1}).expand(batch_shape_);
 }
 Tensor Categorical::variance() const {
   Tensor k = arange(param_.size(-1), device());
   Tensor pr = probs();
   Tensor m = sum(pr * k, {-1});
-  return sum(pr * k * k, {-1}) - m * m;
+  return (sum(pr * k * k, {-1}) - m * m).expand(batch_shape_);
 }
 DistPtr Categorical::expand_ptr(const Shape& b) const {
-  Shape full = b;
-  full.push_back(param_.size(-1));
-  return std::make_shared<Categorical>(Categorical(param_.expand(full), logits_form_));
+  // The parameter stays as it is (validated when made); rows read it broadcast.
+  bool fits = b.size() >= batch_shape_.size();
+  for (size_t i = 0; fits && i < batch_shape_.size(); ++i) {
+    const int64_t have = batch_shape_[batch_shape_.size() - 1 - i], want = b[b.size() - 1 - i];
+    fits = have == want || have == 1;
+  }
+  CUVI_CHECK(fits, ShapeError,
+             "Categorical.expand: cannot expand batch shape " << shape_str(batch_shape_) << " to " << shape_str(b));
+  auto d = std::make_shared<Categorical>(*this);
+  d->batch_shape_ = b;
+  return d;
 }
 
 // ---- Dirichlet -----------------------------------------------------------------

@@ -189,14 +189,17 @@ std::vector<Tensor> row_grads(const Tensor& x, const Shape& x_batch, const Tenso
 }  // namespace detail
 
 // log_prob(x) of shape broadcast(x's batch shape, p's batch shape).
+// `batch`: a batch shape the rows also broadcast to (a distribution expanded
+// beyond its parameter's batch, which is then read broadcast, not copied).
 template <class F>
-Tensor row_family_log_prob(const Tensor& x, const Tensor& p) {
+Tensor row_family_log_prob(const Tensor& x, const Tensor& p, const Shape& batch = {}) {
   CUVI_CHECK(x.defined(), ValueError, F::kName << ".log_prob: undefined value" << detail::site_suffix());
   CUVI_CHECK(x.device() == p.device(), DeviceError,
              F::kName << ": value on " << x.device().str() << " and parameter on " << p.device().str()
                       << detail::site_suffix());
   const Shape xb = detail::row_value_batch<F>(x, p.size(-1));
-  const Shape rows = broadcast_shapes(xb, detail::drop_last_dim(p.shape()), F::kName);
+  const Shape rows =
+      broadcast_shapes(broadcast_shapes(xb, detail::drop_last_dim(p.shape()), F::kName), batch, F::kName);
   const auto a = detail::make_row_args(&x, xb, p, rows);
   Tensor out = Tensor::empty(rows, DType::kFloat32, p.device());
   // Validated inside the pass, each row just before its density.
@@ -216,14 +219,15 @@ Tensor row_family_log_prob(const Tensor& x, const Tensor& p) {
 // coef * sum(log_prob(x)) as a 0-d tensor, the gradients written in the
 // same pass (as family_log_prob_sum).
 template <class F>
-Tensor row_family_log_prob_sum(const Tensor& x, const Tensor& p, float coef) {
+Tensor row_family_log_prob_sum(const Tensor& x, const Tensor& p, float coef, const Shape& batch = {}) {
   CUVI_CHECK(x.defined(), ValueError, F::kName << ".log_prob: undefined value" << detail::site_suffix());
   CUVI_CHECK(x.device() == p.device(), DeviceError,
              F::kName << ": value on " << x.device().str() << " and parameter on " << p.device().str()
                       << detail::site_suffix());
   const Device dev = p.device();
   const Shape xb = detail::row_value_batch<F>(x, p.size(-1));
-  const Shape rows = broadcast_shapes(xb, detail::drop_last_dim(p.shape()), F::kName);
+  const Shape rows =
+      broadcast_shapes(broadcast_shapes(xb, detail::drop_last_dim(p.shape()), F::kName), batch, F::kName);
   const auto a = detail::make_row_args(&x, xb, p, rows);
   // Validation happens inside the fused pass (rows_log_prob_sum).
   const std::vector<bool> need{F::kValueEvent && grad_enabled() && x.requires_grad(),
@@ -242,10 +246,10 @@ Tensor row_family_log_prob_sum(const Tensor& x, const Tensor& p, float coef) {
 // kValueEvent families, differentiable in p when `reparam` and
 // F::kHasRsample; int64 indices for the others (Categorical).
 template <class F>
-Tensor row_family_sample(const Tensor& p, const Shape& sample_shape, bool reparam) {
+Tensor row_family_sample(const Tensor& p, const Shape& sample_shape, bool reparam, const Shape& batch = {}) {
   const Device dev = p.device();
   Shape rows = sample_shape;
-  const Shape pb = detail::drop_last_dim(p.shape());
+  const Shape pb = broadcast_shapes(detail::drop_last_dim(p.shape()), batch, F::kName);
   rows.insert(rows.end(), pb.begin(), pb.end());
   Shape out_shape = rows;
   if constexpr (F::kValueEvent) out_shape.push_back(p.size(-1));
