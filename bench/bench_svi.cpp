@@ -24,6 +24,7 @@
 // except coin_pipelined's. Counters launches_per_step and syncs_per_step
 // come from launch_count() and sync_count().
 #include "bench_common.hpp"
+#include "../examples/gmm/gmm.hpp"
 
 namespace {
 
@@ -145,26 +146,10 @@ void bm_gmm_enum(benchmark::State& state, Which which) {
   param_store().clear();
   // Points around K centres 0, 3, 6, ...
   const Tensor data = randn({n}, *dev) + floor_to_centres(n, k, *dev);
-  auto model = [k](const Tensor& x) {
-    Tensor w = sample("weights", dist::Dirichlet(full({k}, 0.5f)));
-    Tensor s = sample("scale", dist::LogNormal(0.0f, 2.0f));
-    Tensor locs;
-    {
-      auto comps = plate("components", k);
-      locs = sample("locs", dist::Normal(0.0f, 10.0f));
-    }
-    auto p = plate("data", x.size(0));
-    Tensor a = sample("assignment", dist::Categorical(w), Infer{"parallel"});
-    sample("obs", dist::Normal(index_select(locs, 0, a.reshape({a.numel()})).reshape(a.shape()), s), x);
-  };
-  auto guide = [k, dev](const Tensor&) {
-    sample("weights", dist::Delta(param("w_map", full({k}, 1.0f / static_cast<float>(k), *dev),
-                                        constraints::simplex))
-                          .to_event(1));
-    sample("scale", dist::Delta(param("scale_map", 1.0f, constraints::positive)));
-    auto comps = plate("components", k);
-    sample("locs", dist::Delta(param("locs_map", [k, dev] { return arange(k, *dev) * 3.0f; })));
-  };
+  // The example's model and MAP guide (examples/gmm), locs starting at the centres.
+  const cuvi_examples::GMM gmm{k, arange(k, *dev) * 3.0f};
+  auto model = [&gmm](const Tensor& x) { gmm.model(x); };
+  auto guide = [&gmm](const Tensor& x) { gmm.guide(x); };
   infer::SVI svi(model, guide, optim::Adam({.lr = 0.05f}), infer::TraceEnum_ELBO({.max_plate_nesting = 1}));
   svi.step(data);
   const StepCounters counters;

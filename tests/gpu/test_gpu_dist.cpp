@@ -262,44 +262,54 @@ TEST(GpuSvi, CheckFiniteStepWaitsTwice) {
   EXPECT_EQ(sync_count() - before, 20);
 }
 
+// The local-latent model (N = 2^16 latents, minibatch 2^10) for 50 SVI
+// steps on `dev` with the guide guide_on(dev) and `opt`; returns the store's
+// "loc" and, in *syncs, how often steps 2..50 waited for the device.
+template <class GuideOn, class Opt>
+std::vector<float> local_latents(Device dev, uint64_t seed, GuideOn guide_on, const Opt& opt, long long* syncs) {
+  const int64_t n = 1 << 16, b = 1 << 10;
+  set_default_device(dev);
+  set_seed(seed);
+  param_store().clear();
+  Tensor data = randn({n}, dev) + 2.0f;
+  auto model = [n, b](const Tensor& x) {
+    auto p = plate("data", n, b);
+    Tensor z = sample("z", dist::Normal(0.0f, 1.0f));
+    sample("x", dist::Normal(z, 1.0f), p.subsample(x));
+  };
+  infer::SVI svi(model, guide_on(dev, n, b), opt, infer::Trace_ELBO());
+  svi.step(data);
+  const long long before = sync_count();
+  for (int i = 1; i < 50; ++i) svi.step(data);
+  if (syncs) *syncs = sync_count() - before;
+  set_default_device(Device::cpu());
+  return param_store().get("loc").to_vector();
+}
+
+// Same minibatches (integer index draws) on both; normals and updates
+// within a few ulp, far below 1e-3 after 50 steps of lr 0.05.
+void expect_same_locs(const std::vector<float>& g, const std::vector<float>& c) {
+  ASSERT_EQ(g.size(), c.size());
+  double worst = 0;
+  for (size_t i = 0; i < g.size(); ++i) worst = std::max(worst, double(std::fabs(g[i] - c[i])));
+  EXPECT_LT(worst, 1e-3);
+}
+
 TEST(GpuSvi, SubsampledLocalLatentsOnDeviceMatchCpu) {
   CUVI_REQUIRE_CUDA();
-  const int64_t n = 1 << 16, b = 1 << 10;
-  auto run = [&](Device dev, long long* syncs) {
-    set_default_device(dev);
-    set_seed(1);
-    param_store().clear();
-    Tensor data = randn({n}, dev) + 2.0f;
-    auto model = [n, b](const Tensor& x) {
-      auto p = plate("data", n, b);
-      Tensor z = sample("z", dist::Normal(0.0f, 1.0f));
-      sample("x", dist::Normal(z, 1.0f), p.subsample(x));
-    };
-    auto guide = [n, b, dev](const Tensor&) {
+  // Pyro's usual style: rows of the whole param taken by hand (dense gradients, Adam).
+  auto guide_on = [](Device dev, int64_t n, int64_t b) {
+    return [n, b, dev](const Tensor&) {
       Tensor loc = param("loc", [n, dev] { return zeros({n}, dev); });
       auto p = plate("data", n, b);
       EXPECT_EQ(p.indices().device(), dev);
       sample("z", dist::Normal(p.subsample(loc), 0.7071f));
     };
-    infer::SVI svi(model, guide, optim::Adam({.lr = 5e-2f}), infer::Trace_ELBO());
-    svi.step(data);
-    const long long before = sync_count();
-    for (int i = 1; i < 50; ++i) svi.step(data);
-    if (syncs) *syncs = sync_count() - before;
-    set_default_device(Device::cpu());
-    return param_store().get("loc").to_vector();
   };
   long long syncs = -1;
-  const auto g = run(Device::cuda(), &syncs);
+  const auto g = local_latents(Device::cuda(), 1, guide_on, optim::Adam({.lr = 5e-2f}), &syncs);
   EXPECT_EQ(syncs, 0) << "a subsampled SVI step waited for the device";
-  const auto c = run(Device::cpu(), nullptr);
-  // The minibatch indices are bit-identical (integer Feistel permutation);
-  // normals differ by a few ulp, and 50 Adam steps of lr 0.05 keep that
-  // far below 1e-3.
-  ASSERT_EQ(g.size(), c.size());
-  double worst = 0;
-  for (size_t i = 0; i < g.size(); ++i) worst = std::max(worst, double(std::fabs(g[i] - c[i])));
-  EXPECT_LT(worst, 1e-3);
+  expect_same_locs(g, local_latents(Device::cpu(), 1, guide_on, optim::Adam({.lr = 5e-2f}), nullptr));
 }
 
 // Per-datapoint params declared with event_dim and trained by SparseAdam:
@@ -307,41 +317,18 @@ TEST(GpuSvi, SubsampledLocalLatentsOnDeviceMatchCpu) {
 // device (no wait), and the result matches the CPU's.
 TEST(GpuSvi, SparseAdamLocalLatentsDoNotSynchronizeAndMatchCpu) {
   CUVI_REQUIRE_CUDA();
-  const int64_t n = 1 << 16, b = 1 << 10;
-  auto run = [&](Device dev, long long* syncs) {
-    set_default_device(dev);
-    set_seed(2);
-    param_store().clear();
-    Tensor data = randn({n}, dev) + 2.0f;
-    auto model = [n, b](const Tensor& x) {
-      auto p = plate("data", n, b);
-      Tensor z = sample("z", dist::Normal(0.0f, 1.0f));
-      sample("x", dist::Normal(z, 1.0f), p.subsample(x));
-    };
-    auto guide = [n, b, dev](const Tensor&) {
+  auto guide_on = [](Device dev, int64_t n, int64_t b) {
+    return [n, b, dev](const Tensor&) {
       auto p = plate("data", n, b);
       Tensor loc = param("loc", [n, dev] { return zeros({n}, dev); }, constraints::real, 0);
       Tensor scale = param("scale", [n, dev] { return full({n}, 0.7f, dev); }, constraints::positive, 0);
       sample("z", dist::Normal(loc, scale));
     };
-    infer::SVI svi(model, guide, optim::SparseAdam({.lr = 5e-2f}), infer::Trace_ELBO());
-    svi.step(data);
-    const long long before = sync_count();
-    for (int i = 1; i < 50; ++i) svi.step(data);
-    if (syncs) *syncs = sync_count() - before;
-    set_default_device(Device::cpu());
-    return param_store().get("loc").to_vector();
   };
   long long syncs = -1;
-  const auto g = run(Device::cuda(), &syncs);
+  const auto g = local_latents(Device::cuda(), 2, guide_on, optim::SparseAdam({.lr = 5e-2f}), &syncs);
   EXPECT_EQ(syncs, 0) << "a SparseAdam step waited for the device";
-  const auto c = run(Device::cpu(), nullptr);
-  // Same minibatches (integer index draws); normals and updates within a
-  // few ulp, far below 1e-3 after 50 steps of lr 0.05.
-  ASSERT_EQ(g.size(), c.size());
-  double worst = 0;
-  for (size_t i = 0; i < g.size(); ++i) worst = std::max(worst, double(std::fabs(g[i] - c[i])));
-  EXPECT_LT(worst, 1e-3);
+  expect_same_locs(g, local_latents(Device::cpu(), 2, guide_on, optim::SparseAdam({.lr = 5e-2f}), nullptr));
 }
 
 // TraceEnum_ELBO on the Gaussian-mixture tutorial: the enumeration, the
