@@ -45,6 +45,8 @@ bench=$build_dir/bench/cuvi_bench_svi
 
 # The (N, B) sizes of bench_svi.cpp's local_latents runs on each device.
 if [[ $device == cpu ]]; then sizes=("65536 1024" "1048576 16384"); else sizes=("1048576 16384" "16777216 65536" "16777216 1048576"); fi
+# The (N, K) sizes of its gmm_enum runs (TraceEnum_ELBO; Pyro only: NumPyro's needs funsor).
+if [[ $device == cpu ]]; then gmm_sizes=("4096 4" "65536 8"); else gmm_sizes=("65536 8" "1048576 16"); fi
 
 {
   echo "date_utc $(date -u +%Y-%m-%dT%H:%M:%SZ)"
@@ -97,6 +99,10 @@ for script in svi_pyro.py svi_numpyro.py; do
     run_py "$script" --model local_latents --n "$n" --b "$b" --steps "$local_steps" "${dev_args[@]}"
   done
 done
+for nk in "${gmm_sizes[@]}"; do
+  read -r n k <<<"$nk"
+  run_py svi_pyro.py --model gmm --n "$n" --k "$k" --steps "$local_steps" --device "$pydev"
+done
 
 "$py" - "$out" "$device" <<'EOF' | tee "$out/table.txt"
 import json, sys
@@ -110,6 +116,8 @@ for r in json.load(open(f"{out}/cuvi_svi.json"))["benchmarks"]:
         key = ("coin", 0, 0)
     elif parts[0] == "bm_local":
         key = ("local_latents", int(parts[2]), int(parts[3]))
+    elif parts[0] == "bm_gmm_enum":
+        key = ("gmm", int(parts[2]), int(parts[3]))
     else:
         continue  # bm_coin_pipelined: no counterpart in the other frameworks' scripts
     cuvi[key] = r.get("items_per_second", float("nan"))
@@ -119,11 +127,21 @@ for line in open(f"{out}/frameworks.jsonl"):
     if "error" in r:
         print(f"# {r['script']} {r['args']}: {r['error']}")
         continue
-    key = ("coin", 0, 0) if r["model"] == "coin" else ("local_latents", r["n"], r["b"])
+    if r["model"] == "coin":
+        key = ("coin", 0, 0)
+    elif r["model"] == "gmm":
+        key = ("gmm", r["n"], r["k"])
+    else:
+        key = ("local_latents", r["n"], r["b"])
     others.setdefault(key, {})[r["framework"]] = r["steps_per_s"]
 print(f"{'model':32s} {'cuvi':>10s} {'pyro':>10s} {'numpyro':>10s} {'cuvi/pyro':>10s} {'cuvi/numpyro':>12s}  (steps/s)")
 for key in sorted(set(cuvi) | set(others)):
-    name = key[0] if key[0] == "coin" else f"local_latents N={key[1]} B={key[2]}"
+    if key[0] == "coin":
+        name = "coin"
+    elif key[0] == "gmm":
+        name = f"gmm_enum N={key[1]} K={key[2]}"
+    else:
+        name = f"local_latents N={key[1]} B={key[2]}"
     c = cuvi.get(key, float("nan"))
     p = others.get(key, {}).get("pyro", float("nan"))
     n = others.get(key, {}).get("numpyro", float("nan"))

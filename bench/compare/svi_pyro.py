@@ -6,7 +6,7 @@ import time
 import pyro
 import pyro.distributions as dist
 import torch
-from pyro.infer import SVI, Trace_ELBO
+from pyro.infer import SVI, Trace_ELBO, TraceEnum_ELBO
 from pyro.optim import Adam
 
 
@@ -44,21 +44,53 @@ def local_latents(device, n, b):
     return model, guide, data, Adam({"lr": 1e-2})
 
 
+def gmm(device, n, k):
+    """Pyro's Gaussian-mixture tutorial with n points around k centres (0, 3, 6, ...):
+    each point's assignment enumerated, MAP (Delta) guide for the globals."""
+    torch.manual_seed(4)
+    data = torch.randn(n, device=device) + 3.0 * (torch.arange(n, device=device) % k).float()
+
+    def model(x):
+        weights = pyro.sample("weights", dist.Dirichlet(torch.full((k,), 0.5, device=device)))
+        scale = pyro.sample("scale", dist.LogNormal(torch.tensor(0.0, device=device), 2.0))
+        with pyro.plate("components", k):
+            locs = pyro.sample("locs", dist.Normal(torch.tensor(0.0, device=device), 10.0))
+        with pyro.plate("data", x.shape[0]):
+            a = pyro.sample("assignment", dist.Categorical(weights), infer={"enumerate": "parallel"})
+            pyro.sample("obs", dist.Normal(locs[a], scale), obs=x)
+
+    def guide(x):
+        w = pyro.param("weights_map", torch.full((k,), 1.0 / k, device=device), constraint=dist.constraints.simplex)
+        s = pyro.param("scale_map", torch.tensor(1.0, device=device), constraint=dist.constraints.positive)
+        l = pyro.param("locs_map", 3.0 * torch.arange(k, device=device).float())
+        pyro.sample("weights", dist.Delta(w).to_event(1))
+        pyro.sample("scale", dist.Delta(s))
+        with pyro.plate("components", k):
+            pyro.sample("locs", dist.Delta(l))
+
+    return model, guide, data, Adam({"lr": 0.05})
+
+
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--model", choices=["coin", "local_latents"], default="coin")
+    p.add_argument("--model", choices=["coin", "local_latents", "gmm"], default="coin")
     p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--n", type=int, default=1 << 20)
     p.add_argument("--b", type=int, default=1 << 14)
+    p.add_argument("--k", type=int, default=8)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     a = p.parse_args()
     pyro.clear_param_store()
     pyro.set_rng_seed(0)
+    loss = Trace_ELBO()
     if a.model == "coin":
         model, guide, data, opt = coin(a.device)
+    elif a.model == "gmm":
+        model, guide, data, opt = gmm(a.device, a.n, a.k)
+        loss = TraceEnum_ELBO(max_plate_nesting=1)
     else:
         model, guide, data, opt = local_latents(a.device, a.n, a.b)
-    svi = SVI(model, guide, opt, loss=Trace_ELBO())
+    svi = SVI(model, guide, opt, loss=loss)
     svi.step(data)  # warm-up: parameter creation
     if a.device.startswith("cuda"):
         torch.cuda.synchronize()
@@ -69,7 +101,7 @@ def main():
         torch.cuda.synchronize()
     s = time.perf_counter() - t0
     print(json.dumps({"framework": "pyro", "model": a.model, "device": a.device, "steps": a.steps,
-                      "n": a.n, "b": a.b, "seconds": s, "steps_per_s": a.steps / s}))
+                      "n": a.n, "b": a.b, "k": a.k, "seconds": s, "steps_per_s": a.steps / s}))
 
 
 if __name__ == "__main__":
