@@ -147,9 +147,12 @@ void AutoGuideCore::setup(const std::function<void()>& run_model) {
   std::vector<LatentSite> sites;
   for (const Site& s : proto.sites()) {
     if (s.type != SiteType::kSample || s.is_observed || s.is_subsample) continue;
+    // A site marked for enumeration is summed out by TraceEnum_ELBO: the
+    // guide leaves it alone (as hiding it with block(model, hide) would).
+    if (s.enumerate == "parallel") continue;
     CUVI_CHECK(!s.fn->is_discrete() && !s.fn->support()->is_discrete(), ValueError,
                cls_ << ": latent site '" << s.name << "' is discrete (" << s.fn->name()
-                    << "); autoguides need continuous latents (enumerate or marginalise it out)");
+                    << "); autoguides need continuous latents (mark it for enumeration, or marginalise it out)");
     LatentSite ls;
     ls.proto = s;
     ls.proto.value = s.value.detach();

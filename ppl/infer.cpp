@@ -506,16 +506,30 @@ struct EnumContraction {
 ELBOResult TraceEnum_ELBO::compute(const Program& model, const Program& guide) const {
   CUVI_CHECK(o_.num_particles >= 1, ValueError,
              "TraceEnum_ELBO: num_particles must be >= 1, got " << o_.num_particles);
-  CUVI_CHECK(!o_.vectorize_particles, ValueError,
-             "TraceEnum_ELBO: vectorize_particles is not supported (num_particles runs the particles one after "
-             "the other)");
   ELBOResult r;
   const uint64_t created = param_store().creation_mark();
   try {
     const int mpn = plate_nesting(model, guide);
     std::set<std::string> seen;
-    const float inv_p = 1.0f / static_cast<float>(o_.num_particles);
-    for (int k = 0; k < o_.num_particles; ++k) enum_particle(model, guide, mpn, inv_p, r, seen);
+    const int p = o_.num_particles;
+    const float inv_p = 1.0f / static_cast<float>(p);
+    if (o_.vectorize_particles) {
+      // The particles as an outer plate at -(mpn + 1), a plate like the
+      // others for the contraction (its product is the sum of the particles'
+      // ELBOs); enumeration starts one dim further left.
+      const int dim = -(mpn + 1);
+      const Program vg = [&guide, p, dim] {
+        Plate pl(kParticlePlate, p, 0, dim);
+        guide();
+      };
+      const Program vm = [&model, p, dim] {
+        Plate pl(kParticlePlate, p, 0, dim);
+        model();
+      };
+      enum_particle(vm, vg, mpn + 1, inv_p, r, seen);
+    } else {
+      for (int k = 0; k < p; ++k) enum_particle(model, guide, mpn, inv_p, r, seen);
+    }
   } catch (...) {
     undo_store(r);
     param_store().erase_created_since(created);
@@ -570,7 +584,9 @@ void TraceEnum_ELBO::enum_particle(const Program& model, const Program& guide, i
   if (!loss.defined()) loss = zeros({}, default_device());
   Tensor surrogate = loss;
   if (!score_sites.empty()) {
-    // Score function with the particle's whole loss as the cost.
+    // Score function with the particle's whole loss as the cost (with
+    // vectorised particles, all of them: unbiased, as the other particles'
+    // terms are independent of this one's draw, if noisier).
     const Tensor whole = loss.detach() * std::round(1.0f / inv_p);
     for (const Site* s : score_sites) add_to(surrogate, sum(masked_log_prob(*s)) * whole * inv_p);
   }

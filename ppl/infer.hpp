@@ -143,8 +143,9 @@ class TraceMeanField_ELBO : public ELBO {
 // terms (the fused kernels). Guide sites cannot be enumerated here (no
 // guide-side enumeration); a guide site without a reparameterised sampler
 // gets the score-function term with the particle's whole loss as its cost.
-// vectorize_particles is not supported (ValueError); num_particles runs
-// them one after the other.
+// num_particles run one after the other, or at once with
+// vectorize_particles (an outer plate at -(max_plate_nesting + 1), the
+// enumeration dims starting one further left).
 class TraceEnum_ELBO : public ELBO {
  public:
   explicit TraceEnum_ELBO(ELBOOptions o = {}) : ELBO(o) {}
