@@ -9,7 +9,7 @@
 #   3. runs `CUVI_REQUIRE_GPU=1 ctest -L gpu` (the CUDA-vs-CPU tests and the
 #      ppl suite on cuda:0),
 #      (failures: up to 6 rerun with CUVI_SYNC_DEBUG=1 / compute-sanitizer),
-#      then the main job (the coin example) and the VAE example on cuda:0,
+#      then the main job (the coin example), the VAE and GMM examples on cuda:0,
 #   4. runs every <build-dir>/bench/cuvi_bench_* binary's CUDA benchmarks,
 #      then the same SVI models in Pyro and NumPyro on the GPU
 #      (bench/compare/run.sh; pyro-ppl from the wheels fetch_debs.sh puts in
@@ -351,17 +351,18 @@ if (( gpu_tests_rc != 0 )); then
 fi
 
 # ---- 3c. the main job on the GPU ----------------------------------------------
-# The README's main job (Pyro's SVI Part I coin example) and the VAE example,
-# on cuda:0, with their output in run.log and the last lines in meta.txt.
-phase "examples on cuda:0 (coin, vae)"
+# The README's main job (Pyro's SVI Part I coin example), the VAE example
+# and the GMM example (enumeration), on cuda:0, with their output in run.log
+# and the last lines in meta.txt.
+phase "examples on cuda:0 (coin, vae, gmm)"
 if [[ -x $build_dir/examples/cuvi ]]; then
-  for args in "coin --device cuda:0" "vae --device cuda:0 --epochs 3"; do
+  for args in "coin --device cuda:0" "vae --device cuda:0 --epochs 3" "gmm --device cuda:0"; do
     rc=0
     # shellcheck disable=SC2086  # the arguments split on purpose
     # Capped by the time left, so that 3b and 3c cannot eat the benchmarks'.
     logged timeout $(( $(left) > 200 ? 60 : 20 )) "$build_dir/examples/cuvi" $args || rc=$?
     echo "example_rc '$args' $rc" >>"$META"
-    { grep -E "steps/s|inferred|ELBO/image" "$LOG" | tail -3 | sed 's/^/  /' >>"$META"; } || true
+    { grep -E "steps/s|inferred|ELBO/image|assignments" "$LOG" | tail -3 | sed 's/^/  /' >>"$META"; } || true
   done
 else
   echo "no $build_dir/examples/cuvi" | tee -a "$META" "$LOG"
