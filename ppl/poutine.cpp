@@ -693,6 +693,77 @@ void EnumMessenger::process(Site& msg) {
   frames_of[dim] = msg.frames;
 }
 
+namespace {
+// A location-scale family's (loc, scale) and a maker of the same family at
+// other ones (StudentT keeps its df).
+struct LocScale {
+  Tensor loc, scale;
+  std::function<dist::DistPtr(const Tensor&, const Tensor&)> make;
+};
+std::optional<LocScale> loc_scale_of(const dist::DistPtr& d) {
+  if (auto* n = dynamic_cast<const dist::Normal*>(d.get()))
+    return LocScale{n->loc(), n->scale(), [](const Tensor& l, const Tensor& s) {
+                      return std::make_shared<dist::Normal>(l, s);
+                    }};
+  if (auto* n = dynamic_cast<const dist::Laplace*>(d.get()))
+    return LocScale{n->loc(), n->scale(), [](const Tensor& l, const Tensor& s) {
+                      return std::make_shared<dist::Laplace>(l, s);
+                    }};
+  if (auto* n = dynamic_cast<const dist::Cauchy*>(d.get()))
+    return LocScale{n->loc(), n->scale(), [](const Tensor& l, const Tensor& s) {
+                      return std::make_shared<dist::Cauchy>(l, s);
+                    }};
+  if (auto* n = dynamic_cast<const dist::StudentT*>(d.get())) {
+    const Tensor df = n->df();
+    return LocScale{n->loc(), n->scale(), [df](const Tensor& l, const Tensor& s) {
+                      return std::make_shared<dist::StudentT>(df, l, s);
+                    }};
+  }
+  return std::nullopt;
+}
+}  // namespace
+
+void ReparamMessenger::process(Site& msg) {
+  if (msg.type != SiteType::kSample || msg.is_subsample) return;
+  const auto it = config_.find(msg.name);
+  if (it == config_.end()) return;
+  CUVI_CHECK(!msg.is_observed, ValueError,
+             "reparam: site '" << msg.name << "' is observed; LocScaleReparam applies to latent sites");
+  // Unwrap Dist holders and to_event (Independent), outermost first.
+  dist::DistPtr d = msg.fn;
+  int reinterpreted = 0;
+  while (true) {
+    if (auto* h = dynamic_cast<const dist::Dist*>(d.get())) {
+      d = h->ptr();
+    } else if (auto* ind = dynamic_cast<const dist::Independent*>(d.get())) {
+      reinterpreted += ind->reinterpreted();
+      d = ind->base();
+    } else {
+      break;
+    }
+  }
+  const std::optional<LocScale> ls = loc_scale_of(d);
+  CUVI_CHECK(ls.has_value(), ValueError,
+             "reparam: site '" << msg.name << "' is " << msg.fn->name()
+                               << "; LocScaleReparam needs Normal, Laplace, Cauchy or StudentT");
+  const Device dev = d->device();
+  Tensor c = it->second.centered ? full({}, *it->second.centered, dev)
+                                 : param(msg.name + "_centered", [dev] { return full({}, 0.5f, dev); },
+                                         constraints::unit_interval);
+  if (it->second.centered)
+    CUVI_CHECK(*it->second.centered >= 0.0f && *it->second.centered <= 1.0f, ValueError,
+               "reparam: site '" << msg.name << "': centered must be in [0, 1], got " << *it->second.centered);
+  const Tensor loc0 = ls->loc * c;
+  const Tensor scale0 = pow(ls->scale, c);
+  dist::DistPtr base = ls->make(loc0, scale0)->expand_ptr(d->batch_shape());
+  if (reinterpreted > 0) base = std::make_shared<dist::Independent>(base, reinterpreted);
+  const Tensor x0 = sample(msg.name + "_decentered", dist::Dist(base));
+  const Tensor x = ls->loc + pow(ls->scale, 1.0f - c) * (x0 - loc0);
+  msg.fn = std::make_shared<dist::Delta>(x, 0.0f, msg.fn->event_dim());
+  msg.value = x;
+  msg.is_observed = true;
+}
+
 void ConfigEnumerateMessenger::process(Site& msg) {
   if (msg.type != SiteType::kSample || msg.is_observed || msg.is_subsample || !msg.enumerate.empty()) return;
   if (msg.fn && msg.fn->has_enumerate_support()) msg.enumerate = how_;

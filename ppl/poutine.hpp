@@ -390,6 +390,29 @@ class ConfigEnumerateMessenger : public Messenger {
   std::string how_;
 };
 
+// Pyro's LocScaleReparam (pyro.infer.reparam), for poutine::reparam: a
+// latent site x ~ F(loc, scale) of a location-scale family (Normal,
+// Laplace, Cauchy, StudentT; expanded or to_event as the site has it)
+// becomes
+//   x_decentered ~ F(c loc, scale^c)   (a new latent site "<x>_decentered")
+//   x = loc + scale^(1 - c) (x_decentered - c loc)   (x: observed, a Delta)
+// with centeredness c: 1 keeps the model as it was, 0 is the non-centred
+// form (x_decentered ~ F(0, 1)) that removes the funnel between a scale and
+// the variables it scales. Unset, c is learned: a param "<x>_centered" in
+// (0, 1), starting at 0.5.
+struct LocScaleReparam {
+  std::optional<float> centered;
+};
+
+class ReparamMessenger : public Messenger {
+ public:
+  explicit ReparamMessenger(std::map<std::string, LocScaleReparam> config) : config_(std::move(config)) {}
+  void process(Site& msg) override;
+
+ private:
+  std::map<std::string, LocScaleReparam> config_;
+};
+
 class MaskMessenger : public Messenger {
  public:
   explicit MaskMessenger(Tensor mask) : mask_(std::move(mask)) {}
@@ -505,6 +528,16 @@ template <class Fn, class M>
 auto mask(Fn fn, M mask_value) {
   return [fn, mask_value](auto&&... args) {
     MaskMessenger m(mask_value);
+    HandlerScope s(&m);
+    return fn(std::forward<decltype(args)>(args)...);
+  };
+}
+
+// Pyro's poutine.reparam(fn, config): the named sites reparameterised.
+template <class Fn>
+auto reparam(Fn fn, std::map<std::string, LocScaleReparam> config) {
+  return [fn, config = std::move(config)](auto&&... args) {
+    ReparamMessenger m(config);
     HandlerScope s(&m);
     return fn(std::forward<decltype(args)>(args)...);
   };
