@@ -145,6 +145,19 @@ int ELBO::plate_nesting(const Program& model, const Program& guide) const {
 }
 
 namespace {
+// Model and guide, each run inside the vectorised particles' plate (size
+// p at `dim`). They refer to model and guide: use them while those live.
+std::pair<Program, Program> in_particle_plate(const Program& model, const Program& guide, int p, int dim) {
+  return {[&model, p, dim] {
+            Plate pl(ELBO::kParticlePlate, p, 0, dim);
+            model();
+          },
+          [&guide, p, dim] {
+            Plate pl(ELBO::kParticlePlate, p, 0, dim);
+            guide();
+          }};
+}
+
 // Puts back the param-store entries an evaluation changed (newest first).
 void undo_store(const ELBOResult& r) {
   ParamStore& ps = param_store();
@@ -165,14 +178,7 @@ ELBOResult ELBO::compute(const Program& model, const Program& guide) const {
     const float inv_p = 1.0f / static_cast<float>(P);
     if (o_.vectorize_particles) {
       const int dim = -(plate_nesting(model, guide) + 1);
-      const Program vg = [&guide, P, dim] {
-        Plate p(kParticlePlate, P, 0, dim);
-        guide();
-      };
-      const Program vm = [&model, P, dim] {
-        Plate p(kParticlePlate, P, 0, dim);
-        model();
-      };
+      const auto [vm, vg] = in_particle_plate(model, guide, P, dim);
       particle(vm, vg, inv_p, dim, r, seen);
     } else {
       for (int k = 0; k < P; ++k) particle(model, guide, inv_p, 0, r, seen);
@@ -517,15 +523,7 @@ ELBOResult TraceEnum_ELBO::compute(const Program& model, const Program& guide) c
       // The particles as an outer plate at -(mpn + 1), a plate like the
       // others for the contraction (its product is the sum of the particles'
       // ELBOs); enumeration starts one dim further left.
-      const int dim = -(mpn + 1);
-      const Program vg = [&guide, p, dim] {
-        Plate pl(kParticlePlate, p, 0, dim);
-        guide();
-      };
-      const Program vm = [&model, p, dim] {
-        Plate pl(kParticlePlate, p, 0, dim);
-        model();
-      };
+      const auto [vm, vg] = in_particle_plate(model, guide, p, -(mpn + 1));
       enum_particle(vm, vg, mpn + 1, inv_p, r, seen);
     } else {
       for (int k = 0; k < p; ++k) enum_particle(model, guide, mpn, inv_p, r, seen);

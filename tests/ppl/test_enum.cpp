@@ -65,6 +65,30 @@ void nested_model(const Tensor& x) {
   sample("x", dist::Normal(pick(tensor({-1.0f, 0.8f, 2.5f}), z), 1.0f), x);
 }
 
+// nested_model's exact quantities given x = kX: log p(x, c) for c = 0, 1,
+// and for each c the posterior p(z_0 | c, x_0).
+struct NestedExact {
+  std::vector<double> log_c;
+  std::vector<std::vector<double>> pz0;
+};
+NestedExact nested_exact() {
+  const std::vector<double> pc = {0.35, 0.65}, mu = {-1.0, 0.8, 2.5};
+  const std::vector<std::vector<double>> tm = {{0.6, 0.3, 0.1}, {0.1, 0.3, 0.6}};
+  NestedExact e{std::vector<double>(2), std::vector<std::vector<double>>(2, std::vector<double>(3))};
+  for (int c = 0; c < 2; ++c) {
+    e.log_c[c] = std::log(pc[c]);
+    for (size_t i = 0; i < kX.size(); ++i) {
+      std::vector<double> t;
+      for (int z = 0; z < 3; ++z) t.push_back(std::log(tm[c][z]) + normal_lp(kX[i], mu[z], 1.0));
+      const double l = lse(t);
+      e.log_c[c] += l;
+      if (i == 0)
+        for (int z = 0; z < 3; ++z) e.pz0[c][z] = std::exp(t[z] - l);
+    }
+  }
+  return e;
+}
+
 // The loss and the surrogate's gradients of one TraceEnum_ELBO evaluation.
 infer::ELBOResult evaluate(const infer::Program& model, const infer::Program& guide, infer::ELBOOptions o = {}) {
   return infer::TraceEnum_ELBO(o).compute(model, guide);
@@ -148,20 +172,8 @@ TEST(TraceEnumELBO, NestedGlobalAndLocalVariablesContractThroughThePlate) {
   fresh(3);
   const int64_t n = static_cast<int64_t>(kX.size());
   const Tensor x = tensor(kX, {n});
-  const std::vector<double> pc = {0.35, 0.65}, mu = {-1.0, 0.8, 2.5};
-  const std::vector<std::vector<double>> tm = {{0.6, 0.3, 0.1}, {0.1, 0.3, 0.6}};
   auto model = [&] { nested_model(x); };
-  std::vector<double> per_c;
-  for (int c = 0; c < 2; ++c) {
-    double acc = std::log(pc[c]);
-    for (float xi : kX) {
-      std::vector<double> t;
-      for (int z = 0; z < 3; ++z) t.push_back(std::log(tm[c][z]) + normal_lp(xi, mu[z], 1.0));
-      acc += lse(t);
-    }
-    per_c.push_back(acc);
-  }
-  EXPECT_NEAR(evaluate(model, [] {}).loss.item(), -lse(per_c), 1e-4);
+  EXPECT_NEAR(evaluate(model, [] {}).loss.item(), -lse(nested_exact().log_c), 1e-4);
 }
 
 TEST(TraceEnumELBO, SubsampledPlateScalesTheMinibatchMarginals) {
@@ -303,23 +315,10 @@ TEST(InferDiscrete, DrawsFollowTheExactPosteriorOfNestedVariables) {
   fresh(9);
   const int64_t n = static_cast<int64_t>(kX.size());
   const Tensor x = tensor(kX, {n});
-  const std::vector<double> pc = {0.35, 0.65}, mu = {-1.0, 0.8, 2.5};
-  const std::vector<std::vector<double>> tm = {{0.6, 0.3, 0.1}, {0.1, 0.3, 0.6}};
   auto model = [&] { nested_model(x); };
-  // Exact posteriors.
-  std::vector<double> log_c(2);
-  std::vector<std::vector<double>> pz0(2, std::vector<double>(3));
-  for (int c = 0; c < 2; ++c) {
-    log_c[c] = std::log(pc[c]);
-    for (size_t i = 0; i < kX.size(); ++i) {
-      std::vector<double> t;
-      for (int z = 0; z < 3; ++z) t.push_back(std::log(tm[c][z]) + normal_lp(kX[i], mu[z], 1.0));
-      const double l = lse(t);
-      log_c[c] += l;
-      if (i == 0)
-        for (int z = 0; z < 3; ++z) pz0[c][z] = std::exp(t[z] - l);
-    }
-  }
+  const NestedExact e = nested_exact();
+  const auto& log_c = e.log_c;
+  const auto& pz0 = e.pz0;
   const double p1 = std::exp(log_c[1] - lse(log_c));
   std::vector<double> want_z0(3);
   for (int z = 0; z < 3; ++z) want_z0[z] = (1 - p1) * pz0[0][z] + p1 * pz0[1][z];
