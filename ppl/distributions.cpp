@@ -188,8 +188,10 @@ Tensor Categorical::gathered_log_prob(const Tensor& x) const {
   const Shape xrows = broadcast_shapes(x.shape(), pb, "Categorical");
   const Shape rows = broadcast_shapes(xrows, batch_shape_, "Categorical");
   const int64_t n = shape_numel(rows);
-  // Many rows per parameter row, and flat indices exact in float.
-  if (n < 2 * r || r * k >= (int64_t{1} << 24) || n == 0) return {};
+  // Many rows per parameter row, enough work that a K-fold saving beats the
+  // gather's several launches (small sites keep the one fused pass), and
+  // flat indices exact in float.
+  if (n < 2 * r || n * k < (int64_t{1} << 16) || r * k >= (int64_t{1} << 24)) return {};
   const Device dev = param_.device();
   // The values, each once (with its parameter row), by the row kernels'
   // validation: the same errors as their log_prob (deferred on a GPU).

@@ -351,12 +351,13 @@ class Bernoulli : public Dist {
 // Categorical over {0..K-1} (values are float32 holding integers, or int64;
 // sample() returns int64): Categorical(probs) with unnormalised probs over
 // the last dim; Categorical::from_logits(logits) with unnormalised logits.
-// expand() keeps the parameter as it is and reads it broadcast. int64
-// values over many more rows than the parameter has (a plate's worth of
-// rows sharing a few parameter rows, enumerated values) take the
-// normalised log-probabilities once and gather them (Pyro's log_prob):
-// O(1) work per row, and the parameter's gradient an index_add, instead of
-// a normaliser and K gradient entries per row.
+// expand() keeps the parameter as it is and reads it broadcast. Values over
+// many more rows than the parameter has (a plate's worth of rows sharing a
+// few parameter rows, enumerated values), at least 2^16 row entries in
+// all, take the normalised log-probabilities once and gather them (Pyro's
+// log_prob): O(1) work per row, and the parameter's gradient an index_add,
+// instead of a normaliser and K gradient entries per row (smaller sites
+// keep the row kernels' one fused pass).
 // log_prob, its gradient and the fused log-prob-sum are one row kernel each
 // (kern::CategoricalProbs / CategoricalLogits).
 class Categorical final : public Distribution {

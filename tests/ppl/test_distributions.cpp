@@ -657,3 +657,48 @@ TEST(DistBinomial, LogProbAndGradientsAgainstFloat64) {
   expect_error<ValueError>([] { dist::Geometric(0.0f); }, {"Geometric", "probs"});
   expect_error<ValueError>([] { dist::NegativeBinomial(2.0f, 1.0f); }, {"NegativeBinomial", "probs"});
 }
+
+TEST(DistCategorical, BroadcastParameterGatherMatchesRowKernels) {
+  // A [4] probability vector expanded over 8192 rows and the 4 enumerated
+  // values [4, 1]: 32768 rows of 4 entries, where log_prob gathers the
+  // normalised log-probabilities once (validation on) instead of the row
+  // kernels' normaliser per row (what runs with validation off). Values and
+  // gradients agree to float rounding (1e-5 on log-probabilities of
+  // magnitude < 3; 1e-4 relative on gradients summed over 8192 rows).
+  std::mt19937 gen(41);
+  const Tensor w = random_tensor({4, 8192}, gen, -1.0f, 1.0f);
+  const Tensor x = arange_i64(4).reshape({4, 1});
+  auto run = [&](bool logits) {
+    Tensor p = (logits ? random_tensor({4}, gen, -1.0f, 1.0f) : random_tensor({4}, gen, 0.2f, 1.0f)).requires_grad_();
+    auto make = [&] { return (logits ? dist::Categorical::from_logits(p) : dist::Categorical(p)).expand({8192}); };
+    Tensor lp = make().log_prob(x);
+    sum(lp * w).backward();
+    const std::vector<float> gather_lp = lp.to_vector(), gather_g = p.grad().to_vector();
+    const float gather_sum = make().log_prob_sum(x, -0.5f).item();
+    p.zero_grad();
+    std::vector<float> row_lp, row_g;
+    float row_sum;
+    {
+      ValidationOff off;
+      Tensor lr = make().log_prob(x);
+      sum(lr * w).backward();
+      row_lp = lr.to_vector();
+      row_g = p.grad().to_vector();
+      row_sum = make().log_prob_sum(x, -0.5f).item();
+    }
+    ASSERT_EQ(lp.shape(), (Shape{4, 8192}));
+    expect_close(gather_lp, std::vector<double>(row_lp.begin(), row_lp.end()), 1e-5, 1e-5, "log_prob");
+    expect_close(gather_g, std::vector<double>(row_g.begin(), row_g.end()), 1e-4, 1e-4, "gradient");
+    EXPECT_NEAR(gather_sum, row_sum, 1e-4 * std::fabs(row_sum));
+    // float values give the same bits as int64 ones.
+    EXPECT_EQ(make().log_prob(x.to_float()).to_vector(), gather_lp);
+  };
+  run(false);
+  run(true);
+  // A value outside the support is still named (the row kernels' validation).
+  dist::Categorical c(full({3}, 1.0f / 3.0f));
+  std::vector<int64_t> bad(40000, 1);
+  bad[25000] = 7;
+  expect_error<ValueError>([&] { c.expand({40000}).log_prob(tensor_i64(bad, {40000})).to_vector(); },
+                           {"Categorical", "value"});
+}
