@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "gpu_test.hpp"
+#include "../../examples/gmm/gmm.hpp"
 #include "gradcheck.hpp"
 
 using namespace cuvi;
@@ -341,24 +342,10 @@ TEST(GpuSvi, TraceEnumStepDoesNotSynchronizeAndMatchesCpu) {
     set_seed(3);
     param_store().clear();
     const Tensor data = tensor({0.0f, 1.0f, 10.0f, 11.0f, 12.0f}, dev);
-    auto model = [](const Tensor& x) {
-      Tensor w = sample("w", dist::Dirichlet(full({2}, 0.5f)));
-      Tensor s = sample("s", dist::LogNormal(0.0f, 2.0f));
-      Tensor locs;
-      {
-        auto comps = plate("components", 2);
-        locs = sample("locs", dist::Normal(0.0f, 10.0f));
-      }
-      auto p = plate("data", x.size(0));
-      Tensor a = sample("a", dist::Categorical(w), Infer{"parallel"});
-      sample("obs", dist::Normal(index_select(locs, 0, a.reshape({a.numel()})).reshape(a.shape()), s), x);
-    };
-    auto guide = [](const Tensor&) {
-      sample("w", dist::Delta(param("w_map", full({2}, 0.5f), constraints::simplex)).to_event(1));
-      sample("s", dist::Delta(param("s_map", 1.0f, constraints::positive)));
-      auto comps = plate("components", 2);
-      sample("locs", dist::Delta(param("l_map", tensor({0.0f, 12.0f}))));
-    };
+    // The model and MAP guide of examples/gmm (cuvi gmm).
+    const cuvi_examples::GMM gmm{2, tensor({0.0f, 12.0f}, dev)};
+    auto model = [&gmm](const Tensor& x) { gmm.model(x); };
+    auto guide = [&gmm](const Tensor& x) { gmm.guide(x); };
     infer::SVI svi(model, guide, optim::Adam({.lr = 0.1f, .betas = {0.8f, 0.99f}}),
                    infer::TraceEnum_ELBO({.max_plate_nesting = 1}));
     svi.step(data);
@@ -366,7 +353,7 @@ TEST(GpuSvi, TraceEnumStepDoesNotSynchronizeAndMatchesCpu) {
     for (int i = 1; i < 200; ++i) svi.step(data);
     if (syncs) *syncs = sync_count() - before;
     set_default_device(Device::cpu());
-    return param_store().get("l_map").to_vector();
+    return param_store().get("locs_map").to_vector();
   };
   long long syncs = -1;
   const auto g = run(Device::cuda(), &syncs);

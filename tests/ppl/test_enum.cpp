@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "../../examples/gmm/gmm.hpp"
 #include "gradcheck.hpp"
 #include "ppl/infer.hpp"
 #include "ppl/optim.hpp"
@@ -63,6 +64,39 @@ void nested_model(const Tensor& x) {
   Tensor probs = index_select(ttab, 0, c.reshape({c.numel()})).reshape(rows);
   Tensor z = sample("z", dist::Categorical(probs), Infer{"parallel"});
   sample("x", dist::Normal(pick(tensor({-1.0f, 0.8f, 2.5f}), z), 1.0f), x);
+}
+
+// The mixture of MixtureWithALocalAssignmentIsTheExactMarginal with its
+// weights, locs and scale as constants.
+const std::vector<double> kW = {0.2, 0.5, 0.3}, kMu = {-1.0, 0.5, 2.0};
+constexpr double kSc = 0.7;
+void mixture(const Tensor& x) {
+  auto p = plate("data", x.numel());
+  Tensor z = sample("z", dist::Categorical(tensor({0.2f, 0.5f, 0.3f})), Infer{"parallel"});
+  sample("x", dist::Normal(pick(tensor({-1.0f, 0.5f, 2.0f}), z), static_cast<float>(kSc)), x);
+}
+// One point's log marginal under it: log sum_k w_k N(x | mu_k, sc).
+double mixture_point_lm(double x) {
+  std::vector<double> t;
+  for (int k = 0; k < 3; ++k) t.push_back(std::log(kW[k]) + normal_lp(x, kMu[k], kSc));
+  return lse(t);
+}
+
+// A global switch s ~ Bernoulli(0.3) over the data plate, x_i ~ N(mu_s, 1)
+// with mu = (-0.5, 1.5); `infer` marks s (or not, for config_enumerate).
+void switch_model(const Tensor& x, const Infer& infer) {
+  Tensor s = sample("s", dist::Bernoulli(0.3f), infer);
+  auto p = plate("data", x.numel());
+  sample("x", dist::Normal(pick(tensor({-0.5f, 1.5f}), s), 1.0f), x);
+}
+// Its log p(x) = log sum_s p(s) prod_i N(x_i | mu_s, 1) at x = kX.
+double switch_log_marginal() {
+  double l0 = std::log(0.7), l1 = std::log(0.3);
+  for (float xi : kX) {
+    l0 += normal_lp(xi, -0.5, 1.0);
+    l1 += normal_lp(xi, 1.5, 1.0);
+  }
+  return lse({l0, l1});
 }
 
 // nested_model's exact quantities given x = kX: log p(x, c) for c = 0, 1,
@@ -141,18 +175,8 @@ TEST(TraceEnumELBO, ConfigEnumerateMarksDiscreteSitesAndBernoulliEnumerates) {
   fresh(2);
   const int64_t n = static_cast<int64_t>(kX.size());
   const Tensor x = tensor(kX, {n});
-  const Tensor mu = tensor({-0.5f, 1.5f});
-  auto model = P::config_enumerate([&] {
-    Tensor s = sample("s", dist::Bernoulli(0.3f));
-    auto p = plate("data", n);
-    sample("x", dist::Normal(pick(mu, s), 1.0f), x);
-  });
-  double l0 = std::log(0.7), l1 = std::log(0.3);
-  for (float xi : kX) {
-    l0 += normal_lp(xi, -0.5, 1.0);
-    l1 += normal_lp(xi, 1.5, 1.0);
-  }
-  EXPECT_NEAR(evaluate(model, [] {}).loss.item(), -lse({l0, l1}), 1e-4);
+  auto model = P::config_enumerate([&] { switch_model(x, Infer{}); });
+  EXPECT_NEAR(evaluate(model, [] {}).loss.item(), -switch_log_marginal(), 1e-4);
   // The enumerated value: the support along dim -(max_plate_nesting + 1).
   P::EnumMessenger em(-2);
   const Trace t = P::trace([&] {
@@ -218,31 +242,16 @@ TEST(TraceEnumELBO, GaussianMixtureTutorialByMap) {
   // clusters; the locs, with nearly hard assignments at this separation,
   // are the cluster means 0.5 and 11 pulled toward 0 by the prior by
   // ~ mean / (1 + n_k * 100 / s^2) < 0.01. Deterministic (no draws).
+  // The model and MAP guide of examples/gmm (cuvi gmm), locs from 0 and 10.
   fresh(6);
   const Tensor data = tensor({0.0f, 1.0f, 10.0f, 11.0f, 12.0f});
-  const int64_t k = 2;
-  auto model = [&] {
-    Tensor weights = sample("weights", dist::Dirichlet(full({k}, 0.5f)));
-    Tensor scale = sample("scale", dist::LogNormal(0.0f, 2.0f));
-    Tensor locs;
-    {
-      auto comps = plate("components", k);
-      locs = sample("locs", dist::Normal(0.0f, 10.0f));
-    }
-    auto p = plate("data", 5);
-    Tensor a = sample("assignment", dist::Categorical(weights), Infer{"parallel"});
-    sample("obs", dist::Normal(pick(locs, a), scale), data);
-  };
-  auto guide = [&] {
-    sample("weights", dist::Delta(param("w_map", full({k}, 0.5f), constraints::simplex)).to_event(1));
-    sample("scale", dist::Delta(param("scale_map", 2.0f, constraints::positive)));
-    auto comps = plate("components", k);
-    sample("locs", dist::Delta(param("locs_map", tensor({0.0f, 10.0f}))));
-  };
+  const cuvi_examples::GMM gmm{2, tensor({0.0f, 10.0f})};
+  auto model = [&] { gmm.model(data); };
+  auto guide = [&] { gmm.guide(data); };
   infer::SVI svi(model, guide, optim::Adam({.lr = 0.05f, .betas = {0.8f, 0.99f}}),
                  infer::TraceEnum_ELBO({.max_plate_nesting = 1}));
   for (int i = 0; i < 1500; ++i) svi.step();
-  const std::vector<float> w = param_store().get("w_map").to_vector();
+  const std::vector<float> w = param_store().get("weights_map").to_vector();
   const std::vector<float> locs = param_store().get("locs_map").to_vector();
   EXPECT_NEAR(w[0], 0.375, 0.01);
   EXPECT_NEAR(w[1], 0.625, 0.01);
@@ -269,20 +278,6 @@ TEST(TraceEnumELBO, ErrorsNameTheSites) {
   expect_error<ValueError>([&] { evaluate(model_scales, [] {}); }, {"share one scale", "'s'", "'x'"});
   expect_error<ValueError>([] { sample("q", dist::Bernoulli(0.5f), Infer{"sequential"}); }, {"'q'", "parallel"});
 }
-
-namespace {
-
-// The mixture of MixtureWithALocalAssignmentIsTheExactMarginal with its
-// weights, locs and scale as constants.
-const std::vector<double> kW = {0.2, 0.5, 0.3}, kMu = {-1.0, 0.5, 2.0};
-constexpr double kSc = 0.7;
-void mixture(const Tensor& x) {
-  auto p = plate("data", x.numel());
-  Tensor z = sample("z", dist::Categorical(tensor({0.2f, 0.5f, 0.3f})), Infer{"parallel"});
-  sample("x", dist::Normal(pick(tensor({-1.0f, 0.5f, 2.0f}), z), static_cast<float>(kSc)), x);
-}
-
-}  // namespace
 
 TEST(InferDiscrete, MapAssignmentsAreTheLargestResponsibilities) {
   fresh(8);
@@ -412,22 +407,10 @@ TEST(TraceEnumELBO, MaskedDatapointsDropOutExactly) {
   std::vector<float> keep(static_cast<size_t>(n), 1.0f);
   keep[2] = keep[5] = 0.0f;
   const Tensor mask = tensor(keep, {n});
-  auto model = [&] {
-    auto p = plate("data", n);
-    P::mask(
-        [&] {
-          Tensor z = sample("z", dist::Categorical(tensor({0.2f, 0.5f, 0.3f})), Infer{"parallel"});
-          sample("x", dist::Normal(pick(tensor({-1.0f, 0.5f, 2.0f}), z), 0.7f), x);
-        },
-        mask)();
-  };
+  auto model = [&] { P::mask([&] { mixture(x); }, mask)(); };
   double want = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    if (keep[static_cast<size_t>(i)] == 0.0f) continue;
-    std::vector<double> t;
-    for (int k = 0; k < 3; ++k) t.push_back(std::log(kW[k]) + normal_lp(kX[static_cast<size_t>(i)], kMu[k], kSc));
-    want -= lse(t);
-  }
+  for (int64_t i = 0; i < n; ++i)
+    if (keep[static_cast<size_t>(i)] != 0.0f) want -= mixture_point_lm(kX[static_cast<size_t>(i)]);
   EXPECT_NEAR(evaluate(model, [] {}).loss.item(), want, 1e-4);
   // Component 2 impossible for point 2 only (masked): a Bernoulli emission
   // with probability 0 there.
@@ -461,18 +444,8 @@ TEST(TraceEnumELBO, AutoDeltaLeavesEnumeratedSitesToTheLoss) {
   // hand-written guide's (GaussianMixtureTutorialByMap).
   fresh(15);
   const Tensor data = tensor({0.0f, 1.0f, 10.0f, 11.0f, 12.0f});
-  auto model = [](const Tensor& x) {
-    Tensor weights = sample("weights", dist::Dirichlet(full({2}, 0.5f)));
-    Tensor scale = sample("scale", dist::LogNormal(0.0f, 2.0f));
-    Tensor locs;
-    {
-      auto comps = plate("components", 2);
-      locs = sample("locs", dist::Normal(0.0f, 10.0f));
-    }
-    auto p = plate("data", x.size(0));
-    Tensor a = sample("assignment", dist::Categorical(weights), Infer{"parallel"});
-    sample("obs", dist::Normal(pick(locs, a), scale), x);
-  };
+  const cuvi_examples::GMM gmm{2, Tensor()};  // its model only (AutoDelta is the guide)
+  auto model = [&gmm](const Tensor& x) { gmm.model(x); };
   // Components start apart (the prior's median would put both at 0, a
   // symmetric point the fit cannot leave).
   infer::AutoDelta guide(model, {.init_loc_fn = infer::init_to_value({{"locs", tensor({0.0f, 12.0f})},
@@ -486,10 +459,20 @@ TEST(TraceEnumELBO, AutoDeltaLeavesEnumeratedSitesToTheLoss) {
   EXPECT_NEAR(w[0], 0.375, 0.01);
   EXPECT_NEAR(locs[0], 0.5, 0.05);
   EXPECT_NEAR(locs[1], 11.0, 0.05);
-  // Hidden with block instead: the same guide sites.
-  infer::AutoDelta blocked(P::block(model, {"assignment"}));
-  P::trace(blocked).get_trace(data);
-  EXPECT_FALSE(param_store().contains("AutoDelta.assignment"));
+  // An unmarked discrete site is refused by an autoguide, unless block hides
+  // it from the guide (Pyro's tutorial's way).
+  auto unmarked = [](const Tensor& x) {
+    Tensor w = sample("weights", dist::Dirichlet(full({2}, 0.5f)));
+    auto p = plate("data", x.size(0));
+    Tensor a = sample("assignment", dist::Categorical(w));
+    sample("obs", dist::Normal(a.to_float(), 1.0f), x);
+  };
+  infer::AutoDelta plain(unmarked, {.prefix = "plain"});
+  expect_error<ValueError>([&] { P::trace(plain).get_trace(data); }, {"'assignment'", "discrete"});
+  infer::AutoDelta blocked(P::block(unmarked, {"assignment"}), {.prefix = "blocked"});
+  const Trace bt = P::trace(blocked).get_trace(data);
+  EXPECT_TRUE(bt.contains("weights"));
+  EXPECT_FALSE(bt.contains("assignment"));
 }
 
 TEST(TraceEnumELBO, VectorizedParticlesAverageTheExactMarginals) {
@@ -501,25 +484,11 @@ TEST(TraceEnumELBO, VectorizedParticlesAverageTheExactMarginals) {
   const Tensor x = tensor(kX, {n});
   auto model = [&] { mixture(x); };
   double want = 0;
-  for (float xi : kX) {
-    std::vector<double> t;
-    for (int k = 0; k < 3; ++k) t.push_back(std::log(kW[k]) + normal_lp(xi, kMu[k], kSc));
-    want -= lse(t);
-  }
+  for (float xi : kX) want -= mixture_point_lm(xi);
   const infer::ELBOOptions vec{.num_particles = 4, .vectorize_particles = true, .max_plate_nesting = 1};
   EXPECT_NEAR(evaluate(model, [] {}, vec).loss.item(), want, 1e-4);
-  const Tensor mu = tensor({-0.5f, 1.5f});
-  auto model_switch = [&] {
-    Tensor s = sample("s", dist::Bernoulli(0.3f), Infer{"parallel"});
-    auto p = plate("data", n);
-    sample("x", dist::Normal(pick(mu, s), 1.0f), x);
-  };
-  double l0 = std::log(0.7), l1 = std::log(0.3);
-  for (float xi : kX) {
-    l0 += normal_lp(xi, -0.5, 1.0);
-    l1 += normal_lp(xi, 1.5, 1.0);
-  }
-  EXPECT_NEAR(evaluate(model_switch, [] {}, vec).loss.item(), -lse({l0, l1}), 1e-4);
+  auto model_switch = [&] { switch_model(x, Infer{"parallel"}); };
+  EXPECT_NEAR(evaluate(model_switch, [] {}, vec).loss.item(), -switch_log_marginal(), 1e-4);
   // With a reparameterised guide latent m ~ q = N(0.2, 0.5), the estimate
   // is unbiased for the ELBO E_q[log N(m | 0, 1) + sum_i log sum_z p(z)
   // N(x_i | m + z, 1) - log q(m)], computed here by quadrature (trapezoid
