@@ -13,6 +13,7 @@
 #include "ppl/infer.hpp"
 #include "ppl/nn.hpp"
 #include "ppl/optim.hpp"
+#include "ppl/parallel.hpp"
 #include "ppl/param_store.hpp"
 #include "ppl/poutine.hpp"
 #include "ppl/transformed.hpp"

@@ -37,8 +37,7 @@ class FramesMessenger final : public Messenger {
     }
     if (msg.type != SiteType::kSample || msg.is_subsample) return;
     msg.frames.insert(msg.frames.begin(), frames_.begin(), frames_.end());
-    for (const Frame& f : frames_)
-      if (subsampled(f)) msg.scale *= static_cast<float>(f.size) / static_cast<float>(f.subsample_size);
+    for (const Frame& f : frames_) msg.scale *= plate_scale(f);
   }
 
  private:
@@ -219,9 +218,16 @@ std::map<std::string, Tensor> AutoGuideCore::draw_plates() const {
       // them; a plate the model gives all N of its own indices (a
       // permutation) has nothing to draw, and guessing its order would
       // misalign the guide's rows with the model's.
-      CUVI_CHECK(f.subsample_size < f.size, ValueError,
+      CUVI_CHECK(f.subsample_size < f.size || f.shard_count > 0, ValueError,
                  cls_ << ": plate '" << f.name << "' takes user-supplied indices of its full size " << f.size
                       << "; an autoguide draws its minibatches (give the plate a subsample_size < size)");
+      // A sharded plate draws from the same block as the model's.
+      std::optional<poutine::ShardMessenger> shard;
+      std::optional<HandlerScope> in_shard;
+      if (f.shard_count > 0) {
+        shard.emplace(f.shard_rank, f.shard_count, std::set<std::string>{f.name});
+        in_shard.emplace(&*shard);
+      }
       Plate p(f.name, f.size, f.subsample_size, f.dim);
       idx[f.name] = p.indices();
     }

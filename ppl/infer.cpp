@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <exception>
 #include <optional>
 
 #include "../runtime/backend.hpp"
@@ -717,7 +718,19 @@ void drop_grads(const optim::NamedParams& ps) {
 Tensor svi_step(const Program& model, const Program& guide, optim::Optimizer& opt, const ELBO& loss,
                 const SVIOptions& o) {
   const uint64_t created = param_store().creation_mark();
-  ELBOResult r = loss.compute(model, guide);
+  ELBOResult r;
+  try {
+    r = loss.compute(model, guide);  // cleans up after itself when it throws
+  } catch (...) {
+    try {
+      opt.reduce_gradients({}, /*failed_here=*/true);  // tells the other ranks (data parallelism)
+    } catch (...) {
+    }
+    throw;
+  }
+  // From here a failure anywhere leaves params, optimizer and store as they
+  // were. Every rank reaches reduce_gradients, failed or not.
+  std::exception_ptr failure;
   try {
     if (r.surrogate.requires_grad()) r.surrogate.backward();
     if (o.check_finite) {
@@ -754,12 +767,20 @@ Tensor svi_step(const Program& model, const Program& guide, optim::Optimizer& op
                  "SVI.step: gradient of parameter '" << names[static_cast<size_t>(bad)]
                                                      << "' is not finite; parameters left unchanged");
     }
-    opt.step(r.params);  // all or nothing (optim.hpp)
   } catch (...) {
+    failure = std::current_exception();
+  }
+  try {
+    opt.reduce_gradients(r.params, failure != nullptr);
+    if (!failure) opt.step(r.params);  // all or nothing (optim.hpp)
+  } catch (...) {
+    if (!failure) failure = std::current_exception();
+  }
+  if (failure) {
     drop_grads(r.params);
     undo_store(r);
     param_store().erase_created_since(created);  // params this step created go too
-    throw;
+    std::rethrow_exception(failure);
   }
   drop_grads(r.params);
   return r.loss;

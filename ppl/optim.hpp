@@ -33,6 +33,16 @@ class Optimizer {
   // decay, Adagrad without weight decay) and for SparseAdam (whose lazy
   // semantics it is). Otherwise the parts are summed into a dense gradient.
   virtual bool accepts_row_grads() const { return false; }
+  // Data parallelism (optim::DistributedOptimizer, ppl/parallel.hpp):
+  // combines the ranks' gradients of params before step(). SVI calls it
+  // once per step after backward (and the finite check), also when this
+  // rank's step has failed (failed_here; params then may be empty), so that
+  // a rank that fails never leaves the others waiting; it throws on every
+  // rank when any rank failed, and step() is not called. A no-op here.
+  virtual void reduce_gradients(const NamedParams& params, bool failed_here) {
+    (void)params;
+    (void)failed_here;
+  }
   // Multiplies every learning rate (schedules).
   void set_lr_scale(float s) { lr_scale_ = s; }
   float lr_scale() const { return lr_scale_; }
@@ -192,6 +202,9 @@ class LRScheduler : public Optimizer {
   LRScheduler& operator=(const LRScheduler&) = delete;
   void step(const NamedParams& params) override;
   bool accepts_row_grads() const override { return inner_->accepts_row_grads(); }
+  void reduce_gradients(const NamedParams& params, bool failed_here) override {
+    inner_->reduce_gradients(params, failed_here);
+  }
   OptimizerState state() const override;
   void load_state(const OptimizerState& s) override;
   // Advances one epoch and applies the new factor to the inner optimizer.

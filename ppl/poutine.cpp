@@ -55,6 +55,30 @@ Frame plate_frame(std::string name, int64_t size, int64_t subsample_size, const 
   return f;
 }
 
+// The innermost shard handler on the stack that covers plate `name`.
+const poutine::ShardMessenger* shard_of(const std::string& name) {
+  for (size_t i = t_stack.size(); i-- > 0;)
+    if (const auto* m = dynamic_cast<const poutine::ShardMessenger*>(t_stack[i]); m && m->covers(name)) return m;
+  return nullptr;
+}
+
+// Makes f rank m's block of its plate (poutine::shard).
+void apply_shard(Frame& f, const poutine::ShardMessenger& m) {
+  const int64_t W = m.world(), r = m.rank();
+  CUVI_CHECK(f.size >= W, ValueError,
+             "plate '" << f.name << "': size " << f.size << " is smaller than the " << W << " ranks it is sharded over");
+  f.shard_rank = m.rank();
+  f.shard_count = m.world();
+  f.shard_begin = r * f.size / W;
+  f.shard_size = (r + 1) * f.size / W - f.shard_begin;
+  const int64_t B = f.subsampled ? f.subsample_size : f.shard_size;
+  CUVI_CHECK(B <= f.shard_size, ValueError,
+             "plate '" << f.name << "': subsample_size " << B << " exceeds rank " << r << "'s shard of " << f.shard_size
+                       << " rows (size " << f.size << " over " << W << " ranks)");
+  f.subsample_size = B;
+  f.subsampled = true;
+}
+
 // A subsampled plate's indices for this run: a site of their own (is_subsample),
 // so the guide's trace records them and replay hands the model the same
 // minibatch; the default draw (or the user's indices) otherwise.
@@ -206,7 +230,12 @@ void default_process(Site& msg) {
       const Device dev = default_device();
       Tensor idx = Tensor::empty({f.subsample_size}, DType::kInt64, dev);
       const RngState s = next_rng();
-      backend(dev).subsample(idx.data<int64_t>(), f.size, f.subsample_size, s.seed, s.offset);
+      if (f.shard_count > 0 && f.subsample_size == f.shard_size)  // a whole shard, in order
+        backend(dev).arange_i64(idx.data<int64_t>(), f.shard_size, f.shard_begin);
+      else if (f.shard_count > 0)
+        backend(dev).subsample(idx.data<int64_t>(), f.shard_size, f.subsample_size, s.seed, s.offset, f.shard_begin);
+      else
+        backend(dev).subsample(idx.data<int64_t>(), f.size, f.subsample_size, s.seed, s.offset);
       idx.impl()->distinct_indices = true;  // a permutation's prefix: no repeats
       msg.value = idx;
     }
@@ -455,6 +484,7 @@ Tensor deterministic(const std::string& name, const Tensor& value, int event_dim
 
 Plate::Plate(std::string name, int64_t size, int64_t subsample_size, std::optional<int> dim)
     : frame_(plate_frame(std::move(name), size, subsample_size, nullptr)), user_dim_(dim) {
+  if (const auto* m = shard_of(frame_.name)) apply_shard(frame_, *m);
   subsampled_ = frame_.subsampled;
   activate();
   draw_indices(nullptr);
@@ -462,6 +492,9 @@ Plate::Plate(std::string name, int64_t size, int64_t subsample_size, std::option
 
 Plate::Plate(std::string name, int64_t size, const Tensor& subsample, std::optional<int> dim)
     : frame_(plate_frame(std::move(name), size, 0, &subsample)), user_dim_(dim) {
+  const auto* m = shard_of(frame_.name);
+  CUVI_CHECK(!m || !m->names(frame_.name), ValueError,
+             "plate '" << frame_.name << "' is given its own indices and cannot also be sharded");
   subsampled_ = true;
   activate();
   draw_indices(&subsample);
@@ -549,7 +582,7 @@ void Plate::process(Site& msg) {
   }
   if (msg.type != SiteType::kSample || msg.is_subsample) return;
   msg.frames.insert(msg.frames.begin(), frame_);
-  if (subsampled_) msg.scale *= static_cast<float>(frame_.size) / static_cast<float>(frame_.subsample_size);
+  if (subsampled_) msg.scale *= plate_scale(frame_);
 }
 
 Tensor subsample(const Tensor& data, int event_dim) {
@@ -568,6 +601,9 @@ Tensor subsample(const Tensor& data, int event_dim) {
 
 IRange::IRange(std::string name, int64_t size, int64_t subsample_size)
     : frame_(plate_frame(std::move(name), size, subsample_size, nullptr)) {
+  const auto* m = shard_of(frame_.name);
+  CUVI_CHECK(!m || !m->names(frame_.name), ValueError,
+             "plate '" << frame_.name << "' is sequential (irange); only plate() can be sharded");
   frame_.dim = 0;
   frame_.vectorized = false;
   subsampled_ = frame_.subsampled;
@@ -638,7 +674,7 @@ IRange::Iterator& IRange::Iterator::operator++() {
 void IRange::process(Site& msg) {
   if (msg.type != SiteType::kSample || msg.is_subsample) return;
   msg.frames.insert(msg.frames.begin(), frame_);
-  if (subsampled_) msg.scale *= static_cast<float>(frame_.size) / static_cast<float>(frame_.subsample_size);
+  if (subsampled_) msg.scale *= plate_scale(frame_);
 }
 
 // ---- handlers ------------------------------------------------------------------
@@ -809,6 +845,12 @@ void BlockMessenger::process(Site& msg) {
 
 ScaleMessenger::ScaleMessenger(float f) : f_(f) {
   CUVI_CHECK(f > 0.0f, ValueError, "scale: factor must be positive, got " << f);
+}
+
+ShardMessenger::ShardMessenger(int rank, int world, std::set<std::string> plates)
+    : rank_(rank), world_(world), plates_(std::move(plates)) {
+  CUVI_CHECK(world >= 1 && rank >= 0 && rank < world, ValueError,
+             "shard: rank " << rank << " is not in [0, " << world << ")");
 }
 
 void MaskMessenger::process(Site& msg) {

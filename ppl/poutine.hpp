@@ -34,7 +34,24 @@ struct Frame {
   Tensor indices;              // this step's int64 indices (subsampled plates)
   bool vectorized = true;      // false: one iteration of a sequential plate
   int64_t counter = 0;         // sequential: the iteration number (0, 1, ...); 0 when vectorized
+  // A sharded plate (poutine::shard): rank shard_rank of shard_count owns
+  // rows [shard_begin, shard_begin + shard_size) of the N and takes its B
+  // indices from there. shard_count 0: not sharded.
+  int shard_rank = 0;
+  int shard_count = 0;
+  int64_t shard_begin = 0;
+  int64_t shard_size = 0;
 };
+
+// The factor a plate multiplies into its sites' scale: 1 when it takes all
+// N rows, N / B when subsampled, and shard_count * shard_size / B when
+// sharded (so the mean over ranks estimates the whole data's sum).
+inline float plate_scale(const Frame& f) {
+  if (!f.subsampled) return 1.0f;
+  const double population = f.shard_count > 0 ? static_cast<double>(f.shard_count) * static_cast<double>(f.shard_size)
+                                              : static_cast<double>(f.size);
+  return static_cast<float>(population) / static_cast<float>(f.subsample_size);
+}
 
 struct Site {
   std::string name;
@@ -413,6 +430,36 @@ class ReparamMessenger : public Messenger {
   std::map<std::string, LocScaleReparam> config_;
 };
 
+// Data parallelism (ppl/parallel.hpp): each of `world` ranks runs the same
+// model and guide on its own block of the data. Under shard, each named
+// plate (every vectorised plate when `plates` is empty) of full size N is
+// split into `world` contiguous blocks, rank r owning rows
+// [floor(r N / W), floor((r + 1) N / W)) (n_r of them). A plate with
+// subsample_size B draws its B distinct rows from its own block (on the
+// device, as ever); a plate without subsampling takes its whole block, in
+// order. Either way its indices() and subsample() give those rows and its
+// scale is W n_r / B, so the mean over ranks of the ranks' losses and
+// gradients (what optim::DistributedOptimizer applies) is an unbiased
+// estimate of the whole data's: with equal blocks, the single-process
+// estimator with minibatch W B. Wrap model and guide alike (an autoguide
+// built from a sharded model draws from the same blocks). Plates given
+// their own indices and sequential plates (irange) are not sharded; naming
+// one is an error, as is B > n_r.
+class ShardMessenger : public Messenger {
+ public:
+  ShardMessenger(int rank, int world, std::set<std::string> plates);
+  // Whether plate `name` is sharded here (plates consult the stack when
+  // they are built; there is nothing to do per site).
+  bool covers(const std::string& name) const { return plates_.empty() || plates_.count(name) > 0; }
+  bool names(const std::string& name) const { return plates_.count(name) > 0; }
+  int rank() const { return rank_; }
+  int world() const { return world_; }
+
+ private:
+  int rank_, world_;
+  std::set<std::string> plates_;
+};
+
 class MaskMessenger : public Messenger {
  public:
   explicit MaskMessenger(Tensor mask) : mask_(std::move(mask)) {}
@@ -511,6 +558,15 @@ auto block(Fn fn, std::set<std::string> hide = {}, std::set<std::string> expose 
   return [fn, hide = std::move(hide), expose = std::move(expose)](auto&&... args) {
     BlockMessenger m(hide, expose, hide.empty() && expose.empty());
     HandlerScope s(&m);
+    return fn(std::forward<decltype(args)>(args)...);
+  };
+}
+
+template <class Fn>
+auto shard(Fn fn, int rank, int world, std::set<std::string> plates = {}) {
+  auto m = std::make_shared<ShardMessenger>(rank, world, std::move(plates));  // checks the arguments once
+  return [fn, m](auto&&... args) {
+    HandlerScope s(m.get());
     return fn(std::forward<decltype(args)>(args)...);
   };
 }

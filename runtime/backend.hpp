@@ -56,7 +56,7 @@ class Backend {
   virtual void fill_f32(float* out, int64_t n, float v) = 0;
   virtual void fill_i64(int64_t* out, int64_t n, int64_t v) = 0;
   virtual void arange_f32(float* out, int64_t n) = 0;
-  virtual void arange_i64(int64_t* out, int64_t n) = 0;
+  virtual void arange_i64(int64_t* out, int64_t n, int64_t start = 0) = 0;  // start, start + 1, ...
   virtual void cast_f32_to_i64(const float* x, int64_t* y, int64_t n) = 0;
   virtual void cast_i64_to_f32(const int64_t* x, float* y, int64_t n) = 0;
   virtual void unary(kern::UnaryOp op, const float* x, float* y, int64_t n) = 0;
@@ -121,8 +121,9 @@ class Backend {
   // backend.
   virtual void rand_uniform(float* out, int64_t n, uint64_t seed, uint32_t offset) = 0;
   virtual void rand_normal(float* out, int64_t n, uint64_t seed, uint32_t offset) = 0;
-  // B distinct indices in [0, N), uniformly, in O(B) work.
-  virtual void subsample(int64_t* out, int64_t N, int64_t B, uint64_t seed, uint32_t offset) = 0;
+  // B distinct indices in [0, N), uniformly, in O(B) work, plus base (a
+  // sharded plate's first row).
+  virtual void subsample(int64_t* out, int64_t N, int64_t B, uint64_t seed, uint32_t offset, int64_t base = 0) = 0;
 
   // Multi-tensor optimizer steps (one launch on CUDA).
   virtual void adam_step(const std::vector<kern::OptSlot>& slots, const std::vector<kern::AdamHyper>& hyper) = 0;

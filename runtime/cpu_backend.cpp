@@ -141,8 +141,8 @@ class CpuBackend final : public Backend {
   void arange_f32(float* out, int64_t n) override {
     for (int64_t i = 0; i < n; ++i) out[i] = static_cast<float>(i);
   }
-  void arange_i64(int64_t* out, int64_t n) override {
-    for (int64_t i = 0; i < n; ++i) out[i] = i;
+  void arange_i64(int64_t* out, int64_t n, int64_t start) override {
+    for (int64_t i = 0; i < n; ++i) out[i] = start + i;
   }
   void cast_f32_to_i64(const float* x, int64_t* y, int64_t n) override {
     for (int64_t i = 0; i < n; ++i) y[i] = kern::f32_to_i64(x[i]);
@@ -453,10 +453,10 @@ class CpuBackend final : public Backend {
       out[i] = rng.normal();
     });
   }
-  void subsample(int64_t* out, int64_t N, int64_t B, uint64_t seed, uint32_t offset) override {
+  void subsample(int64_t* out, int64_t N, int64_t B, uint64_t seed, uint32_t offset, int64_t base) override {
     const int hb = kern::subsample_half_bits(static_cast<uint64_t>(N));
     ::cuvi::kern::cpu::parallel_for(B > 4096, B,
-                                    [&](int64_t i) { out[i] = kern::subsample_index(i, N, hb, seed, offset); });
+                                    [&](int64_t i) { out[i] = base + kern::subsample_index(i, N, hb, seed, offset); });
   }
 
   // One optimizer update over one tensor, in blocks: each block copies the

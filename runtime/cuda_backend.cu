@@ -56,8 +56,8 @@ __global__ void fill_i64_kernel(int64_t* out, int64_t n, int64_t v) {
 __global__ void arange_f32_kernel(float* out, int64_t n) {
   CUVI_GRID_STRIDE(i, n) out[i] = static_cast<float>(i);
 }
-__global__ void arange_i64_kernel(int64_t* out, int64_t n) {
-  CUVI_GRID_STRIDE(i, n) out[i] = i;
+__global__ void arange_i64_kernel(int64_t* out, int64_t n, int64_t start) {
+  CUVI_GRID_STRIDE(i, n) out[i] = start + i;
 }
 __global__ void cast_f32_i64_kernel(const float* x, int64_t* y, int64_t n) {
   CUVI_GRID_STRIDE(i, n) y[i] = kern::f32_to_i64(x[i]);
@@ -534,8 +534,9 @@ __global__ void rand_normal_kernel(float* out, int64_t n, uint64_t seed, uint32_
     out[i] = rng.normal();
   }
 }
-__global__ void subsample_kernel(int64_t* out, int64_t N, int64_t B, int hb, uint64_t seed, uint32_t offset) {
-  CUVI_GRID_STRIDE(i, B) out[i] = kern::subsample_index(i, N, hb, seed, offset);
+__global__ void subsample_kernel(int64_t* out, int64_t N, int64_t B, int hb, uint64_t seed, uint32_t offset,
+                                 int64_t base) {
+  CUVI_GRID_STRIDE(i, B) out[i] = base + kern::subsample_index(i, N, hb, seed, offset);
 }
 
 // Multi-tensor optimizer steps: one launch for every tensor of a step,
@@ -719,7 +720,7 @@ class CudaBackend final : public Backend {
   }
   void fill_i64(int64_t* out, int64_t n, int64_t v) override { launch(fill_i64_kernel, n, out, n, v); }
   void arange_f32(float* out, int64_t n) override { launch(arange_f32_kernel, n, out, n); }
-  void arange_i64(int64_t* out, int64_t n) override { launch(arange_i64_kernel, n, out, n); }
+  void arange_i64(int64_t* out, int64_t n, int64_t start) override { launch(arange_i64_kernel, n, out, n, start); }
   void cast_f32_to_i64(const float* x, int64_t* y, int64_t n) override { launch(cast_f32_i64_kernel, n, x, y, n); }
   void cast_i64_to_f32(const int64_t* x, float* y, int64_t n) override { launch(cast_i64_f32_kernel, n, x, y, n); }
 
@@ -917,8 +918,8 @@ class CudaBackend final : public Backend {
   void rand_normal(float* out, int64_t n, uint64_t seed, uint32_t offset) override {
     launch(rand_normal_kernel, n, out, n, seed, offset);
   }
-  void subsample(int64_t* out, int64_t N, int64_t B, uint64_t seed, uint32_t offset) override {
-    launch(subsample_kernel, B, out, N, B, kern::subsample_half_bits(static_cast<uint64_t>(N)), seed, offset);
+  void subsample(int64_t* out, int64_t N, int64_t B, uint64_t seed, uint32_t offset, int64_t base) override {
+    launch(subsample_kernel, B, out, N, B, kern::subsample_half_bits(static_cast<uint64_t>(N)), seed, offset, base);
   }
 
   void adam_step(const std::vector<kern::OptSlot>& slots, const std::vector<kern::AdamHyper>& hyper) override {

@@ -1,0 +1,171 @@
+// The MPI transport of data-parallel SVI (built when CMake finds MPI).
+// Errors come back as cuvi exceptions: the communicator uses
+// MPI_ERRORS_RETURN instead of MPI's default, which aborts the program.
+#include <mpi.h>
+
+#include <algorithm>
+#include <climits>
+#include <vector>
+
+#include "../runtime/backend.hpp"
+#include "parallel.hpp"
+
+namespace cuvi::parallel {
+
+namespace {
+
+void check_mpi(int rc, const char* what) {
+  if (rc == MPI_SUCCESS) return;
+  char msg[MPI_MAX_ERROR_STRING];
+  int len = 0;
+  MPI_Error_string(rc, msg, &len);
+  CUVI_THROW(Error, "MPI " << what << " failed: " << std::string(msg, static_cast<size_t>(len)));
+}
+
+bool finalized() {
+  int f = 0;
+  MPI_Finalized(&f);
+  return f != 0;
+}
+
+// Finalises MPI at exit when cuvi initialised it.
+struct MpiSession {
+  bool owned = false;
+  MpiSession() {
+    int init = 0;
+    MPI_Initialized(&init);
+    CUVI_CHECK(!finalized(), Error, "MPI: mpi_world() called after MPI_Finalize");
+    if (!init) {
+      int provided = 0;
+      check_mpi(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided), "MPI_Init_thread");
+      owned = true;
+    }
+  }
+  ~MpiSession() {
+    if (owned && !finalized()) MPI_Finalize();
+  }
+};
+
+// The sum in ascending rank order (MPI applies a non-commutative operation
+// in that order), so the result does not depend on message timing.
+void add_in_rank_order(void* in, void* inout, int* len, MPI_Datatype*) {
+  const float* a = static_cast<const float*>(in);
+  float* b = static_cast<float*>(inout);
+  for (int i = 0; i < *len; ++i) b[i] = a[i] + b[i];
+}
+
+constexpr int64_t kChunk = int64_t{1} << 30;  // MPI counts are int
+
+class MpiCommunicator final : public Communicator {
+ public:
+  MpiCommunicator() {
+    check_mpi(MPI_Comm_dup(MPI_COMM_WORLD, &comm_), "MPI_Comm_dup");
+    MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN);
+    check_mpi(MPI_Comm_rank(comm_, &rank_), "MPI_Comm_rank");
+    check_mpi(MPI_Comm_size(comm_, &size_), "MPI_Comm_size");
+    check_mpi(MPI_Op_create(&add_in_rank_order, /*commute=*/0, &sum_op_), "MPI_Op_create");
+  }
+  ~MpiCommunicator() override {
+    if (finalized()) return;
+    MPI_Op_free(&sum_op_);
+    MPI_Comm_free(&comm_);
+  }
+  std::string name() const override { return "mpi"; }
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+
+  void max_host(std::vector<int64_t>& v) override {
+    check_mpi(MPI_Allreduce(MPI_IN_PLACE, v.data(), static_cast<int>(v.size()), MPI_INT64_T, MPI_MAX, comm_),
+              "MPI_Allreduce");
+  }
+  std::vector<int64_t> all_gather_host(const std::vector<int64_t>& v) override {
+    std::vector<int64_t> out(v.size() * static_cast<size_t>(size_));
+    check_mpi(MPI_Allgather(v.data(), static_cast<int>(v.size()), MPI_INT64_T, out.data(), static_cast<int>(v.size()),
+                            MPI_INT64_T, comm_),
+              "MPI_Allgather");
+    return out;
+  }
+
+  void sum(float* p, int64_t n, Device dev) override {
+    Staged s(p, n * 4, dev);
+    float* h = static_cast<float*>(s.host());
+    for (int64_t at = 0; at < n; at += kChunk) {
+      const int c = static_cast<int>(std::min(kChunk, n - at));
+      // Reduced at rank 0 in rank order, then the one result sent to all:
+      // every rank ends with the same bits.
+      if (rank_ == 0)
+        check_mpi(MPI_Reduce(MPI_IN_PLACE, h + at, c, MPI_FLOAT, sum_op_, 0, comm_), "MPI_Reduce");
+      else
+        check_mpi(MPI_Reduce(h + at, nullptr, c, MPI_FLOAT, sum_op_, 0, comm_), "MPI_Reduce");
+      check_mpi(MPI_Bcast(h + at, c, MPI_FLOAT, 0, comm_), "MPI_Bcast");
+    }
+    s.write_back();
+  }
+
+  void broadcast(void* p, int64_t bytes, Device dev, int root) override {
+    CUVI_CHECK(root >= 0 && root < size_, ValueError, "broadcast: root " << root << " is not a rank of " << size_);
+    Staged s(p, bytes, dev);
+    char* h = static_cast<char*>(s.host());
+    for (int64_t at = 0; at < bytes; at += kChunk)
+      check_mpi(MPI_Bcast(h + at, static_cast<int>(std::min(kChunk, bytes - at)), MPI_BYTE, root, comm_), "MPI_Bcast");
+    s.write_back();
+  }
+
+  void all_gather_v(const void* in, void* out, const std::vector<int64_t>& bytes, Device dev) override {
+    CUVI_CHECK(static_cast<int>(bytes.size()) == size_, ValueError,
+               "all_gather_v: " << bytes.size() << " counts for " << size_ << " ranks");
+    std::vector<int> counts(bytes.size()), displs(bytes.size());
+    int64_t total = 0;
+    for (size_t r = 0; r < bytes.size(); ++r) {
+      CUVI_CHECK(bytes[r] >= 0 && total + bytes[r] <= INT_MAX, ValueError,
+                 "all_gather_v: " << total + bytes[r] << " bytes exceed MPI's int counts");
+      counts[r] = static_cast<int>(bytes[r]);
+      displs[r] = static_cast<int>(total);
+      total += bytes[r];
+    }
+    Staged src(const_cast<void*>(in), bytes[static_cast<size_t>(rank_)], dev);
+    Staged dst(out, total, dev, /*read=*/false);
+    check_mpi(MPI_Allgatherv(src.host(), counts[static_cast<size_t>(rank_)], MPI_BYTE, dst.host(), counts.data(),
+                             displs.data(), MPI_BYTE, comm_),
+              "MPI_Allgatherv");
+    dst.write_back();
+  }
+
+ private:
+  // Host memory for device data: the data itself on the cpu, else a copy
+  // (the copy from the device waits for it).
+  class Staged {
+   public:
+    Staged(void* p, int64_t bytes, Device dev, bool read = true) : p_(p), bytes_(bytes), dev_(dev) {
+      if (dev.is_cpu()) return;
+      buf_.resize(static_cast<size_t>(bytes));
+      if (read && bytes > 0) backend(dev).copy_d2h(buf_.data(), p, static_cast<size_t>(bytes));
+    }
+    void* host() { return dev_.is_cpu() ? p_ : buf_.data(); }
+    void write_back() {
+      if (!dev_.is_cpu() && bytes_ > 0) backend(dev_).copy_h2d(p_, buf_.data(), static_cast<size_t>(bytes_));
+    }
+
+   private:
+    void* p_;
+    int64_t bytes_;
+    Device dev_;
+    std::vector<char> buf_;
+  };
+
+  MPI_Comm comm_ = MPI_COMM_NULL;
+  MPI_Op sum_op_ = MPI_OP_NULL;
+  int rank_ = 0, size_ = 1;
+};
+
+}  // namespace
+
+bool mpi_available() { return true; }
+
+CommPtr mpi_world() {
+  static MpiSession session;  // destroyed after the communicator below
+  static const CommPtr world = std::make_shared<MpiCommunicator>();
+  return world;
+}
+
+}  // namespace cuvi::parallel
