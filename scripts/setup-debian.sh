@@ -5,4 +5,4 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
   cmake ninja-build g++ libgtest-dev libgmock-dev libbenchmark-dev libopenblas-openmp-dev libomp-dev \
-    libopenmpi-dev openmpi-bin
+  libopenmpi-dev openmpi-bin
