@@ -97,7 +97,11 @@ Tensor floor_to_centres(int64_t n, int64_t k, Device dev) {
 // takes the rows of the whole constrained params by hand (Pyro's usual
 // plate.subsample(param) style). Same values and gradients either way.
 // sparse_adam: optim::SparseAdam instead of Adam (event_dim only).
-void local_steps(benchmark::State& state, Which which, bool event_dim, bool sparse_adam = false) {
+// one_rank: wrapped in optim::DistributedOptimizer over one rank (NCCL on a
+// GPU when built, else parallel::self()): the cost of the data-parallel
+// exchange's packing and launches, the transfer between ranks aside.
+void local_steps(benchmark::State& state, Which which, bool event_dim, bool sparse_adam = false,
+                 bool one_rank = false) {
   const auto dev = acquire(state, which);
   if (!dev) return;
   const int64_t n = state.range(0), b = state.range(1);
@@ -126,6 +130,12 @@ void local_steps(benchmark::State& state, Which which, bool event_dim, bool spar
   std::shared_ptr<optim::Optimizer> opt;
   if (sparse_adam) opt = std::make_shared<optim::SparseAdam>(optim::SparseAdamOptions{.lr = 1e-2f});
   else opt = std::make_shared<optim::Adam>(optim::AdamOptions{.lr = 1e-2f});
+  if (one_rank) {
+    const parallel::CommPtr comm =
+        dev->is_cuda() && parallel::nccl_available() ? parallel::nccl(parallel::self(), *dev) : parallel::self();
+    state.SetLabel(comm->name());
+    opt = std::make_shared<optim::DistributedOptimizer>(*opt, comm);
+  }
   infer::SVI svi(model, guide, *opt, infer::Trace_ELBO());
   svi.step(data);  // creates the params, outside the counters
   const StepCounters counters;
@@ -164,6 +174,7 @@ void bm_gmm_enum(benchmark::State& state, Which which) {
 void bm_local(benchmark::State& state, Which which) { local_steps(state, which, false); }
 void bm_local_event_dim(benchmark::State& state, Which which) { local_steps(state, which, true); }
 void bm_local_sparse_adam(benchmark::State& state, Which which) { local_steps(state, which, true, true); }
+void bm_local_sparse_adam_dp1(benchmark::State& state, Which which) { local_steps(state, which, true, true, true); }
 
 }  // namespace
 
@@ -213,6 +224,14 @@ BENCHMARK_CAPTURE(bm_local_sparse_adam, cpu, Which::kCpu)
 BENCHMARK_CAPTURE(bm_local_sparse_adam, cuda, Which::kCuda)
     ->Args({1 << 20, 1 << 14})
     ->Args({1 << 24, 1 << 16})
+    ->Args({1 << 24, 1 << 20})
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(bm_local_sparse_adam_dp1, cpu, Which::kCpu)
+    ->Args({1 << 20, 1 << 14})
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(bm_local_sparse_adam_dp1, cuda, Which::kCuda)
     ->Args({1 << 24, 1 << 20})
     ->UseManualTime()
     ->Unit(benchmark::kMicrosecond);

@@ -136,7 +136,9 @@ void DistributedOptimizer::reduce_gradients(const NamedParams& params, bool fail
                                << R << " has " << ps.size() << ":" << os.str());
   }
   reduced_ = true;
-  if (W == 1 || ps.empty()) return;
+  // One rank goes the whole way too (self(), or NCCL over one GPU): the
+  // exchange is then the identity, which the tests hold it to.
+  if (ps.empty()) return;
 
   // 2. How each gradient travels: densely, as rows along one dim (every
   //    rank that has one has rows along that dim, and the wrapped
@@ -201,25 +203,29 @@ void DistributedOptimizer::reduce_gradients(const NamedParams& params, bool fail
   // 4. Row-sparse gradients: every rank's rows gathered (indices and
   //    values in two buffers), one part per rank, values divided by W.
   if (!rows.empty()) {
-    std::vector<int64_t> k_local(rows.size(), 0), inner(rows.size(), 1);
+    // Per param: the rank's row count and whether its rows are one part
+    // without repeats (the wrapped optimizer then need not coalesce).
+    std::vector<int64_t> k_local(2 * rows.size(), 0), inner(rows.size(), 1);
     std::vector<Tensor> idx_parts, val_parts;
     for (size_t q = 0; q < rows.size(); ++q) {
       const Tensor& p = ps[rows[q]]->second;
       const int64_t d = mode[3 * rows[q] + 1] - 1;
       inner[q] = p.numel() / std::max<int64_t>(1, p.size(d));  // outer * inner: elements per row index
+      k_local[2 * q + 1] = p.row_grads().size() == 1 && p.row_grads()[0].distinct;
       for (const RowGrad& part : p.row_grads()) {
-        k_local[q] += part.indices.numel();
+        k_local[2 * q] += part.indices.numel();
         idx_parts.push_back(part.indices.reshape({part.indices.numel()}));
         // Rows first so each rank's block is [k, rest] whatever d is.
         val_parts.push_back(swap_first(part.values, d).reshape({part.values.numel()}));
       }
     }
-    const std::vector<int64_t> k_all = comm_->all_gather_host(k_local);  // [W][rows]
+    const std::vector<int64_t> k_all = comm_->all_gather_host(k_local);  // [W][rows][2]
+    auto k_of = [&](int r, size_t q) { return k_all[2 * (r * rows.size() + q)]; };
     std::vector<int64_t> idx_bytes(W, 0), val_bytes(W, 0);
     for (int r = 0; r < W; ++r)
       for (size_t q = 0; q < rows.size(); ++q) {
-        idx_bytes[r] += 8 * k_all[r * rows.size() + q];
-        val_bytes[r] += 4 * k_all[r * rows.size() + q] * inner[q];
+        idx_bytes[r] += 8 * k_of(r, q);
+        val_bytes[r] += 4 * k_of(r, q) * inner[q];
       }
     int64_t idx_total = 0, val_total = 0;
     for (int r = 0; r < W; ++r) {
@@ -237,7 +243,7 @@ void DistributedOptimizer::reduce_gradients(const NamedParams& params, bool fail
     int64_t io = 0, vo = 0;
     for (int r = 0; r < W; ++r)
       for (size_t q = 0; q < rows.size(); ++q) {
-        const int64_t k = k_all[r * rows.size() + q];
+        const int64_t k = k_of(r, q);
         if (k == 0) continue;
         const Tensor& p = ps[rows[q]]->second;
         const int64_t d = mode[3 * rows[q] + 1] - 1;
@@ -247,6 +253,7 @@ void DistributedOptimizer::reduce_gradients(const NamedParams& params, bool fail
         RowGrad g;
         g.dim = d;
         g.indices = narrow(idx_all, 0, io, k);
+        g.distinct = k_all[2 * (r * rows.size() + q) + 1] != 0;
         g.values = swap_first(narrow(val_mean, 0, vo, k * inner[q]).reshape(moved), d);
         parts[q].push_back(std::move(g));
         io += k;
@@ -270,7 +277,7 @@ void DistributedOptimizer::step(const NamedParams& params) {
     if (!seen_.count(e.first)) fresh.push_back(&e);
   std::sort(fresh.begin(), fresh.end(), [](Entry a, Entry b) { return a->first < b->first; });
   std::vector<Tensor> before;
-  if (comm_->size() > 1 && !fresh.empty()) {
+  if (!fresh.empty()) {
     NoGradGuard ng;
     const Device dev = fresh.front()->second.device();
     std::vector<Tensor> flat;

@@ -316,20 +316,46 @@ TEST(GpuSvi, SubsampledLocalLatentsOnDeviceMatchCpu) {
 // Per-datapoint params declared with event_dim and trained by SparseAdam:
 // the row-sparse gradients, their update and the rest of a step stay on the
 // device (no wait), and the result matches the CPU's.
+auto event_dim_guide_on(Device dev, int64_t n, int64_t b) {
+  return [n, b, dev](const Tensor&) {
+    auto p = plate("data", n, b);
+    Tensor loc = param("loc", [n, dev] { return zeros({n}, dev); }, constraints::real, 0);
+    Tensor scale = param("scale", [n, dev] { return full({n}, 0.7f, dev); }, constraints::positive, 0);
+    sample("z", dist::Normal(loc, scale));
+  };
+}
+
 TEST(GpuSvi, SparseAdamLocalLatentsDoNotSynchronizeAndMatchCpu) {
   CUVI_REQUIRE_CUDA();
-  auto guide_on = [](Device dev, int64_t n, int64_t b) {
-    return [n, b, dev](const Tensor&) {
-      auto p = plate("data", n, b);
-      Tensor loc = param("loc", [n, dev] { return zeros({n}, dev); }, constraints::real, 0);
-      Tensor scale = param("scale", [n, dev] { return full({n}, 0.7f, dev); }, constraints::positive, 0);
-      sample("z", dist::Normal(loc, scale));
-    };
-  };
+  const auto guide_on = event_dim_guide_on;
   long long syncs = -1;
   const auto g = local_latents(Device::cuda(), 2, guide_on, optim::SparseAdam({.lr = 5e-2f}), &syncs);
   EXPECT_EQ(syncs, 0) << "a SparseAdam step waited for the device";
   expect_same_locs(g, local_latents(Device::cpu(), 2, guide_on, optim::SparseAdam({.lr = 5e-2f}), nullptr));
+}
+
+// Data parallelism over NCCL on one GPU (bootstrapped by self()): the
+// collectives are queued on the device's stream, and a DistributedOptimizer
+// step (the dense flat sum, the row gather) neither waits for the device
+// nor changes what the wrapped SparseAdam does (the exchange over one rank
+// is the identity).
+TEST(GpuParallel, NcclOverOneGpuDoesNotSynchronizeAndIsTheIdentity) {
+  CUVI_REQUIRE_CUDA();
+  if (!parallel::nccl_available()) GTEST_SKIP() << "cuvi was built without NCCL";
+  const auto comm = parallel::nccl(parallel::self(), Device::cuda());
+  EXPECT_EQ(comm->size(), 1);
+  const Tensor t = tensor({1.0f, -2.0f, 3.5f}, Device::cuda());
+  const long long before = sync_count();
+  const Tensor s = parallel::all_reduce_sum(t, *comm);
+  parallel::broadcast_(t, *comm);
+  comm->all_gather_v(t.data<float>(), s.data<float>(), {12}, Device::cuda());
+  EXPECT_EQ(sync_count() - before, 0);
+  EXPECT_EQ(s.to_vector(), (std::vector<float>{1.0f, -2.0f, 3.5f}));
+  long long syncs = -1;
+  const auto g = local_latents(Device::cuda(), 2, event_dim_guide_on,
+                               optim::DistributedOptimizer(optim::SparseAdam({.lr = 5e-2f}), comm), &syncs);
+  EXPECT_EQ(syncs, 0) << "a data-parallel step waited for the device";
+  expect_same_locs(g, local_latents(Device::cpu(), 2, event_dim_guide_on, optim::SparseAdam({.lr = 5e-2f}), nullptr));
 }
 
 // TraceEnum_ELBO on the Gaussian-mixture tutorial: the enumeration, the

@@ -12,8 +12,10 @@
 #include <vector>
 
 #include "cuvi.hpp"
+#include "models.hpp"
 
 using namespace cuvi;
+using namespace cuvi::testing;
 namespace P = cuvi::poutine;
 
 namespace {
@@ -149,12 +151,7 @@ TEST(DistributedSVI, WholeShardsEqualTheFullDataRun) {
 
 namespace {
 const int64_t kN = 60, kB = 4;
-void local_model(const Tensor& x) {
-  Tensor mu = sample("mu", dist::Normal(0.0f, 3.0f));
-  auto p = plate("data", kN, kB);
-  Tensor z = sample("z", dist::Normal(mu, 1.0f));
-  sample("x", dist::Normal(z, 1.0f), p.subsample(x));
-}
+const auto local_model = local_latent_model(kN, kB);
 // The same guide with per-datapoint params taken as rows (row-sparse
 // gradients) or gathered densely by hand.
 void local_guide(const Tensor&, bool rows) {
@@ -306,22 +303,11 @@ TEST(DistributedSVI, MinibatchesConvergeToThePosterior) {
   // N(1.5, 1), prior mu ~ N(0, 10), each rank a minibatch of 10 from its
   // block; exact posterior N(sum x / (N + 1/100), 1 / (N + 1/100)).
   fresh(30);
-  const int64_t N = 100;
-  const Tensor data = randn({N}) + 1.5f;  // the same data on every rank
+  const MapData md{randn({100}) + 1.5f, 10};  // the same data on every rank
   set_seed(31 + static_cast<uint64_t>(R()));
-  double sx = 0;
-  for (float v : data.to_vector()) sx += v;
-  const double prec = N + 0.01, post_mean = sx / prec, post_sd = 1.0 / std::sqrt(prec);
-  auto model = [&] {
-    Tensor mu = sample("mu", dist::Normal(0.0f, 10.0f));
-    auto p = plate("data", N, 10);
-    sample("obs", dist::Normal(mu, 1.0f), p.subsample(data));
-  };
-  auto guide = [&] {
-    Tensor loc = param("loc", 0.0f);
-    Tensor sc = param("scale", 1.0f, constraints::positive);
-    sample("mu", dist::Normal(loc, sc));
-  };
+  const double post_mean = md.post_mean(), post_sd = md.post_sd();
+  auto model = [&] { md.model(); };
+  auto guide = MapData::guide;
   const int steps = 3000;
   infer::SVI svi(P::shard(model, R(), W()), P::shard(guide, R(), W()),
                  optim::DistributedOptimizer(

@@ -15,6 +15,7 @@
 #include "../examples/coin/coin.hpp"
 #include "fakes.hpp"
 #include "gradcheck.hpp"
+#include "models.hpp"
 #include "ppl/infer.hpp"
 
 using namespace cuvi;
@@ -22,6 +23,7 @@ using cuvi::testing::NonReparamNormal;
 using cuvi::testing::sq_err;
 using cuvi::testing::NormalNormal;
 using cuvi::testing::expect_error;
+using cuvi::testing::MapData;
 
 namespace {
 
@@ -258,24 +260,10 @@ TEST(InferenceSubsample, RandomSubsampleGradientMatchesFullData) {
 
 TEST(InferenceMinibatch, ConvergesToPosteriorMean) {
   reset(30);
-  const int64_t N = 100;
-  const Tensor data = randn({N}) + 1.5f;
-  const auto xs = data.to_vector();
-  double sx = 0;
-  for (float x : xs) sx += x;
-  const double prec = N + 0.01, post_mean = sx / prec, post_sd = 1.0 / std::sqrt(prec);
-  auto model = [&] {
-    Tensor mu = sample("mu", dist::Normal(0.0f, 10.0f));
-    auto p = plate("data", N, 10);
-    sample("obs", dist::Normal(mu, 1.0f), p.subsample(data));
-  };
-  auto guide = [&] {
-    Tensor loc = param("loc", 0.0f);
-    Tensor sc = param("scale", 1.0f, constraints::positive);
-    sample("mu", dist::Normal(loc, sc));
-  };
+  const MapData md{randn({100}) + 1.5f, 10};
+  const double post_mean = md.post_mean(), post_sd = md.post_sd();
   const int steps = 3000;
-  infer::SVI svi(model, guide,
+  infer::SVI svi([&] { md.model(); }, MapData::guide,
                  optim::ClippedAdam({.lr = 0.05f, .lrd = static_cast<float>(std::pow(0.02, 1.0 / steps))}),
                  infer::Trace_ELBO());
   for (int k = 0; k < steps; ++k) svi.step();

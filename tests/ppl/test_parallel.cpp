@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "gradcheck.hpp"
+#include "models.hpp"
 #include "ppl/autoguide.hpp"
 #include "ppl/infer.hpp"
 #include "ppl/parallel.hpp"
@@ -180,12 +181,7 @@ TEST(Shard, ErrorsNameThePlateAndTheSizes) {
 
 namespace {
 const int64_t kN = 40, kB = 5;
-void local_model(const Tensor& x) {
-  Tensor mu = sample("mu", dist::Normal(0.0f, 3.0f));
-  auto p = plate("data", kN, kB);
-  Tensor z = sample("z", dist::Normal(mu, 1.0f));
-  sample("x", dist::Normal(z, 1.0f), p.subsample(x));
-}
+const auto local_model = local_latent_model(kN, kB);
 }  // namespace
 
 TEST(Shard, AutoNormalFromAShardedModelDrawsFromTheBlock) {
