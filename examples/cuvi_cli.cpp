@@ -143,19 +143,32 @@ int run_demo(const Args& a) {
 }
 
 
+int run_vae_on(const Args& a, const parallel::CommPtr& comm);
+
 int run_vae(const Args& a) {
   if (a.epochs < 1 || a.batch < 1 || a.latent < 1) return usage();
+  // Data parallelism (--mpi 1, under mpiexec): each rank trains on its block
+  // of the images with minibatches of `batch`; the mean gradient over ranks
+  // updates identical weights everywhere. On GPUs each rank takes one
+  // (cuda:(local rank % devices)) and NCCL joins them when built.
+  parallel::CommPtr comm;
+  Device dev = a.device;
+  if (a.mpi) {
+    comm = parallel::mpi_world();
+    if (dev.is_cuda()) {
+      dev = Device::cuda(comm->local_rank() % std::max(1, cuda_device_count()));
+      if (parallel::nccl_available()) comm = parallel::nccl(comm, dev);
+    }
+  }
+  Args a_dev = a;
+  a_dev.device = dev;
+  return run_vae_on(a_dev, comm);
+}
+
+int run_vae_on(const Args& a, const parallel::CommPtr& comm) {
   set_default_device(a.device);
   set_seed(a.seed);  // the same data and initial weights on every rank
   param_store().clear();
-  // Data parallelism (--mpi 1, under mpiexec): each rank trains on its block
-  // of the images with minibatches of `batch`; the mean gradient over ranks
-  // updates identical weights everywhere (NCCL between GPUs when built).
-  parallel::CommPtr comm;
-  if (a.mpi) {
-    comm = parallel::mpi_world();
-    if (a.device.is_cuda() && parallel::nccl_available()) comm = parallel::nccl(comm, a.device);
-  }
   const int rank = comm ? comm->rank() : 0, world = comm ? comm->size() : 1;
   constexpr int64_t kSide = 16, kImages = 4096, kHidden = 256;
   constexpr int kPrototypes = 10;

@@ -41,6 +41,9 @@ class Communicator {
   virtual std::string name() const = 0;  // "self", "mpi", "nccl"
   virtual int rank() const = 0;
   virtual int size() const = 0;
+  // This rank's number among the ranks on its machine (MPI: those sharing
+  // its memory): which GPU it should take, cuda:(local_rank % devices).
+  virtual int local_rank() const { return rank(); }
 
   // Control messages, host memory only (no device work, no device wait).
   // Element-wise maximum over ranks, in place.

@@ -39,6 +39,7 @@ class NcclCommunicator final : public Communicator {
   std::string name() const override { return "nccl"; }
   int rank() const override { return boot_->rank(); }
   int size() const override { return boot_->size(); }
+  int local_rank() const override { return boot_->local_rank(); }
   void max_host(std::vector<int64_t>& v) override { boot_->max_host(v); }
   std::vector<int64_t> all_gather_host(const std::vector<int64_t>& v) override { return boot_->all_gather_host(v); }
 

@@ -67,6 +67,7 @@ std::vector<float> data_values(int64_t n) {
 TEST(Communicator, CollectivesCombineTheRanks) {
   EXPECT_EQ(world().name(), "mpi");
   EXPECT_GE(W(), 2) << "run under mpiexec -n 2 or more";
+  EXPECT_EQ(world().local_rank(), R()) << "every rank runs on this machine";
   std::vector<int64_t> m{R(), -R(), 7};
   world().max_host(m);
   EXPECT_EQ(m, (std::vector<int64_t>{W() - 1, 0, 7}));
