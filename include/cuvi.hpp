@@ -10,6 +10,7 @@
 #include "ppl/autoguide.hpp"
 #include "ppl/constraints.hpp"
 #include "ppl/distributions.hpp"
+#include "ppl/hmm.hpp"
 #include "ppl/infer.hpp"
 #include "ppl/nn.hpp"
 #include "ppl/optim.hpp"
