@@ -53,8 +53,8 @@ class Communicator {
 
   // Data on device dev, queued in the device's stream order. The sum over
   // ranks of n floats at p, in place: the same bits on every rank and from
-  // run to run (MPI: added in rank order; NCCL: its fixed reduction order
-  // for one configuration).
+  // run to run (MPI: each element added once, in rank order; NCCL: its
+  // fixed reduction order for one configuration).
   virtual void sum(float* p, int64_t n, Device dev) = 0;
   // Rank root's bytes at p to every rank, in place.
   virtual void broadcast(void* p, int64_t bytes, Device dev, int root) = 0;

@@ -46,14 +46,6 @@ struct MpiSession {
   }
 };
 
-// The sum in ascending rank order (MPI applies a non-commutative operation
-// in that order), so the result does not depend on message timing.
-void add_in_rank_order(void* in, void* inout, int* len, MPI_Datatype*) {
-  const float* a = static_cast<const float*>(in);
-  float* b = static_cast<float*>(inout);
-  for (int i = 0; i < *len; ++i) b[i] = a[i] + b[i];
-}
-
 constexpr int64_t kChunk = int64_t{1} << 30;  // MPI counts are int
 
 class MpiCommunicator final : public Communicator {
@@ -63,7 +55,6 @@ class MpiCommunicator final : public Communicator {
     MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN);
     check_mpi(MPI_Comm_rank(comm_, &rank_), "MPI_Comm_rank");
     check_mpi(MPI_Comm_size(comm_, &size_), "MPI_Comm_size");
-    check_mpi(MPI_Op_create(&add_in_rank_order, /*commute=*/0, &sum_op_), "MPI_Op_create");
     MPI_Comm node = MPI_COMM_NULL;
     check_mpi(MPI_Comm_split_type(comm_, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node), "MPI_Comm_split_type");
     check_mpi(MPI_Comm_rank(node, &local_rank_), "MPI_Comm_rank");
@@ -71,7 +62,6 @@ class MpiCommunicator final : public Communicator {
   }
   ~MpiCommunicator() override {
     if (finalized()) return;
-    MPI_Op_free(&sum_op_);
     MPI_Comm_free(&comm_);
   }
   std::string name() const override { return "mpi"; }
@@ -92,17 +82,41 @@ class MpiCommunicator final : public Communicator {
   }
 
   void sum(float* p, int64_t n, Device dev) override {
+    if (size_ == 1 || n == 0) return;
     Staged s(p, n * 4, dev);
     float* h = static_cast<float*>(s.host());
-    for (int64_t at = 0; at < n; at += kChunk) {
-      const int c = static_cast<int>(std::min(kChunk, n - at));
-      // Reduced at rank 0 in rank order, then the one result sent to all:
-      // every rank ends with the same bits.
-      if (rank_ == 0)
-        check_mpi(MPI_Reduce(MPI_IN_PLACE, h + at, c, MPI_FLOAT, sum_op_, 0, comm_), "MPI_Reduce");
-      else
-        check_mpi(MPI_Reduce(h + at, nullptr, c, MPI_FLOAT, sum_op_, 0, comm_), "MPI_Reduce");
-      check_mpi(MPI_Bcast(h + at, c, MPI_FLOAT, 0, comm_), "MPI_Bcast");
+    // Each rank sums one slice of the buffer: it receives that slice from
+    // every rank (all-to-all), adds the W copies in rank order, and the
+    // summed slices are gathered back to all (the bandwidth of a ring
+    // all-reduce, with built-in operations only). Every element is added
+    // once, in rank order, so every rank ends with the same bits, run after
+    // run, whatever algorithms MPI picks.
+    const int64_t W = size_;
+    const int64_t block = std::min<int64_t>(n, kChunk / W);
+    std::vector<float> recv;
+    std::vector<int> scount(static_cast<size_t>(W)), sdispl(scount), rcount(scount), rdispl(scount);
+    for (int64_t at = 0; at < n; at += block) {
+      const int64_t len = std::min(block, n - at), slice = (len + W - 1) / W;
+      auto begin = [&](int64_t r) { return std::min(len, r * slice); };
+      const int64_t mine = begin(rank_ + 1) - begin(rank_);
+      for (int64_t r = 0; r < W; ++r) {
+        scount[static_cast<size_t>(r)] = static_cast<int>(begin(r + 1) - begin(r));
+        sdispl[static_cast<size_t>(r)] = static_cast<int>(begin(r));
+        rcount[static_cast<size_t>(r)] = static_cast<int>(mine);
+        rdispl[static_cast<size_t>(r)] = static_cast<int>(r * mine);
+      }
+      recv.resize(static_cast<size_t>(W * mine));
+      check_mpi(MPI_Alltoallv(h + at, scount.data(), sdispl.data(), MPI_FLOAT, recv.data(), rcount.data(),
+                              rdispl.data(), MPI_FLOAT, comm_),
+                "MPI_Alltoallv");
+      float* out = h + at + begin(rank_);
+      for (int64_t i = 0; i < mine; ++i) {
+        float acc = recv[static_cast<size_t>(i)];
+        for (int64_t r = 1; r < W; ++r) acc += recv[static_cast<size_t>(r * mine + i)];
+        out[i] = acc;
+      }
+      check_mpi(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_FLOAT, h + at, scount.data(), sdispl.data(), MPI_FLOAT, comm_),
+                "MPI_Allgatherv");
     }
     s.write_back();
   }
@@ -159,7 +173,6 @@ class MpiCommunicator final : public Communicator {
   };
 
   MPI_Comm comm_ = MPI_COMM_NULL;
-  MPI_Op sum_op_ = MPI_OP_NULL;
   int rank_ = 0, size_ = 1, local_rank_ = 0;
 };
 

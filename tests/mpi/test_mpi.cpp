@@ -85,6 +85,20 @@ TEST(Communicator, CollectivesCombineTheRanks) {
   EXPECT_EQ(x[0], want);
   EXPECT_EQ(x[1], static_cast<float>(W() * (W() + 1) / 2));
   EXPECT_TRUE(same_everywhere(x));
+  // A buffer that does not split evenly: every element the float sum of
+  // the ranks' values in rank order.
+  auto value = [](int r, int64_t i) { return std::sin(0.37f * static_cast<float>(i) + static_cast<float>(r)) * 1e3f; };
+  const int64_t n = 1001;
+  std::vector<float> big(n);
+  for (int64_t i = 0; i < n; ++i) big[i] = value(R(), i);
+  world().sum(big.data(), n, Device::cpu());
+  int64_t wrong = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    float acc = value(0, i);
+    for (int r = 1; r < W(); ++r) acc += value(r, i);
+    wrong += big[i] != acc;
+  }
+  EXPECT_EQ(wrong, 0);
   // Broadcast from the last rank.
   std::vector<float> b{static_cast<float>(R()), 2.5f};
   world().broadcast(b.data(), 8, Device::cpu(), W() - 1);
