@@ -171,6 +171,30 @@ void bm_gmm_enum(benchmark::State& state, Which which) {
   set_default_device(Device::cpu());
 }
 
+// DiscreteHMM's log_prob and its gradient (the scan of log-space matrix
+// products and its backward) for n sequences of t steps over s states with
+// Normal observations: one SVI-like evaluation per iteration.
+void bm_hmm_log_prob_grad(benchmark::State& state, Which which) {
+  const auto dev = acquire(state, which);
+  if (!dev) return;
+  const int64_t n = state.range(0), t = state.range(1), s = state.range(2);
+  set_default_device(*dev);
+  set_seed(5);
+  const Tensor x = randn({n, t}, *dev);
+  Tensor trans = randn({s, s}, *dev).requires_grad_();
+  Tensor locs = randn({s}, *dev).requires_grad_();
+  run_timed(state, *dev, [&] {
+    trans.zero_grad();
+    locs.zero_grad();
+    const Tensor lp = sum(dist::DiscreteHMM(zeros({s}, *dev), trans, dist::Normal(locs, 1.0f), t).log_prob(x));
+    lp.backward();
+    return lp;
+  });
+  state.counters["steps_per_s"] = benchmark::Counter(static_cast<double>(n * t) * static_cast<double>(state.iterations()),
+                                                     benchmark::Counter::kIsRate);
+  set_default_device(Device::cpu());
+}
+
 void bm_local(benchmark::State& state, Which which) { local_steps(state, which, false); }
 void bm_local_event_dim(benchmark::State& state, Which which) { local_steps(state, which, true); }
 void bm_local_sparse_adam(benchmark::State& state, Which which) { local_steps(state, which, true, true); }
@@ -225,6 +249,15 @@ BENCHMARK_CAPTURE(bm_local_sparse_adam, cuda, Which::kCuda)
     ->Args({1 << 20, 1 << 14})
     ->Args({1 << 24, 1 << 16})
     ->Args({1 << 24, 1 << 20})
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(bm_hmm_log_prob_grad, cpu, Which::kCpu)
+    ->Args({64, 256, 8})
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(bm_hmm_log_prob_grad, cuda, Which::kCuda)
+    ->Args({1024, 1024, 8})
+    ->Args({256, 4096, 32})
     ->UseManualTime()
     ->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(bm_local_sparse_adam_dp1, cpu, Which::kCpu)

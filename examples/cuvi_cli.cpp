@@ -7,6 +7,10 @@
 //                                  the same, data-parallel over W ranks
 //                                  (each trains on its block of the
 //                                  images; NCCL between GPUs when built)
+//   cuvi hmm [--device ...] [--steps N]
+//                                  the dishonest casino: an HMM's switching
+//                                  and dice learned from rolls alone
+//                                  (dist::DiscreteHMM, states summed out)
 //   cuvi gmm [--device ...] [--steps N]
 //                                  Pyro's Gaussian mixture tutorial: the
 //                                  assignments enumerated (TraceEnum_ELBO),
@@ -22,6 +26,7 @@
 
 #include "coin/coin.hpp"
 #include "gmm/gmm.hpp"
+#include "hmm/hmm.hpp"
 #include "vae/vae.hpp"
 
 using namespace cuvi;
@@ -41,12 +46,13 @@ struct Args {
 
 int usage() {
   std::fprintf(stderr,
-               "usage: cuvi [coin|demo|vae|gmm] [--device cpu|cuda|cuda:N] [--steps N] [--seed S]\n"
+               "usage: cuvi [coin|demo|vae|gmm|hmm] [--device cpu|cuda|cuda:N] [--steps N] [--seed S]\n"
                "                 [--epochs E] [--batch B] [--latent Z] [--mpi 1]   (vae)\n"
                "  coin  SVI on Pyro's coin-fairness example (SVI Part I)\n"
                "  demo  a least-squares fit by gradient descent (runtime demo)\n"
                "  vae   a variational autoencoder on synthetic 16x16 binary images (Pyro's VAE tutorial)\n"
-               "  gmm   a Gaussian mixture with enumerated assignments (Pyro's GMM tutorial)\n");
+               "  gmm   a Gaussian mixture with enumerated assignments (Pyro's GMM tutorial)\n"
+               "  hmm   the dishonest casino: an HMM's parameters learned from rolls (DiscreteHMM)\n");
   return 2;
 }
 
@@ -120,6 +126,38 @@ int run_gmm(const Args& a) {
   std::printf("assignments:");
   for (int64_t v : z) std::printf(" %lld", static_cast<long long>(v));
   std::printf("\n");
+  return 0;
+}
+
+int run_hmm(const Args& a) {
+  using cuvi_examples::Casino;
+  set_default_device(a.device);
+  set_seed(a.seed);
+  param_store().clear();
+  const int64_t n = 50, t = 100;
+  const Tensor rolls = Casino::rolls(n, t, a.device);
+  const int steps = a.steps == 2000 ? 300 : a.steps;  // the coin's default is not this one's
+  infer::SVI svi(Casino::model, Casino::guide, optim::Adam({.lr = 0.05f}), infer::Trace_ELBO());
+  std::printf("cuvi hmm: the dishonest casino on %s, %lld sequences of %lld rolls, DiscreteHMM (2 states), "
+              "Adam(lr=0.05), %d steps\n",
+              a.device.str().c_str(), static_cast<long long>(n), static_cast<long long>(t), steps);
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int step = 1; step <= steps; ++step) {
+    Tensor loss = svi.step(rolls);
+    if (step % 50 == 0 || step == steps)
+      std::printf("step %4d  log-likelihood per roll %8.4f\n", step, -loss.item() / static_cast<double>(n * t));
+  }
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const auto tr = softmax(param_store().get("transition_logits"), -1).to_vector();
+  const auto dice = param_store().get("emission_probs").to_vector();
+  std::printf("(%.0f steps/s)\n", steps / secs);
+  std::printf("p(stay): state 0 %.3f, state 1 %.3f   (truth: fair 0.950, loaded 0.900)\n", tr[0], tr[3]);
+  for (int s = 0; s < 2; ++s) {
+    std::printf("die %d:", s);
+    for (int f = 0; f < 6; ++f) std::printf(" %.3f", dice[static_cast<size_t>(s * 6 + f)]);
+    std::printf("\n");
+  }
+  std::printf("truth: fair 1/6 each; loaded 0.1 x5, 0.5 for a six\n");
   return 0;
 }
 
@@ -237,6 +275,7 @@ int main(int argc, char** argv) {
     if (a.command == "demo") return run_demo(a);
     if (a.command == "vae") return run_vae(a);
     if (a.command == "gmm") return run_gmm(a);
+    if (a.command == "hmm") return run_hmm(a);
     return usage();
   } catch (const cuvi::Error& e) {
     std::fprintf(stderr, "cuvi: %s\n", e.what());

@@ -99,6 +99,29 @@ class HostAllocator {
   size_t cached_ = 0;
 };
 
+// Visits every element i of a broadcast geometry with its inputs' offsets,
+// row by row along the innermost dim: the div/mod walk of BcastGeom::offset
+// runs once per row, and the offsets then advance by the innermost strides.
+template <int N, class Body>
+void for_each_bcast(const kern::BcastGeom<N>& g, Body&& body) {
+  const int64_t n = g.n;
+  if (n == 0) return;
+  const int64_t inner = g.ndim > 0 ? std::max<int64_t>(1, g.size[g.ndim - 1]) : 1;
+  int64_t step[N];
+  for (int k = 0; k < N; ++k)
+    step[k] = g.kind[k] == kern::InKind::kSame     ? 1
+              : g.kind[k] == kern::InKind::kScalar || g.ndim == 0 ? 0
+                                                                 : g.stride[k][g.ndim - 1];
+  ::cuvi::kern::cpu::parallel_for(n > kParallelGrain, n / inner, [&](int64_t r) {
+    int64_t off[N];
+    for (int k = 0; k < N; ++k) off[k] = g.offset(k, r * inner);
+    for (int64_t j = 0, i = r * inner; j < inner; ++j, ++i) {
+      body(i, off);
+      for (int k = 0; k < N; ++k) off[k] += step[k];
+    }
+  });
+}
+
 class CpuBackend final : public Backend {
  public:
   Device device() const override { return Device::cpu(); }
@@ -170,9 +193,12 @@ class CpuBackend final : public Backend {
     const int64_t n = geom.n;
     kern::visit_binary(op, [&](auto c) {
       constexpr kern::BinaryOp kOp = decltype(c)::value;
-      ::cuvi::kern::cpu::parallel_for(n > kParallelGrain, n, [&](int64_t i) {
-        out[i] = kern::binary_fwd<kOp>(a[geom.offset(0, i)], b[geom.offset(1, i)]);
-      });
+      if (geom.kind[0] == kern::InKind::kSame && geom.kind[1] == kern::InKind::kSame) {
+        ::cuvi::kern::cpu::parallel_for(n > kParallelGrain, n,
+                                        [&](int64_t i) { out[i] = kern::binary_fwd<kOp>(a[i], b[i]); });
+        return;
+      }
+      for_each_bcast(geom, [&](int64_t i, const int64_t* o) { out[i] = kern::binary_fwd<kOp>(a[o[0]], b[o[1]]); });
     });
   }
   void binary_backward(kern::BinaryOp op, const float* a, const float* b, const float* g, float* ga, float* gb,
@@ -180,10 +206,11 @@ class CpuBackend final : public Backend {
     const int64_t n = geom.n;
     kern::visit_binary(op, [&](auto c) {
       constexpr kern::BinaryOp kOp = decltype(c)::value;
-      ::cuvi::kern::cpu::parallel_for(n > kParallelGrain, n, [&](int64_t i) {
+      (void)n;
+      for_each_bcast(geom, [&](int64_t i, const int64_t* o) {
         float da, db;
-        kern::binary_deriv<kOp>(a[geom.offset(0, i)], b[geom.offset(1, i)], &da, &db);
-        const float gi = g[geom.offset(2, i)];
+        kern::binary_deriv<kOp>(a[o[0]], b[o[1]], &da, &db);
+        const float gi = g[o[2]];
         if (ga) ga[i] = gi * da;
         if (gb) gb[i] = gi * db;
       });
@@ -192,9 +219,8 @@ class CpuBackend final : public Backend {
   void where(const float* cond, const float* a, const float* b, float* out,
              const kern::BcastGeom<3>& geom) override {
     const int64_t n = geom.n;
-    ::cuvi::kern::cpu::parallel_for(n > kParallelGrain, n, [&](int64_t i) {
-      out[i] = cond[geom.offset(0, i)] != 0.0f ? a[geom.offset(1, i)] : b[geom.offset(2, i)];
-    });
+    (void)n;
+    for_each_bcast(geom, [&](int64_t i, const int64_t* o) { out[i] = cond[o[0]] != 0.0f ? a[o[1]] : b[o[2]]; });
   }
   void clamp(const float* x, float* y, int64_t n, float lo, float hi) override {
     ::cuvi::kern::cpu::parallel_for(n > kParallelGrain, n, [&](int64_t i) { y[i] = kern::clamp_f(x[i], lo, hi); });
@@ -207,14 +233,15 @@ class CpuBackend final : public Backend {
     const int64_t n = geom.n;
     const char* s = static_cast<const char*>(src);
     char* d = static_cast<char*>(dst);
+    (void)n;
     if (elem_size == 4) {
-      ::cuvi::kern::cpu::parallel_for(n > kParallelGrain, n, [&](int64_t i) {
-        reinterpret_cast<float*>(d)[geom.offset(1, i)] = reinterpret_cast<const float*>(s)[geom.offset(0, i)];
-      });
+      float* df = reinterpret_cast<float*>(d);
+      const float* sf = reinterpret_cast<const float*>(s);
+      for_each_bcast(geom, [&](int64_t, const int64_t* o) { df[o[1]] = sf[o[0]]; });
     } else {
-      ::cuvi::kern::cpu::parallel_for(n > kParallelGrain, n, [&](int64_t i) {
-        reinterpret_cast<int64_t*>(d)[geom.offset(1, i)] = reinterpret_cast<const int64_t*>(s)[geom.offset(0, i)];
-      });
+      int64_t* di = reinterpret_cast<int64_t*>(d);
+      const int64_t* si = reinterpret_cast<const int64_t*>(s);
+      for_each_bcast(geom, [&](int64_t, const int64_t* o) { di[o[1]] = si[o[0]]; });
     }
   }
 

@@ -9,7 +9,10 @@
 #include <random>
 #include <vector>
 
+#include "../examples/hmm/hmm.hpp"
 #include "gradcheck.hpp"
+#include "ppl/infer.hpp"
+#include "ppl/optim.hpp"
 #include "ppl/hmm.hpp"
 #include "ppl/poutine.hpp"
 
@@ -246,4 +249,27 @@ TEST(DiscreteHMM, ObservedSequencesInAPlate) {
   lp.backward();
   EXPECT_TRUE(param_store().unconstrained("locs").grad().defined());
   EXPECT_TRUE(param_store().unconstrained("trans").grad().defined());
+}
+
+TEST(DiscreteHMM, CasinoExampleRecoversTheDice) {
+  // cuvi hmm: 50 sequences of 100 rolls, states summed out, MAP of the
+  // switching and the dice. About a third of the 5000 rolls come from the
+  // loaded die (its stationary share 0.05 / 0.15): the standard error of
+  // its six's probability is about sqrt(0.25 / 1667) = 0.012, of its other
+  // faces 0.0073, of a fair face 0.0065, of p(stay fair) 0.004 and of
+  // p(stay loaded) 0.0073; the states are inferred, not seen, which we
+  // allow to double them. Tolerances: 3 of those doubled errors.
+  fresh(12);
+  using cuvi_examples::Casino;
+  const Tensor rolls = Casino::rolls(50, 100, default_device());
+  infer::SVI svi(Casino::model, Casino::guide, optim::Adam({.lr = 0.05f}), infer::Trace_ELBO());
+  for (int k = 0; k < 300; ++k) svi.step(rolls);
+  const auto stay = softmax(param_store().get("transition_logits"), -1).to_vector();
+  const auto dice = param_store().get("emission_probs").to_vector();
+  const int loaded = dice[11] > dice[5] ? 1 : 0, fair = 1 - loaded;
+  EXPECT_NEAR(dice[static_cast<size_t>(loaded * 6 + 5)], 0.5, 0.075);
+  for (int f = 0; f < 5; ++f) EXPECT_NEAR(dice[static_cast<size_t>(loaded * 6 + f)], 0.1, 0.045) << "face " << f;
+  for (int f = 0; f < 6; ++f) EXPECT_NEAR(dice[static_cast<size_t>(fair * 6 + f)], 1.0 / 6, 0.04) << "face " << f;
+  EXPECT_NEAR(stay[static_cast<size_t>(fair * 3)], 0.95, 0.025);
+  EXPECT_NEAR(stay[static_cast<size_t>(loaded * 3)], 0.90, 0.045);
 }
