@@ -707,6 +707,93 @@ Trace infer_discrete_trace(const Program& model, int first_available_dim, int te
 
 }  // namespace detail
 
+// ---- RenyiELBO -------------------------------------------------------------
+
+namespace {
+
+// sum over a trace's sample sites of scale * sum(mask * log_prob), per
+// particle: [P] when the particles are vectorised at particle_dim (< 0;
+// a term without that dim is the same for every particle), else 0-d.
+// Guide traces count their latent sites only.
+Tensor per_particle_log_prob(const Trace& t, bool guide, int particle_dim, int P) {
+  Tensor total;
+  for (const Site& s : t.sites()) {
+    if (s.type != SiteType::kSample || s.is_subsample || (guide && s.is_observed)) continue;
+    dist::detail::SiteScope scope(s.name);
+    Tensor lp = s.fn->log_prob(s.value);
+    if (s.mask.defined()) lp = where(s.mask, lp, zeros({}, lp.device()));
+    Tensor term;
+    if (particle_dim < 0 && lp.dim() >= -particle_dim) {
+      const int64_t at = lp.dim() + particle_dim;
+      std::vector<int64_t> rest;
+      for (int64_t d = 0; d < lp.dim(); ++d)
+        if (d != at) rest.push_back(d);
+      term = (rest.empty() ? lp : sum(lp, rest)).expand({P});
+    } else {
+      term = sum(lp);
+      if (particle_dim < 0) term = term.expand({P});
+    }
+    add_to(total, term * s.scale);
+  }
+  if (!total.defined()) total = particle_dim < 0 ? zeros({P}, default_device()) : zeros({}, default_device());
+  return total;
+}
+
+}  // namespace
+
+RenyiELBO::RenyiELBO(RenyiELBOOptions o)
+    : ELBO(ELBOOptions{o.num_particles, o.vectorize_particles, o.max_plate_nesting}), ro_(o) {
+  CUVI_CHECK(o.alpha != 1.0f, ValueError,
+             "RenyiELBO: alpha = 1 is the ELBO itself (its bound's 1 / (1 - alpha) is undefined); use Trace_ELBO");
+  CUVI_CHECK(std::isfinite(o.alpha), ValueError, "RenyiELBO: alpha must be finite, got " << o.alpha);
+  CUVI_CHECK(o.num_particles >= 1, ValueError, "RenyiELBO: num_particles must be >= 1, got " << o.num_particles);
+}
+
+ELBOResult RenyiELBO::compute(const Program& model, const Program& guide) const {
+  ELBOResult r;
+  const uint64_t created = param_store().creation_mark();
+  try {
+    std::set<std::string> seen;
+    const int K = ro_.num_particles;
+    auto weights = [&](const Program& m, const Program& g, int particle_dim) {
+      const Trace gt = poutine::trace(g).get_trace();
+      for (const Site& s : gt.sites())
+        CUVI_CHECK(!is_latent(s) || s.fn->has_rsample(), ValueError,
+                   "RenyiELBO: guide site '" << s.name << "' (" << s.fn->name()
+                                             << ") has no reparameterised sampler; RenyiELBO takes pathwise "
+                                                "gradients only");
+      const Trace mt = poutine::trace(poutine::replay(m, gt)).get_trace();
+      collect_params(gt, r.params, seen);
+      collect_params(mt, r.params, seen);
+      return per_particle_log_prob(mt, false, particle_dim, K) - per_particle_log_prob(gt, true, particle_dim, K);
+    };
+    Tensor w;  // [K]
+    if (ro_.vectorize_particles) {
+      const int dim = -(plate_nesting(model, guide) + 1);
+      const auto [vm, vg] = in_particle_plate(model, guide, K, dim);
+      w = weights(vm, vg, dim);
+    } else {
+      std::vector<Tensor> ws;
+      for (int k = 0; k < K; ++k) ws.push_back(weights(model, guide, 0));
+      w = stack(ws, 0);
+    }
+    const float c = 1.0f - ro_.alpha;
+    const Tensor scaled = w * c;
+    {
+      NoGradGuard ng;
+      const Tensor bound = (logsumexp(scaled.detach(), {0}) - std::log(static_cast<float>(K))) / c;
+      r.loss = -bound;
+    }
+    const Tensor v = softmax(scaled.detach(), 0);  // the normalised weights, held fixed
+    r.surrogate = -sum(v * w);
+  } catch (...) {
+    undo_store(r);
+    param_store().erase_created_since(created);
+    throw;
+  }
+  return r;
+}
+
 namespace detail {
 
 namespace {
