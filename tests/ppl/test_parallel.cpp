@@ -227,6 +227,49 @@ TEST(DistributedOptimizer, OverOneRankIsTheWrappedOptimizerBitForBit) {
   EXPECT_EQ(d.name(), "Distributed(SparseAdam)");
 }
 
+TEST(DistributedOptimizer, OverOneRankRowsAlongAnInnerDim) {
+  // Per-datapoint params [3, N] whose plate is their dim 1: the exchange
+  // moves rows along dim 1 (values transposed to rows first and back);
+  // over one rank, bit for bit the wrapped optimizer.
+  const int64_t n = 30, b = 4;
+  const Tensor data = tensor(range_values(3 * n), {3, n});
+  auto model = [&](const Tensor& x) {
+    auto rows = plate("rows", 3, 0, -2);
+    auto p = plate("data", n, b, -1);
+    Tensor z = sample("z", dist::Normal(0.0f, 1.0f));
+    sample("x", dist::Normal(z, 1.0f), p.subsample(x));
+  };
+  auto guide = [&](const Tensor&) {
+    auto rows = plate("rows", 3, 0, -2);
+    auto p = plate("data", n, b, -1);
+    Tensor loc = param("loc", [&] { return zeros({3, n}); }, constraints::real, 0);
+    sample("z", dist::Normal(loc, 0.5f));
+  };
+  auto run = [&](const optim::Optimizer& opt, int steps = 8) {
+    fresh(11);
+    infer::SVI svi(model, guide, opt, infer::Trace_ELBO());
+    for (int k = 0; k < steps; ++k) svi.step(data);
+    return param_store().unconstrained("loc").to_vector();
+  };
+  {
+    fresh(11);
+    const Trace gt = P::trace([&] { guide(data); }).get_trace();
+    (-gt.log_prob_sum()).backward();
+    const Tensor loc = param_store().unconstrained("loc");
+    ASSERT_EQ(loc.row_grads().size(), 1u);
+    EXPECT_EQ(loc.row_grads()[0].dim, 1) << "the case this test is for";
+  }
+  const auto sparse = run(optim::DistributedOptimizer(optim::SparseAdam({.lr = 0.05f}), parallel::self()));
+  EXPECT_EQ(sparse, run(optim::SparseAdam({.lr = 0.05f})));
+  EXPECT_EQ(run(optim::DistributedOptimizer(optim::SGD({.lr = 0.05f}), parallel::self())),
+            run(optim::SGD({.lr = 0.05f})));
+  // One step moves the minibatch's b columns of every row only.
+  int moved = 0;
+  for (float v : run(optim::DistributedOptimizer(optim::SparseAdam({.lr = 0.05f}), parallel::self()), 1))
+    moved += v != 0.0f;
+  EXPECT_EQ(moved, 3 * b);
+}
+
 TEST(DistributedOptimizer, SchedulesReachTheWrappedOptimizer) {
   // A schedule around the distributed optimizer scales its wrapped rate:
   // the same run as the schedule around Adam itself.
