@@ -166,6 +166,7 @@ constexpr bool binary_differentiable() {
 struct AdamHyper {
   float lr, b1, b2, eps, weight_decay, bc1, bc2, clip;  // clip <= 0: no clipping
   int clipped_form;                                     // 1: ClippedAdam's update form
+  float keep = 1.0f;  // AdamW's decoupled decay: the param is first scaled by 1 - lr wd
 };
 
 // kClippedForm: ClippedAdam's form of the step. Selects rather than branches
@@ -173,7 +174,7 @@ struct AdamHyper {
 // the form once per tensor) vectorises; the arithmetic is the same.
 template <int kClippedForm>
 CUVI_HD void adam_update_form(float* p, float* m, float* v, float g, const AdamHyper& h) {
-  const float pv = *p;
+  const float pv = *p * h.keep;  // keep is 1 (exactly: the same bits) but for AdamW
   g = h.clip > 0.0f ? clamp_f(g, -h.clip, h.clip) : g;
   g = h.weight_decay != 0.0f ? g + h.weight_decay * pv : g;
   const float mm = h.b1 * *m + (1.0f - h.b1) * g;

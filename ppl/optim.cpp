@@ -195,6 +195,26 @@ void Adam::step(const NamedParams& params) {
       [](Backend& b, auto& sl, auto& hy) { b.adam_step(sl, hy); });
 }
 
+AdamW::AdamW(AdamWOptions o) : o_(o) {
+  CUVI_CHECK(o.lr >= 0 && o.eps >= 0 && o.weight_decay >= 0 && o.betas.first >= 0 && o.betas.first < 1 &&
+                 o.betas.second >= 0 && o.betas.second < 1,
+             ValueError, "AdamW: invalid options (lr " << o.lr << ", betas " << o.betas.first << ", "
+                                                       << o.betas.second << ", eps " << o.eps << ", weight_decay "
+                                                       << o.weight_decay << ")");
+}
+
+void AdamW::step(const NamedParams& params) {
+  step_all<kern::AdamHyper>(
+      params, true, o_.lr,
+      [&](Slot& s) {
+        const float lr = o_.lr * lr_scale_;
+        kern::AdamHyper h = adam_hyper(lr, o_.betas, o_.eps, 0.0f, s.step, 0.0f, 0);
+        h.keep = 1.0f - lr * o_.weight_decay;
+        return h;
+      },
+      [](Backend& b, auto& sl, auto& hy) { b.adam_step(sl, hy); });
+}
+
 SparseAdam::SparseAdam(SparseAdamOptions o) : o_(o) {
   CUVI_CHECK(o.lr >= 0 && o.eps >= 0 && o.betas.first >= 0 && o.betas.first < 1 && o.betas.second >= 0 &&
                  o.betas.second < 1,

@@ -58,6 +58,16 @@ struct AdamOptions {
   float weight_decay = 0.0f;
 };
 
+// torch.optim.AdamW (pyro.optim.AdamW): Adam with decoupled weight decay;
+// each step first scales the param by 1 - lr weight_decay, then takes
+// Adam's step from the gradient alone (no L2 term in the moments).
+struct AdamWOptions {
+  float lr = 1e-3f;
+  std::pair<float, float> betas = {0.9f, 0.999f};
+  float eps = 1e-8f;
+  float weight_decay = 1e-2f;
+};
+
 struct ClippedAdamOptions {
   float lr = 1e-3f;
   std::pair<float, float> betas = {0.9f, 0.999f};
@@ -131,6 +141,18 @@ class Adam : public StatefulOptimizer {
 
  private:
   AdamOptions o_;
+};
+
+class AdamW : public StatefulOptimizer {
+ public:
+  explicit AdamW(AdamWOptions o = {});
+  std::string name() const override { return "AdamW"; }
+  std::shared_ptr<Optimizer> clone() const override { return std::make_shared<AdamW>(*this); }
+  void step(const NamedParams& params) override;
+  const AdamWOptions& options() const { return o_; }
+
+ private:
+  AdamWOptions o_;
 };
 
 class SparseAdam : public StatefulOptimizer {

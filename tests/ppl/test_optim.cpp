@@ -132,6 +132,21 @@ RefUpdate adam_ref(double lr, double b1, double b2, double eps, double wd) {
   };
 }
 
+// torch.optim.AdamW: the param decays by lr * wd first (decoupled), then
+// Adam's step from the gradient alone.
+RefUpdate adamw_ref(double lr, double b1, double b2, double eps, double wd) {
+  return [=](Ref& r, const std::vector<double>& g) {
+    ++r.step;
+    const double bc1 = 1 - std::pow(b1, r.step), bc2 = 1 - std::pow(b2, r.step);
+    for (size_t i = 0; i < g.size(); ++i) {
+      r.p[i] *= 1 - lr * wd;
+      r.s0[i] = b1 * r.s0[i] + (1 - b1) * g[i];
+      r.s1[i] = b2 * r.s1[i] + (1 - b2) * g[i] * g[i];
+      r.p[i] -= lr / bc1 * r.s0[i] / (std::sqrt(r.s1[i]) / std::sqrt(bc2) + eps);
+    }
+  };
+}
+
 // pyro.optim.ClippedAdam: lr *= lrd first, then clamp each gradient element
 // to [-clip, clip], then weight decay, then Adam with eps outside the bias
 // correction.
@@ -188,6 +203,13 @@ TEST(Optim, AdamMatchesTorchSemantics) {
 TEST(Optim, AdamWeightDecayMatchesTorchSemantics) {
   optim::Adam opt({.lr = 0.02f, .betas = {0.9f, 0.999f}, .eps = 1e-8f, .weight_decay = 0.1f});
   check_against_reference(opt, adam_ref(0.02, 0.9, 0.999, 1e-8, 0.1), {"exp_avg", "exp_avg_sq"}, 15);
+}
+
+TEST(Optim, AdamWDecaysDecoupledAsTorch) {
+  // A large decay (lr wd = 0.01 a step) so that decoupled and L2 decay
+  // (Adam's weight_decay) differ by far more than the tolerance.
+  optim::AdamW opt({.lr = 0.02f, .betas = {0.9f, 0.99f}, .eps = 1e-8f, .weight_decay = 0.5f});
+  check_against_reference(opt, adamw_ref(0.02, 0.9, 0.99, 1e-8, 0.5), {"exp_avg", "exp_avg_sq"}, 17);
 }
 
 TEST(Optim, ClippedAdamClipsDecaysAndMatchesPyroSemantics) {
