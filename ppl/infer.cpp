@@ -879,21 +879,76 @@ Tensor svi_evaluate(const Program& model, const Program& guide, const ELBO& loss
 }
 
 std::map<std::string, Tensor> predictive_run(const Program& model, const Program& guide, int num_samples,
-                                             const std::set<std::string>& return_sites) {
+                                             const std::set<std::string>& return_sites, bool parallel) {
   CUVI_CHECK(num_samples >= 1, ValueError, "Predictive: num_samples must be >= 1, got " << num_samples);
   NoGradGuard ng;
-  std::map<std::string, std::vector<Tensor>> draws;
-  for (int i = 0; i < num_samples; ++i) {
-    const Trace gt = poutine::trace(guide).get_trace();
-    const Trace mt = poutine::trace(poutine::replay(model, gt)).get_trace();
-    for (const Site& s : mt.sites()) {
-      if (s.type != SiteType::kSample || s.is_subsample) continue;
-      const bool want = return_sites.empty() ? !s.is_observed : return_sites.count(s.name) > 0;
-      if (want) draws[s.name].push_back(s.value.detach());
+  auto wanted = [&](const Site& s) {
+    if (s.type != SiteType::kSample || s.is_subsample) return false;
+    return return_sites.empty() ? !s.is_observed : return_sites.count(s.name) > 0;
+  };
+  auto run = [&](const Program& m, const Program& g) {
+    const Trace gt = poutine::trace(g).get_trace();
+    return poutine::trace(poutine::replay(m, gt)).get_trace();
+  };
+  std::map<std::string, Tensor> out;
+  if (!parallel) {
+    std::map<std::string, std::vector<Tensor>> draws;
+    for (int i = 0; i < num_samples; ++i) {
+      const Trace t = run(model, guide);
+      for (const Site& s : t.sites())
+        if (wanted(s)) draws[s.name].push_back(s.value.detach());
+    }
+    for (auto& [n, v] : draws) out[n] = stack(v, 0);
+  } else {
+    // One run for the plate nesting and each site's own shape, with the
+    // generator put back afterwards.
+    const RngState saved = get_rng_state();
+    std::map<std::string, Shape> shapes;
+    int mpn = 0;
+    try {
+      const Trace t = run(model, guide);
+      for (const Site& s : t.sites()) {
+        for (const Frame& f : s.frames)
+          if (f.vectorized) mpn = std::max(mpn, -f.dim);
+        if (wanted(s)) shapes[s.name] = s.value.shape();
+      }
+    } catch (...) {
+      set_rng_state(saved);
+      throw;
+    }
+    set_rng_state(saved);
+    const int dim = -(mpn + 1);
+    const auto [vm, vg] = in_particle_plate(model, guide, num_samples, dim);
+    const Trace t = run(vm, vg);
+    for (const Site& s : t.sites()) {
+      if (!wanted(s)) continue;
+      const Shape& own = shapes.count(s.name) ? shapes.at(s.name) : s.value.shape();
+      Shape want{num_samples};
+      want.insert(want.end(), own.begin(), own.end());
+      Tensor v = s.value.detach();
+      const int64_t at = v.dim() - s.fn->event_dim() + dim;  // the samples' dim, if v reaches it
+      if (at >= 0) {
+        std::vector<int64_t> perm{at};  // the samples' dim first, the others in order
+        for (int64_t d = 0; d < v.dim(); ++d)
+          if (d != at) perm.push_back(d);
+        v = v.permute(perm);
+      } else {
+        v = v.unsqueeze(0);  // the same value for every sample
+      }
+      if (v.size(0) == 1) {
+        Shape e = v.shape();
+        e[0] = num_samples;
+        v = v.expand(e);
+      }
+      // What is left of the sample dim is the site's own shape, padded on
+      // the left with the plate nesting's ones.
+      CUVI_CHECK(v.numel() == shape_numel(want), ShapeError,
+                 "Predictive(parallel): site '" << s.name << "' has shape " << shape_str(s.value.shape())
+                                                << " under the samples' plate, which does not give its own shape "
+                                                << shape_str(own) << " per sample; use parallel = false");
+      out[s.name] = v.reshape(want);
     }
   }
-  std::map<std::string, Tensor> out;
-  for (auto& [n, v] : draws) out[n] = stack(v, 0);
   for (const auto& n : return_sites)
     CUVI_CHECK(out.count(n), ValueError, "Predictive: site '" << n << "' never appeared in the model");
   return out;

@@ -315,20 +315,32 @@ SVI(Model, Guide, const Opt&, const Loss&, SVIOptions) -> SVI<Model, Guide>;
 
 namespace detail {
 std::map<std::string, Tensor> predictive_run(const Program& model, const Program& guide, int num_samples,
-                                             const std::set<std::string>& return_sites);
+                                             const std::set<std::string>& return_sites, bool parallel = false);
 }
 
 // Samples from the posterior predictive: the guide's latents replayed into
 // the model; sites whose observation is passed undefined are drawn. Returns
 // site -> tensor stacked over a leading num_samples dim.
+// parallel (Pyro's parallel=True): all samples in one run of guide and
+// model inside an outer plate of num_samples at -(max_plate_nesting + 1)
+// (one launch per op on a GPU instead of num_samples of them), which the
+// model must broadcast along as with vectorised particles. The results have
+// the shapes of the sequential ones (the plate's dim first, its padding
+// dropped); max_plate_nesting and those shapes come from one traced run,
+// after which the generator is put back.
 template <class Model, class Guide>
 class Predictive {
  public:
-  Predictive(Model model, Guide guide, int num_samples, std::set<std::string> return_sites = {})
-      : model_(std::move(model)), guide_(std::move(guide)), n_(num_samples), sites_(std::move(return_sites)) {}
+  Predictive(Model model, Guide guide, int num_samples, std::set<std::string> return_sites = {},
+             bool parallel = false)
+      : model_(std::move(model)),
+        guide_(std::move(guide)),
+        n_(num_samples),
+        sites_(std::move(return_sites)),
+        parallel_(parallel) {}
   template <class... Args>
   std::map<std::string, Tensor> operator()(const Args&... args) const {
-    return detail::predictive_run([&] { model_(args...); }, [&] { guide_(args...); }, n_, sites_);
+    return detail::predictive_run([&] { model_(args...); }, [&] { guide_(args...); }, n_, sites_, parallel_);
   }
 
  private:
@@ -336,6 +348,7 @@ class Predictive {
   Guide guide_;
   int n_;
   std::set<std::string> sites_;
+  bool parallel_;
 };
 
 }  // namespace cuvi::infer

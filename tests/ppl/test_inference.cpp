@@ -433,6 +433,58 @@ TEST(SVI, PredictiveStacksSamples) {
   EXPECT_EQ(out2["mu"].shape(), (Shape{5}));
 }
 
+TEST(SVI, PredictiveInParallelGivesTheSequentialShapesAndLaw) {
+  // A global z ~ q = N(1.5, 0.5), per point y_i ~ N(z, 1) in a plate of 4
+  // at dim -2 (so the sample plate sits at -3 and y's values carry a
+  // padding dim), a Bernoulli per point (int-valued, float), and a site
+  // that does not depend on the sample. All n = 4000 samples at once.
+  reset(43);
+  const int64_t N = 4;
+  auto model = [](const Tensor& y) {
+    Tensor z = sample("z", dist::Normal(0.0f, 1.0f));
+    auto p = plate("points", N, 0, -2);
+    sample("y", dist::Normal(z, 1.0f), y);  // batch [N, 1] by the plate
+    sample("b", dist::Bernoulli(0.25f));
+    sample("c", dist::Normal(2.0f, 1e-3f));
+  };
+  auto guide = [](const Tensor&) { sample("z", dist::Normal(1.5f, 0.5f)); };
+  const int n = 4000;
+  const auto seq = infer::Predictive(model, guide, 3)(Tensor());
+  const auto par = infer::Predictive(model, guide, n, {}, true)(Tensor());
+  for (const char* site : {"z", "y", "b", "c"}) {
+    ASSERT_TRUE(par.count(site)) << site;
+    Shape want = seq.at(site).shape();
+    want[0] = n;
+    EXPECT_EQ(par.at(site).shape(), want) << site;
+  }
+  // Moments over the samples, against 4 standard errors: z's mean 1.5 (sd
+  // 0.5), y's mean 1.5 (sd sqrt(1.25)), b's mean 0.25 (sd 0.433), and each
+  // point's y its own draw (correlation with another point's = 0.2: the
+  // shared z, not 1).
+  auto mean_sd = [](const std::vector<float>& v) {
+    double m = 0, m2 = 0;
+    for (float x : v) {
+      m += x;
+      m2 += double(x) * x;
+    }
+    m /= v.size();
+    return std::make_pair(m, std::sqrt(m2 / v.size() - m * m));
+  };
+  const auto [mz, sz] = mean_sd(par.at("z").to_vector());
+  EXPECT_NEAR(mz, 1.5, 4 * 0.5 / std::sqrt(n));
+  EXPECT_NEAR(sz, 0.5, 0.05);
+  const auto yv = par.at("y").to_vector();
+  const auto [my, sy] = mean_sd(yv);
+  EXPECT_NEAR(my, 1.5, 4 * std::sqrt(1.25 / (n * N)) * 2);  // points share z: at most twice the iid error
+  EXPECT_NEAR(sy, std::sqrt(1.25), 0.06);
+  double cov = 0;
+  for (int i = 0; i < n; ++i) cov += (yv[i * N] - my) * (yv[i * N + 1] - my);
+  EXPECT_NEAR(cov / n / (sy * sy), 0.2, 0.07);  // se of a correlation near 0.2: ~(1 - 0.04) / sqrt(n) = 0.015
+  EXPECT_NEAR(mean_sd(par.at("b").to_vector()).first, 0.25, 4 * 0.433 / std::sqrt(n * N));
+  const auto cv = par.at("c").to_vector();
+  EXPECT_NEAR(cv.front(), 2.0f, 0.01f);
+}
+
 // ---------------------------------------------------------------------------
 // The coin example (Pyro's SVI Part I).
 
