@@ -847,6 +847,31 @@ ScaleMessenger::ScaleMessenger(float f) : f_(f) {
   CUVI_CHECK(f > 0.0f, ValueError, "scale: factor must be positive, got " << f);
 }
 
+LiftMessenger::LiftMessenger(std::map<std::string, dist::DistPtr> priors) : priors_(std::move(priors)) {
+  for (const auto& [name, d] : priors_)
+    CUVI_CHECK(d != nullptr, ValueError, "lift: no prior for '" << name << "'");
+}
+
+void LiftMessenger::process(Site& msg) {
+  if (msg.type != SiteType::kParam) return;
+  auto it = priors_.find(msg.name);
+  if (it == priors_.end()) it = priors_.find("");
+  if (it == priors_.end()) return;
+  // Plates entered inside the lifted function process a message before
+  // lift does (while it is still a param), so its draw would miss them.
+  const auto self = std::find(t_stack.begin(), t_stack.end(), static_cast<Messenger*>(this));
+  for (auto m = self; m != t_stack.end(); ++m)
+    CUVI_CHECK(!dynamic_cast<const Plate*>(*m) && !dynamic_cast<const IRange*>(*m), ValueError,
+               "lift: param '" << msg.name << "' is declared inside a plate; lift params declared outside plates");
+  msg.type = SiteType::kSample;
+  msg.fn = it->second;
+  msg.is_observed = false;
+  msg.constraint = nullptr;
+  msg.init = nullptr;
+  msg.init_value = Tensor();
+  msg.event_dim.reset();
+}
+
 ShardMessenger::ShardMessenger(int rank, int world, std::set<std::string> plates)
     : rank_(rank), world_(world), plates_(std::move(plates)) {
   CUVI_CHECK(world >= 1 && rank >= 0 && rank < world, ValueError,

@@ -460,6 +460,25 @@ class ShardMessenger : public Messenger {
   std::set<std::string> plates_;
 };
 
+// Pyro's poutine.lift: the param sites named in `priors` become latent
+// sample sites (same name) drawn from their prior; the param's init and
+// constraint are unused and the store gets no entry for it. A model with
+// learned weights so becomes a Bayesian one (Pyro's random_module) whose
+// weights a guide infers; nets registered with module(prefix, net) take the
+// drawn weights (their sites are named prefix$$$param). A prior's shape is
+// the param's (e.g. dist::Normal(0.0f, 1.0f).expand({out, in}).to_event(2)).
+// The key "" gives the prior of every param not named. Params declared
+// inside a plate are not lifted (a ValueError says so): a prior's draw
+// would not carry the plate's frames.
+class LiftMessenger : public Messenger {
+ public:
+  explicit LiftMessenger(std::map<std::string, dist::DistPtr> priors);
+  void process(Site& msg) override;
+
+ private:
+  std::map<std::string, dist::DistPtr> priors_;
+};
+
 class MaskMessenger : public Messenger {
  public:
   explicit MaskMessenger(Tensor mask) : mask_(std::move(mask)) {}
@@ -585,6 +604,15 @@ auto mask(Fn fn, M mask_value) {
   return [fn, mask_value](auto&&... args) {
     MaskMessenger m(mask_value);
     HandlerScope s(&m);
+    return fn(std::forward<decltype(args)>(args)...);
+  };
+}
+
+template <class Fn>
+auto lift(Fn fn, std::map<std::string, dist::DistPtr> priors) {
+  auto m = std::make_shared<LiftMessenger>(std::move(priors));  // checks them once
+  return [fn, m](auto&&... args) {
+    HandlerScope s(m.get());
     return fn(std::forward<decltype(args)>(args)...);
   };
 }
