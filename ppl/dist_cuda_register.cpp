@@ -19,6 +19,7 @@ void register_cuda_dirichlet();       // Dirichlet
 void register_cuda_categorical_mvn(); // Categorical (probs and logits) and MultivariateNormal
 void register_cuda_cauchy_halfs();    // Cauchy, HalfCauchy and HalfNormal
 void register_cuda_counts();          // Binomial, Geometric and NegativeBinomial
+void register_cuda_positive();        // InverseGamma and Weibull
 
 void register_builtin_cuda_families() {
   static std::once_flag once;
@@ -33,6 +34,7 @@ void register_builtin_cuda_families() {
     register_cuda_categorical_mvn();
     register_cuda_cauchy_halfs();
     register_cuda_counts();
+    register_cuda_positive();
   });
 }
 

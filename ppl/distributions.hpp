@@ -18,6 +18,7 @@
 #include "../kernels/dist/lognormal.hpp"
 #include "../kernels/dist/normal.hpp"
 #include "../kernels/dist/poisson.hpp"
+#include "../kernels/dist/positive.hpp"
 #include "../kernels/dist/studentt.hpp"
 #include "../kernels/dist/uniform.hpp"
 #include "constraints.hpp"
@@ -295,6 +296,16 @@ CUVI_ELEMENTWISE_DIST(HalfCauchy, HalfCauchy)
 CUVI_ELEMENTWISE_DIST(HalfNormal, HalfNormal)
   explicit HalfNormal(Arg scale) : Elementwise({scale}) {}
   Tensor scale() const { return param(0); }
+};
+CUVI_ELEMENTWISE_DIST(InverseGamma, InverseGamma)
+  InverseGamma(Arg concentration, Arg rate) : Elementwise({concentration, rate}) {}
+  Tensor concentration() const { return param(0); }
+  Tensor rate() const { return param(1); }
+};
+CUVI_ELEMENTWISE_DIST(Weibull, Weibull)
+  Weibull(Arg scale, Arg concentration) : Elementwise({scale, concentration}) {}
+  Tensor scale() const { return param(0); }
+  Tensor concentration() const { return param(1); }
 };
 CUVI_ELEMENTWISE_DIST(Poisson, Poisson)
   explicit Poisson(Arg rate) : Elementwise({rate}) {}

@@ -28,6 +28,11 @@ std::vector<FamilyCase> families() {
           {"Beta", {{0.3f, 4}, {0.3f, 4}}, {0.05f, 0.95f}, true},
           {"StudentT", {{1.5f, 10}, {-1, 1}, {0.5f, 2}}, {-2, 2}, true},
           {"Uniform", {{-2, -1}, {1, 2}}, {-0.9f, 0.9f}, true},
+          {"Cauchy", {{-1, 1}, {0.5f, 2}}, {-3, 3}, true},
+          {"HalfCauchy", {{0.5f, 2}}, {0.1f, 4}, true},
+          {"HalfNormal", {{0.5f, 2}}, {0.1f, 3}, true},
+          {"InverseGamma", {{0.5f, 6}, {0.5f, 2}}, {0.1f, 3}, true},
+          {"Weibull", {{0.5f, 2}, {0.5f, 3}}, {0.1f, 3}, true},
           {"Poisson", {{0.5f, 20}}, {0, 10}, false},
           {"BernoulliLogits", {{-3, 3}}, {0, 1}, false}};
 }
@@ -42,7 +47,13 @@ std::shared_ptr<const dist::Distribution> build(const std::string& f, const std:
   if (f == "Beta") return std::make_shared<Beta>(p[0], p[1]);
   if (f == "StudentT") return std::make_shared<StudentT>(p[0], p[1], p[2]);
   if (f == "Uniform") return std::make_shared<Uniform>(p[0], p[1]);
+  if (f == "Cauchy") return std::make_shared<Cauchy>(p[0], p[1]);
+  if (f == "HalfCauchy") return std::make_shared<HalfCauchy>(p[0]);
+  if (f == "HalfNormal") return std::make_shared<HalfNormal>(p[0]);
+  if (f == "InverseGamma") return std::make_shared<InverseGamma>(p[0], p[1]);
+  if (f == "Weibull") return std::make_shared<Weibull>(p[0], p[1]);
   if (f == "Poisson") return std::make_shared<Poisson>(p[0]);
+  CUVI_CHECK(f == "BernoulliLogits", ValueError, "no family " << f);
   return std::make_shared<BernoulliLogits>(p[0]);
 }
 

@@ -47,6 +47,7 @@
 #include "kernels/dist/lognormal.hpp"
 #include "kernels/dist/normal.hpp"
 #include "kernels/dist/poisson.hpp"
+#include "kernels/dist/positive.hpp"
 #include "kernels/dist/studentt.hpp"
 #include "kernels/dist/uniform.hpp"
 #include "csv.hpp"
@@ -748,6 +749,43 @@ void gamma_sampler_case(float a, float r, uint64_t seed, int n) {
   const double dm[2] = {1.0 / rd, -ad / (rd * rd)};
   const double d2[2] = {(2 * ad + 1) / (rd * rd), -2 * ad * (ad + 1) / (rd * rd * rd)};
   check_pathwise<Gamma>(xs, p, dm, d2, what);
+}
+
+TEST(Sampler, InverseGamma) {
+  // 1/x ~ Gamma(a, b): the CDF is Q(a, b / x). E x = b / (a - 1),
+  // E x^2 = b^2 / ((a - 1)(a - 2)); a = 6.5 so the fourth moment exists.
+  const float p[2] = {6.5f, 1.5f};
+  const auto xs = draw<InverseGamma>(p, kN, 31);
+  const double a = 6.5, b = 1.5, var = InverseGamma::variance(p);
+  // Excess kurtosis (6 (5a - 11)) / ((a - 3)(a - 4)).
+  const double kurt = 3.0 + 6.0 * (5 * a - 11) / ((a - 3) * (a - 4));
+  check_moments(xs, InverseGamma::mean(p), var, kurt * var * var, "InverseGamma");
+  check_ks(xs, [&](double x) { return gamma_q_d(a, b / x); }, "InverseGamma");
+  const double am1 = a - 1, am2 = a - 2;
+  const double dm[2] = {-b / (am1 * am1), 1.0 / am1};
+  const double d2[2] = {-b * b * (2 * a - 3) / (am1 * am1 * am2 * am2), 2 * b / (am1 * am2)};
+  check_pathwise<InverseGamma>(xs, p, dm, d2, "InverseGamma");
+}
+
+TEST(Sampler, Weibull) {
+  // CDF 1 - exp(-(x/l)^k); E x^n = l^n Gamma(1 + n/k), so
+  // d/dl E x = Gamma(1 + 1/k), d/dk E x = -l Gamma(1 + 1/k) psi(1 + 1/k) / k^2,
+  // d/dl E x^2 = 2 l Gamma(1 + 2/k), d/dk E x^2 = -2 l^2 Gamma(1 + 2/k) psi(1 + 2/k) / k^2.
+  const float p[2] = {1.3f, 1.7f};
+  const auto xs = draw<Weibull>(p, kN, 32);
+  const double l = 1.3, k = 1.7;
+  const double g1 = std::tgamma(1 + 1 / k), g2 = std::tgamma(1 + 2 / k), g3 = std::tgamma(1 + 3 / k),
+               g4 = std::tgamma(1 + 4 / k);
+  const double m = l * g1, var = l * l * (g2 - g1 * g1);
+  // Fourth central moment from the raw ones.
+  const double mu4 = std::pow(l, 4) * (g4 - 4 * g3 * g1 + 6 * g2 * g1 * g1 - 3 * std::pow(g1, 4));
+  check_moments(xs, Weibull::mean(p), Weibull::variance(p), mu4, "Weibull");
+  EXPECT_NEAR(Weibull::mean(p), m, 1e-5 * m);
+  EXPECT_NEAR(Weibull::variance(p), var, 1e-4 * var);
+  check_ks(xs, [&](double x) { return -std::expm1(-std::pow(x / l, k)); }, "Weibull");
+  const double dm[2] = {g1, -l * g1 * digamma_d(1 + 1 / k) / (k * k)};
+  const double d2[2] = {2 * l * g2, -2 * l * l * g2 * digamma_d(1 + 2 / k) / (k * k)};
+  check_pathwise<Weibull>(xs, p, dm, d2, "Weibull");
 }
 
 TEST(Sampler, GammaSmallShape) { gamma_sampler_case(0.3f, 2.0f, 16, kN); }    // boosted a < 1 path

@@ -105,6 +105,19 @@ std::vector<Family> families() {
                  const double z = x / p[0];
                  return 0.5 * std::log(2.0 / M_PI) - std::log(p[0]) - 0.5 * z * z;
                }});
+  // InverseGamma's concentration above 4: a finite fourth moment for the
+  // moment test's standard error of the variance.
+  f.push_back({"InverseGamma", {{4.5f, 7}, {0.5f, 2}}, {0.1f, 2}, false, false,
+               [](const std::vector<Arg>& a) { return mk<dist::InverseGamma>(a[0], a[1]); },
+               [](double x, const std::vector<double>& p) {
+                 return p[0] * std::log(p[1]) - std::lgamma(p[0]) - (p[0] + 1) * std::log(x) - p[1] / x;
+               }});
+  f.push_back({"Weibull", {{0.5f, 2}, {0.7f, 3}}, {0.1f, 3}, false, false,
+               [](const std::vector<Arg>& a) { return mk<dist::Weibull>(a[0], a[1]); },
+               [](double x, const std::vector<double>& p) {
+                 const double z = x / p[0];
+                 return std::log(p[1]) - std::log(p[0]) + (p[1] - 1) * std::log(z) - std::pow(z, p[1]);
+               }});
   f.push_back({"Poisson", {{0.5f, 4}}, {0, 6}, true, false,
                [](const std::vector<Arg>& a) { return mk<dist::Poisson>(a[0]); },
                [](double x, const std::vector<double>& p) { return x * std::log(p[0]) - p[0] - std::lgamma(x + 1); }});
