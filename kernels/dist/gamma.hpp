@@ -58,11 +58,7 @@ struct Gamma {
   static constexpr int kSupport = support::kPositive;  // x >= 0 accepted, as PyTorch
 
   CUVI_HD static const char* param_name(int i) { return i == 0 ? "concentration" : (i == 1 ? "rate" : ""); }
-  CUVI_HD static int bad_param(const float* p) {
-    if (!check::positive(p[0])) return 0;
-    if (!check::positive(p[1])) return 1;
-    return -1;
-  }
+  CUVI_HD static int bad_param(const float* p) { return check::first_nonpositive(p, 2); }
   CUVI_HD static bool param_ok(const float* p) { return bad_param(p) < 0; }
   CUVI_HD static bool support_ok(float x, const float*) { return x >= 0.0f; }
 

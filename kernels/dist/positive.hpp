@@ -7,24 +7,26 @@
 
 namespace cuvi::kern {
 
-// 1/x ~ Gamma(a, b):
-//   log p = a log b - lgamma(a) - (a + 1) log x - b / x
-//         = a log(b / x) - log x - b / x - lgamma(a)
-struct InverseGamma {
-  static constexpr const char* kName = "InverseGamma";
+// What the two families share: two positive parameters, reparameterised
+// draws, values x > 0.
+struct TwoPositiveParamsOnPositives {
   static constexpr int kNumParams = 2;
   static constexpr bool kHasRsample = true;
   static constexpr bool kDiscrete = false;
   static constexpr int kSupport = support::kPositive;
 
-  CUVI_HD static const char* param_name(int i) { return i == 0 ? "concentration" : (i == 1 ? "rate" : ""); }
-  CUVI_HD static int bad_param(const float* p) {
-    if (!check::positive(p[0])) return 0;
-    if (!check::positive(p[1])) return 1;
-    return -1;
-  }
+  CUVI_HD static int bad_param(const float* p) { return check::first_nonpositive(p, 2); }
   CUVI_HD static bool param_ok(const float* p) { return bad_param(p) < 0; }
   CUVI_HD static bool support_ok(float x, const float*) { return check::positive(x); }
+};
+
+// 1/x ~ Gamma(a, b):
+//   log p = a log b - lgamma(a) - (a + 1) log x - b / x
+//         = a log(b / x) - log x - b / x - lgamma(a)
+struct InverseGamma : TwoPositiveParamsOnPositives {
+  static constexpr const char* kName = "InverseGamma";
+
+  CUVI_HD static const char* param_name(int i) { return i == 0 ? "concentration" : (i == 1 ? "rate" : ""); }
 
   CUVI_HD static float log_prob(float x, const float* p) {
     if (!(x > 0.0f)) return -kInfF;
@@ -73,21 +75,10 @@ struct InverseGamma {
 
 // Weibull(scale l, concentration k), z = x / l:
 //   log p = log k - log l + (k - 1) log z - z^k
-struct Weibull {
+struct Weibull : TwoPositiveParamsOnPositives {
   static constexpr const char* kName = "Weibull";
-  static constexpr int kNumParams = 2;
-  static constexpr bool kHasRsample = true;
-  static constexpr bool kDiscrete = false;
-  static constexpr int kSupport = support::kPositive;
 
   CUVI_HD static const char* param_name(int i) { return i == 0 ? "scale" : (i == 1 ? "concentration" : ""); }
-  CUVI_HD static int bad_param(const float* p) {
-    if (!check::positive(p[0])) return 0;
-    if (!check::positive(p[1])) return 1;
-    return -1;
-  }
-  CUVI_HD static bool param_ok(const float* p) { return bad_param(p) < 0; }
-  CUVI_HD static bool support_ok(float x, const float*) { return check::positive(x); }
 
   CUVI_HD static float log_prob(float x, const float* p) {
     if (!(x > 0.0f)) return -kInfF;

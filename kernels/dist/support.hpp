@@ -29,6 +29,12 @@ CUVI_HD bool nonneg_integer(float v) { return v >= 0.0f && v <= kFltMax && k_flo
 CUVI_HD bool boolean(float v) { return v == 0.0f || v == 1.0f; }
 // A real value (not a parameter): anything but NaN (log_prob of +-inf is -inf).
 CUVI_HD bool real_value(float v) { return v == v; }
+// The index of the first of n parameters that is not positive, or -1.
+CUVI_HD int first_nonpositive(const float* p, int n) {
+  for (int i = 0; i < n; ++i)
+    if (!positive(p[i])) return i;
+  return -1;
+}
 }  // namespace check
 
 }  // namespace cuvi::kern
