@@ -121,28 +121,38 @@ Tensor masked_log_prob(const Site& s) {
 
 }  // namespace
 
+namespace {
+// One traced run of guide and model (the model replaying the guide), with
+// no gradient and the generator put back afterwards, so that looking does
+// not shift the draws that follow; max_plate_nesting is Pyro's
+// guess_max_plate_nesting: the deepest vectorised plate of either trace
+// (sequential plates take no dim).
+struct ProbeRun {
+  Trace guide, model;
+  int max_plate_nesting = 0;
+};
+
+ProbeRun probe_run(const Program& model, const Program& guide) {
+  struct RestoreRng {
+    RngState saved = get_rng_state();
+    ~RestoreRng() { set_rng_state(saved); }
+  } restore;
+  NoGradGuard ng;
+  ProbeRun r;
+  r.guide = poutine::trace(guide).get_trace();
+  r.model = poutine::trace(poutine::replay(model, r.guide)).get_trace();
+  for (const Trace* t : {&r.guide, &r.model})
+    for (const Site& s : t->sites())
+      for (const Frame& f : s.frames)
+        if (f.vectorized) r.max_plate_nesting = std::max(r.max_plate_nesting, -f.dim);
+  return r;
+}
+}  // namespace
+
 int ELBO::plate_nesting(const Program& model, const Program& guide) const {
   if (o_.max_plate_nesting >= 0) return o_.max_plate_nesting;
-  if (mpn_ >= 0) return mpn_;
-  // Pyro's guess_max_plate_nesting: one traced run, no gradient, and the
-  // generator put back so the guess does not shift the draws of training.
-  const RngState saved = get_rng_state();
-  int m = 0;
-  try {
-    NoGradGuard ng;
-    const Trace gt = poutine::trace(guide).get_trace();
-    const Trace mt = poutine::trace(poutine::replay(model, gt)).get_trace();
-    for (const Trace* t : {&gt, &mt})
-      for (const Site& s : t->sites())
-        for (const Frame& f : s.frames)
-          if (f.vectorized) m = std::max(m, -f.dim);  // sequential plates take no dim
-  } catch (...) {
-    set_rng_state(saved);
-    throw;
-  }
-  set_rng_state(saved);
-  mpn_ = m;
-  return m;
+  if (mpn_ < 0) mpn_ = probe_run(model, guide).max_plate_nesting;
+  return mpn_;
 }
 
 namespace {
@@ -719,9 +729,7 @@ Tensor per_particle_log_prob(const Trace& t, bool guide, int particle_dim, int P
   Tensor total;
   for (const Site& s : t.sites()) {
     if (s.type != SiteType::kSample || s.is_subsample || (guide && s.is_observed)) continue;
-    dist::detail::SiteScope scope(s.name);
-    Tensor lp = s.fn->log_prob(s.value);
-    if (s.mask.defined()) lp = where(s.mask, lp, zeros({}, lp.device()));
+    const Tensor lp = masked_log_prob(s);
     Tensor term;
     if (particle_dim < 0 && lp.dim() >= -particle_dim) {
       const int64_t at = lp.dim() + particle_dim;
@@ -902,21 +910,12 @@ std::map<std::string, Tensor> predictive_run(const Program& model, const Program
   } else {
     // One run for the plate nesting and each site's own shape, with the
     // generator put back afterwards.
-    const RngState saved = get_rng_state();
+    // The plate nesting and each site's own shape from one probing run.
+    const ProbeRun probe = probe_run(model, guide);
     std::map<std::string, Shape> shapes;
-    int mpn = 0;
-    try {
-      const Trace t = run(model, guide);
-      for (const Site& s : t.sites()) {
-        for (const Frame& f : s.frames)
-          if (f.vectorized) mpn = std::max(mpn, -f.dim);
-        if (wanted(s)) shapes[s.name] = s.value.shape();
-      }
-    } catch (...) {
-      set_rng_state(saved);
-      throw;
-    }
-    set_rng_state(saved);
+    for (const Site& s : probe.model.sites())
+      if (wanted(s)) shapes[s.name] = s.value.shape();
+    const int mpn = probe.max_plate_nesting;
     const int dim = -(mpn + 1);
     const auto [vm, vg] = in_particle_plate(model, guide, num_samples, dim);
     const Trace t = run(vm, vg);

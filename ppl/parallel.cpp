@@ -99,6 +99,17 @@ int64_t rows_dim(const Tensor& p) {
 // t with dims 0 and d swapped (a copy unless d is 0).
 Tensor swap_first(const Tensor& t, int64_t d) { return d == 0 ? t : t.transpose(0, d); }
 
+// The one device of the params es (a ValueError naming two that differ).
+Device common_device(const std::vector<Entry>& es) {
+  const Device dev = es.front()->second.device();
+  for (Entry e : es)
+    CUVI_CHECK(e->second.device() == dev, ValueError,
+               "DistributedOptimizer: parameters on two devices (" << es.front()->first << " on " << dev.str() << ", "
+                                                                   << e->first << " on "
+                                                                   << e->second.device().str() << ")");
+  return dev;
+}
+
 bool has_grad(const Tensor& p) { return p.impl()->grad != nullptr || !p.row_grads().empty(); }
 
 }  // namespace
@@ -166,12 +177,9 @@ void DistributedOptimizer::reduce_gradients(const NamedParams& params, bool fail
   std::vector<size_t> all = dense;
   all.insert(all.end(), rows.begin(), rows.end());
   if (all.empty()) return;
-  const Device dev = ps[all.front()]->second.device();
-  for (size_t j : all)
-    CUVI_CHECK(ps[j]->second.device() == dev, ValueError,
-               "DistributedOptimizer: parameters on two devices (" << ps[all.front()]->first << " on " << dev.str()
-                                                                   << ", " << ps[j]->first << " on "
-                                                                   << ps[j]->second.device().str() << ")");
+  std::vector<Entry> exchanged;
+  for (size_t j : all) exchanged.push_back(ps[j]);
+  const Device dev = common_device(exchanged);
   NoGradGuard ng;
   const float wf = static_cast<float>(W);
 
@@ -279,12 +287,9 @@ void DistributedOptimizer::step(const NamedParams& params) {
   std::vector<Tensor> before;
   if (!fresh.empty()) {
     NoGradGuard ng;
-    const Device dev = fresh.front()->second.device();
+    const Device dev = common_device(fresh);
     std::vector<Tensor> flat;
     for (Entry e : fresh) {
-      CUVI_CHECK(e->second.device() == dev, ValueError,
-                 "DistributedOptimizer: parameters on two devices (" << fresh.front()->first << ", " << e->first
-                                                                     << ")");
       before.push_back(e->second.detach().clone());
       flat.push_back(e->second.detach().reshape({e->second.numel()}));
     }
