@@ -18,6 +18,12 @@
 //   local_sparse_adam/<be>/N/B  the same with SparseAdam: the params get
 //                             row-sparse gradients and only the B rows of
 //                             the minibatch are updated (O(B) per step).
+//   regression/<be>/N/B/D     examples/regression: Bayesian linear
+//                             regression over N rows of D features, B rows
+//                             per step drawn on the device, an
+//                             AutoDiagonalNormal guide (global latents only:
+//                             per step a [B, D] gather, a matrix-vector
+//                             product and the likelihood's fused sum).
 // Items are steps; bytes are not reported (the Adam update over 2N params
 // dominates at large N: 2N * (param, grad, m, v) read + 3 written).
 // Each iteration is one step plus a synchronisation (bench_common.hpp),
@@ -25,6 +31,7 @@
 // come from launch_count() and sync_count().
 #include "bench_common.hpp"
 #include "../examples/gmm/gmm.hpp"
+#include "../examples/regression/regression.hpp"
 
 namespace {
 
@@ -195,6 +202,28 @@ void bm_hmm_log_prob_grad(benchmark::State& state, Which which) {
   set_default_device(Device::cpu());
 }
 
+void bm_regression(benchmark::State& state, Which which) {
+  const auto dev = acquire(state, which);
+  if (!dev) return;
+  const int64_t n = state.range(0), b = state.range(1), d = state.range(2);
+  set_default_device(*dev);
+  set_seed(6);
+  param_store().clear();
+  const auto data = cuvi_examples::make_regression_data(n, d, *dev);
+  const cuvi_examples::BayesianRegression reg{b};
+  auto model = [reg](const Tensor& x, const Tensor& y) { reg.model(x, y); };
+  infer::AutoDiagonalNormal guide(model);
+  infer::SVI svi(model, guide, optim::Adam({.lr = 0.03f}), infer::Trace_ELBO());
+  svi.step(data.x, data.y);
+  const StepCounters counters;
+  run_timed(state, *dev, [&] { return svi.step(data.x, data.y); });
+  counters.report(state, static_cast<double>(state.iterations()) + 1);
+  state.SetItemsProcessed(state.iterations());
+  state.counters["rows_per_s"] =
+      benchmark::Counter(static_cast<double>(b) * static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+  set_default_device(Device::cpu());
+}
+
 void bm_local(benchmark::State& state, Which which) { local_steps(state, which, false); }
 void bm_local_event_dim(benchmark::State& state, Which which) { local_steps(state, which, true); }
 void bm_local_sparse_adam(benchmark::State& state, Which which) { local_steps(state, which, true, true); }
@@ -266,6 +295,16 @@ BENCHMARK_CAPTURE(bm_local_sparse_adam_dp1, cpu, Which::kCpu)
     ->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(bm_local_sparse_adam_dp1, cuda, Which::kCuda)
     ->Args({1 << 24, 1 << 20})
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(bm_regression, cpu, Which::kCpu)
+    ->Args({1 << 20, 1 << 12, 3})
+    ->Args({1 << 20, 1 << 16, 16})
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(bm_regression, cuda, Which::kCuda)
+    ->Args({1 << 20, 1 << 12, 3})
+    ->Args({1 << 24, 1 << 18, 16})
     ->UseManualTime()
     ->Unit(benchmark::kMicrosecond);
 

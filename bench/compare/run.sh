@@ -47,6 +47,8 @@ bench=$build_dir/bench/cuvi_bench_svi
 if [[ $device == cpu ]]; then sizes=("65536 1024" "1048576 16384"); else sizes=("1048576 16384" "16777216 65536" "16777216 1048576"); fi
 # The (N, K) sizes of its gmm_enum runs (TraceEnum_ELBO; Pyro only: NumPyro's needs funsor).
 if [[ $device == cpu ]]; then gmm_sizes=("4096 4" "65536 8"); else gmm_sizes=("65536 8" "1048576 16"); fi
+# The (N, B, D) sizes of its regression runs (AutoDiagonalNormal, minibatched).
+if [[ $device == cpu ]]; then reg_sizes=("1048576 4096 3" "1048576 65536 16"); else reg_sizes=("1048576 4096 3" "16777216 262144 16"); fi
 
 {
   echo "date_utc $(date -u +%Y-%m-%dT%H:%M:%SZ)"
@@ -98,6 +100,10 @@ for script in svi_pyro.py svi_numpyro.py; do
     read -r n b <<<"$nb"
     run_py "$script" --model local_latents --n "$n" --b "$b" --steps "$local_steps" "${dev_args[@]}"
   done
+  for nbd in "${reg_sizes[@]}"; do
+    read -r n b d <<<"$nbd"
+    run_py "$script" --model regression --n "$n" --b "$b" --d "$d" --steps "$local_steps" "${dev_args[@]}"
+  done
 done
 for nk in "${gmm_sizes[@]}"; do
   read -r n k <<<"$nk"
@@ -118,6 +124,8 @@ for r in json.load(open(f"{out}/cuvi_svi.json"))["benchmarks"]:
         key = ("local_latents", int(parts[2]), int(parts[3]))
     elif parts[0] == "bm_gmm_enum":
         key = ("gmm", int(parts[2]), int(parts[3]))
+    elif parts[0] == "bm_regression":
+        key = ("regression", int(parts[2]), int(parts[3]), int(parts[4]))
     else:
         continue  # bm_coin_pipelined: no counterpart in the other frameworks' scripts
     cuvi[key] = r.get("items_per_second", float("nan"))
@@ -131,6 +139,8 @@ for line in open(f"{out}/frameworks.jsonl"):
         key = ("coin", 0, 0)
     elif r["model"] == "gmm":
         key = ("gmm", r["n"], r["k"])
+    elif r["model"] == "regression":
+        key = ("regression", r["n"], r["b"], r["d"])
     else:
         key = ("local_latents", r["n"], r["b"])
     others.setdefault(key, {})[r["framework"]] = r["steps_per_s"]
@@ -140,6 +150,8 @@ for key in sorted(set(cuvi) | set(others)):
         name = "coin"
     elif key[0] == "gmm":
         name = f"gmm_enum N={key[1]} K={key[2]}"
+    elif key[0] == "regression":
+        name = f"regression N={key[1]} B={key[2]} D={key[3]}"
     else:
         name = f"local_latents N={key[1]} B={key[2]}"
     c = cuvi.get(key, float("nan"))

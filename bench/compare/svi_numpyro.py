@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpyro
 import numpyro.distributions as dist
 from numpyro.infer import SVI, Trace_ELBO
+from numpyro.infer.autoguide import AutoDiagonalNormal
 from numpyro.optim import Adam
 
 
@@ -44,14 +45,38 @@ def local_latents(n, b):
     return model, guide, data, Adam(1e-2)
 
 
+def regression(n, b, d):
+    """examples/regression: Bayesian linear regression, b of n rows per step, AutoDiagonalNormal."""
+    kx, ky = jax.random.split(jax.random.PRNGKey(6))
+    x = jax.random.normal(kx, (n, d))
+    w_true = jnp.array([(-1.0) ** j * (1 + 0.5 * j) for j in range(d)])
+    y = x @ w_true + 1.0 + 0.5 * jax.random.normal(ky, (n,))
+
+    def model(data):
+        xs, ys = data
+        w = numpyro.sample("weight", dist.Normal(jnp.zeros(d), 1.0).to_event(1))
+        bias = numpyro.sample("bias", dist.Normal(0.0, 10.0))
+        sigma = numpyro.sample("sigma", dist.Uniform(0.0, 10.0))
+        with numpyro.plate("data", n, subsample_size=b) as idx:
+            numpyro.sample("obs", dist.Normal(xs[idx] @ w + bias, sigma), obs=ys[idx])
+
+    return model, AutoDiagonalNormal(model), (x, y), Adam(0.03)
+
+
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--model", choices=["coin", "local_latents"], default="coin")
+    p.add_argument("--model", choices=["coin", "local_latents", "regression"], default="coin")
     p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--n", type=int, default=1 << 20)
     p.add_argument("--b", type=int, default=1 << 14)
+    p.add_argument("--d", type=int, default=3)
     a = p.parse_args()
-    model, guide, data, opt = coin() if a.model == "coin" else local_latents(a.n, a.b)
+    if a.model == "coin":
+        model, guide, data, opt = coin()
+    elif a.model == "regression":
+        model, guide, data, opt = regression(a.n, a.b, a.d)
+    else:
+        model, guide, data, opt = local_latents(a.n, a.b)
     svi = SVI(model, guide, opt, loss=Trace_ELBO())
     state = svi.init(jax.random.PRNGKey(0), data)
     update = jax.jit(svi.update)
@@ -65,7 +90,7 @@ def main():
     loss.block_until_ready()
     s = time.perf_counter() - t0
     print(json.dumps({"framework": "numpyro", "model": a.model, "device": str(jax.devices()[0]), "steps": a.steps,
-                      "n": a.n, "b": a.b, "seconds": s, "steps_per_s": a.steps / s, "compile_seconds": compile_s}))
+                      "n": a.n, "b": a.b, "d": a.d, "seconds": s, "steps_per_s": a.steps / s, "compile_seconds": compile_s}))
 
 
 if __name__ == "__main__":
