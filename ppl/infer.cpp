@@ -418,35 +418,115 @@ Tensor enum_factor(const Site& s) {
   return s.fn->log_prob(s.value);
 }
 
+// A log-factor and the variables along its enumeration dims.
+struct EnumFactor {
+  Tensor t;
+  std::map<int, std::string> vars;  // dim (negative) -> variable (its site's name)
+};
+
+// Tensor variable elimination over plates (Pyro's contract_tensor_tree),
+// with variables keyed by name rather than dim, so that markov loops may
+// recycle dims: a factor's dims name the variables that held them when its
+// site ran.
 struct EnumContraction {
   int mpn = 0;
-  std::map<int, PlateSet> var_plates;       // enumerated dim -> its site's plates
-  std::map<int, std::string> var_site;      // enumerated dim -> site name
-  std::map<std::string, Frame> plates;      // plate name -> frame (dim, this step's size)
-  std::map<PlateSet, std::vector<Tensor>> groups;
+  std::map<std::string, PlateSet> var_plates;  // variable -> its site's plates
+  std::map<std::string, size_t> var_order;     // variable -> creation index
+  std::map<int, std::string> current;          // dim -> its variable at this point of the trace
+  std::map<std::string, Frame> plates;         // plate name -> frame (dim, this step's size)
+  std::map<PlateSet, std::vector<EnumFactor>> groups;
   std::map<PlateSet, std::string> group_site;  // a site of each group, for messages
-  // With record: each elimination's tensor before its log-sum-exp and the
-  // (negative) dims of the variables summed out there, root last
-  // (infer_discrete samples backwards through them).
+  // With record: each elimination's joint factor before its log-sum-exp,
+  // the variable summed out there and its dim, root last (infer_discrete
+  // samples backwards through them).
   struct Step {
     Tensor t;
-    std::vector<int> vars;
+    std::string var;
+    int dim = 0;
+    std::map<int, std::string> vars;
   };
   bool record = false;
+  // Max-product instead of sum-product (infer_discrete's MAP, Viterbi on a chain).
+  bool maximise = false;
   std::vector<Step> steps;
+
+  // An enumerated site, in trace order (before its own factor).
+  void declare(const Site& s) {
+    var_plates[s.name] = plate_set(s.frames);
+    var_order.emplace(s.name, var_order.size());
+    current[s.enum_dim] = s.name;
+  }
 
   void add(const Site& s, Tensor logp) {
     const PlateSet ps = plate_set(s.frames);
     for (const Frame& f : s.frames)
       if (f.vectorized) plates.emplace(f.name, f);
-    for (int d : enum_dims_of(logp.shape(), mpn))
-      CUVI_CHECK(var_plates.count(d), ValueError,
-                 "TraceEnum_ELBO: site '" << s.name << "' has log_prob shape " << shape_str(logp.shape())
-                                          << " with size " << logp.size(d) << " at dim " << d
+    EnumFactor f{std::move(logp), {}};
+    for (int d : enum_dims_of(f.t.shape(), mpn)) {
+      const auto it = current.find(d);
+      CUVI_CHECK(it != current.end(), ValueError,
+                 "TraceEnum_ELBO: site '" << s.name << "' has log_prob shape " << shape_str(f.t.shape())
+                                          << " with size " << f.t.size(d) << " at dim " << d
                                           << ", left of the plate dims (max_plate_nesting " << mpn
                                           << "), where no variable is enumerated");
-    groups[ps].push_back(std::move(logp));
+      f.vars[d] = it->second;
+    }
+    groups[ps].push_back(std::move(f));
     group_site.emplace(ps, s.name);
+  }
+
+  // Sums variable v out of the factors that hold it (their log-sum, then a
+  // log-sum-exp along v's dim); the result takes their place.
+  void eliminate(std::vector<EnumFactor>& fs, const std::string& v) {
+    EnumFactor joint;
+    std::vector<EnumFactor> rest;
+    std::string owner;  // a variable of the joint factor per dim, for the message below
+    for (EnumFactor& f : fs) {
+      bool has = false;
+      for (const auto& [d, u] : f.vars) has = has || u == v;
+      if (!has) {
+        rest.push_back(std::move(f));
+        continue;
+      }
+      for (const auto& [d, u] : f.vars) {
+        const auto [it, fresh] = joint.vars.emplace(d, u);
+        CUVI_CHECK(fresh || it->second == u, ValueError,
+                   "TraceEnum_ELBO: variables '" << it->second << "' and '" << u << "' share enumeration dim " << d
+                                                 << " where their factors meet to sum out '" << v
+                                                 << "': a site depends on a variable more than its markov loop's "
+                                                    "history steps back (raise history)");
+      }
+      add_to(joint.t, f.t);
+    }
+    int vd = 0;
+    for (const auto& [d, u] : joint.vars)
+      if (u == v) vd = d;
+    if (record) steps.push_back({joint.t.detach(), v, vd, joint.vars});
+    joint.t = maximise ? amax(joint.t, {joint.t.dim() + vd}, true) : logsumexp(joint.t, {joint.t.dim() + vd}, true);
+    joint.vars.erase(vd);
+    rest.push_back(std::move(joint));
+    fs = std::move(rest);
+  }
+
+  // The variables of fs enumerated in exactly the plates L, in creation order.
+  std::vector<std::string> local_vars(const std::vector<EnumFactor>& fs, const PlateSet& L,
+                                      const std::string& site) const {
+    std::vector<std::string> local;
+    for (const EnumFactor& f : fs)
+      for (const auto& [d, u] : f.vars) {
+        const PlateSet& vp = var_plates.at(u);
+        if (vp == L) {
+          if (std::find(local.begin(), local.end(), u) == local.end()) local.push_back(u);
+          continue;
+        }
+        CUVI_CHECK(std::includes(L.begin(), L.end(), vp.begin(), vp.end()), ValueError,
+                   "TraceEnum_ELBO: site '" << site << "' in plates " << plates_str(L)
+                                            << " depends on the variable enumerated at site '" << u << "' in plates "
+                                            << plates_str(vp) << ", which are not among them");
+      }
+    std::sort(local.begin(), local.end(),
+              [this](const std::string& a, const std::string& b) { return var_order.at(a) < var_order.at(b); });
+    return local;
   }
 
   // log sum over the enumerated variables of prod exp(factors), product over plates.
@@ -458,63 +538,42 @@ struct EnumContraction {
       if (deepest == groups.end()) break;
       const PlateSet L = deepest->first;
       const std::string site = group_site[L];
-      Tensor t;
-      for (const Tensor& f : deepest->second) add_to(t, f);
+      std::vector<EnumFactor> fs = std::move(deepest->second);
       groups.erase(deepest);
-      // Variables enumerated in exactly these plates are summed out here.
-      std::vector<int64_t> local;
-      std::vector<int> local_vars;
-      PlateSet need;  // plates of the variables that remain
-      for (int d : enum_dims_of(t.shape(), mpn)) {
-        const PlateSet& vp = var_plates.at(d);
-        if (vp == L) {
-          local.push_back(t.dim() + d);
-          local_vars.push_back(d);
-        } else {
-          CUVI_CHECK(std::includes(L.begin(), L.end(), vp.begin(), vp.end()), ValueError,
-                     "TraceEnum_ELBO: site '" << site << "' in plates " << plates_str(L)
-                                              << " depends on the variable enumerated at site '" << var_site.at(d)
-                                              << "' in plates " << plates_str(vp) << ", which are not among them");
-          need.insert(vp.begin(), vp.end());
+      // Variables enumerated in exactly these plates are summed out here,
+      // one at a time in the order they were created.
+      for (const std::string& v : local_vars(fs, L, site)) eliminate(fs, v);
+      // Each factor left joins its parent (Pyro's): the plates of the
+      // variables it still holds, after the product over the other plates
+      // of L. Variables from plates that do not nest (their plates make up
+      // all of L) cannot be summed out by products over plates (Pyro:
+      // tree-structured plates only).
+      for (EnumFactor& f : fs) {
+        PlateSet parent;
+        for (const auto& [d, u] : f.vars) parent.insert(var_plates.at(u).begin(), var_plates.at(u).end());
+        if (parent == L) {
+          std::string names;
+          for (const auto& [d, u] : f.vars) names += (names.empty() ? "'" : ", '") + u + "'";
+          CUVI_THROW(ValueError, "TraceEnum_ELBO: site '"
+                                     << site << "' in plates " << plates_str(L)
+                                     << " depends on variables enumerated in plates that do not nest (" << names
+                                     << "); the contraction needs tree-structured plates");
         }
+        for (const std::string& p : L) {
+          if (parent.count(p)) continue;
+          const Frame& fr = plates.at(p);
+          if (f.t.dim() >= -fr.dim && f.t.size(fr.dim) > 1) f.t = sum(f.t, {f.t.dim() + fr.dim}, true);
+          else f.t = f.t * static_cast<float>(fr.subsample_size);  // a factor constant along the plate
+        }
+        group_site.emplace(parent, site);
+        groups[parent].push_back(std::move(f));
       }
-      if (record) steps.push_back({t.detach(), local_vars});
-      if (!local.empty()) t = logsumexp(t, local, true);
-      // The parent (Pyro's): the plates of the variables that remain. The
-      // product over the other plates of L is then taken here; the result
-      // joins that group (or starts it). Remaining variables from plates
-      // that do not nest (need = L) cannot be summed out by products over
-      // plates (Pyro: tree-structured plates only).
-      if (need == L) {
-        std::string vars;
-        for (int d : enum_dims_of(t.shape(), mpn))
-          if (var_plates.at(d) != L) vars += (vars.empty() ? "'" : ", '") + var_site.at(d) + "'";
-        CUVI_THROW(ValueError, "TraceEnum_ELBO: site '" << site << "' in plates " << plates_str(L)
-                                                        << " depends on variables enumerated in plates that do not nest ("
-                                                        << vars << "); the contraction needs tree-structured plates");
-      }
-      const PlateSet parent = need;
-      // The product over the plates L has and the parent has not.
-      for (const std::string& p : L) {
-        if (parent.count(p)) continue;
-        const Frame& f = plates.at(p);
-        if (t.dim() >= -f.dim && t.size(f.dim) > 1) t = sum(t, {t.dim() + f.dim}, true);
-        else t = t * static_cast<float>(f.subsample_size);  // a factor constant along the plate
-      }
-      group_site.emplace(parent, site);
-      groups[parent].push_back(std::move(t));
     }
-    Tensor t;
-    for (const Tensor& f : groups[PlateSet{}]) add_to(t, f);
-    std::vector<int64_t> dims;
-    std::vector<int> vars;
-    for (int d : enum_dims_of(t.shape(), mpn)) {
-      dims.push_back(t.dim() + d);
-      vars.push_back(d);
-    }
-    if (record) steps.push_back({t.detach(), vars});
-    if (!dims.empty()) t = logsumexp(t, dims, true);
-    return sum(t);
+    std::vector<EnumFactor> fs = std::move(groups[PlateSet{}]);
+    for (const std::string& v : local_vars(fs, PlateSet{}, group_site[PlateSet{}])) eliminate(fs, v);
+    Tensor total;
+    for (const EnumFactor& f : fs) add_to(total, sum(f.t));
+    return total;
   }
 };
 
@@ -564,14 +623,12 @@ void TraceEnum_ELBO::enum_particle(const Program& model, const Program& guide, i
   collect_params(model_trace, r.params, seen);
   EnumContraction c;
   c.mpn = mpn;
-  for (const auto& [d, frames] : enum_handler.frames_of) c.var_plates[d] = plate_set(frames);
-  for (const Site& s : model_trace.sites())
-    if (s.enum_dim != 0) c.var_site[s.enum_dim] = s.name;
   Tensor loss;
   std::optional<float> enum_scale;
   std::string scale_site;
   for (const Site& s : model_trace.sites()) {
     if (s.type != SiteType::kSample || s.is_subsample) continue;
+    if (s.enum_dim != 0) c.declare(s);
     if (enum_dims_of(log_prob_shape(s), mpn).empty()) {
       add_to(loss, site_term(s, -s.scale * inv_p));  // depends on no enumerated variable
       continue;
@@ -611,6 +668,9 @@ namespace {
 // t's shape except at d, for gather(t, d, .).
 Tensor align_index(const Tensor& idx, const Tensor& t, int d) {
   Shape s = idx.shape();
+  // Leading dims of size 1 (dims of variables chosen before) may reach
+  // further left than t does.
+  while (static_cast<int64_t>(s.size()) > t.dim() && s.front() == 1) s.erase(s.begin());
   CUVI_CHECK(static_cast<int64_t>(s.size()) <= t.dim(), ShapeError,
              "infer_discrete: index of shape " << shape_str(s) << " for a factor of shape " << shape_str(t.shape()));
   s.insert(s.begin(), static_cast<size_t>(t.dim()) - s.size(), 1);
@@ -659,12 +719,11 @@ Trace infer_discrete_trace(const Program& model, int first_available_dim, int te
   EnumContraction c;
   c.mpn = mpn;
   c.record = true;
-  for (const auto& [d, frames] : enum_handler.frames_of) c.var_plates[d] = plate_set(frames);
-  for (const Site& s : tr.sites())
-    if (s.enum_dim != 0) c.var_site[s.enum_dim] = s.name;
+  c.maximise = temperature == 0;
   bool any = false;
   for (const Site& s : tr.sites()) {
     if (s.type != SiteType::kSample || s.is_subsample) continue;
+    if (s.enum_dim != 0) c.declare(s);
     if (enum_dims_of(log_prob_shape(s), mpn).empty()) continue;
     CUVI_CHECK(s.is_observed || s.enum_dim != 0, ValueError,
                "infer_discrete: latent site '" << s.name
@@ -675,29 +734,20 @@ Trace infer_discrete_trace(const Program& model, int first_available_dim, int te
   }
   if (!any) return tr;
   (void)c.run();
-  // Backwards through the eliminations: each step's variables given those
-  // already chosen (its parents), one variable at a time (the others summed out).
-  std::map<int, Tensor> chosen;
+  // Backwards through the eliminations: each variable given those chosen
+  // already (the ones summed out after it, which its joint factor holds).
+  std::map<std::string, Tensor> chosen;
   for (auto it = c.steps.rbegin(); it != c.steps.rend(); ++it) {
     Tensor t = it->t;
-    for (int d : enum_dims_of(t.shape(), mpn))
-      if (auto ch = chosen.find(d); ch != chosen.end()) t = gather(t, t.dim() + d, align_index(ch->second, t, d));
-    for (size_t j = 0; j < it->vars.size(); ++j) {
-      Tensor lg = t;
-      std::vector<int64_t> later;
-      for (size_t k = j + 1; k < it->vars.size(); ++k) later.push_back(lg.dim() + it->vars[k]);
-      if (!later.empty()) lg = logsumexp(lg, later, true);
-      const int d = it->vars[j];
-      const Tensor idx = choose(lg, d, temperature);
-      chosen[d] = idx;
-      t = gather(t, t.dim() + d, align_index(idx, t, d));
-    }
+    for (const auto& [d, u] : it->vars)
+      if (u != it->var) t = gather(t, t.dim() + d, align_index(chosen.at(u), t, d));
+    chosen[it->var] = choose(t, it->dim, temperature);
   }
   // The chosen values in place of the supports, shaped by the site's plates.
   for (const std::string& name : tr.site_names()) {
     Site& s = tr.site(name);
     if (s.enum_dim == 0) continue;
-    const Tensor idx = chosen.at(s.enum_dim);
+    const Tensor idx = chosen.at(s.name);
     int need = 0;
     for (const Frame& f : s.frames)
       if (f.vectorized) need = std::max(need, -f.dim);

@@ -198,8 +198,10 @@ Trace infer_discrete_trace(const Program& model, int first_available_dim, int te
 // rest of the run (temperature 1), or to the most likely joint value
 // (temperature 0; ties to the lower value), not a prior draw. The model runs
 // once under poutine::enumerate (first_available_dim = -(max_plate_nesting
-// + 1)); the contraction of TraceEnum_ELBO is then sampled backwards (each
-// variable given the ones it was summed out after), and the model runs
+// + 1)); the contraction of TraceEnum_ELBO (with max in place of the sums
+// over variables at temperature 0: max-product, Viterbi on a markov chain)
+// is then sampled or maximised backwards (each variable given the ones it
+// was eliminated before), and the model runs
 // again replaying that run with the chosen values, so wrap it in
 // poutine::trace to read them. Latent continuous sites must not depend on
 // enumerated ones (replay a guide's trace to give them values), as in Pyro.

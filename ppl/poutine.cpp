@@ -1,6 +1,7 @@
 #include "poutine.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <sstream>
 
 #include "../runtime/backend.hpp"
@@ -328,7 +329,10 @@ std::string Trace::format_shapes(bool log_prob) const {
   };
   auto dims = [](const Shape& s, size_t from, size_t to) {
     std::string out;
-    for (size_t i = from; i < to; ++i) out += (out.empty() ? "" : " ") + std::to_string(s[i]);
+    for (size_t i = from; i < to; ++i) {
+      if (!out.empty()) out += ' ';
+      out += std::to_string(s[i]);
+    }
     return out;
   };
   auto split = [&](const Shape& s, int event_dim) {
@@ -338,10 +342,11 @@ std::string Trace::format_shapes(bool log_prob) const {
   auto plates_of = [](const Site& s) {
     std::string plates;
     for (const Frame& f : s.frames) {
-      plates += (plates.empty() ? "" : ", ") + f.name;
-      if (f.vectorized) plates += " dim " + std::to_string(f.dim);
-      plates += " size " + std::to_string(f.subsample_size);
-      if (f.subsampled) plates += "/" + std::to_string(f.size);
+      if (!plates.empty()) plates += ", ";
+      plates += f.name;
+      if (f.vectorized) plates.append(" dim ").append(std::to_string(f.dim));
+      plates.append(" size ").append(std::to_string(f.subsample_size));
+      if (f.subsampled) plates.append("/").append(std::to_string(f.size));
     }
     return plates.empty() ? plates : "plates: " + plates;
   };
@@ -677,6 +682,54 @@ void IRange::process(Site& msg) {
   if (subsampled_) msg.scale *= plate_scale(frame_);
 }
 
+// ---- markov ----------------------------------------------------------------------
+
+namespace {
+std::atomic<uint64_t> g_markov_contexts{0};
+}
+
+Markov::Markov(int64_t n, int history) : n_(n), history_(history), context_(++g_markov_contexts) {
+  CUVI_CHECK(n >= 0, ValueError, "markov: negative length " << n);
+  CUVI_CHECK(history >= 0, ValueError, "markov: history must be >= 0, got " << history);
+}
+
+Markov::~Markov() { leave(); }
+
+void Markov::enter(int64_t k) {
+  step_ = k;
+  t_stack.push_back(this);
+  active_ = true;
+}
+
+void Markov::leave() {
+  if (!active_) return;
+  erase_last(t_stack, static_cast<Messenger*>(this));
+  active_ = false;
+}
+
+Markov::Iterator Markov::begin() {
+  CUVI_CHECK(!active_, ValueError, "markov: this loop is already being iterated");
+  return Iterator(this);
+}
+
+Markov::Iterator::Iterator(Markov* m) : m_(m) {
+  if (k_ < m_->n_) m_->enter(k_);
+}
+
+Markov::Iterator::~Iterator() {
+  if (m_) m_->leave();
+}
+
+Markov::Iterator& Markov::Iterator::operator++() {
+  m_->leave();
+  if (++k_ < m_->n_) m_->enter(k_);
+  return *this;
+}
+
+void Markov::process(Site& msg) {
+  if (msg.type == SiteType::kSample) msg.markov.push_back({context_, step_, history_});
+}
+
 // ---- handlers ------------------------------------------------------------------
 
 namespace poutine {
@@ -699,7 +752,18 @@ void EnumMessenger::process(Site& msg) {
   CUVI_CHECK(msg.fn && msg.fn->has_enumerate_support(), ValueError,
              "sample site '" << msg.name << "' is marked for enumeration but " << (msg.fn ? msg.fn->name() : "it")
                              << " has no finite support (Bernoulli, Categorical)");
-  const int dim = next_--;
+  // A dim is free for this site when its variable lies more than history
+  // steps back in a markov loop around both (steps only grow in a loop).
+  auto expired = [&](const std::vector<MarkovStep>& held) {
+    for (const MarkovStep& h : held)
+      for (const MarkovStep& m : msg.markov)
+        if (h.context == m.context && m.step - h.step > m.history) return true;
+    return false;
+  };
+  int dim = 0;
+  for (int d = first_; d > next_ && dim == 0; --d)
+    if (expired(holder_.at(d))) dim = d;
+  if (dim == 0) dim = next_--;
   CUVI_CHECK(-dim <= kMaxDims, ShapeError,
              "enumerate: site '" << msg.name << "' would need dim " << dim << ", beyond the " << kMaxDims
                                  << " dims a tensor has (first available dim " << first_ << ")");
@@ -727,6 +791,7 @@ void EnumMessenger::process(Site& msg) {
   msg.value = v.reshape(shape);
   msg.enum_dim = dim;
   frames_of[dim] = msg.frames;
+  holder_[dim] = msg.markov;
 }
 
 namespace {

@@ -53,6 +53,14 @@ inline float plate_scale(const Frame& f) {
   return static_cast<float>(population) / static_cast<float>(f.subsample_size);
 }
 
+// One markov loop around a site (Pyro's pyro.markov): the loop's identity,
+// the site's step in it and the loop's history.
+struct MarkovStep {
+  uint64_t context = 0;
+  int64_t step = 0;
+  int history = 1;
+};
+
 struct Site {
   std::string name;
   SiteType type = SiteType::kSample;
@@ -77,6 +85,10 @@ struct Site {
   // its own dim enum_dim (negative, left of every plate dim), not a draw.
   std::string enumerate;
   int enum_dim = 0;  // 0: not enumerated
+  // The markov loops around the site (innermost first): under enumeration
+  // a variable may take the dim of one that lies more than a loop's
+  // history steps back in it.
+  std::vector<MarkovStep> markov;
   // handler flags
   bool done = false;
   bool stop = false;
@@ -312,6 +324,67 @@ class IRange : public Messenger {
   bool active_ = false;
 };
 
+// Pyro's pyro.markov(range(n), history): a loop of n steps (t = 0, ...,
+// n - 1) whose step t depends only on steps t - history, ..., t. For
+// enumeration that is the license to recycle: an enumerated variable of
+// step t may take the dim of one from step t - history - 1 or earlier, so a
+// chain of any length needs history + 1 enumeration dims (plus those of
+// the variables outside the loop), and TraceEnum_ELBO and infer_discrete
+// eliminate the variables in the order they were created (forward
+// filtering; infer_discrete then samples backwards, Viterbi at
+// temperature 0).
+//   for (int64_t t : markov(T)) {
+//     x = sample("x_" + std::to_string(t), dist::Categorical(row_of(trans, x)), Infer{"parallel"});
+//     sample("y_" + std::to_string(t), dist::Normal(at(locs, x), 1.0f), y_t);
+//   }
+// A site of step t that depends on a variable of a step more than history
+// back breaks the promise: its value would be read from a recycled dim.
+// The contraction then finds two variables at one dim and throws a
+// ValueError naming them, where it can tell. The loop adds no plate and no
+// dim, and changes nothing outside enumeration. Iterating enters step k
+// (the Markov object is on the handler stack for the loop's duration).
+class Markov : public Messenger {
+ public:
+  explicit Markov(int64_t n, int history = 1);
+  ~Markov() override;
+  Markov(const Markov&) = delete;
+  Markov& operator=(const Markov&) = delete;
+
+  struct Sentinel {};
+  class Iterator {
+   public:
+    explicit Iterator(Markov* m);
+    Iterator(Iterator&& o) noexcept : m_(o.m_), k_(o.k_) { o.m_ = nullptr; }
+    Iterator& operator=(Iterator&&) = delete;
+    Iterator(const Iterator&) = delete;
+    ~Iterator();
+    int64_t operator*() const { return k_; }
+    Iterator& operator++();
+    bool operator==(Sentinel) const { return !m_ || k_ >= m_->n_; }
+    bool operator!=(Sentinel s) const { return !(*this == s); }
+
+   private:
+    Markov* m_;
+    int64_t k_ = 0;
+  };
+  Iterator begin();
+  Sentinel end() const { return {}; }
+  int64_t size() const { return n_; }
+  int history() const { return history_; }
+  void process(Site& msg) override;
+
+ private:
+  void enter(int64_t k);
+  void leave();
+  int64_t n_;
+  int history_;
+  uint64_t context_;
+  int64_t step_ = 0;
+  bool active_ = false;
+};
+
+inline Markov markov(int64_t n, int history = 1) { return Markov(n, history); }
+
 inline IRange irange(std::string name, int64_t size, int64_t subsample_size = 0) {
   return IRange(std::move(name), size, subsample_size);
 }
@@ -382,17 +455,21 @@ class ScaleMessenger : public Messenger {
 // its whole support as its value, shaped [K, 1, ..., 1] with K at its own
 // dim: first_available_dim (negative, left of every plate dim: -(max plate
 // nesting + 1)) for the first such site of a run, one further left for each
-// next. Downstream sites then broadcast along those dims. frames_of[dim]:
-// the enumerated site's plates (TraceEnum_ELBO's contraction needs them).
+// next, except that inside markov loops a dim whose variable lies more than
+// a loop's history steps back is taken again (the rightmost such dim).
+// Downstream sites then broadcast along those dims. frames_of[dim]: the
+// plates of the variable enumerated there last.
 class EnumMessenger : public Messenger {
  public:
   explicit EnumMessenger(int first_available_dim);
   void process(Site& msg) override;
-  std::map<int, std::vector<Frame>> frames_of;
+  std::map<int, std::vector<Frame>> frames_of;  // dim -> plates of its latest variable
 
  private:
   int first_;
   int next_;
+  // dim -> the markov steps of the variable that holds it now.
+  std::map<int, std::vector<MarkovStep>> holder_;
 };
 
 // Pyro's config_enumerate: marks every latent sample site whose
