@@ -886,6 +886,40 @@ void ConditionMessenger::process(Site& msg) {
   used.insert(msg.name);
 }
 
+void DoMessenger::process(Site& msg) {
+  if (msg.type != SiteType::kSample || msg.is_subsample || msg.intervener == this) return;
+  const auto it = data_.find(msg.name);
+  if (it == data_.end()) return;
+  used.insert(msg.name);
+  // The copy goes on to the handlers outside this one (as the site would
+  // have), is drawn and recorded there; its value stays there.
+  const auto self = std::find(t_stack.begin(), t_stack.end(), static_cast<Messenger*>(this));
+  CUVI_CHECK(self != t_stack.end(), ValueError, "do: handler for site '" << msg.name << "' is not on the stack");
+  const size_t from = static_cast<size_t>(self - t_stack.begin());
+  Site copy = msg;
+  copy.intervener = this;
+  size_t lowest = from;
+  for (size_t i = from; i-- > 0;) {
+    lowest = i;
+    t_stack[i]->process(copy);
+    if (copy.stop) break;
+  }
+  broadcast_to_plates(copy);
+  default_process(copy);
+  for (size_t i = lowest; i < from; ++i) t_stack[i]->postprocess(copy);
+  // The program gets the intervention; no handler outside sees this half.
+  msg.name += "__CF";
+  msg.value = it->second;
+  msg.is_observed = true;
+  msg.stop = true;
+}
+
+void UnconditionMessenger::process(Site& msg) {
+  if (msg.type != SiteType::kSample || msg.is_subsample || !msg.is_observed) return;
+  msg.is_observed = false;
+  msg.value = Tensor();
+}
+
 void SubstituteMessenger::process(Site& msg) {
   auto it = data_.find(msg.name);
   if (it == data_.end()) return;

@@ -89,6 +89,9 @@ struct Site {
   // a variable may take the dim of one that lies more than a loop's
   // history steps back in it.
   std::vector<MarkovStep> markov;
+  // poutine::do_: the handler whose intervention split this site (so that
+  // it does not split the copy it sends on again).
+  const void* intervener = nullptr;
   // handler flags
   bool done = false;
   bool stop = false;
@@ -537,6 +540,32 @@ class ShardMessenger : public Messenger {
   std::set<std::string> plates_;
 };
 
+// Pyro's poutine.do: an intervention. A sample site named in `data` is
+// split in two: the program gets the given value, as if it were written
+// into the model (so everything downstream sees it), and the handlers
+// outside see the site drawn from its distribution as usual under its own
+// name, a draw that reaches nothing downstream. (Inside, and in an inner
+// trace, the intervened site is observed at the value under the name
+// "<name>__CF", Pyro's.) Unlike condition, the value adds no likelihood
+// term to the outer trace: do(model, {{"x", v}}) is p(. | do(x = v)).
+class DoMessenger : public Messenger {
+ public:
+  explicit DoMessenger(std::map<std::string, Tensor> data) : data_(std::move(data)) {}
+  void process(Site& msg) override;
+  std::set<std::string> used;
+
+ private:
+  std::map<std::string, Tensor> data_;
+};
+
+// Pyro's poutine.uncondition: every observed sample site is drawn from its
+// distribution instead (is_observed false; the observation is dropped), so
+// a conditioned model samples its data, e.g. for prior predictive checks.
+class UnconditionMessenger : public Messenger {
+ public:
+  void process(Site& msg) override;
+};
+
 // Pyro's poutine.lift: the param sites named in `priors` become latent
 // sample sites (same name) drawn from their prior; the param's init and
 // constraint are unused and the store gets no entry for it. A model with
@@ -680,6 +709,35 @@ template <class Fn, class M>
 auto mask(Fn fn, M mask_value) {
   return [fn, mask_value](auto&&... args) {
     MaskMessenger m(mask_value);
+    HandlerScope s(&m);
+    return fn(std::forward<decltype(args)>(args)...);
+  };
+}
+
+// Pyro's poutine.do (do is a C++ keyword). strict: every name must occur.
+template <class Fn>
+auto do_(Fn fn, std::map<std::string, Tensor> data, bool strict = false) {
+  return [fn, data = std::move(data), strict](auto&&... args) {
+    DoMessenger m(data);
+    auto run = [&] {
+      HandlerScope s(&m);
+      return fn(std::forward<decltype(args)>(args)...);
+    };
+    if constexpr (std::is_void_v<decltype(run())>) {
+      run();
+      if (strict) check_all_used("do", data, m.used);
+    } else {
+      auto r = run();
+      if (strict) check_all_used("do", data, m.used);
+      return r;
+    }
+  };
+}
+
+template <class Fn>
+auto uncondition(Fn fn) {
+  return [fn](auto&&... args) {
+    UnconditionMessenger m;
     HandlerScope s(&m);
     return fn(std::forward<decltype(args)>(args)...);
   };
