@@ -53,6 +53,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -329,5 +330,91 @@ template <class Model>
 AutoMultivariateNormal<Model> make_auto_multivariate_normal(Model m, AutoGuideOptions o = {}) {
   return AutoMultivariateNormal<Model>(std::move(m), std::move(o));
 }
+
+// Pyro's AutoGuideList: a guide made of parts, each a guide for some of
+// the model's latent sites, run in the order appended; a call returns the
+// union of the parts' site -> value maps. Parts are autoguides built from
+// the model with the other parts' sites blocked, or any callable taking the
+// model's arguments (returning void or a site -> value map):
+//   infer::AutoGuideList<Tensor> guide;
+//   guide.append(infer::AutoDelta(poutine::block(model, {}, {"scale"})));   // expose: MAP for scale
+//   guide.append(infer::AutoNormal(poutine::block(model, {"scale"})));      // hide: the rest
+//   infer::SVI svi(model, guide, optim::Adam({.lr = 0.01f}), infer::Trace_ELBO());
+// Copies share the parts (SVI keeps a copy). median(args...) is the union
+// of the autoguide parts' medians (a plain callable contributes none). On
+// the first call the parts' traces are checked: a latent sample site or a
+// param that two parts both declare is a ValueError naming the site and the
+// parts (two parts of one class need their own options.prefix).
+template <class... Args>
+class AutoGuideList {
+ public:
+  using Values = std::map<std::string, Tensor>;
+
+  template <class G>
+  void append(G guide) {
+    auto g = std::make_shared<G>(std::move(guide));
+    Part part;
+    part.run = [g](const Args&... args) -> Values {
+      if constexpr (std::is_void_v<decltype((*g)(args...))>) {
+        (*g)(args...);
+        return {};
+      } else {
+        return (*g)(args...);
+      }
+    };
+    if constexpr (requires(const G& x, const Args&... a) { x.median(a...); })
+      part.median = [g](const Args&... args) -> Values { return g->median(args...); };
+    parts_->push_back(std::move(part));
+    *checked_ = false;
+  }
+  size_t size() const { return parts_->size(); }
+
+  Values operator()(const Args&... args) const {
+    if (!*checked_) return first_call(args...);
+    Values out;
+    for (const Part& p : *parts_) out.merge(p.run(args...));
+    return out;
+  }
+
+  Values median(const Args&... args) const {
+    Values out;
+    for (const Part& p : *parts_)
+      if (p.median) out.merge(p.median(args...));
+    return out;
+  }
+
+ private:
+  struct Part {
+    std::function<Values(const Args&...)> run;
+    std::function<Values(const Args&...)> median;
+  };
+
+  // Runs each part under its own trace (inside whatever handlers surround
+  // the call) and checks that no two parts declare one site.
+  Values first_call(const Args&... args) const {
+    Values out;
+    std::map<std::string, size_t> owner;
+    for (size_t i = 0; i < parts_->size(); ++i) {
+      Values v;
+      const Trace t = poutine::trace([&] { v = (*parts_)[i].run(args...); }).get_trace();
+      for (const Site& s : t.sites()) {
+        const bool latent = s.type == SiteType::kSample && !s.is_observed && !s.is_subsample;
+        if (!latent && s.type != SiteType::kParam) continue;
+        const auto [it, fresh] = owner.emplace(s.name, i);
+        CUVI_CHECK(fresh, ValueError,
+                   "AutoGuideList: " << (latent ? "sample site '" : "param '") << s.name << "' is declared by parts "
+                                     << it->second << " and " << i
+                                     << " (block each part's model to its own sites; give parts of one class their "
+                                        "own options.prefix)");
+      }
+      out.merge(v);
+    }
+    *checked_ = true;
+    return out;
+  }
+
+  std::shared_ptr<std::vector<Part>> parts_ = std::make_shared<std::vector<Part>>();
+  std::shared_ptr<bool> checked_ = std::make_shared<bool>(false);
+};
 
 }  // namespace cuvi::infer
