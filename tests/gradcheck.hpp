@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <random>
@@ -26,6 +27,21 @@ namespace cuvi::testing {
 inline void fresh(uint64_t seed = 0) {
   param_store().clear();
   set_seed(seed);
+}
+
+// float64 references: log N(x; mu, sd) and log sum_i exp(v_i).
+inline double normal_lp(double x, double mu, double sd) {
+  const double z = (x - mu) / sd;
+  return -0.5 * z * z - std::log(sd) - 0.5 * std::log(2 * M_PI);
+}
+
+inline double lse(const std::vector<double>& v) {
+  double m = -INFINITY;
+  for (double x : v) m = std::max(m, x);
+  if (m == -INFINITY) return m;
+  double acc = 0;
+  for (double x : v) acc += std::exp(x - m);
+  return m + std::log(acc);
 }
 
 inline std::vector<float> random_values(int64_t n, std::mt19937& gen, float lo, float hi) {

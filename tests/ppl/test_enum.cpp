@@ -32,18 +32,6 @@ namespace P = cuvi::poutine;
 
 namespace {
 
-double normal_lp(double x, double m, double s) {
-  return -0.5 * std::log(2 * M_PI) - std::log(s) - 0.5 * (x - m) * (x - m) / (s * s);
-}
-
-double lse(const std::vector<double>& v) {
-  double m = -INFINITY;
-  for (double x : v) m = std::max(m, x);
-  double acc = 0;
-  for (double x : v) acc += std::exp(x - m);
-  return m + std::log(acc);
-}
-
 const std::vector<float> kX = {-1.3f, 0.2f, 2.4f, 1.9f, -0.4f, 0.9f, 3.1f};
 
 // Rows of `table` (dim 0) at the int64 (or integral float) values of z, shaped as z.

@@ -19,11 +19,13 @@
 #include <string>
 #include <vector>
 
+#include "gradcheck.hpp"
 #include "ppl/hmm.hpp"
 #include "ppl/infer.hpp"
 #include "ppl/poutine.hpp"
 
 using namespace cuvi;
+using namespace cuvi::testing;
 namespace P = cuvi::poutine;
 
 namespace {
@@ -37,14 +39,6 @@ Tensor rows_at(const Tensor& table, const Tensor& z) {
 // Entries of v [S] at the state values z: z's shape.
 Tensor at(const Tensor& v, const Tensor& z) {
   return index_select(v, 0, z.to_int64().reshape({z.numel()})).reshape(z.shape());
-}
-
-double lse(const std::vector<double>& v) {
-  double m = -INFINITY;
-  for (double x : v) m = std::max(m, x);
-  double acc = 0;
-  for (double x : v) acc += std::exp(x - m);
-  return m + std::log(acc);
 }
 
 // The HMM of DiscreteHMM's convention (z_{-1} ~ init, then T transitions,

@@ -20,18 +20,6 @@ using namespace cuvi::testing;
 
 namespace {
 
-double normal_lp(double x, double m, double s) {
-  return -0.5 * std::log(2 * M_PI) - std::log(s) - 0.5 * (x - m) * (x - m) / (s * s);
-}
-
-double lse(const std::vector<double>& v) {
-  double m = -INFINITY;
-  for (double x : v) m = std::max(m, x);
-  double acc = 0;
-  for (double x : v) acc += std::exp(x - m);
-  return m + std::log(acc);
-}
-
 // Batch [2], K = 3 Normal components with their own locs and scales; the
 // weights shared by the batch (mixture batch shape []).
 struct NormalMix {

@@ -32,14 +32,8 @@ void reset(uint64_t seed) {
 
 std::string nm(const char* prefix, int64_t i) { return std::string(prefix) + "_" + std::to_string(i); }
 
-constexpr double kLog2Pi = 1.8378770664093453;
 
 // log N(x; mu, sd) in float64.
-double normal_lp(double x, double mu, double sd) {
-  const double z = (x - mu) / sd;
-  return -0.5 * z * z - std::log(sd) - 0.5 * kLog2Pi;
-}
-
 double grad_of(const std::string& param_name, size_t k = 0) {
   return param_store().unconstrained(param_name).grad().to_vector().at(k);
 }
