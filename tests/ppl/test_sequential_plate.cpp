@@ -32,8 +32,6 @@ void reset(uint64_t seed) {
 
 std::string nm(const char* prefix, int64_t i) { return std::string(prefix) + "_" + std::to_string(i); }
 
-
-// log N(x; mu, sd) in float64.
 double grad_of(const std::string& param_name, size_t k = 0) {
   return param_store().unconstrained(param_name).grad().to_vector().at(k);
 }
