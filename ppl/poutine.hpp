@@ -635,45 +635,40 @@ auto replay(Fn fn, Trace t) {
   };
 }
 
-// Observes the named sample sites at the given values. strict: every name
-// must occur in the run (else ValueError naming the unused ones).
-template <class Fn>
-auto condition(Fn fn, std::map<std::string, Tensor> data, bool strict = false) {
-  return [fn, data = std::move(data), strict](auto&&... args) {
-    ConditionMessenger m(data);
+// condition, substitute and do_: fn under a handler M built from data; with
+// strict, every name of data must have been used by the run.
+namespace detail {
+template <class M, class Fn>
+auto with_named_values(const char* handler, Fn fn, std::map<std::string, Tensor> data, bool strict) {
+  return [handler, fn, data = std::move(data), strict](auto&&... args) {
+    M m(data);
     auto run = [&] {
       HandlerScope s(&m);
       return fn(std::forward<decltype(args)>(args)...);
     };
     if constexpr (std::is_void_v<decltype(run())>) {
       run();
-      if (strict) check_all_used("condition", data, m.used);
+      if (strict) check_all_used(handler, data, m.used);
     } else {
       auto r = run();
-      if (strict) check_all_used("condition", data, m.used);
+      if (strict) check_all_used(handler, data, m.used);
       return r;
     }
   };
+}
+}  // namespace detail
+
+// Observes the named sample sites at the given values. strict: every name
+// must occur in the run (else ValueError naming the unused ones).
+template <class Fn>
+auto condition(Fn fn, std::map<std::string, Tensor> data, bool strict = false) {
+  return detail::with_named_values<ConditionMessenger>("condition", std::move(fn), std::move(data), strict);
 }
 
 // Replaces the values of the named param (and latent sample) sites.
 template <class Fn>
 auto substitute(Fn fn, std::map<std::string, Tensor> data, bool strict = false) {
-  return [fn, data = std::move(data), strict](auto&&... args) {
-    SubstituteMessenger m(data);
-    auto run = [&] {
-      HandlerScope s(&m);
-      return fn(std::forward<decltype(args)>(args)...);
-    };
-    if constexpr (std::is_void_v<decltype(run())>) {
-      run();
-      if (strict) check_all_used("substitute", data, m.used);
-    } else {
-      auto r = run();
-      if (strict) check_all_used("substitute", data, m.used);
-      return r;
-    }
-  };
+  return detail::with_named_values<SubstituteMessenger>("substitute", std::move(fn), std::move(data), strict);
 }
 
 // Hides sites from the handlers outside: those named in `hide`, or all but
@@ -717,21 +712,7 @@ auto mask(Fn fn, M mask_value) {
 // Pyro's poutine.do (do is a C++ keyword). strict: every name must occur.
 template <class Fn>
 auto do_(Fn fn, std::map<std::string, Tensor> data, bool strict = false) {
-  return [fn, data = std::move(data), strict](auto&&... args) {
-    DoMessenger m(data);
-    auto run = [&] {
-      HandlerScope s(&m);
-      return fn(std::forward<decltype(args)>(args)...);
-    };
-    if constexpr (std::is_void_v<decltype(run())>) {
-      run();
-      if (strict) check_all_used("do", data, m.used);
-    } else {
-      auto r = run();
-      if (strict) check_all_used("do", data, m.used);
-      return r;
-    }
-  };
+  return detail::with_named_values<DoMessenger>("do", std::move(fn), std::move(data), strict);
 }
 
 template <class Fn>
