@@ -49,6 +49,21 @@ struct StepCounters {
   }
 };
 
+// Times whole SVI steps: one step first, outside the timing and the
+// counters (it creates the params), then run_timed; items are steps, and
+// `what` counts per_step of something per step as a rate. Leaves the cpu
+// as the default device.
+template <class Step>
+void time_steps(benchmark::State& state, Device dev, Step&& step, const char* what, double per_step) {
+  step();
+  const StepCounters counters;
+  run_timed(state, dev, step);
+  counters.report(state, static_cast<double>(state.iterations()) + 1);
+  state.SetItemsProcessed(state.iterations());
+  state.counters[what] = benchmark::Counter(per_step * static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+  set_default_device(Device::cpu());
+}
+
 // Pyro's coin model; each timed iteration runs `steps_per_sync` steps, then
 // waits once. With 1 (bm_coin, as Pyro's step that returns a float) the
 // time is a step's latency; with more (bm_coin_pipelined) the host queues
@@ -144,14 +159,7 @@ void local_steps(benchmark::State& state, Which which, bool event_dim, bool spar
     opt = std::make_shared<optim::DistributedOptimizer>(*opt, comm);
   }
   infer::SVI svi(model, guide, *opt, infer::Trace_ELBO());
-  svi.step(data);  // creates the params, outside the counters
-  const StepCounters counters;
-  run_timed(state, *dev, [&] { return svi.step(data); });
-  counters.report(state, static_cast<double>(state.iterations()) + 1);
-  state.SetItemsProcessed(state.iterations());
-  state.counters["latents_per_s"] =
-      benchmark::Counter(static_cast<double>(b) * static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
-  set_default_device(Device::cpu());
+  time_steps(state, *dev, [&] { return svi.step(data); }, "latents_per_s", static_cast<double>(b));
 }
 
 void bm_gmm_enum(benchmark::State& state, Which which) {
@@ -168,14 +176,7 @@ void bm_gmm_enum(benchmark::State& state, Which which) {
   auto model = [&gmm](const Tensor& x) { gmm.model(x); };
   auto guide = [&gmm](const Tensor& x) { gmm.guide(x); };
   infer::SVI svi(model, guide, optim::Adam({.lr = 0.05f}), infer::TraceEnum_ELBO({.max_plate_nesting = 1}));
-  svi.step(data);
-  const StepCounters counters;
-  run_timed(state, *dev, [&] { return svi.step(data); });
-  counters.report(state, static_cast<double>(state.iterations()) + 1);
-  state.SetItemsProcessed(state.iterations());
-  state.counters["points_per_s"] =
-      benchmark::Counter(static_cast<double>(n) * static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
-  set_default_device(Device::cpu());
+  time_steps(state, *dev, [&] { return svi.step(data); }, "points_per_s", static_cast<double>(n));
 }
 
 // DiscreteHMM's log_prob and its gradient (the scan of log-space matrix
@@ -214,14 +215,7 @@ void bm_regression(benchmark::State& state, Which which) {
   auto model = [reg](const Tensor& x, const Tensor& y) { reg.model(x, y); };
   infer::AutoDiagonalNormal guide(model);
   infer::SVI svi(model, guide, optim::Adam({.lr = 0.03f}), infer::Trace_ELBO());
-  svi.step(data.x, data.y);
-  const StepCounters counters;
-  run_timed(state, *dev, [&] { return svi.step(data.x, data.y); });
-  counters.report(state, static_cast<double>(state.iterations()) + 1);
-  state.SetItemsProcessed(state.iterations());
-  state.counters["rows_per_s"] =
-      benchmark::Counter(static_cast<double>(b) * static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
-  set_default_device(Device::cpu());
+  time_steps(state, *dev, [&] { return svi.step(data.x, data.y); }, "rows_per_s", static_cast<double>(b));
 }
 
 void bm_local(benchmark::State& state, Which which) { local_steps(state, which, false); }
