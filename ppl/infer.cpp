@@ -480,7 +480,6 @@ struct EnumContraction {
   void eliminate(std::vector<EnumFactor>& fs, const std::string& v) {
     EnumFactor joint;
     std::vector<EnumFactor> rest;
-    std::string owner;  // a variable of the joint factor per dim, for the message below
     for (EnumFactor& f : fs) {
       bool has = false;
       for (const auto& [d, u] : f.vars) has = has || u == v;

@@ -29,8 +29,6 @@ MixtureSameFamily::MixtureSameFamily(const Categorical& mixture_distribution,
   batch_ = broadcast_shapes(mix_.batch_shape(), Shape(cb.begin(), cb.end() - 1), "MixtureSameFamily");
 }
 
-Tensor MixtureSameFamily::log_weights() const { return mix_.logits(); }
-
 Tensor MixtureSameFamily::weights_for_event() const {
   Tensor w = mix_.probs();
   for (int i = 0; i < event_dim(); ++i) w = w.unsqueeze(-1);
@@ -45,7 +43,7 @@ Tensor MixtureSameFamily::log_prob(const Tensor& x) const {
                                                   << " for event shape " << shape_str(ev) << detail::site_suffix());
   // Every value against every component: a K dim right of the batch dims.
   const Tensor lp = comp_->log_prob(x.unsqueeze(x.dim() - ne));
-  return logsumexp(lp + log_weights(), {-1});
+  return logsumexp(lp + mix_.logits(), {-1});
 }
 
 Tensor MixtureSameFamily::sample(const Shape& sample_shape) const {

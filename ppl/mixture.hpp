@@ -42,9 +42,7 @@ class MixtureSameFamily final : public Distribution {
   Device device() const override { return comp_->device(); }
 
  private:
-  // The weights' log-probabilities [batch..., K] and, for the moments, the
-  // weights shaped [batch..., K, 1 (per event dim)].
-  Tensor log_weights() const;
+  // The weights shaped [batch..., K, 1 (per event dim)], for the moments.
   Tensor weights_for_event() const;
   Categorical mix_;
   DistPtr comp_;
