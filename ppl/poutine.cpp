@@ -257,17 +257,24 @@ HandlerScope::~HandlerScope() {
   if (it != t_stack.rend()) t_stack.erase(std::next(it).base());
 }
 
-void apply_stack(Site& msg) {
-  size_t reached = 0;
-  for (size_t i = t_stack.size(); i-- > 0;) {
-    ++reached;
+namespace {
+// The message through the handlers t_stack[0, top) (innermost first, until
+// one stops it), the default processing, then the postprocessing of those
+// it reached (outermost first).
+void apply_stack_below(Site& msg, size_t top) {
+  size_t lowest = top;
+  for (size_t i = top; i-- > 0;) {
+    lowest = i;
     t_stack[i]->process(msg);
     if (msg.stop) break;
   }
   if (msg.type == SiteType::kSample && !msg.is_subsample) broadcast_to_plates(msg);
   default_process(msg);
-  for (size_t i = t_stack.size() - reached; i < t_stack.size(); ++i) t_stack[i]->postprocess(msg);
+  for (size_t i = lowest; i < top; ++i) t_stack[i]->postprocess(msg);
 }
+}  // namespace
+
+void apply_stack(Site& msg) { apply_stack_below(msg, t_stack.size()); }
 
 // ---- trace -------------------------------------------------------------------
 
@@ -662,20 +669,6 @@ IRange::Iterator IRange::begin() {
   return Iterator(this);
 }
 
-IRange::Iterator::Iterator(IRange* r) : r_(r) {
-  if (k_ < r_->count()) r_->enter(k_);
-}
-
-IRange::Iterator::~Iterator() {
-  if (r_) r_->leave();
-}
-
-IRange::Iterator& IRange::Iterator::operator++() {
-  r_->leave();
-  if (++k_ < r_->count()) r_->enter(k_);
-  return *this;
-}
-
 void IRange::process(Site& msg) {
   if (msg.type != SiteType::kSample || msg.is_subsample) return;
   msg.frames.insert(msg.frames.begin(), frame_);
@@ -710,20 +703,6 @@ void Markov::leave() {
 Markov::Iterator Markov::begin() {
   CUVI_CHECK(!active_, ValueError, "markov: this loop is already being iterated");
   return Iterator(this);
-}
-
-Markov::Iterator::Iterator(Markov* m) : m_(m) {
-  if (k_ < m_->n_) m_->enter(k_);
-}
-
-Markov::Iterator::~Iterator() {
-  if (m_) m_->leave();
-}
-
-Markov::Iterator& Markov::Iterator::operator++() {
-  m_->leave();
-  if (++k_ < m_->n_) m_->enter(k_);
-  return *this;
 }
 
 void Markov::process(Site& msg) {
@@ -777,7 +756,7 @@ void EnumMessenger::process(Site& msg) {
   const Shape batch = msg.fn->batch_shape();
   for (size_t i = 0; i < batch.size(); ++i) {
     const int neg = static_cast<int>(i) - static_cast<int>(batch.size());
-    CUVI_CHECK(neg > first_ || batch[i] == 1 || frames_of.count(neg), ValueError,
+    CUVI_CHECK(neg > first_ || batch[i] == 1 || holder_.count(neg), ValueError,
                "enumerate: site '" << msg.name << "' has batch shape " << shape_str(batch) << " with size " << batch[i]
                                    << " at dim " << neg << ", where enumeration dims start (" << first_
                                    << "); declare a plate for it or raise max_plate_nesting");
@@ -790,7 +769,6 @@ void EnumMessenger::process(Site& msg) {
   shape.insert(shape.end(), ev.begin(), ev.end());
   msg.value = v.reshape(shape);
   msg.enum_dim = dim;
-  frames_of[dim] = msg.frames;
   holder_[dim] = msg.markov;
 }
 
@@ -895,18 +873,9 @@ void DoMessenger::process(Site& msg) {
   // have), is drawn and recorded there; its value stays there.
   const auto self = std::find(t_stack.begin(), t_stack.end(), static_cast<Messenger*>(this));
   CUVI_CHECK(self != t_stack.end(), ValueError, "do: handler for site '" << msg.name << "' is not on the stack");
-  const size_t from = static_cast<size_t>(self - t_stack.begin());
   Site copy = msg;
   copy.intervener = this;
-  size_t lowest = from;
-  for (size_t i = from; i-- > 0;) {
-    lowest = i;
-    t_stack[i]->process(copy);
-    if (copy.stop) break;
-  }
-  broadcast_to_plates(copy);
-  default_process(copy);
-  for (size_t i = lowest; i < from; ++i) t_stack[i]->postprocess(copy);
+  apply_stack_below(copy, static_cast<size_t>(self - t_stack.begin()));
   // The program gets the intervention; no handler outside sees this half.
   msg.name += "__CF";
   msg.value = it->second;

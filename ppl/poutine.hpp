@@ -273,6 +273,39 @@ Tensor subsample(const Tensor& data, int event_dim);
 // when the loop advances, breaks or unwinds through an exception (the
 // iterator owns it). One object may be iterated again (the same indices),
 // but not from inside its own loop.
+namespace detail {
+// The iterator of a host loop whose steps are handler scopes (IRange,
+// Markov): made, it enters step 0; ++ leaves step k and enters k + 1; gone
+// (the loop's end, a break, an exception), it leaves the step it is in.
+// Loop has count(), index_at(k) (the value of step k), enter(k), leave().
+struct LoopEnd {};
+template <class Loop>
+class LoopIterator {
+ public:
+  explicit LoopIterator(Loop* l) : l_(l) {
+    if (k_ < l_->count()) l_->enter(k_);
+  }
+  LoopIterator(LoopIterator&& o) noexcept : l_(o.l_), k_(o.k_) { o.l_ = nullptr; }
+  LoopIterator& operator=(LoopIterator&&) = delete;
+  LoopIterator(const LoopIterator&) = delete;
+  ~LoopIterator() {
+    if (l_) l_->leave();
+  }
+  int64_t operator*() const { return l_->index_at(k_); }
+  LoopIterator& operator++() {
+    l_->leave();
+    if (++k_ < l_->count()) l_->enter(k_);
+    return *this;
+  }
+  bool operator==(LoopEnd) const { return !l_ || k_ >= l_->count(); }
+  bool operator!=(LoopEnd e) const { return !(*this == e); }
+
+ private:
+  Loop* l_;
+  int64_t k_ = 0;
+};
+}  // namespace detail
+
 class IRange : public Messenger {
  public:
   IRange(std::string name, int64_t size, int64_t subsample_size = 0);
@@ -282,23 +315,8 @@ class IRange : public Messenger {
   IRange(const IRange&) = delete;
   IRange& operator=(const IRange&) = delete;
 
-  struct Sentinel {};
-  class Iterator {
-   public:
-    explicit Iterator(IRange* r);
-    Iterator(Iterator&& o) noexcept : r_(o.r_), k_(o.k_) { o.r_ = nullptr; }
-    Iterator& operator=(Iterator&&) = delete;
-    Iterator(const Iterator&) = delete;
-    ~Iterator();
-    int64_t operator*() const { return r_->index_at(k_); }
-    Iterator& operator++();
-    bool operator==(Sentinel) const { return !r_ || k_ >= r_->count(); }
-    bool operator!=(Sentinel s) const { return !(*this == s); }
-
-   private:
-    IRange* r_;
-    int64_t k_ = 0;
-  };
+  using Sentinel = detail::LoopEnd;
+  using Iterator = detail::LoopIterator<IRange>;
   // Enters the first iteration's frame (ValueError when this plate, or an
   // active plate of the same name, is already being iterated).
   Iterator begin();
@@ -318,6 +336,7 @@ class IRange : public Messenger {
   void process(Site& msg) override;
 
  private:
+  friend class detail::LoopIterator<IRange>;
   void draw_indices(const Tensor* user_indices);
   void enter(int64_t k);
   void leave();
@@ -353,30 +372,18 @@ class Markov : public Messenger {
   Markov(const Markov&) = delete;
   Markov& operator=(const Markov&) = delete;
 
-  struct Sentinel {};
-  class Iterator {
-   public:
-    explicit Iterator(Markov* m);
-    Iterator(Iterator&& o) noexcept : m_(o.m_), k_(o.k_) { o.m_ = nullptr; }
-    Iterator& operator=(Iterator&&) = delete;
-    Iterator(const Iterator&) = delete;
-    ~Iterator();
-    int64_t operator*() const { return k_; }
-    Iterator& operator++();
-    bool operator==(Sentinel) const { return !m_ || k_ >= m_->n_; }
-    bool operator!=(Sentinel s) const { return !(*this == s); }
-
-   private:
-    Markov* m_;
-    int64_t k_ = 0;
-  };
+  using Sentinel = detail::LoopEnd;
+  using Iterator = detail::LoopIterator<Markov>;
   Iterator begin();
   Sentinel end() const { return {}; }
   int64_t size() const { return n_; }
+  int64_t count() const { return n_; }
+  int64_t index_at(int64_t k) const { return k; }
   int history() const { return history_; }
   void process(Site& msg) override;
 
  private:
+  friend class detail::LoopIterator<Markov>;
   void enter(int64_t k);
   void leave();
   int64_t n_;
@@ -460,13 +467,11 @@ class ScaleMessenger : public Messenger {
 // nesting + 1)) for the first such site of a run, one further left for each
 // next, except that inside markov loops a dim whose variable lies more than
 // a loop's history steps back is taken again (the rightmost such dim).
-// Downstream sites then broadcast along those dims. frames_of[dim]: the
-// plates of the variable enumerated there last.
+// Downstream sites then broadcast along those dims.
 class EnumMessenger : public Messenger {
  public:
   explicit EnumMessenger(int first_available_dim);
   void process(Site& msg) override;
-  std::map<int, std::vector<Frame>> frames_of;  // dim -> plates of its latest variable
 
  private:
   int first_;
