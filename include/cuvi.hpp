@@ -18,4 +18,5 @@
 #include "ppl/parallel.hpp"
 #include "ppl/param_store.hpp"
 #include "ppl/poutine.hpp"
+#include "ppl/flows.hpp"
 #include "ppl/transformed.hpp"

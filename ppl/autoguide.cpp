@@ -471,5 +471,50 @@ dist::DistPtr AutoLowRankMultivariateNormalCore::posterior() const {
   return std::make_shared<dist::MultivariateNormal>(dist::MultivariateNormal::from_covariance(loc, cov));
 }
 
+// ---- AutoIAFNormal ---------------------------------------------------------------------
+
+void AutoIAFNormalCore::create_posterior_params() {
+  CUVI_CHECK(o_.num_transforms >= 1, ValueError,
+             cls_ << ": num_transforms must be at least 1, got " << o_.num_transforms);
+  flows_.clear();
+  for (int k = 0; k < o_.num_transforms; ++k) {
+    nn::AutoRegressiveNNOptions arn;
+    for (int64_t i = 0; i < dim_; ++i) arn.permutation.push_back(k % 2 == 0 ? i : dim_ - 1 - i);
+    flows_.push_back(
+        dist::transforms::affine_autoregressive(dim_, o_.hidden_dims, o_.iaf, std::move(arn), init_loc_.device()));
+  }
+  // The store's leaves are created from the nets' initial weights by the
+  // first module() call (in posterior()), as for any net.
+}
+
+dist::DistPtr AutoIAFNormalCore::posterior() const {
+  std::vector<dist::transforms::TransformPtr> ts;
+  for (size_t k = 0; k < flows_.size(); ++k) {
+    module(module_name(k), *flows_[k]->module());
+    ts.push_back(flows_[k]);
+  }
+  const Device dev = init_loc_.device();
+  auto base = dist::Normal(zeros({dim_}, dev), ones({dim_}, dev)).to_event(1).ptr();
+  return std::make_shared<dist::TransformedDistribution>(base, std::move(ts));
+}
+
+std::map<std::string, Tensor> AutoIAFNormalCore::median() const {
+  NoGradGuard ng;
+  Tensor x = zeros({dim_}, init_loc_.device());
+  for (size_t k = 0; k < flows_.size(); ++k) {
+    // The store's current values (a load may have replaced the leaves).
+    nn::Module& net = *flows_[k]->module();
+    for (const auto& [pname, value] : net.named_parameters()) {
+      const std::string site = module_name(k) + kModuleNameSeparator + pname;
+      if (param_store().contains(site)) net.set_parameter(pname, param_store().get(site));
+    }
+    x = flows_[k]->forward(x);
+  }
+  const auto us = unpack(x.detach());
+  std::map<std::string, Tensor> out;
+  for (const LatentSite& s : sites_) out[s.proto.name] = s.support->transform(us.at(s.proto.name)).detach();
+  return out;
+}
+
 }  // namespace detail
 }  // namespace cuvi::infer

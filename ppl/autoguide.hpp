@@ -88,6 +88,11 @@ struct AutoGuideOptions {
   float init_scale = 0.1f;          // initial scale (AutoNormal, AutoDiagonalNormal, AutoMultivariateNormal)
   std::string prefix = "";          // param-name prefix; empty: the class name
   int64_t rank = 0;                 // AutoLowRankMultivariateNormal: 0 = round(sqrt(latent dim))
+  // AutoIAFNormal: hidden sizes of each transform's AutoRegressiveNN (empty:
+  // [3 D + 1]), the number of transforms, and their options.
+  std::vector<int64_t> hidden_dims = {};
+  int num_transforms = 1;
+  dist::transforms::AffineAutoregressiveOptions iaf = {};
 };
 
 namespace detail {
@@ -225,6 +230,31 @@ class AutoLowRankMultivariateNormalCore final : public AutoContinuousCore {
   std::function<Tensor()> diag_init() const;
 };
 
+// Pyro's AutoIAFNormal: the flat latent vector is a standard Normal pushed
+// through options.num_transforms AffineAutoregressive flows (inverse
+// autoregressive flows), each over an AutoRegressiveNN(D, hidden_dims)
+// with ReLU; flow k generates the coordinates in order 0..D-1 for even k
+// and D-1..0 for odd k, so that stacked flows condition both ways. As in
+// Pyro, the base is N(0, I) and init_loc_fn is not used; the nets'
+// weights are params "<P>.transforms.<k>$$$layers.<l>.weight" / ".bias"
+// (module() naming). median() is the flows applied to the base's median
+// (the zero vector): the image of the base's mode, which for a non-Gaussian
+// fit is a point estimate rather than the marginal medians.
+class AutoIAFNormalCore final : public AutoContinuousCore {
+ public:
+  explicit AutoIAFNormalCore(AutoGuideOptions o) : AutoContinuousCore("AutoIAFNormal", std::move(o)) {}
+  std::map<std::string, Tensor> median() const override;
+  const std::vector<std::shared_ptr<dist::transforms::AffineAutoregressive>>& transforms() const { return flows_; }
+
+ protected:
+  void create_posterior_params() override;
+  dist::DistPtr posterior() const override;
+
+ private:
+  std::string module_name(size_t k) const { return prefix_ + ".transforms." + std::to_string(k); }
+  std::vector<std::shared_ptr<dist::transforms::AffineAutoregressive>> flows_;
+};
+
 // The callable front end: holds the model and a shared core.
 template <class Model, class Core>
 class AutoGuideFront {
@@ -316,6 +346,20 @@ template <class Model>
 AutoLowRankMultivariateNormal(Model) -> AutoLowRankMultivariateNormal<Model>;
 template <class Model>
 AutoLowRankMultivariateNormal(Model, AutoGuideOptions) -> AutoLowRankMultivariateNormal<Model>;
+
+template <class Model>
+class AutoIAFNormal : public detail::AutoGuideFront<Model, detail::AutoIAFNormalCore> {
+ public:
+  using detail::AutoGuideFront<Model, detail::AutoIAFNormalCore>::AutoGuideFront;
+  // The flows, in the order they are applied (after the guide has been set up).
+  const std::vector<std::shared_ptr<dist::transforms::AffineAutoregressive>>& transforms() const {
+    return this->core_->transforms();
+  }
+};
+template <class Model>
+AutoIAFNormal(Model) -> AutoIAFNormal<Model>;
+template <class Model>
+AutoIAFNormal(Model, AutoGuideOptions) -> AutoIAFNormal<Model>;
 
 // Factories (the same as the deduction guides).
 template <class Model>

@@ -162,6 +162,121 @@ std::shared_ptr<Sequential> mlp(const std::vector<int64_t>& sizes, Activation hi
   return net;
 }
 
+// ---- MaskedLinear / AutoRegressiveNN ----------------------------------------------
+
+MaskedLinear::MaskedLinear(int64_t in_features, int64_t out_features, Tensor mask, Device dev)
+    : in_(in_features), out_(out_features) {
+  CUVI_CHECK(in_features > 0 && out_features > 0, ValueError,
+             "nn.MaskedLinear: sizes must be positive, got in " << in_features << ", out " << out_features);
+  CUVI_CHECK(mask.defined() && mask.shape() == Shape({out_features, in_features}), ShapeError,
+             "nn.MaskedLinear(" << in_features << ", " << out_features << "): mask must have shape "
+                                << shape_str({out_features, in_features}) << ", got "
+                                << (mask.defined() ? shape_str(mask.shape()) : std::string("<undefined>")));
+  mask_ = mask.to_float().detach().to(dev).detach();
+  const float bound = 1.0f / std::sqrt(static_cast<float>(in_features));
+  NoGradGuard ng;
+  register_parameter("weight", (rand({out_features, in_features}, dev) * 2.0f - 1.0f) * bound);
+  register_parameter("bias", (rand({out_features}, dev) * 2.0f - 1.0f) * bound);
+}
+
+Tensor MaskedLinear::forward(const Tensor& x) {
+  CUVI_CHECK(x.defined() && x.dim() >= 1 && x.size(-1) == in_, ShapeError,
+             "nn.MaskedLinear(" << in_ << ", " << out_ << "): input of shape "
+                                << (x.defined() ? shape_str(x.shape()) : std::string("<undefined>"))
+                                << " does not end in " << in_);
+  return linear(x, weight() * mask_, bias());
+}
+
+std::string MaskedLinear::name() const {
+  return "MaskedLinear(in_features=" + std::to_string(in_) + ", out_features=" + std::to_string(out_) + ")";
+}
+
+AutoRegressiveNN::AutoRegressiveNN(int64_t input_dim, std::vector<int64_t> hidden_dims, AutoRegressiveNNOptions o,
+                                   Device dev)
+    : d_(input_dim), hidden_(std::move(hidden_dims)), perm_(std::move(o.permutation)), o_(std::move(o)) {
+  CUVI_CHECK(d_ > 0, ValueError, "nn.AutoRegressiveNN: input_dim must be positive, got " << d_);
+  if (hidden_.empty()) hidden_ = {3 * d_ + 1};
+  for (int64_t h : hidden_)
+    CUVI_CHECK(h > 0, ValueError, "nn.AutoRegressiveNN: hidden sizes must be positive, got " << h);
+  CUVI_CHECK(!o_.param_dims.empty(), ValueError, "nn.AutoRegressiveNN: param_dims is empty");
+  int64_t outputs = 0;
+  for (int64_t p : o_.param_dims) {
+    CUVI_CHECK(p > 0, ValueError, "nn.AutoRegressiveNN: param_dims entries must be positive, got " << p);
+    outputs += p;
+  }
+  if (perm_.empty())
+    for (int64_t i = 0; i < d_; ++i) perm_.push_back(i);
+  CUVI_CHECK(static_cast<int64_t>(perm_.size()) == d_, ValueError,
+             "nn.AutoRegressiveNN: permutation has " << perm_.size() << " entries for input_dim " << d_);
+  degree_.assign(d_, 0);
+  for (int64_t r = 0; r < d_; ++r) {
+    const int64_t i = perm_[r];
+    CUVI_CHECK(i >= 0 && i < d_ && degree_[i] == 0, ValueError,
+               "nn.AutoRegressiveNN: permutation is not a permutation of 0.." << d_ - 1 << " (entry " << i << ")");
+    degree_[i] = r + 1;
+  }
+  // Masks built on the host, then each layer copies its own to dev.
+  auto hidden_degrees = [&](int64_t h) {
+    std::vector<int64_t> m(h);
+    const int64_t span = std::max<int64_t>(d_ - 1, 1);
+    for (int64_t k = 0; k < h; ++k) m[k] = 1 + k % span;
+    return m;
+  };
+  // The layers live in a container child "layers" (named "0", "1", ...), so
+  // their parameters are "layers.0.weight", ... as under torch's ModuleList.
+  auto container = std::make_shared<Sequential>();
+  std::vector<int64_t> prev = degree_;
+  for (size_t l = 0; l <= hidden_.size(); ++l) {
+    const bool out_layer = l == hidden_.size();
+    std::vector<int64_t> cur;
+    if (out_layer) {
+      for (int64_t j = 0; j < outputs; ++j) cur.insert(cur.end(), degree_.begin(), degree_.end());
+    } else {
+      cur = hidden_degrees(hidden_[l]);
+    }
+    const int64_t in = static_cast<int64_t>(prev.size()), out = static_cast<int64_t>(cur.size());
+    std::vector<float> mask(static_cast<size_t>(in * out));
+    for (int64_t a = 0; a < out; ++a)
+      for (int64_t b = 0; b < in; ++b)
+        mask[static_cast<size_t>(a * in + b)] = (out_layer ? cur[a] > prev[b] : cur[a] >= prev[b]) ? 1.0f : 0.0f;
+    auto layer = std::make_shared<MaskedLinear>(in, out, tensor(mask, {out, in}, Device::cpu()), dev);
+    container->push_back(layer);
+    layers_.push_back(layer);
+    prev = std::move(cur);
+  }
+  register_module("layers", container);
+}
+
+Tensor AutoRegressiveNN::forward(const Tensor& x) {
+  CUVI_CHECK(x.defined() && x.dim() >= 1 && x.size(-1) == d_, ShapeError,
+             "nn.AutoRegressiveNN(" << d_ << "): input of shape "
+                                    << (x.defined() ? shape_str(x.shape()) : std::string("<undefined>"))
+                                    << " does not end in " << d_);
+  Tensor h = x;
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    h = layers_[l]->forward(h);
+    if (l + 1 < layers_.size()) h = activate(h, o_.nonlinearity);
+  }
+  return h;
+}
+
+std::vector<Tensor> AutoRegressiveNN::params(const Tensor& x) {
+  const Tensor out = forward(x);
+  std::vector<Tensor> blocks;
+  int64_t off = 0;
+  for (int64_t p : o_.param_dims) {
+    blocks.push_back(narrow(out, -1, off, p * d_));
+    off += p * d_;
+  }
+  return blocks;
+}
+
+std::string AutoRegressiveNN::name() const {
+  std::string h;
+  for (int64_t v : hidden_) h += (h.empty() ? "" : ", ") + std::to_string(v);
+  return "AutoRegressiveNN(input_dim=" + std::to_string(d_) + ", hidden_dims=[" + h + "])";
+}
+
 }  // namespace cuvi::nn
 
 namespace cuvi {

@@ -131,6 +131,68 @@ std::shared_ptr<Sequential> mlp(const std::vector<int64_t>& sizes, Activation hi
                                 Activation output_activation = Activation::kNone, bool bias = true,
                                 Device dev = default_device());
 
+// y = x (W * mask)^T + b: a Linear whose weight is multiplied by a fixed
+// 0/1 mask [out, in] (the mask is a constant, not a parameter), so the
+// masked-out weights never affect the output and get zero gradient.
+// Initialised as Linear (torch's bound 1/sqrt(in) over all in features).
+class MaskedLinear : public Module {
+ public:
+  MaskedLinear(int64_t in_features, int64_t out_features, Tensor mask, Device dev = default_device());
+  Tensor forward(const Tensor& x) override;
+  std::string name() const override;
+  const Tensor& weight() const { return param(0); }
+  const Tensor& bias() const { return param(1); }
+  const Tensor& mask() const { return mask_; }
+
+ private:
+  int64_t in_, out_;
+  Tensor mask_;
+};
+
+// A MADE (Germain et al. 2015), Pyro's AutoRegressiveNN: an MLP from x [...,
+// D] to param_dims.size() outputs of shape [..., D * param_dims[k]] in which
+// output i of every block depends only on the inputs that precede x_i in
+// `permutation` (the order in which the D coordinates are generated).
+//   Degrees: input permutation[r] has degree r + 1 (1..D); hidden unit k
+//   of every layer has degree 1 + k mod max(D - 1, 1). A connection to a
+//   hidden unit of degree m is kept from units of degree <= m, and a
+//   connection to output i from hidden units of degree < degree(i). So the
+//   first coordinate of the order gets constant outputs (its biases), and
+//   the Jacobian of every output with respect to x is strictly triangular
+//   in the order.
+// Layers: MaskedLinear children "layers.0", "layers.1", ... (the last one
+// the output layer, D * sum(param_dims) units laid out block by block),
+// with `nonlinearity` between them (ReLU, as Pyro's default).
+// Empty hidden_dims: Pyro's default [3 D + 1]; empty permutation: identity.
+struct AutoRegressiveNNOptions {
+  std::vector<int64_t> param_dims = {1, 1};
+  std::vector<int64_t> permutation = {};
+  Activation nonlinearity = Activation::kRelu;
+};
+
+class AutoRegressiveNN : public Module {
+ public:
+  AutoRegressiveNN(int64_t input_dim, std::vector<int64_t> hidden_dims = {}, AutoRegressiveNNOptions o = {},
+                   Device dev = default_device());
+  // The concatenated output [..., D * sum(param_dims)].
+  Tensor forward(const Tensor& x) override;
+  // The output split into its blocks: block k is [..., D * param_dims[k]],
+  // column j * D + i holding the block's j-th value for coordinate i.
+  std::vector<Tensor> params(const Tensor& x);
+  std::string name() const override;
+  int64_t input_dim() const { return d_; }
+  const std::vector<int64_t>& hidden_dims() const { return hidden_; }
+  const std::vector<int64_t>& permutation() const { return perm_; }
+  // Degree (1..D) of each input coordinate.
+  const std::vector<int64_t>& input_degrees() const { return degree_; }
+
+ private:
+  int64_t d_;
+  std::vector<int64_t> hidden_, perm_, degree_;
+  AutoRegressiveNNOptions o_;
+  std::vector<std::shared_ptr<MaskedLinear>> layers_;
+};
+
 }  // namespace cuvi::nn
 
 namespace cuvi {

@@ -7,55 +7,87 @@ namespace cuvi::dist {
 // ---- TransformedDistribution ---------------------------------------------------
 
 TransformedDistribution::TransformedDistribution(DistPtr base, constraints::ConstraintPtr c)
-    : base_(std::move(base)), c_(std::move(c)), cache_(std::make_shared<Cache>()) {
+    : TransformedDistribution(std::move(base),
+                              std::vector<transforms::TransformPtr>{transforms::biject_to(c ? c : constraints::real)}) {}
+
+TransformedDistribution::TransformedDistribution(DistPtr base, std::vector<transforms::TransformPtr> ts)
+    : base_(std::move(base)), ts_(std::move(ts)), cache_(std::make_shared<Cache>()) {
   CUVI_CHECK(base_ != nullptr, ValueError, "TransformedDistribution: null base distribution");
-  if (!c_) c_ = constraints::real;
-  CUVI_CHECK(!c_->is_discrete(), ValueError,
-             "TransformedDistribution: constraint " << c_->name() << " is discrete and has no bijection");
-  // The base's event must hold at least one event of the constraint's
-  // unconstrained space (a simplex needs a 1-dim base event of size K-1).
-  const Shape e = base_->event_shape();
-  const Shape ce = c_->constrained_shape(e);  // throws ShapeError when e cannot hold an event
-  const int c_uncon_event = c_->event_dim() - static_cast<int>(ce.size() - e.size());
-  CUVI_CHECK(static_cast<int>(e.size()) >= c_uncon_event, ShapeError,
-             "TransformedDistribution: constraint " << c_->name() << " needs a base with " << c_uncon_event
-                                                    << " event dim(s), but " << base_->name() << " has event shape "
-                                                    << shape_str(e) << " (use .to_event(n))");
+  for (size_t k = 0; k < ts_.size(); ++k)
+    CUVI_CHECK(ts_[k] != nullptr, ValueError, "TransformedDistribution: transform " << k << " is null");
+  check();
 }
 
-Shape TransformedDistribution::event_shape() const { return c_->constrained_shape(base_->event_shape()); }
+// Every transform needs at least its own event dims in the event it gets
+// (a simplex needs a 1-dim base event of size K-1, a flow a vector).
+void TransformedDistribution::check() const {
+  Shape e = base_->event_shape();
+  for (const auto& t : ts_) {
+    CUVI_CHECK(static_cast<int>(e.size()) >= t->event_dim(), ShapeError,
+               "TransformedDistribution: " << t->name() << " needs an event with " << t->event_dim()
+                                           << " dim(s), but it gets event shape " << shape_str(e) << " (from "
+                                           << base_->name() << "; use .to_event(n))");
+    e = t->forward_shape(e);  // throws ShapeError when e cannot hold an event
+  }
+}
+
+std::string TransformedDistribution::name() const {
+  std::string n = "TransformedDistribution(" + base_->name();
+  for (const auto& t : ts_) n += ", " + t->name();
+  return n + ")";
+}
+
+Shape TransformedDistribution::event_shape() const {
+  Shape e = base_->event_shape();
+  for (const auto& t : ts_) e = t->forward_shape(e);
+  return e;
+}
+
+constraints::ConstraintPtr TransformedDistribution::support() const {
+  return ts_.empty() ? base_->support() : ts_.back()->codomain();
+}
+
+std::vector<Tensor> TransformedDistribution::chain(Tensor u) const {
+  std::vector<Tensor> xs{std::move(u)};
+  for (const auto& t : ts_) xs.push_back(t->forward(xs.back()));
+  return xs;
+}
 
 Tensor TransformedDistribution::log_prob(const Tensor& x) const {
-  const bool cached = cache_->x.defined() && cache_->x.impl() == x.impl();
-  const Tensor u = cached ? cache_->u : c_->inverse(x);
-  const Tensor lp = base_->log_prob(u);
-  Tensor ladj = c_->log_abs_det_jacobian(u, x);  // shape: x less c's event dims
-  // Sum the Jacobian over the event dims of this distribution that the
-  // constraint does not already reduce.
+  std::vector<Tensor> xs;
+  if (!cache_->xs.empty() && cache_->xs.back().impl() == x.impl()) {
+    xs = cache_->xs;
+  } else {
+    xs.assign(ts_.size() + 1, Tensor());
+    xs.back() = x;
+    for (size_t k = ts_.size(); k-- > 0;) xs[k] = ts_[k]->inverse(xs[k + 1]);
+  }
+  Tensor lp = base_->log_prob(xs[0]);
+  // Sum each Jacobian term over the event dims of this distribution that
+  // the transform does not already reduce.
   const int64_t result_batch_dims = x.dim() - static_cast<int64_t>(event_shape().size());
-  ladj = sum_rightmost(ladj, ladj.dim() - result_batch_dims);
-  return lp - ladj;
+  for (size_t k = 0; k < ts_.size(); ++k) {
+    Tensor ladj = ts_[k]->log_abs_det_jacobian(xs[k], xs[k + 1]);  // xs[k] less T_k's event dims
+    lp = lp - sum_rightmost(ladj, ladj.dim() - result_batch_dims);
+  }
+  return lp;
 }
 
 Tensor TransformedDistribution::rsample(const Shape& s) const {
-  Tensor u = base_->rsample(s);
-  Tensor x = c_->transform(u);
-  cache_->x = x;
-  cache_->u = u;
-  return x;
+  cache_->xs = chain(base_->rsample(s));
+  return cache_->xs.back();
 }
 
 Tensor TransformedDistribution::sample(const Shape& s) const {
   NoGradGuard ng;
-  Tensor u = base_->sample(s).detach();
-  Tensor x = c_->transform(u).detach();
-  cache_->x = x;
-  cache_->u = u;
-  return x;
+  std::vector<Tensor> xs = chain(base_->sample(s).detach());
+  for (Tensor& t : xs) t = t.detach();
+  cache_->xs = xs;
+  return xs.back();
 }
 
 DistPtr TransformedDistribution::expand_ptr(const Shape& b) const {
-  return std::make_shared<TransformedDistribution>(base_->expand_ptr(b), c_);
+  return std::make_shared<TransformedDistribution>(base_->expand_ptr(b), ts_);
 }
 
 }  // namespace cuvi::dist
