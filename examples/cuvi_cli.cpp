@@ -16,7 +16,7 @@
 //                                  assignments enumerated (TraceEnum_ELBO),
 //                                  MAP globals, then infer_discrete
 //   cuvi regression [--device ...] [--steps N] [--n N] [--features D]
-//                   [--batch B] [--guide diag|mvn|normal]
+//                   [--batch B] [--guide diag|mvn|normal|iaf]
 //                                  Bayesian linear regression (Pyro's
 //                                  regression tutorial) on synthetic data,
 //                                  minibatched with --batch; the guide
@@ -59,7 +59,7 @@ int usage() {
   std::fprintf(stderr,
                "usage: cuvi [coin|demo|vae|gmm|hmm|regression] [--device cpu|cuda|cuda:N] [--steps N] [--seed S]\n"
                "                 [--epochs E] [--batch B] [--latent Z] [--mpi 1]   (vae)\n"
-               "                 [--n N] [--features D] [--batch B] [--guide diag|mvn|normal]   (regression)\n"
+               "                 [--n N] [--features D] [--batch B] [--guide diag|mvn|normal|iaf]   (regression)\n"
                "  coin  SVI on Pyro's coin-fairness example (SVI Part I)\n"
                "  demo  a least-squares fit by gradient descent (runtime demo)\n"
                "  vae   a variational autoencoder on synthetic 16x16 binary images (Pyro's VAE tutorial)\n"
@@ -216,6 +216,8 @@ int fit_regression(const Args& a, const cuvi_examples::RegressionData& data, int
       for (float v : loc.to_vector()) mean.push_back(v);
       for (float v : scale.to_vector()) sd.push_back(v);
     }
+  } else if constexpr (requires { guide.transforms(); }) {  // AutoIAFNormal: moments by sampling
+    sampled_moments(*guide.get_posterior(), 20000, &mean, &sd);
   } else {
     continuous_guide_moments(prefix, &mean, &sd);
   }
@@ -249,6 +251,8 @@ int run_regression(const Args& a) {
   if (a.guide == "mvn")
     return fit_regression(a, data, batch, infer::AutoMultivariateNormal(model), "AutoMultivariateNormal");
   if (a.guide == "normal") return fit_regression(a, data, batch, infer::AutoNormal(model), "AutoNormal");
+  if (a.guide == "iaf")
+    return fit_regression(a, data, batch, infer::AutoIAFNormal(model, {.num_transforms = 2}), "AutoIAFNormal");
   return usage();
 }
 

@@ -176,6 +176,9 @@ class AutoContinuousCore : public AutoGuideCore {
   std::map<std::string, Tensor> run() override;
   std::map<std::string, Tensor> median() const override;
   int64_t latent_dim() const { return dim_; }
+  // Pyro's get_posterior(): the guide's distribution over the flat
+  // unconstrained latent vector [latent_dim()] at the store's current params.
+  dist::DistPtr get_posterior() const { return posterior(); }
   // site -> unconstrained value (shape of the site) from a flat vector.
   std::map<std::string, Tensor> unpack(const Tensor& latent) const;
 
@@ -286,6 +289,15 @@ class AutoGuideFront {
     return core_->median();
   }
   const Core& core() const { return *core_; }
+  // The AutoContinuous guides' joint distribution over the flat
+  // unconstrained latent vector (sites in trace order, each flattened).
+  dist::DistPtr get_posterior() const
+    requires std::is_base_of_v<AutoContinuousCore, Core>
+  {
+    CUVI_CHECK(core_->ready(), ValueError,
+               core_->prefix() << ".get_posterior(): the guide has not been run yet");
+    return core_->get_posterior();
+  }
 
  protected:
   Model model_;

@@ -142,4 +142,27 @@ inline void continuous_guide_moments(const std::string& prefix, std::vector<floa
   }
 }
 
+// Per-coordinate mean and sd of n draws of a distribution over a vector
+// (AutoIAFNormal's posterior, whose moments have no closed form), in double.
+inline void sampled_moments(const cuvi::dist::Distribution& q, int64_t n, std::vector<float>* mean,
+                            std::vector<float>* sd) {
+  using namespace cuvi;
+  NoGradGuard ng;
+  const Tensor x = q.sample({n});
+  const int64_t k = x.size(-1);
+  const auto v = x.to_vector();
+  std::vector<double> m(static_cast<size_t>(k), 0.0), s2(static_cast<size_t>(k), 0.0);
+  for (int64_t r = 0; r < n; ++r)
+    for (int64_t j = 0; j < k; ++j) m[j] += v[static_cast<size_t>(r * k + j)];
+  for (auto& e : m) e /= static_cast<double>(n);
+  for (int64_t r = 0; r < n; ++r)
+    for (int64_t j = 0; j < k; ++j) {
+      const double d = v[static_cast<size_t>(r * k + j)] - m[j];
+      s2[j] += d * d;
+    }
+  mean->assign(m.begin(), m.end());
+  sd->resize(static_cast<size_t>(k));
+  for (int64_t j = 0; j < k; ++j) (*sd)[j] = static_cast<float>(std::sqrt(s2[j] / static_cast<double>(n - 1)));
+}
+
 }  // namespace cuvi_examples
