@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 
 #include "../runtime/backend.hpp"
 #include "../runtime/ops.hpp"
@@ -52,14 +53,20 @@ void check_param(const std::string& name, const Tensor& p) {
 
 }  // namespace
 
-StatefulOptimizer::Slot& StatefulOptimizer::slot(const std::string& name, const Tensor& p, bool two_buffers,
-                                                 double lr0) {
+StatefulOptimizer::Slot& StatefulOptimizer::slot(const std::string& name, const Tensor& p, double lr0) {
+  // A kept buffer the launch can use as it is: a loaded state may hold
+  // anything, and the kernels trust the slot's pointers and lengths.
+  const auto fits = [&](const Tensor& b) {
+    return b.defined() && b.dtype() == DType::kFloat32 && b.shape() == p.shape() && b.device() == p.device();
+  };
   auto it = slots_.find(name);
-  if (it != slots_.end() && it->second.s0.shape() == p.shape() && it->second.s0.device() == p.device())
+  if (it != slots_.end() && fits(it->second.s0) && (!buffer1_ || fits(it->second.s1)) &&
+      (!buffer2_ || fits(it->second.s2)))
     return it->second;
   Slot s;
   s.s0 = zeros(p.shape(), p.device());
-  if (two_buffers) s.s1 = zeros(p.shape(), p.device());
+  if (buffer1_) s.s1 = zeros(p.shape(), p.device());
+  if (buffer2_) s.s2 = zeros(p.shape(), p.device());
   s.lr = lr0;
   return slots_[name] = s;
 }
@@ -69,7 +76,8 @@ OptimizerState StatefulOptimizer::state() const {
   st.optimizer = name();
   for (const auto& [n, s] : slots_) {
     st.tensors[n][buffer0_] = s.s0;
-    if (s.s1.defined()) st.tensors[n][buffer1_] = s.s1;
+    if (buffer1_ && s.s1.defined()) st.tensors[n][buffer1_] = s.s1;
+    if (buffer2_ && s.s2.defined()) st.tensors[n][buffer2_] = s.s2;
     st.scalars[n]["step"] = s.step;
     st.scalars[n]["lr"] = s.lr;
   }
@@ -82,11 +90,17 @@ void StatefulOptimizer::load_state(const OptimizerState& st) {
   std::map<std::string, Slot> next;
   for (const auto& [n, ts] : st.tensors) {
     Slot s;
-    auto a = ts.find(buffer0_);
-    CUVI_CHECK(a != ts.end(), ValueError, name() << ".load_state: parameter '" << n << "' lacks " << buffer0_);
-    s.s0 = a->second;
-    auto b = ts.find(buffer1_);
-    if (b != ts.end()) s.s1 = b->second;
+    // Every buffer this optimizer keeps must be there (a step would
+    // otherwise start a missing one from zero, silently not resuming).
+    const auto take = [&](const char* key, Tensor& into) {
+      if (!key) return;
+      auto a = ts.find(key);
+      CUVI_CHECK(a != ts.end(), ValueError, name() << ".load_state: parameter '" << n << "' lacks " << key);
+      into = a->second;
+    };
+    take(buffer0_, s.s0);
+    take(buffer1_, s.s1);
+    take(buffer2_, s.s2);
     auto sc = st.scalars.find(n);
     if (sc != st.scalars.end()) {
       if (auto x = sc->second.find("step"); x != sc->second.end()) s.step = x->second;
@@ -105,8 +119,7 @@ Adam::Adam(AdamOptions o) : o_(o) {
 }
 
 template <class Hyper, class Make, class Launch>
-void StatefulOptimizer::step_all(const NamedParams& params, bool two_buffers, double lr0, Make&& make,
-                                 Launch&& launch) {
+void StatefulOptimizer::step_all(const NamedParams& params, double lr0, Make&& make, Launch&& launch) {
   for (const auto& [name, p] : params) check_param(name, p);
   // Pass 1: every gradient source (summing row parts into a dense gradient,
   // or coalescing them), which may allocate and throw; nothing has changed yet.
@@ -133,17 +146,23 @@ void StatefulOptimizer::step_all(const NamedParams& params, bool two_buffers, do
     }
     sources.push_back(std::move(src));
   }
-  // Pass 2: state buffers for parameters seen for the first time (taken back
-  // if an allocation fails), then the step counts and the launch.
-  std::vector<std::string> created;
+  // Pass 2: state buffers for parameters seen for the first time, or whose
+  // buffers no longer fit them (put back as they were if an allocation
+  // fails), then the step counts and the launch.
+  std::vector<std::pair<std::string, std::optional<Slot>>> replaced;  // name, the slot before (none: new)
   try {
     for (const Source& src : sources) {
-      const bool is_new = !slots_.count(*src.name);
-      slot(*src.name, *src.p, two_buffers, lr0);
-      if (is_new) created.push_back(*src.name);
+      auto it = slots_.find(*src.name);
+      std::optional<Slot> before;
+      if (it != slots_.end()) before = it->second;
+      const Slot& now = slot(*src.name, *src.p, lr0);
+      if (!before || before->s0.impl() != now.s0.impl()) replaced.emplace_back(*src.name, std::move(before));
     }
   } catch (...) {
-    for (const std::string& n : created) slots_.erase(n);
+    for (auto r = replaced.rbegin(); r != replaced.rend(); ++r) {
+      if (r->second) slots_[r->first] = *r->second;
+      else slots_.erase(r->first);
+    }
     throw;
   }
   std::vector<std::pair<Device, std::pair<kern::OptSlot, Hyper>>> items;
@@ -163,11 +182,12 @@ void StatefulOptimizer::step_all(const NamedParams& params, bool two_buffers, do
       os.grad = src.dense.template data<float>();
       os.n = p.numel();
     }
-    Slot& s = slot(*src.name, p, two_buffers, lr0);
+    Slot& s = slot(*src.name, p, lr0);
     s.step += 1;
     os.param = p.template data<float>();
     os.state0 = s.s0.template data<float>();
-    os.state1 = two_buffers ? s.s1.template data<float>() : nullptr;
+    os.state1 = buffer1_ ? s.s1.template data<float>() : nullptr;
+    os.state2 = buffer2_ ? s.s2.template data<float>() : nullptr;
     if (os.n > 0) items.push_back({p.device(), {os, make(s)}});
   }
   launch_grouped(items, launch);
@@ -190,7 +210,7 @@ kern::AdamHyper adam_hyper(float lr, std::pair<float, float> betas, float eps, f
 
 void Adam::step(const NamedParams& params) {
   step_all<kern::AdamHyper>(
-      params, true, o_.lr,
+      params, o_.lr,
       [&](Slot& s) { return adam_hyper(o_.lr * lr_scale_, o_.betas, o_.eps, o_.weight_decay, s.step, 0.0f, 0); },
       [](Backend& b, auto& sl, auto& hy) { b.adam_step(sl, hy); });
 }
@@ -205,7 +225,7 @@ AdamW::AdamW(AdamWOptions o) : o_(o) {
 
 void AdamW::step(const NamedParams& params) {
   step_all<kern::AdamHyper>(
-      params, true, o_.lr,
+      params, o_.lr,
       [&](Slot& s) {
         const float lr = o_.lr * lr_scale_;
         kern::AdamHyper h = adam_hyper(lr, o_.betas, o_.eps, 0.0f, s.step, 0.0f, 0);
@@ -224,7 +244,7 @@ SparseAdam::SparseAdam(SparseAdamOptions o) : o_(o) {
 
 void SparseAdam::step(const NamedParams& params) {
   step_all<kern::AdamHyper>(
-      params, true, o_.lr,
+      params, o_.lr,
       // torch's SparseAdam: step size lr sqrt(bc2) / bc1 and denominator
       // sqrt(v) + eps, which is ClippedAdam's form (without clipping).
       [&](Slot& s) { return adam_hyper(o_.lr * lr_scale_, o_.betas, o_.eps, 0.0f, s.step, 0.0f, 1); },
@@ -238,7 +258,7 @@ ClippedAdam::ClippedAdam(ClippedAdamOptions o) : o_(o) {
 
 void ClippedAdam::step(const NamedParams& params) {
   step_all<kern::AdamHyper>(
-      params, true, o_.lr,
+      params, o_.lr,
       [&](Slot& s) {
         s.lr *= o_.lrd;  // pyro.optim.ClippedAdam decays first, every step
         return adam_hyper(static_cast<float>(s.lr) * lr_scale_, o_.betas, o_.eps, o_.weight_decay, s.step,
@@ -251,11 +271,12 @@ SGD::SGD(SGDOptions o) : o_(o) {
   CUVI_CHECK(o.lr >= 0 && o.momentum >= 0 && (!o.nesterov || (o.momentum > 0 && o.dampening == 0)), ValueError,
              "SGD: invalid options (nesterov needs momentum > 0 and dampening 0)");
   buffer0_ = "momentum_buffer";
+  buffer1_ = nullptr;
 }
 
 void SGD::step(const NamedParams& params) {
   step_all<kern::SgdHyper>(
-      params, false, o_.lr,
+      params, o_.lr,
       [&](Slot& s) {
         return kern::SgdHyper{o_.lr * lr_scale_, o_.momentum,          o_.dampening, o_.weight_decay,
                               o_.nesterov ? 1 : 0, s.step == 1 ? 1 : 0};
@@ -266,12 +287,58 @@ void SGD::step(const NamedParams& params) {
 Adagrad::Adagrad(AdagradOptions o) : o_(o) {
   CUVI_CHECK(o.lr >= 0 && o.eps >= 0, ValueError, "Adagrad: invalid options");
   buffer0_ = "sum";
+  buffer1_ = nullptr;
 }
 
 void Adagrad::step(const NamedParams& params) {
   step_all<kern::AdagradHyper>(
-      params, false, o_.lr, [&](Slot&) { return kern::AdagradHyper{o_.lr * lr_scale_, o_.eps, o_.weight_decay}; },
+      params, o_.lr, [&](Slot&) { return kern::AdagradHyper{o_.lr * lr_scale_, o_.eps, o_.weight_decay}; },
       [](Backend& b, auto& sl, auto& hy) { b.adagrad_step(sl, hy); });
+}
+
+namespace {
+// One option's check: "RMSprop: alpha must be in [0, 1], got 1.5".
+void check_option(bool ok, const char* optimizer, const char* option, const char* rule, double value) {
+  CUVI_CHECK(ok, ValueError, optimizer << ": " << option << " must be " << rule << ", got " << value);
+}
+}  // namespace
+
+RMSprop::RMSprop(RMSpropOptions o) : o_(o) {
+  // torch's checks, and alpha <= 1 (above it square_avg can turn negative).
+  check_option(o.lr >= 0, "RMSprop", "lr", ">= 0", o.lr);
+  check_option(o.alpha >= 0 && o.alpha <= 1, "RMSprop", "alpha", "in [0, 1]", o.alpha);
+  check_option(o.eps >= 0, "RMSprop", "eps", ">= 0", o.eps);
+  check_option(o.weight_decay >= 0, "RMSprop", "weight_decay", ">= 0", o.weight_decay);
+  check_option(o.momentum >= 0, "RMSprop", "momentum", ">= 0", o.momentum);
+  buffer0_ = "square_avg";
+  buffer1_ = o.momentum > 0 ? "momentum_buffer" : nullptr;
+  buffer2_ = o.centered ? "grad_avg" : nullptr;
+}
+
+void RMSprop::step(const NamedParams& params) {
+  step_all<kern::RmspropHyper>(
+      params, o_.lr,
+      [&](Slot&) {
+        return kern::RmspropHyper{o_.lr * lr_scale_, o_.alpha,    o_.eps, o_.weight_decay,
+                                  o_.momentum,       o_.centered ? 1 : 0};
+      },
+      [](Backend& b, auto& sl, auto& hy) { b.rmsprop_step(sl, hy); });
+}
+
+Adadelta::Adadelta(AdadeltaOptions o) : o_(o) {
+  check_option(o.lr >= 0, "Adadelta", "lr", ">= 0", o.lr);
+  check_option(o.rho >= 0 && o.rho <= 1, "Adadelta", "rho", "in [0, 1]", o.rho);
+  check_option(o.eps >= 0, "Adadelta", "eps", ">= 0", o.eps);
+  check_option(o.weight_decay >= 0, "Adadelta", "weight_decay", ">= 0", o.weight_decay);
+  buffer0_ = "square_avg";
+  buffer1_ = "acc_delta";
+}
+
+void Adadelta::step(const NamedParams& params) {
+  step_all<kern::AdadeltaHyper>(
+      params, o_.lr,
+      [&](Slot&) { return kern::AdadeltaHyper{o_.lr * lr_scale_, o_.rho, o_.eps, o_.weight_decay}; },
+      [](Backend& b, auto& sl, auto& hy) { b.adadelta_step(sl, hy); });
 }
 
 // ---- schedules -------------------------------------------------------------------

@@ -107,6 +107,30 @@ struct AdagradOptions {
   float weight_decay = 0.0f;
 };
 
+// torch.optim.RMSprop (pyro.optim.RMSprop): g += weight_decay p; v = alpha
+// v + (1 - alpha) g^2; avg = sqrt(v) + eps, or, centered, sqrt(v - ga^2) +
+// eps with ga = alpha ga + (1 - alpha) g; then p -= lr g / avg, or with
+// momentum > 0, buf = momentum buf + g / avg and p -= lr buf. State (torch's
+// names): square_avg, momentum_buffer (momentum > 0), grad_avg (centered).
+struct RMSpropOptions {
+  float lr = 1e-2f;
+  float alpha = 0.99f;
+  float eps = 1e-8f;
+  float weight_decay = 0.0f;
+  float momentum = 0.0f;
+  bool centered = false;
+};
+
+// torch.optim.Adadelta (pyro.optim.Adadelta): g += weight_decay p; v = rho
+// v + (1 - rho) g^2; delta = sqrt(u + eps) / sqrt(v + eps) g; u = rho u +
+// (1 - rho) delta^2; p -= lr delta. State: square_avg (v), acc_delta (u).
+struct AdadeltaOptions {
+  float lr = 1.0f;
+  float rho = 0.9f;
+  float eps = 1e-6f;
+  float weight_decay = 0.0f;
+};
+
 // Shared machinery: per-parameter state tensors and scalars.
 class StatefulOptimizer : public Optimizer {
  public:
@@ -115,20 +139,25 @@ class StatefulOptimizer : public Optimizer {
 
  protected:
   struct Slot {
-    Tensor s0, s1;  // moment buffers (s1 unused by SGD/Adagrad)
+    Tensor s0, s1, s2;  // state buffers, named buffer0_..buffer2_ (undefined where that name is null)
     double step = 0;
     double lr = 0;  // ClippedAdam's decayed rate
   };
-  // Returns the slot of a parameter, creating zeroed buffers on first sight.
-  Slot& slot(const std::string& name, const Tensor& p, bool two_buffers, double lr0);
+  // Returns the slot of a parameter, creating zeroed buffers on first sight
+  // (and again when a buffer it keeps does not match the parameter: another
+  // shape, device or dtype, or missing).
+  Slot& slot(const std::string& name, const Tensor& p, double lr0);
   // The loop every optimizer shares: per parameter with a gradient, count
   // the step, build its hyper-parameters with make(slot), then one
   // multi-tensor launch per device (defined in optim.cpp).
   template <class Hyper, class Make, class Launch>
-  void step_all(const NamedParams& params, bool two_buffers, double lr0, Make&& make, Launch&& launch);
+  void step_all(const NamedParams& params, double lr0, Make&& make, Launch&& launch);
   std::map<std::string, Slot> slots_;
+  // The state buffers' names (torch's) in state(); buffer0_ is always kept,
+  // buffer1_ / buffer2_ only where not null (set by each constructor).
   const char* buffer0_ = "exp_avg";
   const char* buffer1_ = "exp_avg_sq";
+  const char* buffer2_ = nullptr;
 };
 
 class Adam : public StatefulOptimizer {
@@ -202,6 +231,35 @@ class Adagrad : public StatefulOptimizer {
 
  private:
   AdagradOptions o_;
+};
+
+class RMSprop : public StatefulOptimizer {
+ public:
+  explicit RMSprop(RMSpropOptions o = {});
+  std::string name() const override { return "RMSprop"; }
+  std::shared_ptr<Optimizer> clone() const override { return std::make_shared<RMSprop>(*this); }
+  void step(const NamedParams& params) override;
+  // Dense updates only (torch's RMSprop takes no sparse gradients): a row
+  // without gradient still has its square_avg decay (and with momentum,
+  // keeps moving), so a rows-only update would differ from the dense one.
+  const RMSpropOptions& options() const { return o_; }
+
+ private:
+  RMSpropOptions o_;
+};
+
+class Adadelta : public StatefulOptimizer {
+ public:
+  explicit Adadelta(AdadeltaOptions o = {});
+  std::string name() const override { return "Adadelta"; }
+  std::shared_ptr<Optimizer> clone() const override { return std::make_shared<Adadelta>(*this); }
+  void step(const NamedParams& params) override;
+  // Dense updates only, as RMSprop: a row without gradient still has its
+  // square_avg and acc_delta decay.
+  const AdadeltaOptions& options() const { return o_; }
+
+ private:
+  AdadeltaOptions o_;
 };
 
 // ---- learning-rate schedules (pyro.optim.lr_scheduler) ----------------------
