@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
+#include <numbers>
 #include <optional>
 
 #include "../runtime/backend.hpp"
@@ -348,6 +350,11 @@ void LRScheduler::step(const NamedParams& params) {
   inner_->step(params);
 }
 
+void LRScheduler::scheduler_step(float metric) {
+  CUVI_THROW(ValueError, name() << ".scheduler_step: this schedule takes no metric (got " << metric
+                                << "); call scheduler_step()");
+}
+
 void LRScheduler::scheduler_step() {
   ++epoch_;
   try {
@@ -435,6 +442,140 @@ double LambdaLR::factor() const {
   CUVI_CHECK(std::isfinite(v) && v > 0, ValueError,
              "LambdaLR: the factor at epoch " << epoch_ << " is " << v << "; it must be finite and positive");
   return v;
+}
+
+CosineAnnealingLR::CosineAnnealingLR(const Optimizer& inner, CosineAnnealingLROptions o)
+    : LRScheduler(inner), o_(o) {
+  CUVI_CHECK(o.T_max >= 1, ValueError, "CosineAnnealingLR: T_max must be >= 1, got " << o.T_max);
+  CUVI_CHECK(o.eta_min >= 0 && std::isfinite(o.eta_min), ValueError,
+             "CosineAnnealingLR: eta_min must be finite and >= 0, got " << o.eta_min);
+  if (o.eta_min > 0) {
+    // eta_min is a rate; the schedule is a factor of the inner optimizer's.
+    const std::optional<double> base = inner_->base_lr();
+    CUVI_CHECK(base && *base > 0, ValueError,
+               "CosineAnnealingLR: eta_min " << o.eta_min << " needs the base lr of " << inner_->name() << ", which "
+                                             << (base ? "is " + std::to_string(*base) : std::string("reports none")));
+    eta_min_factor_ = static_cast<double>(o.eta_min) / *base;
+  }
+  apply();
+}
+
+double CosineAnnealingLR::factor() const {
+  const double c =
+      0.5 * (1.0 + std::cos(std::numbers::pi * static_cast<double>(epoch_) / static_cast<double>(o_.T_max)));
+  return eta_min_factor_ + (1.0 - eta_min_factor_) * c;
+}
+
+ReduceLROnPlateau::ReduceLROnPlateau(const Optimizer& inner, ReduceLROnPlateauOptions o)
+    : LRScheduler(inner), o_(o) {
+  CUVI_CHECK(o.factor >= 0 && o.factor < 1, ValueError,
+             "ReduceLROnPlateau: factor must be in [0, 1), got " << o.factor);
+  CUVI_CHECK(o.patience >= 0, ValueError, "ReduceLROnPlateau: patience must be >= 0, got " << o.patience);
+  CUVI_CHECK(o.threshold >= 0 && std::isfinite(o.threshold), ValueError,
+             "ReduceLROnPlateau: threshold must be finite and >= 0, got " << o.threshold);
+  CUVI_CHECK(o.cooldown >= 0, ValueError, "ReduceLROnPlateau: cooldown must be >= 0, got " << o.cooldown);
+  CUVI_CHECK(o.min_lr >= 0 && std::isfinite(o.min_lr), ValueError,
+             "ReduceLROnPlateau: min_lr must be finite and >= 0, got " << o.min_lr);
+  CUVI_CHECK(o.eps >= 0 && std::isfinite(o.eps), ValueError,
+             "ReduceLROnPlateau: eps must be finite and >= 0, got " << o.eps);
+  if (o.min_lr > 0 || o.eps > 0) {
+    // Both are rates compared with the lr itself: base lr * factor.
+    const std::optional<double> base = inner_->base_lr();
+    CUVI_CHECK(base && *base > 0, ValueError,
+               "ReduceLROnPlateau: min_lr " << o.min_lr << " and eps " << o.eps << " need the base lr of "
+                                            << inner_->name() << ", which "
+                                            << (base ? "is " + std::to_string(*base) : std::string("reports none")));
+    base_ = *base;
+  }
+  best_ = o.mode == PlateauMode::kMin ? std::numeric_limits<double>::infinity()
+                                      : -std::numeric_limits<double>::infinity();
+  apply();
+}
+
+bool ReduceLROnPlateau::improves(double a) const {
+  const double t = o_.threshold;
+  // torch's rules: relative thresholds scale best (so their sense flips
+  // for a negative best, as torch's do); comparisons with NaN are false.
+  if (o_.mode == PlateauMode::kMin)
+    return o_.threshold_mode == ThresholdMode::kRel ? a < best_ * (1.0 - t) : a < best_ - t;
+  return o_.threshold_mode == ThresholdMode::kRel ? a > best_ * (1.0 + t) : a > best_ + t;
+}
+
+void ReduceLROnPlateau::scheduler_step() {
+  CUVI_THROW(ValueError, name() << ".scheduler_step: ReduceLROnPlateau needs the metric it watches; call "
+                                   "scheduler_step(metric), e.g. with the epoch's mean loss");
+}
+
+void ReduceLROnPlateau::scheduler_step(float metric) {
+  // Nothing here throws: the epoch and the counters move together.
+  ++epoch_;
+  if (improves(metric)) {
+    best_ = metric;
+    num_bad_epochs_ = 0;
+  } else {
+    ++num_bad_epochs_;
+  }
+  if (cooldown_counter_ > 0) {  // bad epochs in a cooldown do not count
+    --cooldown_counter_;
+    num_bad_epochs_ = 0;
+  }
+  if (num_bad_epochs_ > o_.patience) {
+    const double reduced = std::max(factor_ * o_.factor, o_.min_lr / base_);
+    // torch compares the rates themselves: old lr - new lr > eps.
+    if (base_ * (factor_ - reduced) > o_.eps) factor_ = reduced;
+    cooldown_counter_ = o_.cooldown;
+    num_bad_epochs_ = 0;
+  }
+  apply();
+}
+
+OptimizerState ReduceLROnPlateau::state() const {
+  OptimizerState st = LRScheduler::state();
+  auto& m = st.scalars[kStateKey];
+  m["best"] = best_;
+  m["num_bad_epochs"] = static_cast<double>(num_bad_epochs_);
+  m["cooldown_counter"] = static_cast<double>(cooldown_counter_);
+  m["factor"] = factor_;
+  return st;
+}
+
+void ReduceLROnPlateau::load_state(const OptimizerState& s) {
+  // Read and check this schedule's entries first, then let the base load
+  // the epoch and the inner state (it throws before changing anything),
+  // then commit: nothing after that throws.
+  double best = o_.mode == PlateauMode::kMin ? std::numeric_limits<double>::infinity()
+                                             : -std::numeric_limits<double>::infinity();
+  double bad = 0, cooldown = 0, factor = 1;
+  if (auto it = s.scalars.find(kStateKey); it != s.scalars.end()) {
+    const auto& m = it->second;
+    const char* keys[] = {"best", "num_bad_epochs", "cooldown_counter", "factor"};
+    double* into[] = {&best, &bad, &cooldown, &factor};
+    int found = 0;
+    for (int k = 0; k < 4; ++k)
+      if (auto e = m.find(keys[k]); e != m.end()) {
+        *into[k] = e->second;
+        ++found;
+      }
+    CUVI_CHECK(found == 0 || found == 4, ValueError,
+               name() << ".load_state: the schedule state has " << found
+                      << " of best, num_bad_epochs, cooldown_counter and factor; it needs all or none");
+    const auto count_ok = [](double v) { return v >= 0 && std::floor(v) == v && v < 9e15; };
+    CUVI_CHECK(!std::isnan(best), ValueError, name() << ".load_state: best is NaN");
+    CUVI_CHECK(count_ok(bad), ValueError, name() << ".load_state: num_bad_epochs is " << bad);
+    CUVI_CHECK(count_ok(cooldown), ValueError, name() << ".load_state: cooldown_counter is " << cooldown);
+    CUVI_CHECK(std::isfinite(factor) && factor >= 0, ValueError, name() << ".load_state: factor is " << factor);
+  }
+  const double old_factor = factor_;
+  factor_ = factor;  // the base applies factor() at the loaded epoch
+  try {
+    LRScheduler::load_state(s);
+  } catch (...) {
+    factor_ = old_factor;
+    throw;
+  }
+  best_ = best;
+  num_bad_epochs_ = static_cast<int64_t>(bad);
+  cooldown_counter_ = static_cast<int64_t>(cooldown);
 }
 
 }  // namespace cuvi::optim

@@ -27,7 +27,9 @@
 #include <algorithm>
 #include <cstdio>
 #include <functional>
+#include <limits>
 #include <map>
+#include <numbers>
 #include <random>
 #include <set>
 #include <string>
@@ -353,6 +355,7 @@ TEST(Optim, RMSpropDefaultsAreTorchs) {
   EXPECT_EQ(o.momentum, 0.0f);
   EXPECT_FALSE(o.centered);
   EXPECT_EQ(optim::RMSprop().name(), "RMSprop");
+  EXPECT_EQ(optim::RMSprop().base_lr(), 1e-2f);
   const optim::AdadeltaOptions a = optim::Adadelta().options();
   EXPECT_EQ(a.lr, 1.0f);
   EXPECT_EQ(a.rho, 0.9f);
@@ -447,7 +450,7 @@ void declare_store_params(uint64_t seed) {
 }
 
 // Step k's gradients (the same for every run) set on the store's leaves,
-// then the optimizer's step.
+// then the optimizer's step and the schedule's (given a metric from step k).
 void store_step(optim::Optimizer& opt, int k) {
   std::mt19937_64 gen(1000 + static_cast<uint64_t>(k));
   optim::NamedParams named;
@@ -457,6 +460,10 @@ void store_step(optim::Optimizer& opt, int k) {
     named.push_back({name, leaf});
   }
   opt.step(named);
+  if (auto* plateau = dynamic_cast<optim::ReduceLROnPlateau*>(&opt)) {
+    // A metric that stalls now and then, so the schedule reduces the lr.
+    plateau->scheduler_step(k % 3 == 0 ? 1.0f : 1.0f / static_cast<float>(k));
+  }
 }
 
 // N steps, the store and the optimizer state saved to a file, M more steps;
@@ -499,6 +506,10 @@ TEST(Optim, RMSpropAndAdadeltaResumeBitwiseFromASavedStore) {
       expect_resumes_bitwise(
           optim::RMSprop({.lr = 0.01f, .alpha = 0.9f, .weight_decay = 0.01f, .momentum = momentum, .centered = centered}));
   expect_resumes_bitwise(optim::Adadelta({.weight_decay = 0.01f}));
+  // The schedule's counters travel in the same file (best, bad epochs,
+  // cooldown, factor; the metric stalls every third step).
+  expect_resumes_bitwise(optim::ReduceLROnPlateau(optim::RMSprop({.momentum = 0.5f, .centered = true}),
+                                                  {.factor = 0.5f, .patience = 1, .cooldown = 1}));
   param_store().clear();
 }
 
@@ -567,4 +578,229 @@ TEST(Optim, RMSpropAndAdadeltaFailedStepChangesNothing) {
     EXPECT_EQ(opt->state().scalars.at("a").at("step"), 3);
     EXPECT_EQ(opt->state().scalars.at("c").at("step"), 1);
   }
+}
+
+// ---------------------------------------------------------------------------
+// CosineAnnealingLR and ReduceLROnPlateau.
+
+namespace {
+
+// An optimizer with no single base learning rate (base_lr() is nullopt).
+class NoBaseLr : public optim::Optimizer {
+ public:
+  std::string name() const override { return "NoBaseLr"; }
+  std::shared_ptr<optim::Optimizer> clone() const override { return std::make_shared<NoBaseLr>(*this); }
+  void step(const optim::NamedParams&) override {}
+  OptimizerState state() const override { return {}; }
+  void load_state(const OptimizerState&) override {}
+};
+
+}  // namespace
+
+// torch's closed form, lr = eta_min + (base - eta_min) (1 + cos(pi e /
+// T_max)) / 2, over base; past T_max it climbs back (period 2 T_max).
+TEST(LRSchedule, CosineAnnealingLRFollowsTheClosedForm) {
+  const double base = 0.1f, eta = 0.01f;  // as the floats they are stored as
+  optim::CosineAnnealingLR s(optim::SGD({.lr = 0.1f}), {.T_max = 10, .eta_min = 0.01f});
+  EXPECT_EQ(s.name(), "CosineAnnealingLR(SGD)");
+  for (int e = 0; e <= 25; ++e) {
+    const double want = (eta + (base - eta) * (1 + std::cos(std::numbers::pi * e / 10.0)) / 2) / base;
+    EXPECT_EQ(s.epoch(), e);
+    EXPECT_NEAR(s.factor(), want, 1e-15) << "epoch " << e;
+    EXPECT_FLOAT_EQ(s.optimizer().lr_scale(), static_cast<float>(want)) << "epoch " << e;
+    s.scheduler_step();
+  }
+  // eta_min 0: no base lr needed; the factor is exactly 0 at T_max.
+  optim::CosineAnnealingLR z(NoBaseLr(), {.T_max = 4});
+  for (int e = 0; e < 4; ++e) z.scheduler_step();
+  EXPECT_EQ(z.factor(), 0.0);
+  EXPECT_EQ(z.optimizer().lr_scale(), 0.0f);
+  z.scheduler_step();
+  EXPECT_NEAR(z.factor(), (1 + std::cos(std::numbers::pi * 5 / 4.0)) / 2, 1e-15);
+  // The epoch round-trips through the state.
+  optim::CosineAnnealingLR t(optim::Adam({.lr = 0.02f}), {.T_max = 7, .eta_min = 1e-3f});
+  for (int e = 0; e < 5; ++e) t.scheduler_step();
+  optim::CosineAnnealingLR u(optim::Adam({.lr = 0.02f}), {.T_max = 7, .eta_min = 1e-3f});
+  u.load_state(t.state());
+  EXPECT_EQ(u.epoch(), 5);
+  EXPECT_EQ(u.factor(), t.factor());
+  EXPECT_EQ(u.optimizer().lr_scale(), t.optimizer().lr_scale());
+
+  using cuvi::testing::expect_error;
+  expect_error<ValueError>([] { optim::CosineAnnealingLR(optim::SGD(), {}); }, {"CosineAnnealingLR", "T_max", "0"});
+  expect_error<ValueError>([] { optim::CosineAnnealingLR(optim::SGD(), {.T_max = 3, .eta_min = -1.0f}); },
+                           {"CosineAnnealingLR", "eta_min", "-1"});
+  expect_error<ValueError>([] { optim::CosineAnnealingLR(NoBaseLr(), {.T_max = 3, .eta_min = 0.1f}); },
+                           {"CosineAnnealingLR", "NoBaseLr", "reports none"});
+  expect_error<ValueError>([] { optim::CosineAnnealingLR(optim::SGD({.lr = 0.0f}), {.T_max = 3, .eta_min = 0.1f}); },
+                           {"CosineAnnealingLR", "SGD", "is 0"});
+}
+
+namespace {
+
+// Feeds metrics to a ReduceLROnPlateau and compares its factor after each
+// with a trace worked out by hand from torch's rules (comments per test).
+void expect_plateau_trace(optim::ReduceLROnPlateau& s, const std::vector<float>& metrics,
+                          const std::vector<double>& factors) {
+  ASSERT_EQ(metrics.size(), factors.size());
+  for (size_t e = 0; e < metrics.size(); ++e) {
+    s.scheduler_step(metrics[e]);
+    EXPECT_EQ(s.epoch(), static_cast<int64_t>(e + 1));
+    EXPECT_NEAR(s.factor(), factors[e], 1e-15 * factors[e]) << "epoch " << e + 1 << " metric " << metrics[e];
+    EXPECT_EQ(s.optimizer().lr_scale(), static_cast<float>(s.factor())) << "epoch " << e + 1;
+  }
+}
+
+}  // namespace
+
+// mode min, rel threshold 0.1 (an improvement is a value below 0.9 best),
+// patience 2, cooldown 1, factor 0.5, min_lr 0.02 at base lr 0.1:
+//   e1 10: best 10 | e2 9.5, e3 9 (not < 9), e4 9.2: 3 bad > 2: lr .05,
+//   cooldown 1 | e5 8.9 < 9: best 8.9 (cooldown -> 0) | e6..e8 9: lr .025
+//   | e9 100: bad, but in cooldown | e10..e12: lr max(.0125, .02) = .02 |
+//   e13 cooldown | e14..e16: max(.01, .02) = .02 lowers nothing: no change.
+TEST(LRSchedule, ReduceLROnPlateauMinRelWithPatienceCooldownAndMinLr) {
+  optim::ReduceLROnPlateau s(optim::SGD({.lr = 0.1f}),
+                             {.factor = 0.5f, .patience = 2, .threshold = 0.1f, .cooldown = 1, .min_lr = 0.02f});
+  EXPECT_EQ(s.name(), "ReduceLROnPlateau(SGD)");
+  EXPECT_EQ(s.factor(), 1.0);
+  const double floor = double(0.02f) / double(0.1f);
+  expect_plateau_trace(s, {10, 9.5f, 9, 9.2f, 8.9f, 9, 9, 9, 100, 100, 100, 100, 100, 100, 100, 100},
+                       {1, 1, 1, .5, .5, .5, .5, .25, .25, .25, .25, floor, floor, floor, floor, floor});
+  EXPECT_EQ(s.best(), 8.9f);
+  EXPECT_EQ(s.cooldown_counter(), 1);  // set again by the reduction that lowered nothing
+  EXPECT_EQ(s.num_bad_epochs(), 0);
+}
+
+// mode max, abs threshold 0.5, patience 0, cooldown 2, factor 0.1, eps
+// 1e-8 at base lr 0.01:
+//   e1 1: best 1 | e2 1.4 (not > 1.5): lr 1e-3, cooldown 2 | e3 1.6 > 1.5:
+//   best 1.6 | e4 0: cooldown | e5 0: lr 1e-4 | e6, e7: cooldown | e8 2.2 >
+//   2.1: best | e9 2.3 (not > 2.7): 1e-5 | then a reduction every third
+//   epoch: e12 1e-6, e15 1e-7, e18 1e-8; at e21 the next (1e-9) would
+//   lower the lr by 9e-9 <= eps: it stays.
+TEST(LRSchedule, ReduceLROnPlateauMaxAbsWithCooldownAndEps) {
+  optim::ReduceLROnPlateau s(optim::Adam({.lr = 0.01f}), {.mode = optim::PlateauMode::kMax, .factor = 0.1f,
+                                                          .patience = 0, .threshold = 0.5f,
+                                                          .threshold_mode = optim::ThresholdMode::kAbs,
+                                                          .cooldown = 2});
+  const double g = 0.1f;
+  std::vector<float> metrics = {1, 1.4f, 1.6f, 0, 0, 0, 0, 2.2f, 2.3f};
+  std::vector<double> factors = {1, g, g, g, g * g, g * g, g * g, g * g, g * g * g};
+  double f = g * g * g;
+  for (int e = 10; e <= 24; ++e) {
+    metrics.push_back(0);
+    if (e % 3 == 0 && e <= 18) f *= g;
+    factors.push_back(f);
+  }
+  expect_plateau_trace(s, metrics, factors);
+  EXPECT_EQ(s.best(), 2.2f);  // 2.3 was no improvement (not > 2.7)
+}
+
+// mode min, abs threshold 1, patience 1, no cooldown, factor 0.5:
+//   e1 5: best 5 | e2 4.5 (not < 4): bad | e3 3.9 < 4: best | e4 3, e5 3:
+//   2 bad: lr / 2 | e6 NaN (never an improvement), e7 3: lr / 2.
+TEST(LRSchedule, ReduceLROnPlateauMinAbsAndNaN) {
+  optim::ReduceLROnPlateau s(optim::SGD({.lr = 0.1f}), {.factor = 0.5f, .patience = 1, .threshold = 1.0f,
+                                                        .threshold_mode = optim::ThresholdMode::kAbs});
+  expect_plateau_trace(s, {5, 4.5f, 3.9f, 3, 3, std::numeric_limits<float>::quiet_NaN(), 3},
+                       {1, 1, 1, 1, .5, .5, .25});
+  EXPECT_EQ(s.best(), 3.9f);
+}
+
+// mode max, rel threshold 0.1 (an improvement is above 1.1 best): with a
+// negative best, torch's rule accepts a value below it:
+//   e1 -2: best | e2 -1.9 > -2.2: best | e3 -2.05 > -2.09: best -2.05 (a
+//   worse value) | e4 -2.3 (not > -2.255), e5 -2.3: 2 bad: lr / 2.
+TEST(LRSchedule, ReduceLROnPlateauMaxRelAsTorchForNegativeValues) {
+  optim::ReduceLROnPlateau s(optim::SGD({.lr = 0.1f}), {.mode = optim::PlateauMode::kMax, .factor = 0.5f,
+                                                        .patience = 1, .threshold = 0.1f});
+  expect_plateau_trace(s, {-2, -1.9f, -2.05f, -2.3f, -2.3f}, {1, 1, 1, 1, .5});
+  EXPECT_EQ(s.best(), -2.05f);
+}
+
+TEST(LRSchedule, ReduceLROnPlateauNeedsAMetricAndOthersTakeNone) {
+  using cuvi::testing::expect_error;
+  optim::ReduceLROnPlateau s(optim::SGD({.lr = 0.1f}), {});
+  expect_error<ValueError>([&] { s.scheduler_step(); }, {"ReduceLROnPlateau(SGD)", "metric"});
+  optim::LRScheduler& base = s;
+  expect_error<ValueError>([&] { base.scheduler_step(); }, {"ReduceLROnPlateau(SGD)", "metric"});
+  EXPECT_EQ(s.epoch(), 0);
+  base.scheduler_step(2.0f);  // through the base class, as SVI users hold it
+  EXPECT_EQ(s.epoch(), 1);
+  EXPECT_EQ(s.best(), 2.0);
+  optim::StepLR step(optim::SGD({.lr = 0.1f}), {.step_size = 2});
+  expect_error<ValueError>([&] { step.scheduler_step(1.5f); }, {"StepLR(SGD)", "no metric", "1.5"});
+  EXPECT_EQ(step.epoch(), 0);
+
+  expect_error<ValueError>([] { optim::ReduceLROnPlateau(optim::SGD(), {.factor = 1.0f}); },
+                           {"ReduceLROnPlateau", "factor", "1"});
+  expect_error<ValueError>([] { optim::ReduceLROnPlateau(optim::SGD(), {.patience = -1}); },
+                           {"ReduceLROnPlateau", "patience", "-1"});
+  expect_error<ValueError>([] { optim::ReduceLROnPlateau(optim::SGD(), {.cooldown = -2}); },
+                           {"ReduceLROnPlateau", "cooldown", "-2"});
+  expect_error<ValueError>([] { optim::ReduceLROnPlateau(optim::SGD(), {.min_lr = -0.5f}); },
+                           {"ReduceLROnPlateau", "min_lr", "-0.5"});
+  // min_lr and eps are rates: they need the inner optimizer's base lr.
+  expect_error<ValueError>([] { optim::ReduceLROnPlateau(NoBaseLr(), {}); }, {"ReduceLROnPlateau", "NoBaseLr"});
+  EXPECT_NO_THROW(optim::ReduceLROnPlateau(NoBaseLr(), {.eps = 0.0f}));
+}
+
+// best (also the initial infinity), the bad-epoch and cooldown counters,
+// the factor and the epoch round-trip through state()/load_state(); the
+// copy then follows the same trace. A partial or bad schedule state is
+// refused and changes nothing.
+TEST(LRSchedule, ReduceLROnPlateauStateRoundTrips) {
+  const optim::ReduceLROnPlateauOptions o{.factor = 0.5f, .patience = 2, .cooldown = 3};
+  optim::ReduceLROnPlateau fresh(optim::SGD({.lr = 0.1f}), o);
+  optim::ReduceLROnPlateau copy0(optim::SGD({.lr = 0.1f}), o);
+  copy0.load_state(fresh.state());
+  EXPECT_EQ(copy0.best(), std::numeric_limits<double>::infinity());
+
+  optim::ReduceLROnPlateau s(optim::SGD({.lr = 0.1f}), o);
+  for (float m : {3.0f, 2.0f, 2.5f, 2.5f, 2.5f, 2.5f}) s.scheduler_step(m);  // reduced at e5, cooling down
+  ASSERT_EQ(s.factor(), 0.5);
+  ASSERT_EQ(s.cooldown_counter(), 2);
+  const OptimizerState st = s.state();
+  const auto& m = st.scalars.at(optim::LRScheduler::kStateKey);
+  EXPECT_EQ(m.at("epoch"), 6);
+  EXPECT_EQ(m.at("best"), 2.0);
+  EXPECT_EQ(m.at("num_bad_epochs"), 0);
+  EXPECT_EQ(m.at("cooldown_counter"), 2);
+  EXPECT_EQ(m.at("factor"), 0.5);
+  optim::ReduceLROnPlateau t(optim::SGD({.lr = 0.1f}), o);
+  t.load_state(st);
+  EXPECT_EQ(t.epoch(), 6);
+  EXPECT_EQ(t.best(), 2.0);
+  EXPECT_EQ(t.cooldown_counter(), 2);
+  EXPECT_EQ(t.factor(), 0.5);
+  EXPECT_EQ(t.optimizer().lr_scale(), 0.5f);
+  for (float x : {2.5f, 2.5f, 2.5f, 2.5f, 2.5f, 1.0f, 2.0f}) {
+    s.scheduler_step(x);
+    t.scheduler_step(x);
+    EXPECT_EQ(t.factor(), s.factor());
+    EXPECT_EQ(t.num_bad_epochs(), s.num_bad_epochs());
+    EXPECT_EQ(t.cooldown_counter(), s.cooldown_counter());
+  }
+  EXPECT_EQ(t.state().scalars, s.state().scalars);
+
+  using cuvi::testing::expect_error;
+  OptimizerState partial = st;
+  partial.scalars[optim::LRScheduler::kStateKey].erase("best");
+  expect_error<ValueError>([&] { t.load_state(partial); }, {"ReduceLROnPlateau(SGD).load_state", "3 of"});
+  OptimizerState bad = st;
+  bad.scalars[optim::LRScheduler::kStateKey]["num_bad_epochs"] = -1;
+  expect_error<ValueError>([&] { t.load_state(bad); }, {"num_bad_epochs", "-1"});
+  bad = st;
+  bad.scalars[optim::LRScheduler::kStateKey]["factor"] = std::numeric_limits<double>::quiet_NaN();
+  expect_error<ValueError>([&] { t.load_state(bad); }, {"factor", "nan"});
+  EXPECT_EQ(t.state().scalars, s.state().scalars);
+  EXPECT_EQ(t.optimizer().lr_scale(), s.optimizer().lr_scale());
+  // A state without the schedule's entry loads as a fresh schedule.
+  OptimizerState none = st;
+  none.scalars.erase(optim::LRScheduler::kStateKey);
+  t.load_state(none);
+  EXPECT_EQ(t.epoch(), 0);
+  EXPECT_EQ(t.factor(), 1.0);
+  EXPECT_EQ(t.best(), std::numeric_limits<double>::infinity());
 }
