@@ -160,8 +160,8 @@ constexpr bool binary_differentiable() {
          op == BinaryOp::kPow || op == BinaryOp::kMaximum || op == BinaryOp::kMinimum;
 }
 
-// Adam / ClippedAdam / SGD / Adagrad per-element updates (torch.optim and
-// pyro.optim.ClippedAdam semantics; see KERNELS.md). `bc1 = 1 - b1^t`,
+// Adam / ClippedAdam / SGD / Adagrad / RMSprop / Adadelta per-element
+// updates (torch.optim and pyro.optim.ClippedAdam semantics; see KERNELS.md). `bc1 = 1 - b1^t`,
 // `bc2 = 1 - b2^t` are computed once per step on the host side of the launch.
 struct AdamHyper {
   float lr, b1, b2, eps, weight_decay, bc1, bc2, clip;  // clip <= 0: no clipping
@@ -217,6 +217,72 @@ CUVI_HD void adagrad_update(float* p, float* sum, float g, const AdagradHyper& h
   const float s = *sum + g * g;
   *sum = s;
   *p = pv - h.lr * g / (::sqrtf(s) + h.eps);
+}
+
+// torch.optim.RMSprop. centered: the denominator uses the running variance
+// v - ga^2 instead of the raw second moment v. By construction v >= ga^2
+// (both are averages with the same weights, and a mean square bounds the
+// squared mean), but roundings can leave v - ga^2 a few ulps below 0 when
+// the gradient barely varies; there the clamp keeps sqrt off NaN (torch
+// would produce one) and the update is the one the exact 0 gives.
+struct RmspropHyper {
+  float lr, alpha, eps, weight_decay, momentum;  // momentum 0: plain RMSprop
+  int centered;
+};
+
+// kCentered / kMomentum (centered, momentum > 0) fixed at compile time, as
+// adam_update_form's form: the CPU loop picks them once per tensor and
+// vectorises, and the buffers a variant does not keep (buf: the momentum
+// buffer, ga: the gradient average) are never touched, so they may be null.
+template <bool kCentered, bool kMomentum>
+CUVI_HD void rmsprop_update_form(float* p, float* sq, float* buf, float* ga, float g, const RmspropHyper& h) {
+  const float pv = *p;
+  g = h.weight_decay != 0.0f ? g + h.weight_decay * pv : g;  // a select: see adam_update_form
+  const float v = h.alpha * *sq + (1.0f - h.alpha) * g * g;
+  *sq = v;
+  float var = v;
+  if constexpr (kCentered) {
+    const float a = h.alpha * *ga + (1.0f - h.alpha) * g;
+    *ga = a;
+    var = v - a * a;
+    var = var > 0.0f ? var : 0.0f;
+  }
+  const float avg = ::sqrtf(var) + h.eps;
+  if constexpr (kMomentum) {
+    const float b = h.momentum * *buf + g / avg;
+    *buf = b;
+    *p = pv - h.lr * b;
+  } else {
+    *p = pv - h.lr * g / avg;
+  }
+}
+
+CUVI_HD void rmsprop_update(float* p, float* sq, float* buf, float* ga, float g, const RmspropHyper& h) {
+  if (h.centered) {
+    if (h.momentum > 0.0f) rmsprop_update_form<true, true>(p, sq, buf, ga, g, h);
+    else rmsprop_update_form<true, false>(p, sq, buf, ga, g, h);
+  } else {
+    if (h.momentum > 0.0f) rmsprop_update_form<false, true>(p, sq, buf, ga, g, h);
+    else rmsprop_update_form<false, false>(p, sq, buf, ga, g, h);
+  }
+}
+
+// torch.optim.Adadelta: the step is the gradient scaled by the ratio of the
+// running RMS of past steps (acc_delta) to that of the gradients
+// (square_avg), each with eps inside the square root; lr multiplies the
+// step (1 in Zeiler's paper) but not what acc_delta accumulates.
+struct AdadeltaHyper {
+  float lr, rho, eps, weight_decay;
+};
+
+CUVI_HD void adadelta_update(float* p, float* sq, float* acc_delta, float g, const AdadeltaHyper& h) {
+  const float pv = *p;
+  g = h.weight_decay != 0.0f ? g + h.weight_decay * pv : g;
+  const float v = h.rho * *sq + (1.0f - h.rho) * g * g;
+  *sq = v;
+  const float delta = ::sqrtf(*acc_delta + h.eps) / ::sqrtf(v + h.eps) * g;
+  *acc_delta = h.rho * *acc_delta + (1.0f - h.rho) * delta * delta;
+  *p = pv - h.lr * delta;
 }
 
 }  // namespace cuvi::kern

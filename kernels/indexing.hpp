@@ -87,11 +87,13 @@ struct ReduceGeom {
 struct OptSlot {
   float* param;
   const float* grad;
-  float* state0;  // Adam m, SGD momentum buffer, Adagrad sum
-  float* state1;  // Adam v (else null)
+  float* state0;  // Adam m, SGD momentum buffer, Adagrad sum, RMSprop / Adadelta square_avg
+  float* state1;  // Adam v, RMSprop momentum_buffer, Adadelta acc_delta (else null)
   int64_t n;
   const int64_t* rows = nullptr;
   int64_t k = 0, inner = 1, dim_size = 0;
+  // Last, so that {param, grad, state0, state1, n} still reads as before.
+  float* state2 = nullptr;  // RMSprop grad_avg (centered; else null)
 };
 
 CUVI_HD int64_t opt_target(const OptSlot& s, int64_t i) {

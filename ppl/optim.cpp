@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
+#include <numbers>
+#include <optional>
 
 #include "../runtime/backend.hpp"
 #include "../runtime/ops.hpp"
@@ -52,14 +55,20 @@ void check_param(const std::string& name, const Tensor& p) {
 
 }  // namespace
 
-StatefulOptimizer::Slot& StatefulOptimizer::slot(const std::string& name, const Tensor& p, bool two_buffers,
-                                                 double lr0) {
+StatefulOptimizer::Slot& StatefulOptimizer::slot(const std::string& name, const Tensor& p, double lr0) {
+  // A kept buffer the launch can use as it is: a loaded state may hold
+  // anything, and the kernels trust the slot's pointers and lengths.
+  const auto fits = [&](const Tensor& b) {
+    return b.defined() && b.dtype() == DType::kFloat32 && b.shape() == p.shape() && b.device() == p.device();
+  };
   auto it = slots_.find(name);
-  if (it != slots_.end() && it->second.s0.shape() == p.shape() && it->second.s0.device() == p.device())
+  if (it != slots_.end() && fits(it->second.s0) && (!buffer1_ || fits(it->second.s1)) &&
+      (!buffer2_ || fits(it->second.s2)))
     return it->second;
   Slot s;
   s.s0 = zeros(p.shape(), p.device());
-  if (two_buffers) s.s1 = zeros(p.shape(), p.device());
+  if (buffer1_) s.s1 = zeros(p.shape(), p.device());
+  if (buffer2_) s.s2 = zeros(p.shape(), p.device());
   s.lr = lr0;
   return slots_[name] = s;
 }
@@ -69,7 +78,8 @@ OptimizerState StatefulOptimizer::state() const {
   st.optimizer = name();
   for (const auto& [n, s] : slots_) {
     st.tensors[n][buffer0_] = s.s0;
-    if (s.s1.defined()) st.tensors[n][buffer1_] = s.s1;
+    if (buffer1_ && s.s1.defined()) st.tensors[n][buffer1_] = s.s1;
+    if (buffer2_ && s.s2.defined()) st.tensors[n][buffer2_] = s.s2;
     st.scalars[n]["step"] = s.step;
     st.scalars[n]["lr"] = s.lr;
   }
@@ -82,11 +92,17 @@ void StatefulOptimizer::load_state(const OptimizerState& st) {
   std::map<std::string, Slot> next;
   for (const auto& [n, ts] : st.tensors) {
     Slot s;
-    auto a = ts.find(buffer0_);
-    CUVI_CHECK(a != ts.end(), ValueError, name() << ".load_state: parameter '" << n << "' lacks " << buffer0_);
-    s.s0 = a->second;
-    auto b = ts.find(buffer1_);
-    if (b != ts.end()) s.s1 = b->second;
+    // Every buffer this optimizer keeps must be there (a step would
+    // otherwise start a missing one from zero, silently not resuming).
+    const auto take = [&](const char* key, Tensor& into) {
+      if (!key) return;
+      auto a = ts.find(key);
+      CUVI_CHECK(a != ts.end(), ValueError, name() << ".load_state: parameter '" << n << "' lacks " << key);
+      into = a->second;
+    };
+    take(buffer0_, s.s0);
+    take(buffer1_, s.s1);
+    take(buffer2_, s.s2);
     auto sc = st.scalars.find(n);
     if (sc != st.scalars.end()) {
       if (auto x = sc->second.find("step"); x != sc->second.end()) s.step = x->second;
@@ -105,8 +121,7 @@ Adam::Adam(AdamOptions o) : o_(o) {
 }
 
 template <class Hyper, class Make, class Launch>
-void StatefulOptimizer::step_all(const NamedParams& params, bool two_buffers, double lr0, Make&& make,
-                                 Launch&& launch) {
+void StatefulOptimizer::step_all(const NamedParams& params, double lr0, Make&& make, Launch&& launch) {
   for (const auto& [name, p] : params) check_param(name, p);
   // Pass 1: every gradient source (summing row parts into a dense gradient,
   // or coalescing them), which may allocate and throw; nothing has changed yet.
@@ -133,17 +148,23 @@ void StatefulOptimizer::step_all(const NamedParams& params, bool two_buffers, do
     }
     sources.push_back(std::move(src));
   }
-  // Pass 2: state buffers for parameters seen for the first time (taken back
-  // if an allocation fails), then the step counts and the launch.
-  std::vector<std::string> created;
+  // Pass 2: state buffers for parameters seen for the first time, or whose
+  // buffers no longer fit them (put back as they were if an allocation
+  // fails), then the step counts and the launch.
+  std::vector<std::pair<std::string, std::optional<Slot>>> replaced;  // name, the slot before (none: new)
   try {
     for (const Source& src : sources) {
-      const bool is_new = !slots_.count(*src.name);
-      slot(*src.name, *src.p, two_buffers, lr0);
-      if (is_new) created.push_back(*src.name);
+      auto it = slots_.find(*src.name);
+      std::optional<Slot> before;
+      if (it != slots_.end()) before = it->second;
+      const Slot& now = slot(*src.name, *src.p, lr0);
+      if (!before || before->s0.impl() != now.s0.impl()) replaced.emplace_back(*src.name, std::move(before));
     }
   } catch (...) {
-    for (const std::string& n : created) slots_.erase(n);
+    for (auto r = replaced.rbegin(); r != replaced.rend(); ++r) {
+      if (r->second) slots_[r->first] = *r->second;
+      else slots_.erase(r->first);
+    }
     throw;
   }
   std::vector<std::pair<Device, std::pair<kern::OptSlot, Hyper>>> items;
@@ -163,11 +184,12 @@ void StatefulOptimizer::step_all(const NamedParams& params, bool two_buffers, do
       os.grad = src.dense.template data<float>();
       os.n = p.numel();
     }
-    Slot& s = slot(*src.name, p, two_buffers, lr0);
+    Slot& s = slot(*src.name, p, lr0);
     s.step += 1;
     os.param = p.template data<float>();
     os.state0 = s.s0.template data<float>();
-    os.state1 = two_buffers ? s.s1.template data<float>() : nullptr;
+    os.state1 = buffer1_ ? s.s1.template data<float>() : nullptr;
+    os.state2 = buffer2_ ? s.s2.template data<float>() : nullptr;
     if (os.n > 0) items.push_back({p.device(), {os, make(s)}});
   }
   launch_grouped(items, launch);
@@ -190,7 +212,7 @@ kern::AdamHyper adam_hyper(float lr, std::pair<float, float> betas, float eps, f
 
 void Adam::step(const NamedParams& params) {
   step_all<kern::AdamHyper>(
-      params, true, o_.lr,
+      params, o_.lr,
       [&](Slot& s) { return adam_hyper(o_.lr * lr_scale_, o_.betas, o_.eps, o_.weight_decay, s.step, 0.0f, 0); },
       [](Backend& b, auto& sl, auto& hy) { b.adam_step(sl, hy); });
 }
@@ -205,7 +227,7 @@ AdamW::AdamW(AdamWOptions o) : o_(o) {
 
 void AdamW::step(const NamedParams& params) {
   step_all<kern::AdamHyper>(
-      params, true, o_.lr,
+      params, o_.lr,
       [&](Slot& s) {
         const float lr = o_.lr * lr_scale_;
         kern::AdamHyper h = adam_hyper(lr, o_.betas, o_.eps, 0.0f, s.step, 0.0f, 0);
@@ -224,7 +246,7 @@ SparseAdam::SparseAdam(SparseAdamOptions o) : o_(o) {
 
 void SparseAdam::step(const NamedParams& params) {
   step_all<kern::AdamHyper>(
-      params, true, o_.lr,
+      params, o_.lr,
       // torch's SparseAdam: step size lr sqrt(bc2) / bc1 and denominator
       // sqrt(v) + eps, which is ClippedAdam's form (without clipping).
       [&](Slot& s) { return adam_hyper(o_.lr * lr_scale_, o_.betas, o_.eps, 0.0f, s.step, 0.0f, 1); },
@@ -238,7 +260,7 @@ ClippedAdam::ClippedAdam(ClippedAdamOptions o) : o_(o) {
 
 void ClippedAdam::step(const NamedParams& params) {
   step_all<kern::AdamHyper>(
-      params, true, o_.lr,
+      params, o_.lr,
       [&](Slot& s) {
         s.lr *= o_.lrd;  // pyro.optim.ClippedAdam decays first, every step
         return adam_hyper(static_cast<float>(s.lr) * lr_scale_, o_.betas, o_.eps, o_.weight_decay, s.step,
@@ -251,11 +273,12 @@ SGD::SGD(SGDOptions o) : o_(o) {
   CUVI_CHECK(o.lr >= 0 && o.momentum >= 0 && (!o.nesterov || (o.momentum > 0 && o.dampening == 0)), ValueError,
              "SGD: invalid options (nesterov needs momentum > 0 and dampening 0)");
   buffer0_ = "momentum_buffer";
+  buffer1_ = nullptr;
 }
 
 void SGD::step(const NamedParams& params) {
   step_all<kern::SgdHyper>(
-      params, false, o_.lr,
+      params, o_.lr,
       [&](Slot& s) {
         return kern::SgdHyper{o_.lr * lr_scale_, o_.momentum,          o_.dampening, o_.weight_decay,
                               o_.nesterov ? 1 : 0, s.step == 1 ? 1 : 0};
@@ -266,12 +289,58 @@ void SGD::step(const NamedParams& params) {
 Adagrad::Adagrad(AdagradOptions o) : o_(o) {
   CUVI_CHECK(o.lr >= 0 && o.eps >= 0, ValueError, "Adagrad: invalid options");
   buffer0_ = "sum";
+  buffer1_ = nullptr;
 }
 
 void Adagrad::step(const NamedParams& params) {
   step_all<kern::AdagradHyper>(
-      params, false, o_.lr, [&](Slot&) { return kern::AdagradHyper{o_.lr * lr_scale_, o_.eps, o_.weight_decay}; },
+      params, o_.lr, [&](Slot&) { return kern::AdagradHyper{o_.lr * lr_scale_, o_.eps, o_.weight_decay}; },
       [](Backend& b, auto& sl, auto& hy) { b.adagrad_step(sl, hy); });
+}
+
+namespace {
+// One option's check: "RMSprop: alpha must be in [0, 1], got 1.5".
+void check_option(bool ok, const char* optimizer, const char* option, const char* rule, double value) {
+  CUVI_CHECK(ok, ValueError, optimizer << ": " << option << " must be " << rule << ", got " << value);
+}
+}  // namespace
+
+RMSprop::RMSprop(RMSpropOptions o) : o_(o) {
+  // torch's checks, and alpha <= 1 (above it square_avg can turn negative).
+  check_option(o.lr >= 0, "RMSprop", "lr", ">= 0", o.lr);
+  check_option(o.alpha >= 0 && o.alpha <= 1, "RMSprop", "alpha", "in [0, 1]", o.alpha);
+  check_option(o.eps >= 0, "RMSprop", "eps", ">= 0", o.eps);
+  check_option(o.weight_decay >= 0, "RMSprop", "weight_decay", ">= 0", o.weight_decay);
+  check_option(o.momentum >= 0, "RMSprop", "momentum", ">= 0", o.momentum);
+  buffer0_ = "square_avg";
+  buffer1_ = o.momentum > 0 ? "momentum_buffer" : nullptr;
+  buffer2_ = o.centered ? "grad_avg" : nullptr;
+}
+
+void RMSprop::step(const NamedParams& params) {
+  step_all<kern::RmspropHyper>(
+      params, o_.lr,
+      [&](Slot&) {
+        return kern::RmspropHyper{o_.lr * lr_scale_, o_.alpha,    o_.eps, o_.weight_decay,
+                                  o_.momentum,       o_.centered ? 1 : 0};
+      },
+      [](Backend& b, auto& sl, auto& hy) { b.rmsprop_step(sl, hy); });
+}
+
+Adadelta::Adadelta(AdadeltaOptions o) : o_(o) {
+  check_option(o.lr >= 0, "Adadelta", "lr", ">= 0", o.lr);
+  check_option(o.rho >= 0 && o.rho <= 1, "Adadelta", "rho", "in [0, 1]", o.rho);
+  check_option(o.eps >= 0, "Adadelta", "eps", ">= 0", o.eps);
+  check_option(o.weight_decay >= 0, "Adadelta", "weight_decay", ">= 0", o.weight_decay);
+  buffer0_ = "square_avg";
+  buffer1_ = "acc_delta";
+}
+
+void Adadelta::step(const NamedParams& params) {
+  step_all<kern::AdadeltaHyper>(
+      params, o_.lr,
+      [&](Slot&) { return kern::AdadeltaHyper{o_.lr * lr_scale_, o_.rho, o_.eps, o_.weight_decay}; },
+      [](Backend& b, auto& sl, auto& hy) { b.adadelta_step(sl, hy); });
 }
 
 // ---- schedules -------------------------------------------------------------------
@@ -279,6 +348,11 @@ void Adagrad::step(const NamedParams& params) {
 void LRScheduler::step(const NamedParams& params) {
   apply();  // picks up a set_lr_scale() on this wrapper
   inner_->step(params);
+}
+
+void LRScheduler::scheduler_step(float metric) {
+  CUVI_THROW(ValueError, name() << ".scheduler_step: this schedule takes no metric (got " << metric
+                                << "); call scheduler_step()");
 }
 
 void LRScheduler::scheduler_step() {
@@ -368,6 +442,140 @@ double LambdaLR::factor() const {
   CUVI_CHECK(std::isfinite(v) && v > 0, ValueError,
              "LambdaLR: the factor at epoch " << epoch_ << " is " << v << "; it must be finite and positive");
   return v;
+}
+
+CosineAnnealingLR::CosineAnnealingLR(const Optimizer& inner, CosineAnnealingLROptions o)
+    : LRScheduler(inner), o_(o) {
+  CUVI_CHECK(o.T_max >= 1, ValueError, "CosineAnnealingLR: T_max must be >= 1, got " << o.T_max);
+  CUVI_CHECK(o.eta_min >= 0 && std::isfinite(o.eta_min), ValueError,
+             "CosineAnnealingLR: eta_min must be finite and >= 0, got " << o.eta_min);
+  if (o.eta_min > 0) {
+    // eta_min is a rate; the schedule is a factor of the inner optimizer's.
+    const std::optional<double> base = inner_->base_lr();
+    CUVI_CHECK(base && *base > 0, ValueError,
+               "CosineAnnealingLR: eta_min " << o.eta_min << " needs the base lr of " << inner_->name() << ", which "
+                                             << (base ? "is " + std::to_string(*base) : std::string("reports none")));
+    eta_min_factor_ = static_cast<double>(o.eta_min) / *base;
+  }
+  apply();
+}
+
+double CosineAnnealingLR::factor() const {
+  const double c =
+      0.5 * (1.0 + std::cos(std::numbers::pi * static_cast<double>(epoch_) / static_cast<double>(o_.T_max)));
+  return eta_min_factor_ + (1.0 - eta_min_factor_) * c;
+}
+
+ReduceLROnPlateau::ReduceLROnPlateau(const Optimizer& inner, ReduceLROnPlateauOptions o)
+    : LRScheduler(inner), o_(o) {
+  CUVI_CHECK(o.factor >= 0 && o.factor < 1, ValueError,
+             "ReduceLROnPlateau: factor must be in [0, 1), got " << o.factor);
+  CUVI_CHECK(o.patience >= 0, ValueError, "ReduceLROnPlateau: patience must be >= 0, got " << o.patience);
+  CUVI_CHECK(o.threshold >= 0 && std::isfinite(o.threshold), ValueError,
+             "ReduceLROnPlateau: threshold must be finite and >= 0, got " << o.threshold);
+  CUVI_CHECK(o.cooldown >= 0, ValueError, "ReduceLROnPlateau: cooldown must be >= 0, got " << o.cooldown);
+  CUVI_CHECK(o.min_lr >= 0 && std::isfinite(o.min_lr), ValueError,
+             "ReduceLROnPlateau: min_lr must be finite and >= 0, got " << o.min_lr);
+  CUVI_CHECK(o.eps >= 0 && std::isfinite(o.eps), ValueError,
+             "ReduceLROnPlateau: eps must be finite and >= 0, got " << o.eps);
+  if (o.min_lr > 0 || o.eps > 0) {
+    // Both are rates compared with the lr itself: base lr * factor.
+    const std::optional<double> base = inner_->base_lr();
+    CUVI_CHECK(base && *base > 0, ValueError,
+               "ReduceLROnPlateau: min_lr " << o.min_lr << " and eps " << o.eps << " need the base lr of "
+                                            << inner_->name() << ", which "
+                                            << (base ? "is " + std::to_string(*base) : std::string("reports none")));
+    base_ = *base;
+  }
+  best_ = o.mode == PlateauMode::kMin ? std::numeric_limits<double>::infinity()
+                                      : -std::numeric_limits<double>::infinity();
+  apply();
+}
+
+bool ReduceLROnPlateau::improves(double a) const {
+  const double t = o_.threshold;
+  // torch's rules: relative thresholds scale best (so their sense flips
+  // for a negative best, as torch's do); comparisons with NaN are false.
+  if (o_.mode == PlateauMode::kMin)
+    return o_.threshold_mode == ThresholdMode::kRel ? a < best_ * (1.0 - t) : a < best_ - t;
+  return o_.threshold_mode == ThresholdMode::kRel ? a > best_ * (1.0 + t) : a > best_ + t;
+}
+
+void ReduceLROnPlateau::scheduler_step() {
+  CUVI_THROW(ValueError, name() << ".scheduler_step: ReduceLROnPlateau needs the metric it watches; call "
+                                   "scheduler_step(metric), e.g. with the epoch's mean loss");
+}
+
+void ReduceLROnPlateau::scheduler_step(float metric) {
+  // Nothing here throws: the epoch and the counters move together.
+  ++epoch_;
+  if (improves(metric)) {
+    best_ = metric;
+    num_bad_epochs_ = 0;
+  } else {
+    ++num_bad_epochs_;
+  }
+  if (cooldown_counter_ > 0) {  // bad epochs in a cooldown do not count
+    --cooldown_counter_;
+    num_bad_epochs_ = 0;
+  }
+  if (num_bad_epochs_ > o_.patience) {
+    const double reduced = std::max(factor_ * o_.factor, o_.min_lr / base_);
+    // torch compares the rates themselves: old lr - new lr > eps.
+    if (base_ * (factor_ - reduced) > o_.eps) factor_ = reduced;
+    cooldown_counter_ = o_.cooldown;
+    num_bad_epochs_ = 0;
+  }
+  apply();
+}
+
+OptimizerState ReduceLROnPlateau::state() const {
+  OptimizerState st = LRScheduler::state();
+  auto& m = st.scalars[kStateKey];
+  m["best"] = best_;
+  m["num_bad_epochs"] = static_cast<double>(num_bad_epochs_);
+  m["cooldown_counter"] = static_cast<double>(cooldown_counter_);
+  m["factor"] = factor_;
+  return st;
+}
+
+void ReduceLROnPlateau::load_state(const OptimizerState& s) {
+  // Read and check this schedule's entries first, then let the base load
+  // the epoch and the inner state (it throws before changing anything),
+  // then commit: nothing after that throws.
+  double best = o_.mode == PlateauMode::kMin ? std::numeric_limits<double>::infinity()
+                                             : -std::numeric_limits<double>::infinity();
+  double bad = 0, cooldown = 0, factor = 1;
+  if (auto it = s.scalars.find(kStateKey); it != s.scalars.end()) {
+    const auto& m = it->second;
+    const char* keys[] = {"best", "num_bad_epochs", "cooldown_counter", "factor"};
+    double* into[] = {&best, &bad, &cooldown, &factor};
+    int found = 0;
+    for (int k = 0; k < 4; ++k)
+      if (auto e = m.find(keys[k]); e != m.end()) {
+        *into[k] = e->second;
+        ++found;
+      }
+    CUVI_CHECK(found == 0 || found == 4, ValueError,
+               name() << ".load_state: the schedule state has " << found
+                      << " of best, num_bad_epochs, cooldown_counter and factor; it needs all or none");
+    const auto count_ok = [](double v) { return v >= 0 && std::floor(v) == v && v < 9e15; };
+    CUVI_CHECK(!std::isnan(best), ValueError, name() << ".load_state: best is NaN");
+    CUVI_CHECK(count_ok(bad), ValueError, name() << ".load_state: num_bad_epochs is " << bad);
+    CUVI_CHECK(count_ok(cooldown), ValueError, name() << ".load_state: cooldown_counter is " << cooldown);
+    CUVI_CHECK(std::isfinite(factor) && factor >= 0, ValueError, name() << ".load_state: factor is " << factor);
+  }
+  const double old_factor = factor_;
+  factor_ = factor;  // the base applies factor() at the loaded epoch
+  try {
+    LRScheduler::load_state(s);
+  } catch (...) {
+    factor_ = old_factor;
+    throw;
+  }
+  best_ = best;
+  num_bad_epochs_ = static_cast<int64_t>(bad);
+  cooldown_counter_ = static_cast<int64_t>(cooldown);
 }
 
 }  // namespace cuvi::optim

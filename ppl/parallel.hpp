@@ -129,6 +129,7 @@ class DistributedOptimizer : public Optimizer {
   OptimizerState state() const override { return inner_->state(); }
   void load_state(const OptimizerState& s) override { inner_->load_state(s); }
   bool accepts_row_grads() const override { return inner_->accepts_row_grads(); }
+  std::optional<double> base_lr() const override { return inner_->base_lr(); }
   Optimizer& optimizer() { return *inner_; }
   parallel::Communicator& communicator() { return *comm_; }
 

@@ -130,6 +130,13 @@ class Backend {
   virtual void sgd_step(const std::vector<kern::OptSlot>& slots, const std::vector<kern::SgdHyper>& hyper) = 0;
   virtual void adagrad_step(const std::vector<kern::OptSlot>& slots,
                             const std::vector<kern::AdagradHyper>& hyper) = 0;
+  // state0 square_avg, state1 momentum_buffer (momentum > 0), state2
+  // grad_avg (centered); a buffer the hyper-parameters do not use may be null.
+  virtual void rmsprop_step(const std::vector<kern::OptSlot>& slots,
+                            const std::vector<kern::RmspropHyper>& hyper) = 0;
+  // state0 square_avg, state1 acc_delta.
+  virtual void adadelta_step(const std::vector<kern::OptSlot>& slots,
+                             const std::vector<kern::AdadeltaHyper>& hyper) = 0;
 };
 
 // The backend of a device; throws DeviceError naming the device when it is

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <mutex>
 #include <new>
+#include <type_traits>
 #include <unordered_map>
 #include <vector>
 
@@ -489,8 +490,9 @@ class CpuBackend final : public Backend {
   // One optimizer update over one tensor, in blocks: each block copies the
   // hyper-parameters and pointers into locals that no store can alias, so the
   // compiler hoists the invariants and vectorises the update (the same
-  // per-element function as the CUDA kernel's). update(p, s0, s1, g, at, h)
-  // updates element `at` of param and state with gradient value g. A
+  // per-element function as the CUDA kernel's). update(p, s0, s1, s2, g, at,
+  // h) updates element `at` of param and state with gradient value g (a null
+  // state pointer is a buffer the update does not use). A
   // row-sparse slot goes row by row (each row's inner elements contiguous).
   template <class Hyper, class Update>
   static void optimizer_slot(const kern::OptSlot& sl, const Hyper& h, Update update) {
@@ -504,6 +506,7 @@ class CpuBackend final : public Backend {
         float* __restrict p = sl.param;
         float* __restrict s0 = sl.state0;
         float* __restrict s1 = sl.state1;
+        float* __restrict s2 = sl.state2;
         const float* __restrict g = sl.grad;
         const int64_t inner = sl.inner;
         for (int64_t kr = b * per; kr < std::min(nrows, (b + 1) * per); ++kr) {
@@ -512,7 +515,7 @@ class CpuBackend final : public Backend {
           const int64_t at = ((kr / sl.k) * sl.dim_size + row) * inner;
           const float* __restrict gr = g + kr * inner;
 #pragma omp simd
-          for (int64_t j = 0; j < inner; ++j) update(p, s0, s1, gr[j], at + j, hl);
+          for (int64_t j = 0; j < inner; ++j) update(p, s0, s1, s2, gr[j], at + j, hl);
         }
       });
       return;
@@ -523,22 +526,23 @@ class CpuBackend final : public Backend {
       float* __restrict p = sl.param;
       float* __restrict s0 = sl.state0;
       float* __restrict s1 = sl.state1;
+      float* __restrict s2 = sl.state2;
       const float* __restrict g = sl.grad;
       const int64_t hi = std::min(sl.n, (b + 1) * kBlock);
-      // The four arrays are distinct tensors: nothing overlaps.
+      // The five arrays are distinct tensors: nothing overlaps.
 #pragma omp simd
-      for (int64_t i = b * kBlock; i < hi; ++i) update(p, s0, s1, g[i], i, hl);
+      for (int64_t i = b * kBlock; i < hi; ++i) update(p, s0, s1, s2, g[i], i, hl);
     });
   }
   void adam_step(const std::vector<kern::OptSlot>& slots, const std::vector<kern::AdamHyper>& hyper) override {
     for (size_t s = 0; s < slots.size(); ++s) {
       if (hyper[s].clipped_form)
-        optimizer_slot(slots[s], hyper[s], [](float* p, float* s0, float* s1, float g, int64_t i,
+        optimizer_slot(slots[s], hyper[s], [](float* p, float* s0, float* s1, float*, float g, int64_t i,
                                               const kern::AdamHyper& h) {
           kern::adam_update_form<1>(p + i, s0 + i, s1 + i, g, h);
         });
       else
-        optimizer_slot(slots[s], hyper[s], [](float* p, float* s0, float* s1, float g, int64_t i,
+        optimizer_slot(slots[s], hyper[s], [](float* p, float* s0, float* s1, float*, float g, int64_t i,
                                               const kern::AdamHyper& h) {
           kern::adam_update_form<0>(p + i, s0 + i, s1 + i, g, h);
         });
@@ -546,14 +550,41 @@ class CpuBackend final : public Backend {
   }
   void sgd_step(const std::vector<kern::OptSlot>& slots, const std::vector<kern::SgdHyper>& hyper) override {
     for (size_t s = 0; s < slots.size(); ++s)
-      optimizer_slot(slots[s], hyper[s], [](float* p, float* s0, float*, float g, int64_t i,
+      optimizer_slot(slots[s], hyper[s], [](float* p, float* s0, float*, float*, float g, int64_t i,
                                             const kern::SgdHyper& h) { kern::sgd_update(p + i, s0 + i, g, h); });
   }
   void adagrad_step(const std::vector<kern::OptSlot>& slots, const std::vector<kern::AdagradHyper>& hyper) override {
     for (size_t s = 0; s < slots.size(); ++s)
-      optimizer_slot(slots[s], hyper[s], [](float* p, float* s0, float*, float g, int64_t i,
+      optimizer_slot(slots[s], hyper[s], [](float* p, float* s0, float*, float*, float g, int64_t i,
                                             const kern::AdagradHyper& h) {
         kern::adagrad_update(p + i, s0 + i, g, h);
+      });
+  }
+  void rmsprop_step(const std::vector<kern::OptSlot>& slots, const std::vector<kern::RmspropHyper>& hyper) override {
+    for (size_t s = 0; s < slots.size(); ++s) {
+      // The variant is fixed per tensor (see rmsprop_update_form); a buffer
+      // it does not keep is passed as null, never offset.
+      auto run = [&](auto centered, auto momentum) {
+        constexpr bool kC = decltype(centered)::value, kM = decltype(momentum)::value;
+        optimizer_slot(slots[s], hyper[s], [](float* p, float* s0, float* s1, float* s2, float g, int64_t i,
+                                              const kern::RmspropHyper& h) {
+          kern::rmsprop_update_form<kC, kM>(p + i, s0 + i, kM ? s1 + i : nullptr, kC ? s2 + i : nullptr, g, h);
+        });
+      };
+      using T = std::true_type;
+      using F = std::false_type;
+      const bool momentum = hyper[s].momentum > 0.0f;
+      if (hyper[s].centered && momentum) run(T{}, T{});
+      else if (hyper[s].centered) run(T{}, F{});
+      else if (momentum) run(F{}, T{});
+      else run(F{}, F{});
+    }
+  }
+  void adadelta_step(const std::vector<kern::OptSlot>& slots, const std::vector<kern::AdadeltaHyper>& hyper) override {
+    for (size_t s = 0; s < slots.size(); ++s)
+      optimizer_slot(slots[s], hyper[s], [](float* p, float* s0, float* s1, float*, float g, int64_t i,
+                                            const kern::AdadeltaHyper& h) {
+        kern::adadelta_update(p + i, s0 + i, s1 + i, g, h);
       });
   }
 

@@ -542,9 +542,11 @@ __global__ void subsample_kernel(int64_t* out, int64_t N, int64_t B, int hb, uin
 // Multi-tensor optimizer steps: one launch for every tensor of a step,
 // blockIdx.y selects the tensor. Slots and hyper-parameters travel in the
 // kernel's parameter space (no host-to-device copy per step): a pack of 32
-// fits the classic 4 KiB limit (Adam: 108 bytes a tensor); above 32 tensors
-// a pack of 256 (27 KiB: kernel parameters up to 32764 bytes since CUDA
-// 12.1, Volta and later), and only beyond 256 a second launch.
+// fits the classic 4 KiB limit (Adam: an 80-byte slot and 40 bytes of
+// hyper-parameters, 120 bytes a tensor, 3840 in all); above 32 tensors a
+// pack of 256 (30 KiB: kernel parameters up to 32764 bytes since CUDA 12.1,
+// Volta and later), and only beyond 256 a second launch. The asserts hold
+// the largest hyper-parameter struct (Adam's) to both limits.
 constexpr int kSmallPack = 32;
 constexpr int kLargePack = 256;
 template <class Hyper, int kCap>
@@ -552,25 +554,32 @@ struct SlotPack {
   kern::OptSlot slot[kCap];
   Hyper hyper[kCap];
 };
-static_assert(sizeof(SlotPack<kern::AdamHyper, kSmallPack>) <= 4096, "small pack beyond 4 KiB of parameters");
-static_assert(sizeof(SlotPack<kern::AdamHyper, kLargePack>) <= 32764, "large pack beyond 32764 bytes of parameters");
-static_assert(sizeof(SlotPack<kern::SgdHyper, kLargePack>) <= 32764, "large pack beyond 32764 bytes of parameters");
-static_assert(sizeof(SlotPack<kern::AdagradHyper, kLargePack>) <= 32764, "large pack beyond 32764 bytes of parameters");
+template <class Hyper>
+constexpr bool packs_fit() {
+  return sizeof(SlotPack<Hyper, kSmallPack>) <= 4096 && sizeof(SlotPack<Hyper, kLargePack>) <= 32764;
+}
+static_assert(packs_fit<kern::AdamHyper>(), "a pack beyond 4 KiB (small) or 32764 bytes (large) of parameters");
+static_assert(packs_fit<kern::SgdHyper>(), "a pack beyond 4 KiB (small) or 32764 bytes (large) of parameters");
+static_assert(packs_fit<kern::AdagradHyper>(), "a pack beyond 4 KiB (small) or 32764 bytes (large) of parameters");
+static_assert(packs_fit<kern::RmspropHyper>(), "a pack beyond 4 KiB (small) or 32764 bytes (large) of parameters");
+static_assert(packs_fit<kern::AdadeltaHyper>(), "a pack beyond 4 KiB (small) or 32764 bytes (large) of parameters");
 
 // Per thread, kOptUnroll elements of slot s (a grid stride apart): every
 // load first, then the updates and stores. The stores could alias the loads
 // as far as the compiler knows, so a plain loop would keep only one
-// element's loads in flight. use_s0 / use_s1: which state buffers the update
-// reads and writes (SGD without momentum: neither).
+// element's loads in flight. use_s0 / use_s1 / use_s2: which state buffers
+// the update reads and writes (SGD without momentum: neither; state2 is
+// RMSprop's centered grad_avg only).
 constexpr int kOptUnroll = 4;
 // kRows: a row-sparse slot, whose gradient element i updates element
 // opt_target(s, i) of param and state (-1: a skipped row); dense: element i.
 template <bool kRows, class Update>
-__device__ __forceinline__ void update_elems(const kern::OptSlot& s, bool use_s0, bool use_s1, Update update) {
+__device__ __forceinline__ void update_elems(const kern::OptSlot& s, bool use_s0, bool use_s1, bool use_s2,
+                                             Update update) {
   const int64_t stride = static_cast<int64_t>(blockDim.x) * gridDim.x;
   for (int64_t i0 = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i0 < s.n;
        i0 += kOptUnroll * stride) {
-    float p[kOptUnroll], a[kOptUnroll], b[kOptUnroll], g[kOptUnroll];
+    float p[kOptUnroll], a[kOptUnroll], b[kOptUnroll], c[kOptUnroll], g[kOptUnroll];
     int64_t at[kOptUnroll];
 #pragma unroll
     for (int u = 0; u < kOptUnroll; ++u) {
@@ -581,44 +590,66 @@ __device__ __forceinline__ void update_elems(const kern::OptSlot& s, bool use_s0
         g[u] = s.grad[i];
         a[u] = use_s0 ? s.state0[at[u]] : 0.0f;
         b[u] = use_s1 ? s.state1[at[u]] : 0.0f;
+        c[u] = use_s2 ? s.state2[at[u]] : 0.0f;
       }
     }
 #pragma unroll
     for (int u = 0; u < kOptUnroll; ++u) {
       if (at[u] >= 0) {
-        update(&p[u], &a[u], &b[u], g[u]);
+        update(&p[u], &a[u], &b[u], &c[u], g[u]);
         s.param[at[u]] = p[u];
         if (use_s0) s.state0[at[u]] = a[u];
         if (use_s1) s.state1[at[u]] = b[u];
+        if (use_s2) s.state2[at[u]] = c[u];
       }
     }
   }
 }
 // The branch is uniform per slot (blockIdx.y); the dense loop has no row arithmetic.
 template <class Update>
-__device__ __forceinline__ void update_slot(const kern::OptSlot& s, bool use_s0, bool use_s1, Update update) {
-  if (s.rows) update_elems<true>(s, use_s0, use_s1, update);
-  else update_elems<false>(s, use_s0, use_s1, update);
+__device__ __forceinline__ void update_slot(const kern::OptSlot& s, bool use_s0, bool use_s1, bool use_s2,
+                                            Update update) {
+  if (s.rows) update_elems<true>(s, use_s0, use_s1, use_s2, update);
+  else update_elems<false>(s, use_s0, use_s1, use_s2, update);
 }
 
 template <int kCap>
 __global__ void adam_kernel(const SlotPack<kern::AdamHyper, kCap> pack) {
   const kern::OptSlot& s = pack.slot[blockIdx.y];
   const kern::AdamHyper h = pack.hyper[blockIdx.y];
-  update_slot(s, true, true, [&h](float* p, float* m, float* v, float g) { kern::adam_update(p, m, v, g, h); });
+  update_slot(s, true, true, false,
+              [&h](float* p, float* m, float* v, float*, float g) { kern::adam_update(p, m, v, g, h); });
 }
 template <int kCap>
 __global__ void sgd_kernel(const SlotPack<kern::SgdHyper, kCap> pack) {
   const kern::OptSlot& s = pack.slot[blockIdx.y];
   const kern::SgdHyper h = pack.hyper[blockIdx.y];
-  update_slot(s, h.momentum != 0.0f, false,
-              [&h](float* p, float* buf, float*, float g) { kern::sgd_update(p, buf, g, h); });
+  update_slot(s, h.momentum != 0.0f, false, false,
+              [&h](float* p, float* buf, float*, float*, float g) { kern::sgd_update(p, buf, g, h); });
 }
 template <int kCap>
 __global__ void adagrad_kernel(const SlotPack<kern::AdagradHyper, kCap> pack) {
   const kern::OptSlot& s = pack.slot[blockIdx.y];
   const kern::AdagradHyper h = pack.hyper[blockIdx.y];
-  update_slot(s, true, false, [&h](float* p, float* sum, float*, float g) { kern::adagrad_update(p, sum, g, h); });
+  update_slot(s, true, false, false,
+              [&h](float* p, float* sum, float*, float*, float g) { kern::adagrad_update(p, sum, g, h); });
+}
+// The variant's branches are uniform per slot (the hyper-parameters of blockIdx.y).
+template <int kCap>
+__global__ void rmsprop_kernel(const SlotPack<kern::RmspropHyper, kCap> pack) {
+  const kern::OptSlot& s = pack.slot[blockIdx.y];
+  const kern::RmspropHyper h = pack.hyper[blockIdx.y];
+  update_slot(s, true, h.momentum > 0.0f, h.centered != 0,
+              [&h](float* p, float* sq, float* buf, float* ga, float g) {
+                kern::rmsprop_update(p, sq, buf, ga, g, h);
+              });
+}
+template <int kCap>
+__global__ void adadelta_kernel(const SlotPack<kern::AdadeltaHyper, kCap> pack) {
+  const kern::OptSlot& s = pack.slot[blockIdx.y];
+  const kern::AdadeltaHyper h = pack.hyper[blockIdx.y];
+  update_slot(s, true, true, false,
+              [&h](float* p, float* sq, float* acc, float*, float g) { kern::adadelta_update(p, sq, acc, g, h); });
 }
 
 // ---- the backend -------------------------------------------------------------
@@ -930,6 +961,12 @@ class CudaBackend final : public Backend {
   }
   void adagrad_step(const std::vector<kern::OptSlot>& slots, const std::vector<kern::AdagradHyper>& hyper) override {
     multi_step(adagrad_kernel<kSmallPack>, adagrad_kernel<kLargePack>, slots, hyper);
+  }
+  void rmsprop_step(const std::vector<kern::OptSlot>& slots, const std::vector<kern::RmspropHyper>& hyper) override {
+    multi_step(rmsprop_kernel<kSmallPack>, rmsprop_kernel<kLargePack>, slots, hyper);
+  }
+  void adadelta_step(const std::vector<kern::OptSlot>& slots, const std::vector<kern::AdadeltaHyper>& hyper) override {
+    multi_step(adadelta_kernel<kSmallPack>, adadelta_kernel<kLargePack>, slots, hyper);
   }
 
   // Makes this device current for the calling thread. Asks the runtime

@@ -4,7 +4,11 @@
 
 #include <cmath>
 #include <cstdio>
+#include <memory>
+#include <random>
 #include <set>
+#include <string>
+#include <vector>
 
 #include "gpu_test.hpp"
 #include "gradcheck.hpp"
@@ -144,6 +148,83 @@ TEST(GpuInference, LossIsBitwiseReproducibleRunToRun) {
     return losses;
   };
   EXPECT_EQ(run(), run());
+}
+
+// RMSprop (every variant) and Adadelta on cuda:0 against the CPU backend
+// through the optimizers themselves: 40 parameters of random shapes (one
+// long, one empty; 300 for two of the cases, past one pack of 256), fresh
+// random gradients, 4 steps. From the second step on (the state exists)
+// a step is one launch for up to 256 tensors and two beyond. Both sides run
+// the same per-element function with correctly rounded sqrt and division;
+// the GPU may contract a*b+c into an fma (one rounding fewer), so values
+// drift apart by a few ulps a step: 1e-5 relative plus 1e-6 absolute after
+// 4 steps, for params and every state buffer (RMSprop's momentum buffer
+// reaches ~10, hence relative).
+TEST(GpuOptim, RMSpropAndAdadeltaMatchCpuInOneLaunchPerStep) {
+  CUVI_REQUIRE_CUDA();
+  struct Case {
+    std::shared_ptr<optim::Optimizer> opt;
+    int count;
+  };
+  std::vector<Case> cases;
+  for (float wd : {0.0f, 0.1f})
+    for (float momentum : {0.0f, 0.9f})
+      for (bool centered : {false, true})
+        cases.push_back({std::make_shared<optim::RMSprop>(optim::RMSpropOptions{
+                             .lr = 0.01f, .alpha = 0.9f, .weight_decay = wd, .momentum = momentum, .centered = centered}),
+                         40});
+  cases.push_back(
+      {std::make_shared<optim::RMSprop>(optim::RMSpropOptions{.lr = 0.01f, .momentum = 0.5f, .centered = true}), 300});
+  cases.push_back({std::make_shared<optim::Adadelta>(optim::AdadeltaOptions{}), 40});
+  cases.push_back({std::make_shared<optim::Adadelta>(optim::AdadeltaOptions{.lr = 0.5f, .weight_decay = 0.1f}), 300});
+  std::mt19937 gen(21);
+  for (const Case& c : cases) {
+    SCOPED_TRACE(::testing::Message() << c.opt->name() << ", case " << (&c - cases.data()) << ", " << c.count
+                                      << " tensors");
+    std::uniform_int_distribution<int64_t> len(1, 40);
+    std::vector<Shape> shapes;
+    for (int k = 0; k < c.count; ++k)
+      shapes.push_back(k == 3 ? Shape{0, 5} : (k == 7 ? Shape{3, 30000} : Shape{len(gen), len(gen)}));
+    std::vector<Tensor> on_cpu, on_gpu;
+    for (const Shape& s : shapes) {
+      const Tensor p = random_tensor(s, gen, -1.0f, 1.0f, Device::cpu());
+      on_cpu.push_back(p.clone().requires_grad_());
+      on_gpu.push_back(p.to(Device::cuda()).requires_grad_());
+    }
+    auto cpu_opt = c.opt->clone(), gpu_opt = c.opt->clone();
+    for (int step = 1; step <= 4; ++step) {
+      optim::NamedParams cpu_named, gpu_named;
+      for (size_t k = 0; k < shapes.size(); ++k) {
+        const Tensor g = random_tensor(shapes[k], gen, -1.0f, 1.0f, Device::cpu());
+        on_cpu[k].set_grad(g);
+        on_gpu[k].set_grad(g.to(Device::cuda()));
+        cpu_named.push_back({"p" + std::to_string(k), on_cpu[k]});
+        gpu_named.push_back({"p" + std::to_string(k), on_gpu[k]});
+      }
+      cpu_opt->step(cpu_named);
+      const long long before = launch_count();
+      gpu_opt->step(gpu_named);
+      if (step > 1) {
+        EXPECT_EQ(launch_count() - before, c.count <= 256 ? 1 : 2) << "step " << step;
+      }
+    }
+    const OptimizerState cs = cpu_opt->state(), gs = gpu_opt->state();
+    EXPECT_EQ(gs.scalars, cs.scalars);
+    ASSERT_EQ(gs.tensors.size(), cs.tensors.size());
+    for (size_t k = 0; k < shapes.size(); ++k) {
+      SCOPED_TRACE(k);
+      const auto want = on_cpu[k].detach().to_vector();
+      expect_close(on_gpu[k].detach().to_vector(), std::vector<double>(want.begin(), want.end()), 1e-6, 1e-5, "param");
+      const std::string name = "p" + std::to_string(k);
+      ASSERT_EQ(gs.tensors.at(name).size(), cs.tensors.at(name).size());
+      for (const auto& [buf, t] : cs.tensors.at(name)) {
+        EXPECT_TRUE(gs.tensors.at(name).at(buf).device().is_cuda());
+        const auto w = t.to_vector();
+        expect_close(gs.tensors.at(name).at(buf).to_vector(), std::vector<double>(w.begin(), w.end()), 1e-6, 1e-5,
+                     buf.c_str());
+      }
+    }
+  }
 }
 
 }  // namespace
