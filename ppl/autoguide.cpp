@@ -361,12 +361,21 @@ void AutoContinuousCore::create_params() {
   create_posterior_params();
 }
 
+// The latent may carry batch dims of its own: under vectorized particles
+// the particle plate expands it to [P, 1, ..., 1, D] (the particle dim at
+// -(max_plate_nesting + 1)). Each site keeps the leading ones its own
+// batch dims do not cover, so its particle dim lands where the model's
+// site has it: [P, 1, .., 1] + the site's unconstrained shape.
 std::map<std::string, Tensor> AutoContinuousCore::unpack(const Tensor& latent) const {
+  const Shape prefix(latent.shape().begin(), latent.shape().end() - 1);
   std::map<std::string, Tensor> out;
   int64_t off = 0;
   for (const LatentSite& s : sites_) {
     const int64_t n = shape_numel(s.uncon_shape);
-    out[s.proto.name] = narrow(latent, -1, off, n).reshape(s.uncon_shape);
+    const size_t keep = prefix.size() > static_cast<size_t>(s.batch_ndim) ? prefix.size() - s.batch_ndim : 0;
+    Shape shape(prefix.begin(), prefix.begin() + static_cast<std::ptrdiff_t>(keep));
+    shape.insert(shape.end(), s.uncon_shape.begin(), s.uncon_shape.end());
+    out[s.proto.name] = narrow(latent, -1, off, n).reshape(shape);
     off += n;
   }
   return out;

@@ -408,8 +408,8 @@ struct GaussianTestModel {
 
 // The ELBO by Monte Carlo: batches of evaluate_loss (each the mean of k
 // particles); returns the mean ELBO and its standard error from the batch means.
-template <class Guide>
-cuvi::testing::McEstimate elbo_estimate(const GaussianTestModel& model, const Guide& guide, int batches, int k) {
+template <class Model, class Guide>
+cuvi::testing::McEstimate elbo_estimate(const Model& model, const Guide& guide, int batches, int k) {
   infer::SVI svi(model, guide, optim::Adam({.lr = 0.0f}), infer::Trace_ELBO({.num_particles = k}));
   std::vector<double> e;
   for (int b = 0; b < batches; ++b) e.push_back(-static_cast<double>(svi.evaluate_loss().item()));
@@ -511,4 +511,51 @@ TEST(AutoIAFNormal, SavesAndLoadsWithTheStore) {
   const auto after = guide.median();
   EXPECT_EQ(vec(after.at("z")), vec(before.at("z")));
   EXPECT_EQ(vec(after.at("s")), vec(before.at("s")));
+}
+
+// The AutoContinuous guides under vectorized particles: the flat latent
+// gets the particle plate's batch dims and every site its own alignment
+// (the particle dim at -(max_plate_nesting + 1)), so the vectorized ELBO
+// estimates the same ELBO as particles one after the other (global
+// latents, and local ones in a plate): the two
+// estimates agree within 4 combined standard errors (each from 20 batch
+// means of 100 particles), and a training step runs.
+TEST(AutoContinuous, VectorizedParticles) {
+  auto check = [&](const auto& model, auto guide, const char* what) {
+    {
+      infer::SVI svi(model, guide, optim::Adam({.lr = 0.05f}),
+                     infer::Trace_ELBO({.num_particles = 8, .vectorize_particles = true}));
+      for (int i = 0; i < 50; ++i) svi.step();
+    }
+    infer::SVI vec_svi(model, guide, optim::Adam({.lr = 0.0f}),
+                       infer::Trace_ELBO({.num_particles = 100, .vectorize_particles = true}));
+    std::vector<double> v, s;
+    for (int b = 0; b < 20; ++b) v.push_back(-static_cast<double>(vec_svi.evaluate_loss().item()));
+    const auto ev = mc_estimate(v);
+    const auto es = elbo_estimate(model, guide, 20, 100);
+    if (std::getenv("CUVI_TEST_VERBOSE"))
+      std::printf("    %s: vectorized %.4f (se %.4f), sequential %.4f (se %.4f)\n", what, ev.mean, ev.se, es.mean,
+                  es.se);
+    EXPECT_NEAR(ev.mean, es.mean, 4 * std::hypot(ev.se, es.se)) << what;
+  };
+  GaussianTestModel model;
+  fresh(61);
+  check(model, infer::AutoDiagonalNormal(model), "AutoDiagonalNormal");
+  fresh(62);
+  check(model, infer::AutoMultivariateNormal(model), "AutoMultivariateNormal");
+  fresh(63);
+  check(model, infer::AutoIAFNormal(model), "AutoIAFNormal");
+  // Local latents in a plate (batch dims of their own: [P, 3] under the
+  // particle plate) beside a global one.
+  const Tensor y = tensor({0.5f, -1.0f, 2.0f});
+  auto local = [y] {
+    Tensor m = sample("m", dist::Normal(0.0f, 1.0f));
+    auto p = plate("items", 3);
+    Tensor z = sample("z", dist::Normal(m, 1.0f));
+    sample("y", dist::Normal(z, 0.5f), y);
+  };
+  fresh(64);
+  check(local, infer::AutoDiagonalNormal(local), "local latents, AutoDiagonalNormal");
+  fresh(65);
+  check(local, infer::AutoIAFNormal(local), "local latents, AutoIAFNormal");
 }
