@@ -957,9 +957,8 @@ std::map<std::string, Tensor> predictive_run(const Program& model, const Program
     }
     for (auto& [n, v] : draws) out[n] = stack(v, 0);
   } else {
-    // One run for the plate nesting and each site's own shape, with the
-    // generator put back afterwards.
-    // The plate nesting and each site's own shape from one probing run.
+    // The plate nesting and each site's own shape from one probing run
+    // (the generator is put back afterwards).
     const ProbeRun probe = probe_run(model, guide);
     std::map<std::string, Shape> shapes;
     for (const Site& s : probe.model.sites())
