@@ -449,12 +449,23 @@ struct EnumContraction {
   // Max-product instead of sum-product (infer_discrete's MAP, Viterbi on a chain).
   bool maximise = false;
   std::vector<Step> steps;
+  // Guide-enumerated variables: never summed out here; factors left holding
+  // only them are costs (with their plates) for the guide's expectation.
+  std::set<std::string> free;
+  std::vector<std::pair<PlateSet, EnumFactor>> finals;
 
   // An enumerated site, in trace order (before its own factor).
   void declare(const Site& s) {
     var_plates[s.name] = plate_set(s.frames);
     var_order.emplace(s.name, var_order.size());
     current[s.enum_dim] = s.name;
+  }
+  // A site the guide enumerated (its dims are the model's from the replay).
+  void declare_free(const Site& s) {
+    declare(s);
+    free.insert(s.name);
+    for (const Frame& f : s.frames)
+      if (f.vectorized) plates.emplace(f.name, f);
   }
 
   void add(const Site& s, Tensor logp) {
@@ -515,7 +526,7 @@ struct EnumContraction {
       for (const auto& [d, u] : f.vars) {
         const PlateSet& vp = var_plates.at(u);
         if (vp == L) {
-          if (std::find(local.begin(), local.end(), u) == local.end()) local.push_back(u);
+          if (!free.count(u) && std::find(local.begin(), local.end(), u) == local.end()) local.push_back(u);
           continue;
         }
         CUVI_CHECK(std::includes(L.begin(), L.end(), vp.begin(), vp.end()), ValueError,
@@ -549,14 +560,24 @@ struct EnumContraction {
       // tree-structured plates only).
       for (EnumFactor& f : fs) {
         PlateSet parent;
-        for (const auto& [d, u] : f.vars) parent.insert(var_plates.at(u).begin(), var_plates.at(u).end());
+        bool has_model_var = false;
+        for (const auto& [d, u] : f.vars) {
+          parent.insert(var_plates.at(u).begin(), var_plates.at(u).end());
+          has_model_var = has_model_var || !free.count(u);
+        }
+        if (parent == L && !has_model_var) {  // a cost over guide-enumerated variables local to L
+          finals.emplace_back(L, std::move(f));
+          continue;
+        }
         if (parent == L) {
           std::string names;
           for (const auto& [d, u] : f.vars) names += (names.empty() ? "'" : ", '") + u + "'";
           CUVI_THROW(ValueError, "TraceEnum_ELBO: site '"
                                      << site << "' in plates " << plates_str(L)
                                      << " depends on variables enumerated in plates that do not nest (" << names
-                                     << "); the contraction needs tree-structured plates");
+                                     << "), or on a model-enumerated variable outside them together with a "
+                                        "guide-enumerated one inside; the contraction needs tree-structured plates "
+                                        "and guide-enumerated variables no deeper than the model's they meet");
         }
         for (const std::string& p : L) {
           if (parent.count(p)) continue;
@@ -571,7 +592,10 @@ struct EnumContraction {
     std::vector<EnumFactor> fs = std::move(groups[PlateSet{}]);
     for (const std::string& v : local_vars(fs, PlateSet{}, group_site[PlateSet{}])) eliminate(fs, v);
     Tensor total;
-    for (const EnumFactor& f : fs) add_to(total, sum(f.t));
+    for (EnumFactor& f : fs) {
+      if (!f.vars.empty()) finals.emplace_back(PlateSet{}, std::move(f));  // only guide variables are left
+      else add_to(total, sum(f.t));
+    }
     return total;
   }
 };
@@ -607,13 +631,28 @@ ELBOResult TraceEnum_ELBO::compute(const Program& model, const Program& guide) c
 
 void TraceEnum_ELBO::enum_particle(const Program& model, const Program& guide, int mpn, float inv_p,
                                    ELBOResult& r, std::set<std::string>& seen) const {
-  const Trace guide_trace = poutine::trace(guide).get_trace();
+  // Guide-side enumeration: the guide's sites marked enumerate = "parallel"
+  // take their whole support along dims of their own from -(mpn + 1); the
+  // model's enumeration starts left of them.
+  poutine::EnumMessenger guide_enum(-(mpn + 1));
+  const Trace guide_trace = poutine::trace([&] {
+                              HandlerScope scope(&guide_enum);
+                              guide();
+                            }).get_trace();
+  std::vector<const Site*> guide_vars;
+  int model_first = -(mpn + 1);
   for (const Site& s : guide_trace.sites())
-    CUVI_CHECK(s.enumerate.empty() || !is_latent(s), ValueError,
-               "TraceEnum_ELBO: guide site '" << s.name
-                                              << "' is marked for enumeration; only model sites are enumerated "
-                                                 "(guide-side enumeration is not supported)");
-  poutine::EnumMessenger enum_handler(-(mpn + 1));
+    if (s.enum_dim != 0) {
+      guide_vars.push_back(&s);
+      model_first = std::min(model_first, s.enum_dim - 1);
+    }
+  if (!guide_vars.empty())
+    for (const Site& s : guide_trace.sites())
+      CUVI_CHECK(!is_latent(s) || s.enum_dim != 0 || s.fn->has_rsample(), ValueError,
+                 "TraceEnum_ELBO: guide site '" << s.name << "' (" << s.fn->name()
+                                                << ") has no reparameterised sampler; with guide-side enumeration "
+                                                   "every other guide latent must be reparameterised");
+  poutine::EnumMessenger enum_handler(model_first);
   const Trace model_trace = poutine::trace([&] {
                               HandlerScope scope(&enum_handler);
                               poutine::replay(model, guide_trace)();
@@ -622,6 +661,32 @@ void TraceEnum_ELBO::enum_particle(const Program& model, const Program& guide, i
   collect_params(model_trace, r.params, seen);
   EnumContraction c;
   c.mpn = mpn;
+  for (const Site* g : guide_vars) c.declare_free(*g);
+  for (const Trace* t : {&guide_trace, &model_trace})
+    for (const Site& s : t->sites())
+      for (const Frame& f : s.frames)
+        if (f.vectorized) c.plates.emplace(f.name, f);
+  // E_q over the guide-enumerated variables of a cost C in plates L: the
+  // sum of q(values) * C over every dim, q the product of the enumerated
+  // guide sites in plates within L (their probabilities, not detached: the
+  // expectation is exact, and its gradient reaches q's parameters). Along a
+  // plate of L that the product does not vary over, the sum counts it once
+  // per element of the plate.
+  auto expectation = [&](const Tensor& cost, const PlateSet& L) {
+    Tensor logq;
+    for (const Site* g : guide_vars) {
+      const PlateSet gp = plate_set(g->frames);
+      if (!std::includes(L.begin(), L.end(), gp.begin(), gp.end())) continue;
+      dist::detail::SiteScope scope(g->name);
+      add_to(logq, g->fn->log_prob(g->value));
+    }
+    Tensor t = logq.defined() ? exp(logq) * cost : cost;
+    for (const std::string& p : L) {
+      const Frame& fr = c.plates.at(p);
+      if (t.dim() < -fr.dim || t.size(fr.dim) == 1) t = t * static_cast<float>(fr.subsample_size);
+    }
+    return sum(t);
+  };
   Tensor loss;
   std::optional<float> enum_scale;
   std::string scale_site;
@@ -639,10 +704,20 @@ void TraceEnum_ELBO::enum_particle(const Program& model, const Program& guide, i
     scale_site = s.name;
     c.add(s, enum_factor(s));
   }
-  if (enum_scale) add_to(loss, c.run() * (-*enum_scale * inv_p));
+  if (enum_scale) {
+    const Tensor contracted = c.run();
+    if (contracted.defined()) add_to(loss, contracted * (-*enum_scale * inv_p));
+    for (const auto& [L, f] : c.finals) add_to(loss, expectation(f.t, L) * (-*enum_scale * inv_p));
+  }
   std::vector<const Site*> score_sites;
   for (const Site& s : guide_trace.sites()) {
     if (!is_latent(s)) continue;
+    if (!guide_vars.empty() && !enum_dims_of(log_prob_shape(s), mpn).empty()) {
+      // A guide term over enumerated values (the variable's own -log q, or
+      // a site drawn once per value): its expectation under q.
+      add_to(loss, expectation(masked_log_prob(s), plate_set(s.frames)) * (s.scale * inv_p));
+      continue;
+    }
     add_to(loss, site_term(s, s.scale * inv_p));
     if (!s.fn->has_rsample()) score_sites.push_back(&s);
   }

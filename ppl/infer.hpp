@@ -140,9 +140,23 @@ class TraceMeanField_ELBO : public ELBO {
 // As in Pyro, every enumerated factor must carry the same scale (a
 // subsampled plate's N/B and scale handlers): the contraction is then
 // scaled once; sites that depend on no enumerated variable are ordinary
-// terms (the fused kernels). Guide sites cannot be enumerated here (no
-// guide-side enumeration); a guide site without a reparameterised sampler
-// gets the score-function term with the particle's whole loss as its cost.
+// terms (the fused kernels). A guide site without a reparameterised
+// sampler gets the score-function term with the particle's whole loss as
+// its cost.
+//
+// Guide-side enumeration (Pyro's, e.g. the semi-supervised VAE's class
+// variable): guide sites marked enumerate = "parallel" take their whole
+// support along dims from -(max_plate_nesting + 1) (the model's own
+// enumeration starts left of them), later guide sites are drawn once per
+// value, and the model replays every value at once. The ELBO is then the
+// exact expectation over them: the contraction keeps their dims (it sums
+// out only the model's variables), and every cost left over them, as every
+// guide term -log q that depends on them, is weighted by the product of q
+// of the enumerated guide sites in its plates (not detached, so the
+// gradient reaches q's parameters) and summed. With guide enumeration every
+// other guide latent must be reparameterised, and a guide variable in a
+// plate must not meet a model-enumerated variable outside it (the
+// expectation would not factorise over the plate): ValueErrors naming them.
 // num_particles run one after the other, or at once with
 // vectorize_particles (an outer plate at -(max_plate_nesting + 1), the
 // enumeration dims starting one further left).
