@@ -15,6 +15,10 @@
 //                                  Pyro's Gaussian mixture tutorial: the
 //                                  assignments enumerated (TraceEnum_ELBO),
 //                                  MAP globals, then infer_discrete
+//   cuvi ssvae [--device ...] [--epochs E] [--batch B] [--latent Z] [--n L]
+//                                  a semi-supervised VAE (Pyro's SS-VAE):
+//                                  L labelled images, the class of the
+//                                  others enumerated in the guide
 //   cuvi regression [--device ...] [--steps N] [--n N] [--features D]
 //                   [--batch B] [--guide diag|mvn|normal|iaf]
 //                                  Bayesian linear regression (Pyro's
@@ -34,6 +38,7 @@
 #include "gmm/gmm.hpp"
 #include "hmm/hmm.hpp"
 #include "regression/regression.hpp"
+#include "ssvae/ssvae.hpp"
 #include "vae/vae.hpp"
 
 using namespace cuvi;
@@ -49,6 +54,7 @@ struct Args {
   int64_t batch = 128;
   bool batch_given = false;
   int64_t n = 10000;
+  bool n_given = false;
   int64_t features = 3;
   std::string guide = "diag";
   int64_t latent = 8;
@@ -57,12 +63,14 @@ struct Args {
 
 int usage() {
   std::fprintf(stderr,
-               "usage: cuvi [coin|demo|vae|gmm|hmm|regression] [--device cpu|cuda|cuda:N] [--steps N] [--seed S]\n"
+               "usage: cuvi [coin|demo|vae|ssvae|gmm|hmm|regression] [--device cpu|cuda|cuda:N] [--steps N] [--seed S]\n"
                "                 [--epochs E] [--batch B] [--latent Z] [--mpi 1]   (vae)\n"
+               "                 [--epochs E] [--batch B] [--latent Z] [--n labelled]   (ssvae)\n"
                "                 [--n N] [--features D] [--batch B] [--guide diag|mvn|normal|iaf]   (regression)\n"
                "  coin  SVI on Pyro's coin-fairness example (SVI Part I)\n"
                "  demo  a least-squares fit by gradient descent (runtime demo)\n"
                "  vae   a variational autoencoder on synthetic 16x16 binary images (Pyro's VAE tutorial)\n"
+               "  ssvae a semi-supervised VAE on the same images, most unlabelled (Pyro's SS-VAE tutorial)\n"
                "  gmm   a Gaussian mixture with enumerated assignments (Pyro's GMM tutorial)\n"
                "  hmm   the dishonest casino: an HMM's parameters learned from rolls (DiscreteHMM)\n"
                "  regression  Bayesian linear regression (Pyro's tutorial) on synthetic data, optionally\n"
@@ -278,6 +286,56 @@ int run_demo(const Args& a) {
 
 int run_vae_on(const Args& a, const parallel::CommPtr& comm);
 
+// The semi-supervised VAE: the first `labelled` images keep their class,
+// the others are trained on unlabelled (their class enumerated in the
+// guide); each unlabelled step is followed by a labelled one.
+int run_ssvae(const Args& a) {
+  constexpr int64_t kSide = 16, kImages = 4096, kHidden = 256;
+  constexpr int kClasses = 10;
+  const int64_t labelled = a.n_given ? a.n : 100;
+  if (a.epochs < 1 || a.batch < 1 || a.latent < 1 || labelled < 1 || labelled >= kImages) return usage();
+  set_default_device(a.device);
+  set_seed(a.seed);
+  param_store().clear();
+  const auto data = cuvi_examples::make_labelled_stroke_images(kImages, kSide, kClasses, 1234 + a.seed, 0.03f,
+                                                               a.device);
+  const Tensor xl = narrow(data.images, 0, 0, labelled), yl = narrow(data.labels, 0, 0, labelled);
+  const Tensor xu = narrow(data.images, 0, labelled, kImages - labelled);
+  const std::vector<int64_t> yu(data.classes.begin() + labelled, data.classes.end());
+  cuvi_examples::SsVAE vae({.x_dim = kSide * kSide, .classes = kClasses, .z_dim = a.latent, .hidden = kHidden,
+                            .batch = a.batch},
+                           a.device);
+  auto model = [&vae](const Tensor& x, const Tensor& y) { vae.model(x, y); };
+  auto guide = [&vae](const Tensor& x, const Tensor& y) { vae.guide(x, y); };
+  infer::SVI svi(model, guide, optim::Adam({.lr = 1e-3f}), infer::TraceEnum_ELBO({.max_plate_nesting = 1}));
+  const int64_t steps = (kImages - labelled + a.batch - 1) / a.batch;
+  std::printf("cuvi ssvae: %lld synthetic %lldx%lld images of %d classes, %lld labelled; z_dim %lld, hidden %lld, "
+              "batch %lld, %lld unlabelled + %lld labelled steps/epoch, Adam(lr=1e-3), TraceEnum_ELBO (the class "
+              "enumerated in the guide), on %s\n",
+              static_cast<long long>(kImages), static_cast<long long>(kSide), static_cast<long long>(kSide), kClasses,
+              static_cast<long long>(labelled), static_cast<long long>(a.latent), static_cast<long long>(kHidden),
+              static_cast<long long>(a.batch), static_cast<long long>(steps), static_cast<long long>(steps),
+              a.device.str().c_str());
+  std::printf("epoch %3d  accuracy on the unlabelled images %.4f (chance %.2f)\n", 0, vae.accuracy(xu, yu),
+              1.0 / kClasses);
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int epoch = 1; epoch <= a.epochs; ++epoch) {
+    const auto te = std::chrono::steady_clock::now();
+    Tensor lu = zeros({}, a.device);
+    for (int64_t s = 0; s < steps; ++s) {
+      lu = lu + svi.step(xu, Tensor());  // no sync per step
+      svi.step(xl, yl);
+    }
+    const double per_image = -static_cast<double>(lu.item()) / (static_cast<double>(steps) * (kImages - labelled));
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - te).count();
+    std::printf("epoch %3d  unlabelled ELBO/image %9.4f  accuracy %.4f  %7.1f steps/s\n", epoch, per_image,
+                vae.accuracy(xu, yu), 2.0 * steps / secs);
+  }
+  const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("%lld steps in %.2f s\n", static_cast<long long>(2 * steps * a.epochs), total);
+  return 0;
+}
+
 int run_vae(const Args& a) {
   if (a.epochs < 1 || a.batch < 1 || a.latent < 1) return usage();
   // Data parallelism (--mpi 1, under mpiexec): each rank trains on its block
@@ -362,7 +420,7 @@ int main(int argc, char** argv) {
       else if (k == "--seed") a.seed = std::stoull(argv[++i]);
       else if (k == "--epochs") a.epochs = std::stoi(argv[++i]);
       else if (k == "--batch") a.batch = std::stoll(argv[++i]), a.batch_given = true;
-      else if (k == "--n") a.n = std::stoll(argv[++i]);
+      else if (k == "--n") a.n = std::stoll(argv[++i]), a.n_given = true;
       else if (k == "--features") a.features = std::stoll(argv[++i]);
       else if (k == "--guide") a.guide = argv[++i];
       else if (k == "--latent") a.latent = std::stoll(argv[++i]);
@@ -372,6 +430,7 @@ int main(int argc, char** argv) {
     if (a.command == "coin") return run_coin(a);
     if (a.command == "demo") return run_demo(a);
     if (a.command == "vae") return run_vae(a);
+    if (a.command == "ssvae") return run_ssvae(a);
     if (a.command == "gmm") return run_gmm(a);
     if (a.command == "hmm") return run_hmm(a);
     if (a.command == "regression") return run_regression(a);

@@ -27,8 +27,16 @@ namespace cuvi_examples {
 // segments) are drawn first; each image is a prototype shifted by up to one
 // pixel in each direction, with every pixel flipped with probability
 // flip_prob. Fully determined by seed (host std::mt19937_64).
-inline cuvi::Tensor make_stroke_images(int64_t n, int64_t side, int n_prototypes, uint64_t seed,
-                                       float flip_prob = 0.03f, cuvi::Device dev = cuvi::default_device()) {
+// The images with their classes (the prototype each one copies).
+struct LabelledImages {
+  cuvi::Tensor images;          // [n, side * side] float32 0/1
+  cuvi::Tensor labels;          // [n] int64
+  std::vector<int64_t> classes;  // the labels on the host
+};
+
+inline LabelledImages make_labelled_stroke_images(int64_t n, int64_t side, int n_prototypes, uint64_t seed,
+                                                  float flip_prob = 0.03f,
+                                                  cuvi::Device dev = cuvi::default_device()) {
   std::mt19937_64 gen(seed);
   std::uniform_real_distribution<double> u01(0.0, 1.0);
   const int64_t d = side * side;
@@ -50,9 +58,11 @@ inline cuvi::Tensor make_stroke_images(int64_t n, int64_t side, int n_prototypes
     }
   }
   std::vector<float> data(static_cast<size_t>(n * d), 0.0f);
+  std::vector<int64_t> classes(static_cast<size_t>(n));
   std::uniform_int_distribution<int> pick(0, n_prototypes - 1), shift(-1, 1);
   for (int64_t i = 0; i < n; ++i) {
-    const auto& p = protos[static_cast<size_t>(pick(gen))];
+    classes[static_cast<size_t>(i)] = pick(gen);
+    const auto& p = protos[static_cast<size_t>(classes[static_cast<size_t>(i)])];
     const int dx = shift(gen), dy = shift(gen);
     for (int64_t y = 0; y < side; ++y) {
       for (int64_t x = 0; x < side; ++x) {
@@ -63,7 +73,12 @@ inline cuvi::Tensor make_stroke_images(int64_t n, int64_t side, int n_prototypes
       }
     }
   }
-  return cuvi::tensor(data, {n, d}, dev);
+  return {cuvi::tensor(data, {n, d}, dev), cuvi::tensor_i64(classes, {n}, dev), classes};
+}
+
+inline cuvi::Tensor make_stroke_images(int64_t n, int64_t side, int n_prototypes, uint64_t seed,
+                                       float flip_prob = 0.03f, cuvi::Device dev = cuvi::default_device()) {
+  return make_labelled_stroke_images(n, side, n_prototypes, seed, flip_prob, dev).images;
 }
 
 struct VaeConfig {
