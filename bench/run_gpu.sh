@@ -351,20 +351,21 @@ if (( gpu_tests_rc != 0 )); then
 fi
 
 # ---- 3c. the main job on the GPU ----------------------------------------------
-# The README's main job (Pyro's SVI Part I coin example), the VAE example
-# the GMM example (enumeration), the HMM example and the regression example
+# The README's main job (Pyro's SVI Part I coin example), the VAE and
+# semi-supervised VAE examples, the GMM example (enumeration), the HMM example and the regression example
 # (a million rows, minibatches drawn on the device), on cuda:0, with their output in run.log
 # and the last lines in meta.txt.
-phase "examples on cuda:0 (coin, vae, gmm, hmm, regression)"
+phase "examples on cuda:0 (coin, vae, ssvae, gmm, hmm, regression)"
 if [[ -x $build_dir/examples/cuvi ]]; then
-  for args in "coin --device cuda:0" "vae --device cuda:0 --epochs 3" "gmm --device cuda:0" "hmm --device cuda:0" \
+  for args in "coin --device cuda:0" "vae --device cuda:0 --epochs 3" "ssvae --device cuda:0 --epochs 3" \
+              "gmm --device cuda:0" "hmm --device cuda:0" \
               "regression --device cuda:0 --n 1000000 --batch 4096 --steps 3000"; do
     rc=0
     # shellcheck disable=SC2086  # the arguments split on purpose
     # Capped by the time left, so that 3b and 3c cannot eat the benchmarks'.
     logged timeout $(( $(left) > 200 ? 60 : 20 )) "$build_dir/examples/cuvi" $args || rc=$?
     echo "example_rc '$args' $rc" >>"$META"
-    { grep -E "steps/s|inferred|ELBO/image|assignments|p\(stay\)|^weight|^bias" "$LOG" | tail -3 | sed 's/^/  /' >>"$META"; } || true
+    { grep -E "steps/s|inferred|ELBO/image|accuracy|assignments|p\(stay\)|^weight|^bias" "$LOG" | tail -3 | sed 's/^/  /' >>"$META"; } || true
   done
 else
   echo "no $build_dir/examples/cuvi" | tee -a "$META" "$LOG"
