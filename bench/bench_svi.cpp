@@ -24,6 +24,13 @@
 //                             AutoDiagonalNormal guide (global latents only:
 //                             per step a [B, D] gather, a matrix-vector
 //                             product and the likelihood's fused sum).
+//   ssvae/<be>/B/K            examples/ssvae: an unlabelled step of the
+//                             semi-supervised VAE on 16x16 images, batch B,
+//                             K classes enumerated in the guide (the nets
+//                             run on K * B rows).
+//   iaf/<be>/D/T              AutoIAFNormal with T flows on a D-dim
+//                             correlated Gaussian model (global latents: a
+//                             MADE forward per flow, Adam over the nets).
 // Items are steps; bytes are not reported (the Adam update over 2N params
 // dominates at large N: 2N * (param, grad, m, v) read + 3 written).
 // Each iteration is one step plus a synchronisation (bench_common.hpp),
@@ -32,6 +39,8 @@
 #include "bench_common.hpp"
 #include "../examples/gmm/gmm.hpp"
 #include "../examples/regression/regression.hpp"
+#include "../examples/ssvae/ssvae.hpp"
+#include "../examples/vae/vae.hpp"
 
 namespace {
 
@@ -218,6 +227,42 @@ void bm_regression(benchmark::State& state, Which which) {
   time_steps(state, *dev, [&] { return svi.step(data.x, data.y); }, "rows_per_s", static_cast<double>(b));
 }
 
+void bm_ssvae(benchmark::State& state, Which which) {
+  const auto dev = acquire(state, which);
+  if (!dev) return;
+  const int64_t b = state.range(0), k = state.range(1);
+  set_default_device(*dev);
+  set_seed(7);
+  param_store().clear();
+  const Tensor x = cuvi_examples::make_stroke_images(4096, 16, static_cast<int>(k), 99, 0.03f, *dev);
+  cuvi_examples::SsVAE vae({.x_dim = 256, .classes = k, .z_dim = 8, .hidden = 256, .batch = b}, *dev);
+  auto model = [&vae](const Tensor& xs, const Tensor& ys) { vae.model(xs, ys); };
+  auto guide = [&vae](const Tensor& xs, const Tensor& ys) { vae.guide(xs, ys); };
+  infer::SVI svi(model, guide, optim::Adam({.lr = 1e-3f}), infer::TraceEnum_ELBO({.max_plate_nesting = 1}));
+  time_steps(state, *dev, [&] { return svi.step(x, Tensor()); }, "images_per_s", static_cast<double>(b));
+}
+
+void bm_iaf(benchmark::State& state, Which which) {
+  const auto dev = acquire(state, which);
+  if (!dev) return;
+  const int64_t d = state.range(0);
+  const int t = static_cast<int>(state.range(1));
+  set_default_device(*dev);
+  set_seed(8);
+  param_store().clear();
+  // z ~ N(0, I_d), y ~ N(A z, 0.5) with 4d rows of A near all-ones: a
+  // correlated Gaussian posterior.
+  const Tensor a = 1.0f + 0.1f * randn({4 * d, d}, *dev), y = randn({4 * d}, *dev);
+  auto model = [a, y, d] {
+    const Tensor z = sample("z", dist::Normal(0.0f, 1.0f).expand({d}).to_event(1));
+    auto p = plate("rows", a.size(0));
+    sample("y", dist::Normal(matmul(a, z), 0.5f), y);
+  };
+  infer::AutoIAFNormal guide(model, {.num_transforms = t});
+  infer::SVI svi(model, guide, optim::Adam({.lr = 1e-2f}), infer::Trace_ELBO());
+  time_steps(state, *dev, [&] { return svi.step(); }, "steps_per_s", 1.0);
+}
+
 void bm_local(benchmark::State& state, Which which) { local_steps(state, which, false); }
 void bm_local_event_dim(benchmark::State& state, Which which) { local_steps(state, which, true); }
 void bm_local_sparse_adam(benchmark::State& state, Which which) { local_steps(state, which, true, true); }
@@ -301,5 +346,13 @@ BENCHMARK_CAPTURE(bm_regression, cuda, Which::kCuda)
     ->Args({1 << 24, 1 << 18, 16})
     ->UseManualTime()
     ->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(bm_ssvae, cpu, Which::kCpu)->Args({128, 10})->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(bm_ssvae, cuda, Which::kCuda)
+    ->Args({128, 10})
+    ->Args({1024, 10})
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(bm_iaf, cpu, Which::kCpu)->Args({16, 2})->Args({64, 2})->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(bm_iaf, cuda, Which::kCuda)->Args({64, 2})->Args({256, 2})->UseManualTime()->Unit(benchmark::kMicrosecond);
 
 BENCHMARK_MAIN();
