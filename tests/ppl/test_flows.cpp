@@ -602,3 +602,37 @@ TEST(AutoContinuous, VectorizedParticles) {
   fresh(65);
   check(local, infer::AutoIAFNormal(local), "local latents, AutoIAFNormal");
 }
+
+// A failed step (a NaN loss with check_finite) leaves the flows' weights
+// and the optimizer's state exactly as they were; a failed first step
+// takes back the params it created, and the next step creates them again
+// from the nets' weights and trains.
+TEST(AutoIAFNormal, FailedStepsLeaveStateUntouched) {
+  fresh(71);
+  auto poison = std::make_shared<bool>(true);
+  auto model = [poison] {
+    Tensor z = sample("z", dist::Normal(0.0f, 1.0f).expand({3}).to_event(1));
+    const float obs = *poison ? NAN : 0.5f;
+    sample("y", dist::Normal(sum(z), 1.0f), tensor({obs}).reshape({}));
+  };
+  infer::AutoIAFNormal guide(model);
+  infer::SVI svi(model, guide, optim::Adam({.lr = 0.01f}), infer::Trace_ELBO(), infer::SVIOptions{.check_finite = true});
+  EXPECT_THROW(svi.step(), ValueError);
+  EXPECT_TRUE(param_store().names().empty());
+  *poison = false;
+  for (int i = 0; i < 5; ++i) svi.step();
+  EXPECT_EQ(param_store().names().size(), 4u);
+  std::map<std::string, std::vector<float>> before;
+  for (const auto& n : param_store().names()) before[n] = vec(param_store().unconstrained(n));
+  const OptimizerState st0 = svi.optimizer().state();
+  *poison = true;
+  EXPECT_THROW(svi.step(), ValueError);
+  for (const auto& n : param_store().names()) EXPECT_EQ(vec(param_store().unconstrained(n)), before[n]) << n;
+  const OptimizerState st1 = svi.optimizer().state();
+  EXPECT_EQ(st1.scalars, st0.scalars);
+  for (const auto& [name, bufs] : st0.tensors)
+    for (const auto& [b, t] : bufs) EXPECT_EQ(vec(st1.tensors.at(name).at(b)), vec(t)) << name << "." << b;
+  *poison = false;
+  svi.step();
+  EXPECT_NE(vec(param_store().unconstrained(param_store().names()[0])), before[param_store().names()[0]]);
+}
