@@ -11,6 +11,7 @@
 #include "ppl/constraints.hpp"
 #include "ppl/distributions.hpp"
 #include "ppl/hmm.hpp"
+#include "ppl/lkj.hpp"
 #include "ppl/mixture.hpp"
 #include "ppl/infer.hpp"
 #include "ppl/nn.hpp"

@@ -400,6 +400,134 @@ class LowerCholesky final : public Constraint {
   }
 };
 
+// Cholesky factors of correlation matrices (torch's CorrCholeskyTransform):
+// the D(D-1)/2 unconstrained values u, packed row by row over the strictly
+// lower triangle ((1,0), (2,0), (2,1), ...), become partial correlations
+// z = tanh(u) in (-1, 1); row i of L is then stick-breaking of unit length:
+//   L_ij = z_ij sqrt(prod_{k<j} (1 - z_ik^2))  (j < i),
+//   L_ii = sqrt(prod_{k<i} (1 - z_ik^2)),
+// so every row has unit norm and a positive diagonal (L L^T has ones on the
+// diagonal). Computed in log space, log(1 - tanh^2 u) = 2 (log 2 - |u| -
+// softplus(-2|u|)), so z near +-1 stays finite. L_ij depends only on z_ik
+// with k <= j, so the Jacobian of the strictly lower entries in packed
+// order is triangular: log|det J| = sum_{i>j} [log(1 - z_ij^2) + (1/2)
+// sum_{k<j} log(1 - z_ik^2)].
+class CorrCholesky final : public Constraint {
+ public:
+  std::string name() const override { return "corr_cholesky"; }
+  int event_dim() const override { return 2; }
+
+  // Lower triangular, positive diagonal, rows of unit norm within 1e-4.
+  Tensor check(const Tensor& x_in) const override {
+    require_event_dims(x_in, 2, name(), "check");
+    require_square(x_in.shape(), "check");
+    NoGradGuard ng;
+    Tensor x = x_in.to_float().detach();
+    Tensor lower = all_last(eq(tril(x), x), 2);
+    Tensor pos_diag = all_last(gt(diagonal(x), scalar(x, 0.0f)), 1);
+    Tensor unit = all_last(lt(abs(sum(x * x, {-1}) - 1.0f), scalar(x, 1e-4f)), 1);
+    return lower * pos_diag * unit;
+  }
+
+  Tensor transform(const Tensor& u) const override {
+    require_event_dims(u, 1, name(), "transform");
+    const int64_t n = side(u.size(-1));
+    const Tensor zm = to_matrix(tanh(u), n);                     // z at the strictly lower entries, else 0
+    const Tensor t = to_matrix(log_sech2(u), n);                 // log(1 - z^2) there, else 0
+    const Tensor excl = cumsum(t, -1) - t;                       // sum_{k<j} log(1 - z_ik^2)
+    const Tensor off = zm * exp(0.5f * excl);                    // strictly lower part
+    const Tensor diag = exp(0.5f * sum(t, {-1}));                // [..., n]
+    return off + diag_embed(diag);
+  }
+
+  Tensor inverse(const Tensor& x) const override {
+    require_event_dims(x, 2, name(), "inverse");
+    require_square(x.shape(), "inverse");
+    const int64_t n = x.size(-1);
+    CUVI_CHECK(n >= 2, ShapeError, "constraint corr_cholesky: inverse needs a matrix of side >= 2, got "
+                                       << shape_str(x.shape()));
+    const Tensor l = tril(x, -1);
+    const Tensor sq = l * l;
+    const Tensor rest = 1.0f - (cumsum(sq, -1) - sq);  // 1 - sum_{k<j} L_ik^2 = prod_{k<j} (1 - z_ik^2)
+    const float lim = 1.0f - 1e-7f;
+    const Tensor z = clamp(l / sqrt(clamp_min(rest, 1e-30f)), -lim, lim);
+    const Tensor u = 0.5f * (log1p(z) - log1p(-z));  // atanh
+    return from_matrix(u, n);
+  }
+
+  Tensor log_abs_det_jacobian(const Tensor& u, const Tensor&) const override {
+    require_event_dims(u, 1, name(), "log_abs_det_jacobian");
+    const int64_t n = side(u.size(-1));
+    const Tensor t = to_matrix(log_sech2(u), n);
+    const Tensor excl = cumsum(t, -1) - t;
+    const Tensor below = to_matrix(ones_like(u), n);  // 1 at the strictly lower entries
+    return sum(t, {-1, -2}) + 0.5f * sum(excl * below, {-1, -2});
+  }
+
+  Shape unconstrained_shape(const Shape& c) const override {
+    require_square(c, "unconstrained_shape");
+    Shape out(c.begin(), c.end() - 1);
+    out.back() = c.back() * (c.back() - 1) / 2;
+    return out;
+  }
+  Shape constrained_shape(const Shape& u) const override {
+    CUVI_CHECK(!u.empty(), ShapeError, "constraint corr_cholesky: an unconstrained value needs at least 1 dim");
+    const int64_t n = side(u.back());
+    Shape out = u;
+    out.back() = n;
+    out.push_back(n);
+    return out;
+  }
+
+ private:
+  // log(1 - tanh(u)^2) = log sech^2 u, stable for large |u|.
+  static Tensor log_sech2(const Tensor& u) {
+    const Tensor a = abs(u);
+    return 2.0f * (static_cast<float>(std::log(2.0)) - a - softplus(-2.0f * a));
+  }
+  // n with n(n-1)/2 == m (n >= 2), else ShapeError.
+  static int64_t side(int64_t m) {
+    const int64_t n = static_cast<int64_t>(std::llround((1.0 + std::sqrt(8.0 * static_cast<double>(m) + 1.0)) / 2.0));
+    CUVI_CHECK(m >= 1 && n * (n - 1) / 2 == m, ShapeError,
+               "constraint corr_cholesky: last dim " << m
+                                                     << " of an unconstrained value is not n(n-1)/2 for any n >= 2");
+    return n;
+  }
+  static void require_square(const Shape& s, const char* what) {
+    CUVI_CHECK(s.size() >= 2 && s[s.size() - 1] == s[s.size() - 2] && s.back() >= 2, ShapeError,
+               "constraint corr_cholesky: " << what << ": shape " << shape_str(s)
+                                            << " does not end in a square matrix of side >= 2");
+  }
+  // [..., m] packed strictly lower -> [..., n, n] with zeros elsewhere.
+  static Tensor to_matrix(const Tensor& v, int64_t n) {
+    const int64_t m = n * (n - 1) / 2;
+    const Device dev = v.device();
+    const Tensor ext = cat({v, zeros(with_last(v.shape(), 1), dev)}, -1);
+    const Tensor map = cached_constant("corr_cholesky to_matrix", n, dev, [&] {
+      std::vector<int64_t> idx(static_cast<size_t>(n * n));
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t j = 0; j < n; ++j) idx[static_cast<size_t>(i * n + j)] = j < i ? i * (i - 1) / 2 + j : m;
+      return tensor_i64(idx, {n * n}, dev);
+    });
+    Shape out(v.shape().begin(), v.shape().end() - 1);
+    out.push_back(n);
+    out.push_back(n);
+    return reshape(index_select(ext, -1, map), out);
+  }
+  // The inverse of to_matrix (the strictly lower entries, packed).
+  static Tensor from_matrix(const Tensor& x, int64_t n) {
+    Shape flat(x.shape().begin(), x.shape().end() - 1);
+    flat.back() = n * n;
+    const Tensor map = cached_constant("corr_cholesky from_matrix", n, x.device(), [&] {
+      std::vector<int64_t> idx;
+      for (int64_t i = 1; i < n; ++i)
+        for (int64_t j = 0; j < i; ++j) idx.push_back(i * n + j);
+      return tensor_i64(idx, {static_cast<int64_t>(idx.size())}, x.device());
+    });
+    return index_select(reshape(x, flat), -1, map);
+  }
+};
+
 // ---- parsing -----------------------------------------------------------------
 
 std::string_view trim(std::string_view s) {
@@ -430,6 +558,7 @@ const ConstraintPtr softplus_positive = std::make_shared<const SoftplusPositive>
 const ConstraintPtr unit_interval = std::make_shared<const UnitInterval>();
 const ConstraintPtr simplex = std::make_shared<const Simplex>();
 const ConstraintPtr lower_cholesky = std::make_shared<const LowerCholesky>();
+const ConstraintPtr corr_cholesky = std::make_shared<const CorrCholesky>();
 const ConstraintPtr boolean = std::make_shared<const Boolean>();
 const ConstraintPtr nonnegative_integer = std::make_shared<const NonnegativeInteger>();
 
@@ -446,7 +575,7 @@ ConstraintPtr greater_than(float lo) {
 
 ConstraintPtr from_name(const std::string& name) {
   for (const ConstraintPtr* c : {&real, &positive, &softplus_positive, &unit_interval, &simplex, &lower_cholesky,
-                                 &boolean, &nonnegative_integer})
+                                 &corr_cholesky, &boolean, &nonnegative_integer})
     if ((*c)->name() == name) return *c;
   const std::string_view s = name;
   std::string_view args;
@@ -463,7 +592,7 @@ ConstraintPtr from_name(const std::string& name) {
   CUVI_THROW(ValueError, "constraints::from_name: unknown constraint '"
                              << name
                              << "' (known: real, positive, softplus_positive, unit_interval, interval(lo, hi), "
-                                "greater_than(lo), simplex, lower_cholesky, boolean, nonnegative_integer)");
+                                "greater_than(lo), simplex, lower_cholesky, corr_cholesky, boolean, nonnegative_integer)");
 }
 
 }  // namespace cuvi::constraints

@@ -14,6 +14,8 @@
 //   greater_than(a)       x = a + exp(u)                   same
 //   simplex               stick-breaking (below)           [..., K] <- [..., K-1]
 //   lower_cholesky        packed lower triangle (below)    [..., n, n] <- [..., n(n+1)/2]
+//   corr_cholesky         tanh, then stick-breaking rows   [..., n, n] <- [..., n(n-1)/2]
+//                         (unit-norm rows; constraints.cpp)
 //   boolean,              discrete: check() only; transform/inverse throw
 //   nonnegative_integer   ValueError (there is no bijection from R^n)
 //
@@ -33,7 +35,7 @@
 //
 // Names (name() / from_name()): "real", "positive", "softplus_positive",
 // "unit_interval", "interval(a, b)", "greater_than(a)", "simplex",
-// "lower_cholesky", "boolean", "nonnegative_integer", where a, b are printed
+// "lower_cholesky", "corr_cholesky", "boolean", "nonnegative_integer", where a, b are printed
 // in the shortest form that reads back to the same float ("interval(-1, 2.5)").
 // Constraints compare equal when their names do.
 #pragma once
@@ -75,6 +77,7 @@ extern const ConstraintPtr softplus_positive;
 extern const ConstraintPtr unit_interval;
 extern const ConstraintPtr simplex;
 extern const ConstraintPtr lower_cholesky;
+extern const ConstraintPtr corr_cholesky;  // Cholesky factors of correlation matrices (LKJCholesky's support)
 extern const ConstraintPtr boolean;
 extern const ConstraintPtr nonnegative_integer;
 

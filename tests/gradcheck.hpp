@@ -128,6 +128,48 @@ McEstimate mc_estimate(const V& draws) {
   return {m, std::sqrt(s2 / (n - 1) / n)};
 }
 
+// J[i][j] = d f(x)_i / d x_j for f: R^D -> R^E at one point x [D] (E =
+// f(x).numel()), by reverse mode: one backward per output.
+inline std::vector<std::vector<double>> jacobian(const std::function<Tensor(const Tensor&)>& f, const Tensor& x0) {
+  const int64_t d = x0.numel();
+  int64_t e = 0;
+  {
+    NoGradGuard ng;
+    e = f(x0.detach()).numel();
+  }
+  std::vector<std::vector<double>> J(e, std::vector<double>(d));
+  for (int64_t i = 0; i < e; ++i) {
+    Tensor x = x0.detach().requires_grad_();
+    Tensor y = f(x).reshape({e});
+    std::vector<float> sel(static_cast<size_t>(e), 0.0f);
+    sel[static_cast<size_t>(i)] = 1.0f;
+    sum(y * tensor(sel, {e}, x.device())).backward();
+    if (!x.grad().defined()) continue;  // an output that does not depend on x: a zero row
+    const auto g = x.grad().to(Device::cpu()).to_vector();
+    for (int64_t j = 0; j < d; ++j) J[i][j] = g[j];
+  }
+  return J;
+}
+
+// log|det A| by Gaussian elimination with partial pivoting, in double.
+inline double log_abs_det(std::vector<std::vector<double>> a) {
+  const size_t n = a.size();
+  double acc = 0;
+  for (size_t c = 0; c < n; ++c) {
+    size_t p = c;
+    for (size_t r = c + 1; r < n; ++r)
+      if (std::fabs(a[r][c]) > std::fabs(a[p][c])) p = r;
+    std::swap(a[p], a[c]);
+    if (a[c][c] == 0) return -INFINITY;
+    acc += std::log(std::fabs(a[c][c]));
+    for (size_t r = c + 1; r < n; ++r) {
+      const double f = a[r][c] / a[c][c];
+      for (size_t k = c; k < n; ++k) a[r][k] -= f * a[c][k];
+    }
+  }
+  return acc;
+}
+
 // Runs `body` and checks it throws E with every fragment in its message.
 // On a GPU default device the body's queued checks (parameter and value
 // validation, index ranges) raise at the next synchronisation, so it

@@ -24,47 +24,14 @@ using namespace cuvi;
 using cuvi::testing::expect_error;
 using cuvi::testing::fresh;
 using cuvi::testing::mc_estimate;
+using cuvi::testing::jacobian;
+using cuvi::testing::log_abs_det;
 using cuvi::testing::random_tensor;
 namespace tr = cuvi::dist::transforms;
 
 namespace {
 
 std::vector<float> vec(const Tensor& t) { return t.detach().to(Device::cpu()).to_vector(); }
-
-// J[i][j] = d f(x)_i / d x_j for f: R^D -> R^D at one point x [D], by reverse mode.
-std::vector<std::vector<double>> jacobian(const std::function<Tensor(const Tensor&)>& f, const Tensor& x0) {
-  const int64_t d = x0.numel();
-  std::vector<std::vector<double>> J(d, std::vector<double>(d));
-  for (int64_t i = 0; i < d; ++i) {
-    Tensor x = x0.detach().requires_grad_();
-    Tensor y = f(x);
-    std::vector<float> sel(static_cast<size_t>(d), 0.0f);
-    sel[static_cast<size_t>(i)] = 1.0f;
-    sum(y * tensor(sel, {d}, x.device())).backward();
-    const auto g = vec(x.grad());
-    for (int64_t j = 0; j < d; ++j) J[i][j] = g[j];
-  }
-  return J;
-}
-
-// log|det A| by Gaussian elimination with partial pivoting, in double.
-double log_abs_det(std::vector<std::vector<double>> a) {
-  const size_t n = a.size();
-  double acc = 0;
-  for (size_t c = 0; c < n; ++c) {
-    size_t p = c;
-    for (size_t r = c + 1; r < n; ++r)
-      if (std::fabs(a[r][c]) > std::fabs(a[p][c])) p = r;
-    std::swap(a[p], a[c]);
-    if (a[c][c] == 0) return -INFINITY;
-    acc += std::log(std::fabs(a[c][c]));
-    for (size_t r = c + 1; r < n; ++r) {
-      const double f = a[r][c] / a[c][c];
-      for (size_t k = c; k < n; ++k) a[r][k] -= f * a[c][k];
-    }
-  }
-  return acc;
-}
 
 // log N(y; 0, S) for a symmetric positive-definite S, in double (Cholesky).
 double mvn_zero_lp(const std::vector<double>& y, std::vector<std::vector<double>> S) {
