@@ -525,5 +525,75 @@ std::map<std::string, Tensor> AutoIAFNormalCore::median() const {
   return out;
 }
 
+// ---- AutoLaplaceApproximation ----------------------------------------------------------
+
+void AutoLaplaceApproximationCore::create_posterior_params() { param_store().param(prefix_ + ".loc", loc_init()); }
+
+dist::DistPtr AutoLaplaceApproximationCore::posterior() const {
+  return std::make_shared<dist::Delta>(param(prefix_ + ".loc", loc_init()), 0.0f, 1);
+}
+
+std::pair<Tensor, Tensor> AutoLaplaceApproximationCore::laplace(
+    const std::function<Tensor(const Tensor&)>& loss_at) const {
+  const Tensor loc = param_store().get(prefix_ + ".loc").detach();
+  const Device dev = loc.device();
+  const int64_t d = loc.numel();
+  const std::vector<float> u0 = loc.to_vector();
+  auto grad_at = [&](const std::vector<float>& u) {
+    Tensor leaf = tensor(u, {d}, dev).requires_grad_();
+    loss_at(leaf).backward();
+    CUVI_CHECK(leaf.grad().defined(), ValueError, cls_ << ".laplace_approximation: the loss does not depend on "
+                                                       << prefix_ << ".loc");
+    const std::vector<float> g = leaf.grad().to_vector();
+    return std::vector<double>(g.begin(), g.end());
+  };
+  std::vector<std::vector<double>> h(static_cast<size_t>(d), std::vector<double>(static_cast<size_t>(d)));
+  for (int64_t j = 0; j < d; ++j) {
+    const double step = 1e-3 * std::max(1.0, std::fabs(static_cast<double>(u0[j])));
+    std::vector<float> up = u0, down = u0;
+    up[j] = static_cast<float>(u0[j] + step);
+    down[j] = static_cast<float>(u0[j] - step);
+    const double width = static_cast<double>(up[j]) - static_cast<double>(down[j]);  // the steps as rounded
+    const auto gp = grad_at(up), gm = grad_at(down);
+    for (int64_t i = 0; i < d; ++i) h[i][j] = (gp[i] - gm[i]) / width;
+  }
+  for (int64_t i = 0; i < d; ++i)
+    for (int64_t j = 0; j < i; ++j) h[i][j] = h[j][i] = 0.5 * (h[i][j] + h[j][i]);
+  // H = C C^T (Cholesky), H^-1 = C^-T C^-1, then the Cholesky factor of H^-1.
+  auto cholesky = [&](std::vector<std::vector<double>> a, const char* what) {
+    for (int64_t j = 0; j < d; ++j) {
+      for (int64_t k = 0; k < j; ++k) a[j][j] -= a[j][k] * a[j][k];
+      CUVI_CHECK(a[j][j] > 0 && std::isfinite(a[j][j]), ValueError,
+                 cls_ << ".laplace_approximation: the " << what << " is not positive definite (pivot " << j
+                      << " of " << d << "); the guide's loc is not at a mode of the posterior: train longer");
+      a[j][j] = std::sqrt(a[j][j]);
+      for (int64_t i = j + 1; i < d; ++i) {
+        for (int64_t k = 0; k < j; ++k) a[i][j] -= a[i][k] * a[j][k];
+        a[i][j] /= a[j][j];
+      }
+      for (int64_t k = j + 1; k < d; ++k) a[j][k] = 0;
+    }
+    return a;
+  };
+  const auto c = cholesky(h, "Hessian");
+  // C^-1 by forward substitution, column by column.
+  std::vector<std::vector<double>> ci(static_cast<size_t>(d), std::vector<double>(static_cast<size_t>(d), 0.0));
+  for (int64_t col = 0; col < d; ++col)
+    for (int64_t i = col; i < d; ++i) {
+      double v = i == col ? 1.0 : 0.0;
+      for (int64_t k = col; k < i; ++k) v -= c[i][k] * ci[k][col];
+      ci[i][col] = v / c[i][i];
+    }
+  std::vector<std::vector<double>> cov(static_cast<size_t>(d), std::vector<double>(static_cast<size_t>(d), 0.0));
+  for (int64_t i = 0; i < d; ++i)
+    for (int64_t j = 0; j < d; ++j)
+      for (int64_t k = std::max(i, j); k < d; ++k) cov[i][j] += ci[k][i] * ci[k][j];
+  const auto l = cholesky(cov, "inverse Hessian");
+  std::vector<float> lf(static_cast<size_t>(d * d));
+  for (int64_t i = 0; i < d; ++i)
+    for (int64_t j = 0; j < d; ++j) lf[static_cast<size_t>(i * d + j)] = static_cast<float>(l[i][j]);
+  return {loc, tensor(lf, {d, d}, dev)};
+}
+
 }  // namespace detail
 }  // namespace cuvi::infer
