@@ -422,6 +422,10 @@ Tensor enum_factor(const Site& s) {
 struct EnumFactor {
   Tensor t;
   std::map<int, std::string> vars;  // dim (negative) -> variable (its site's name)
+  // Already multiplied by its site's scale: a factor over guide-enumerated
+  // variables only, which no log-sum-exp touches (the expectation is linear
+  // in it), so sites of different scales may meet there.
+  bool scaled = false;
 };
 
 // Tensor variable elimination over plates (Pyro's contract_tensor_tree),
@@ -468,11 +472,11 @@ struct EnumContraction {
       if (f.vectorized) plates.emplace(f.name, f);
   }
 
-  void add(const Site& s, Tensor logp) {
+  void add(const Site& s, Tensor logp, bool scaled = false) {
     const PlateSet ps = plate_set(s.frames);
     for (const Frame& f : s.frames)
       if (f.vectorized) plates.emplace(f.name, f);
-    EnumFactor f{std::move(logp), {}};
+    EnumFactor f{std::move(logp), {}, scaled};
     for (int d : enum_dims_of(f.t.shape(), mpn)) {
       const auto it = current.find(d);
       CUVI_CHECK(it != current.end(), ValueError,
@@ -690,24 +694,38 @@ void TraceEnum_ELBO::enum_particle(const Program& model, const Program& guide, i
   Tensor loss;
   std::optional<float> enum_scale;
   std::string scale_site;
+  bool any_factor = false;
   for (const Site& s : model_trace.sites()) {
     if (s.type != SiteType::kSample || s.is_subsample) continue;
     if (s.enum_dim != 0) c.declare(s);
-    if (enum_dims_of(log_prob_shape(s), mpn).empty()) {
+    const std::vector<int> dims = enum_dims_of(log_prob_shape(s), mpn);
+    if (dims.empty()) {
       add_to(loss, site_term(s, -s.scale * inv_p));  // depends on no enumerated variable
       continue;
     }
+    any_factor = true;
+    bool guide_vars_only = s.enum_dim == 0;
+    for (int d : dims) {
+      const auto it = c.current.find(d);
+      guide_vars_only = guide_vars_only && it != c.current.end() && c.free.count(it->second);
+    }
+    if (guide_vars_only) {  // its own scale, applied now
+      c.add(s, enum_factor(s) * s.scale, true);
+      continue;
+    }
     CUVI_CHECK(!enum_scale || *enum_scale == s.scale, ValueError,
-               "TraceEnum_ELBO: enumerated sites must share one scale (plates' N/B, scale handlers); site '"
+               "TraceEnum_ELBO: sites that depend on a model-enumerated variable must share one scale (plates' "
+               "N/B, scale handlers); site '"
                    << scale_site << "' has " << *enum_scale << ", site '" << s.name << "' " << s.scale);
     enum_scale = s.scale;
     scale_site = s.name;
     c.add(s, enum_factor(s));
   }
-  if (enum_scale) {
+  if (any_factor) {
     const Tensor contracted = c.run();
-    if (contracted.defined()) add_to(loss, contracted * (-*enum_scale * inv_p));
-    for (const auto& [L, f] : c.finals) add_to(loss, expectation(f.t, L) * (-*enum_scale * inv_p));
+    if (contracted.defined()) add_to(loss, contracted * (-enum_scale.value_or(1.0f) * inv_p));
+    for (const auto& [L, f] : c.finals)
+      add_to(loss, expectation(f.t, L) * (-(f.scaled ? 1.0f : enum_scale.value_or(1.0f)) * inv_p));
   }
   std::vector<const Site*> score_sites;
   for (const Site& s : guide_trace.sites()) {

@@ -137,9 +137,10 @@ class TraceMeanField_ELBO : public ELBO {
 // A variable that would have to be summed across a plate it is not in
 // (plates that do not nest) is a ValueError naming the site.
 //
-// As in Pyro, every enumerated factor must carry the same scale (a
-// subsampled plate's N/B and scale handlers): the contraction is then
-// scaled once; sites that depend on no enumerated variable are ordinary
+// As in Pyro, every factor that depends on a model-enumerated variable must
+// carry the same scale (a subsampled plate's N/B and scale handlers): the
+// contraction is then scaled once (factors over guide-enumerated variables
+// only are linear in the expectation and keep their own scales); sites that depend on no enumerated variable are ordinary
 // terms (the fused kernels). A guide site without a reparameterised
 // sampler gets the score-function term with the particle's whole loss as
 // its cost.
