@@ -297,6 +297,11 @@ class Simplex final : public Constraint {
 
 // ---- lower_cholesky --------------------------------------------------------
 
+// 1 where a [..., n, n] matrix is lower triangular with a positive diagonal.
+Tensor lower_with_positive_diagonal(const Tensor& x) {
+  return all_last(eq(tril(x), x), 2) * all_last(gt(diagonal(x), scalar(x, 0.0f)), 1);
+}
+
 class LowerCholesky final : public Constraint {
  public:
   std::string name() const override { return "lower_cholesky"; }
@@ -306,10 +311,7 @@ class LowerCholesky final : public Constraint {
     require_event_dims(x_in, 2, name(), "check");
     require_square(x_in.shape(), "check");
     NoGradGuard ng;
-    Tensor x = x_in.to_float().detach();
-    Tensor lower = all_last(eq(tril(x), x), 2);
-    Tensor pos_diag = all_last(gt(diagonal(x), scalar(x, 0.0f)), 1);
-    return lower * pos_diag;
+    return lower_with_positive_diagonal(x_in.to_float().detach());
   }
 
   Tensor transform(const Tensor& u) const override {
@@ -422,11 +424,9 @@ class CorrCholesky final : public Constraint {
     require_event_dims(x_in, 2, name(), "check");
     require_square(x_in.shape(), "check");
     NoGradGuard ng;
-    Tensor x = x_in.to_float().detach();
-    Tensor lower = all_last(eq(tril(x), x), 2);
-    Tensor pos_diag = all_last(gt(diagonal(x), scalar(x, 0.0f)), 1);
-    Tensor unit = all_last(lt(abs(sum(x * x, {-1}) - 1.0f), scalar(x, 1e-4f)), 1);
-    return lower * pos_diag * unit;
+    const Tensor x = x_in.to_float().detach();
+    const Tensor unit = all_last(lt(abs(sum(x * x, {-1}) - 1.0f), scalar(x, 1e-4f)), 1);
+    return lower_with_positive_diagonal(x) * unit;
   }
 
   Tensor transform(const Tensor& u) const override {
