@@ -1094,5 +1094,72 @@ std::map<std::string, Tensor> predictive_run(const Program& model, const Program
   return out;
 }
 
+ImportanceResult importance_run(const Program& model, const Program* guide, int num_samples) {
+  CUVI_CHECK(num_samples >= 1, ValueError, "Importance: num_samples must be >= 1, got " << num_samples);
+  NoGradGuard ng;
+  ImportanceResult r;
+  std::map<std::string, std::vector<Tensor>> draws;
+  for (int k = 0; k < num_samples; ++k) {
+    Tensor lw;
+    Trace mt;
+    if (guide) {
+      const Trace gt = poutine::trace(*guide).get_trace();
+      mt = poutine::trace(poutine::replay(model, gt)).get_trace();
+      lw = mt.log_prob_sum() - gt.log_prob_sum();
+    } else {
+      mt = poutine::trace(model).get_trace();
+      for (const Site& s : mt.sites())
+        if (s.type == SiteType::kSample && s.is_observed) add_to(lw, sum(masked_log_prob(s)) * s.scale);
+      if (!lw.defined()) lw = zeros({}, default_device());
+    }
+    r.log_weights.push_back(static_cast<double>(lw.item()));
+    for (const Site& s : mt.sites())
+      if (is_latent(s)) draws[s.name].push_back(s.value.detach());
+  }
+  for (auto& [n, v] : draws) r.samples[n] = stack(v, 0);
+  return r;
+}
+
 }  // namespace detail
+
+std::vector<double> ImportanceResult::normalized_weights() const {
+  CUVI_CHECK(!log_weights.empty(), ValueError, "Importance: no samples");
+  double m = -INFINITY;
+  for (double v : log_weights) m = std::max(m, v);
+  CUVI_CHECK(std::isfinite(m), ValueError, "Importance: every sample has weight 0 (log weight " << m << ")");
+  std::vector<double> w;
+  double z = 0;
+  for (double v : log_weights) z += std::exp(v - m);
+  for (double v : log_weights) w.push_back(std::exp(v - m) / z);
+  return w;
+}
+
+double ImportanceResult::log_normalizer() const {
+  CUVI_CHECK(!log_weights.empty(), ValueError, "Importance: no samples");
+  double m = -INFINITY;
+  for (double v : log_weights) m = std::max(m, v);
+  if (!std::isfinite(m)) return m;
+  double z = 0;
+  for (double v : log_weights) z += std::exp(v - m);
+  return m + std::log(z / static_cast<double>(log_weights.size()));
+}
+
+double ImportanceResult::ess() const {
+  double s2 = 0;
+  for (double w : normalized_weights()) s2 += w * w;
+  return 1.0 / s2;
+}
+
+std::vector<double> ImportanceResult::weighted_mean(const std::string& site) const {
+  const auto it = samples.find(site);
+  CUVI_CHECK(it != samples.end(), ValueError, "Importance: no latent site '" << site << "' in the samples");
+  const std::vector<double> w = normalized_weights();
+  const std::vector<float> v = it->second.to(Device::cpu()).to_vector();
+  const size_t per = v.size() / w.size();
+  std::vector<double> out(per, 0.0);
+  for (size_t k = 0; k < w.size(); ++k)
+    for (size_t j = 0; j < per; ++j) out[j] += w[k] * v[k * per + j];
+  return out;
+}
+
 }  // namespace cuvi::infer

@@ -5,6 +5,7 @@
 #include <map>
 #include <memory>
 #include <set>
+#include <type_traits>
 #include <string>
 #include <utility>
 #include <vector>
@@ -367,5 +368,52 @@ class Predictive {
   std::set<std::string> sites_;
   bool parallel_;
 };
+
+// Pyro's Importance (with EmpiricalMarginal's weighted summaries): n
+// proposals z_k ~ guide (or, without a guide, the model's own prior), each
+// weighted by log w_k = log p(x, z_k) - log q(z_k) (without a guide: the
+// observed sites' log-likelihood). Sequential runs; no gradients.
+struct ImportanceResult {
+  std::vector<double> log_weights;            // one per sample, in float64
+  std::map<std::string, Tensor> samples;      // latent site -> [n, site shape]
+  // log of the mean weight: an estimate of log p(x) (Pyro's get_log_normalizer).
+  double log_normalizer() const;
+  // Effective sample size 1 / sum_k wbar_k^2, wbar the normalised weights (Pyro's get_ESS).
+  double ess() const;
+  // sum_k wbar_k z_k for a latent site (its posterior mean under the weights), float64 on the host.
+  std::vector<double> weighted_mean(const std::string& site) const;
+  std::vector<double> normalized_weights() const;
+};
+
+namespace detail {
+ImportanceResult importance_run(const Program& model, const Program* guide, int num_samples);
+}
+
+template <class Model, class Guide = std::nullptr_t>
+class Importance {
+ public:
+  Importance(Model model, Guide guide, int num_samples)
+      : model_(std::move(model)), guide_(std::move(guide)), n_(num_samples) {}
+  template <class... Args>
+  ImportanceResult operator()(const Args&... args) const {
+    const Program m = [&] { model_(args...); };
+    if constexpr (std::is_same_v<Guide, std::nullptr_t>) {
+      return detail::importance_run(m, nullptr, n_);
+    } else {
+      const Program g = [&] { guide_(args...); };
+      return detail::importance_run(m, &g, n_);
+    }
+  }
+
+ private:
+  Model model_;
+  Guide guide_;
+  int n_;
+};
+// Importance(model, num_samples): proposals from the model's prior.
+template <class Model>
+Importance<Model> make_importance(Model model, int num_samples) {
+  return Importance<Model>(std::move(model), nullptr, num_samples);
+}
 
 }  // namespace cuvi::infer
