@@ -302,10 +302,55 @@ Tensor lower_with_positive_diagonal(const Tensor& x) {
   return all_last(eq(tril(x), x), 2) * all_last(gt(diagonal(x), scalar(x, 0.0f)), 1);
 }
 
-class LowerCholesky final : public Constraint {
+// Constraints on [..., n, n] matrices whose unconstrained value packs a
+// triangle row by row: n(n+1)/2 entries with the diagonal (lower_cholesky),
+// n(n-1)/2 without it (corr_cholesky, n >= 2). The shape maps and their
+// errors live here once.
+class PackedTriangle : public Constraint {
  public:
-  std::string name() const override { return "lower_cholesky"; }
   int event_dim() const override { return 2; }
+  Shape unconstrained_shape(const Shape& c) const override {
+    require_square(c, "unconstrained_shape");
+    Shape out(c.begin(), c.end() - 1);
+    out.back() = count(c.back());
+    return out;
+  }
+  Shape constrained_shape(const Shape& u) const override {
+    CUVI_CHECK(!u.empty(), ShapeError, "constraint " << name() << ": an unconstrained value needs at least 1 dim");
+    const int64_t n = side(u.back());
+    Shape out = u;
+    out.back() = n;
+    out.push_back(n);
+    return out;
+  }
+
+ protected:
+  explicit PackedTriangle(bool with_diagonal) : diag_(with_diagonal) {}
+  int64_t min_side() const { return diag_ ? 1 : 2; }
+  int64_t count(int64_t n) const { return diag_ ? n * (n + 1) / 2 : n * (n - 1) / 2; }
+  // n with count(n) == m (n >= min_side()), else ShapeError.
+  int64_t side(int64_t m) const {
+    const double r = std::sqrt(8.0 * static_cast<double>(m) + 1.0);
+    const int64_t n = static_cast<int64_t>(std::llround(diag_ ? (r - 1.0) / 2.0 : (r + 1.0) / 2.0));
+    CUVI_CHECK(m >= 1 && n >= min_side() && count(n) == m, ShapeError,
+               "constraint " << name() << ": last dim " << m << " of an unconstrained value is not "
+                             << (diag_ ? "n(n+1)/2" : "n(n-1)/2") << " for any n >= " << min_side());
+    return n;
+  }
+  void require_square(const Shape& s, const char* what) const {
+    CUVI_CHECK(s.size() >= 2 && s[s.size() - 1] == s[s.size() - 2] && s.back() >= min_side(), ShapeError,
+               "constraint " << name() << ": " << what << ": shape " << shape_str(s)
+                             << " does not end in a square matrix of side >= " << min_side());
+  }
+
+ private:
+  bool diag_;
+};
+
+class LowerCholesky final : public PackedTriangle {
+ public:
+  LowerCholesky() : PackedTriangle(true) {}
+  std::string name() const override { return "lower_cholesky"; }
 
   Tensor check(const Tensor& x_in) const override {
     require_event_dims(x_in, 2, name(), "check");
@@ -360,38 +405,9 @@ class LowerCholesky final : public Constraint {
     return sum(index_select(u, -1, diag_index(n, u.device())), {-1});
   }
 
-  Shape unconstrained_shape(const Shape& c) const override {
-    require_square(c, "unconstrained_shape");
-    Shape out(c.begin(), c.end() - 1);
-    out.back() = c.back() * (c.back() + 1) / 2;
-    return out;
-  }
-  Shape constrained_shape(const Shape& u) const override {
-    CUVI_CHECK(!u.empty(), ShapeError, "constraint lower_cholesky: an unconstrained value needs at least 1 dim");
-    const int64_t n = side(u.back());
-    Shape out = u;
-    out.back() = n;
-    out.push_back(n);
-    return out;
-  }
 
  private:
   static int64_t packed(int64_t i, int64_t j) { return i * (i + 1) / 2 + j; }
-
-  // n with n(n+1)/2 == m (n >= 1), else ShapeError.
-  static int64_t side(int64_t m) {
-    int64_t n = static_cast<int64_t>(std::llround((std::sqrt(8.0 * static_cast<double>(m) + 1.0) - 1.0) / 2.0));
-    CUVI_CHECK(m >= 1 && n * (n + 1) / 2 == m, ShapeError,
-               "constraint lower_cholesky: last dim " << m
-                                                      << " of an unconstrained value is not n(n+1)/2 for any n >= 1");
-    return n;
-  }
-
-  static void require_square(const Shape& s, const char* what) {
-    CUVI_CHECK(s.size() >= 2 && s[s.size() - 1] == s[s.size() - 2] && s.back() >= 1, ShapeError,
-               "constraint lower_cholesky: " << what << ": shape " << shape_str(s)
-                                             << " does not end in a non-empty square matrix");
-  }
 
   static Tensor diag_index(int64_t n, Device dev) {
     return cached_constant("lower_cholesky diagonal", n, dev, [&] {
@@ -414,10 +430,10 @@ class LowerCholesky final : public Constraint {
 // with k <= j, so the Jacobian of the strictly lower entries in packed
 // order is triangular: log|det J| = sum_{i>j} [log(1 - z_ij^2) + (1/2)
 // sum_{k<j} log(1 - z_ik^2)].
-class CorrCholesky final : public Constraint {
+class CorrCholesky final : public PackedTriangle {
  public:
+  CorrCholesky() : PackedTriangle(false) {}
   std::string name() const override { return "corr_cholesky"; }
-  int event_dim() const override { return 2; }
 
   // Lower triangular, positive diagonal, rows of unit norm within 1e-4.
   Tensor check(const Tensor& x_in) const override {
@@ -444,8 +460,6 @@ class CorrCholesky final : public Constraint {
     require_event_dims(x, 2, name(), "inverse");
     require_square(x.shape(), "inverse");
     const int64_t n = x.size(-1);
-    CUVI_CHECK(n >= 2, ShapeError, "constraint corr_cholesky: inverse needs a matrix of side >= 2, got "
-                                       << shape_str(x.shape()));
     const Tensor l = tril(x, -1);
     const Tensor sq = l * l;
     const Tensor rest = 1.0f - (cumsum(sq, -1) - sq);  // 1 - sum_{k<j} L_ik^2 = prod_{k<j} (1 - z_ik^2)
@@ -464,20 +478,6 @@ class CorrCholesky final : public Constraint {
     return sum(t, {-1, -2}) + 0.5f * sum(excl * below, {-1, -2});
   }
 
-  Shape unconstrained_shape(const Shape& c) const override {
-    require_square(c, "unconstrained_shape");
-    Shape out(c.begin(), c.end() - 1);
-    out.back() = c.back() * (c.back() - 1) / 2;
-    return out;
-  }
-  Shape constrained_shape(const Shape& u) const override {
-    CUVI_CHECK(!u.empty(), ShapeError, "constraint corr_cholesky: an unconstrained value needs at least 1 dim");
-    const int64_t n = side(u.back());
-    Shape out = u;
-    out.back() = n;
-    out.push_back(n);
-    return out;
-  }
 
  private:
   // log(1 - tanh(u)^2) = log sech^2 u, stable for large |u|.
@@ -485,20 +485,8 @@ class CorrCholesky final : public Constraint {
     const Tensor a = abs(u);
     return 2.0f * (static_cast<float>(std::log(2.0)) - a - softplus(-2.0f * a));
   }
-  // n with n(n-1)/2 == m (n >= 2), else ShapeError.
-  static int64_t side(int64_t m) {
-    const int64_t n = static_cast<int64_t>(std::llround((1.0 + std::sqrt(8.0 * static_cast<double>(m) + 1.0)) / 2.0));
-    CUVI_CHECK(m >= 1 && n * (n - 1) / 2 == m, ShapeError,
-               "constraint corr_cholesky: last dim " << m
-                                                     << " of an unconstrained value is not n(n-1)/2 for any n >= 2");
-    return n;
-  }
-  static void require_square(const Shape& s, const char* what) {
-    CUVI_CHECK(s.size() >= 2 && s[s.size() - 1] == s[s.size() - 2] && s.back() >= 2, ShapeError,
-               "constraint corr_cholesky: " << what << ": shape " << shape_str(s)
-                                            << " does not end in a square matrix of side >= 2");
-  }
-  // [..., m] packed strictly lower -> [..., n, n] with zeros elsewhere.
+
+ private:  // [..., m] packed strictly lower -> [..., n, n] with zeros elsewhere.
   static Tensor to_matrix(const Tensor& v, int64_t n) {
     const int64_t m = n * (n - 1) / 2;
     const Device dev = v.device();
