@@ -492,6 +492,8 @@ void AutoIAFNormalCore::create_posterior_params() {
     flows_.push_back(
         dist::transforms::affine_autoregressive(dim_, o_.hidden_dims, o_.iaf, std::move(arn), init_loc_.device()));
   }
+  const Device dev = init_loc_.device();
+  base_ = dist::Normal(zeros({dim_}, dev), ones({dim_}, dev)).to_event(1).ptr();
   // The store's leaves are created from the nets' initial weights by the
   // first module() call (in posterior()), as for any net.
 }
@@ -502,9 +504,7 @@ dist::DistPtr AutoIAFNormalCore::posterior() const {
     module(module_name(k), *flows_[k]->module());
     ts.push_back(flows_[k]);
   }
-  const Device dev = init_loc_.device();
-  auto base = dist::Normal(zeros({dim_}, dev), ones({dim_}, dev)).to_event(1).ptr();
-  return std::make_shared<dist::TransformedDistribution>(base, std::move(ts));
+  return std::make_shared<dist::TransformedDistribution>(base_, std::move(ts));
 }
 
 std::map<std::string, Tensor> AutoIAFNormalCore::median() const {

@@ -256,6 +256,7 @@ class AutoIAFNormalCore final : public AutoContinuousCore {
  private:
   std::string module_name(size_t k) const { return prefix_ + ".transforms." + std::to_string(k); }
   std::vector<std::shared_ptr<dist::transforms::AffineAutoregressive>> flows_;
+  dist::DistPtr base_;  // N(0, I) over the flat latent, made once at setup
 };
 
 // Pyro's AutoLaplaceApproximation: trained as a MAP guide over the flat

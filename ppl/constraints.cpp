@@ -474,7 +474,9 @@ class CorrCholesky final : public PackedTriangle {
     const int64_t n = side(u.size(-1));
     const Tensor t = to_matrix(log_sech2(u), n);
     const Tensor excl = cumsum(t, -1) - t;
-    const Tensor below = to_matrix(ones_like(u), n);  // 1 at the strictly lower entries
+    const Tensor below = cached_constant("corr_cholesky strictly lower", n, u.device(), [&] {
+      return tril(ones({n, n}, u.device()), -1);  // 1 at the strictly lower entries
+    });
     return sum(t, {-1, -2}) + 0.5f * sum(excl * below, {-1, -2});
   }
 

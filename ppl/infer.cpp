@@ -468,8 +468,6 @@ struct EnumContraction {
   void declare_free(const Site& s) {
     declare(s);
     free.insert(s.name);
-    for (const Frame& f : s.frames)
-      if (f.vectorized) plates.emplace(f.name, f);
   }
 
   void add(const Site& s, Tensor logp, bool scaled = false) {
@@ -676,14 +674,16 @@ void TraceEnum_ELBO::enum_particle(const Program& model, const Program& guide, i
   // expectation is exact, and its gradient reaches q's parameters). Along a
   // plate of L that the product does not vary over, the sum counts it once
   // per element of the plate.
+  // Each enumerated guide site's log q and plates, computed once per particle.
+  std::vector<std::pair<PlateSet, Tensor>> guide_logq;
+  for (const Site* g : guide_vars) {
+    dist::detail::SiteScope scope(g->name);
+    guide_logq.emplace_back(plate_set(g->frames), g->fn->log_prob(g->value));
+  }
   auto expectation = [&](const Tensor& cost, const PlateSet& L) {
     Tensor logq;
-    for (const Site* g : guide_vars) {
-      const PlateSet gp = plate_set(g->frames);
-      if (!std::includes(L.begin(), L.end(), gp.begin(), gp.end())) continue;
-      dist::detail::SiteScope scope(g->name);
-      add_to(logq, g->fn->log_prob(g->value));
-    }
+    for (const auto& [gp, lq] : guide_logq)
+      if (std::includes(L.begin(), L.end(), gp.begin(), gp.end())) add_to(logq, lq);
     Tensor t = logq.defined() ? exp(logq) * cost : cost;
     for (const std::string& p : L) {
       const Frame& fr = c.plates.at(p);

@@ -45,11 +45,10 @@ Tensor LKJCholesky::log_prob(const Tensor& x) const {
   }
   const Device dev = x.device();
   const int64_t d = d_;
-  // Exponents 2 (eta - 1) + D - 1 - i of L_ii, i = 1..D-1.
-  std::vector<float> k(static_cast<size_t>(d - 1));
-  for (int64_t i = 1; i < d; ++i) k[static_cast<size_t>(i - 1)] = static_cast<float>(d - 1 - i);
+  // Exponents 2 (eta - 1) + D - 1 - i of L_ii, i = 1..D-1 (D - 2 - arange:
+  // made on the device, no host copy per call).
   const Tensor eta = eta_.unsqueeze(-1);  // [batch..., 1]
-  const Tensor order = 2.0f * (eta - 1.0f) + tensor(k, {d - 1}, dev);
+  const Tensor order = 2.0f * (eta - 1.0f) + (static_cast<float>(d - 2) - arange(d - 1, dev));
   const Tensor diag = narrow(diagonal(x), -1, 1, d - 1);
   const Tensor unnorm = sum(order * log(diag), {-1});
   const float dm1 = static_cast<float>(d - 1);
