@@ -28,6 +28,13 @@
 //                             semi-supervised VAE on 16x16 images, batch B,
 //                             K classes enumerated in the guide (the nets
 //                             run on K * B rows).
+//   vae/<be>/B/H              examples/vae at the size of Pyro's VAE
+//                             tutorial: 784 pixels, H hidden units, 50
+//                             latents, batch B drawn from 10000 images by
+//                             the plate (per step four [B, .] x [., .]
+//                             products forward and eight backward, the
+//                             latent and likelihood fused sums, Adam over
+//                             ~0.67M weights for H = 400).
 //   iaf/<be>/D/T              AutoIAFNormal with T flows on a D-dim
 //                             correlated Gaussian model (global latents: a
 //                             MADE forward per flow, Adam over the nets).
@@ -242,6 +249,21 @@ void bm_ssvae(benchmark::State& state, Which which) {
   time_steps(state, *dev, [&] { return svi.step(x, Tensor()); }, "images_per_s", static_cast<double>(b));
 }
 
+void bm_vae(benchmark::State& state, Which which) {
+  const auto dev = acquire(state, which);
+  if (!dev) return;
+  const int64_t b = state.range(0), h = state.range(1);
+  set_default_device(*dev);
+  set_seed(9);
+  param_store().clear();
+  const Tensor x = cuvi_examples::make_stroke_images(10000, 28, 10, 98, 0.03f, *dev);
+  cuvi_examples::VAE vae({.x_dim = 784, .z_dim = 50, .hidden = h, .batch = b}, *dev);
+  auto model = [&vae](const Tensor& xs) { vae.model(xs); };
+  auto guide = [&vae](const Tensor& xs) { vae.guide(xs); };
+  infer::SVI svi(model, guide, optim::Adam({.lr = 1e-3f}), infer::Trace_ELBO());
+  time_steps(state, *dev, [&] { return svi.step(x); }, "images_per_s", static_cast<double>(b));
+}
+
 void bm_iaf(benchmark::State& state, Which which) {
   const auto dev = acquire(state, which);
   if (!dev) return;
@@ -350,6 +372,12 @@ BENCHMARK_CAPTURE(bm_ssvae, cpu, Which::kCpu)->Args({128, 10})->UseManualTime()-
 BENCHMARK_CAPTURE(bm_ssvae, cuda, Which::kCuda)
     ->Args({128, 10})
     ->Args({1024, 10})
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(bm_vae, cpu, Which::kCpu)->Args({128, 400})->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(bm_vae, cuda, Which::kCuda)
+    ->Args({128, 400})
+    ->Args({1024, 400})
     ->UseManualTime()
     ->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(bm_iaf, cpu, Which::kCpu)->Args({16, 2})->Args({64, 2})->UseManualTime()->Unit(benchmark::kMicrosecond);

@@ -49,6 +49,8 @@ if [[ $device == cpu ]]; then sizes=("65536 1024" "1048576 16384"); else sizes=(
 if [[ $device == cpu ]]; then gmm_sizes=("4096 4" "65536 8"); else gmm_sizes=("65536 8" "1048576 16"); fi
 # The (N, B, D) sizes of its regression runs (AutoDiagonalNormal, minibatched).
 if [[ $device == cpu ]]; then reg_sizes=("1048576 4096 3" "1048576 65536 16"); else reg_sizes=("1048576 4096 3" "16777216 262144 16"); fi
+# The (B, H) sizes of its vae runs (784 pixels, 50 latents, Pyro's VAE tutorial).
+if [[ $device == cpu ]]; then vae_sizes=("128 400"); else vae_sizes=("128 400" "1024 400"); fi
 
 {
   echo "date_utc $(date -u +%Y-%m-%dT%H:%M:%SZ)"
@@ -104,6 +106,10 @@ for script in svi_pyro.py svi_numpyro.py; do
     read -r n b d <<<"$nbd"
     run_py "$script" --model regression --n "$n" --b "$b" --d "$d" --steps "$local_steps" "${dev_args[@]}"
   done
+  for bh in "${vae_sizes[@]}"; do
+    read -r b h <<<"$bh"
+    run_py "$script" --model vae --b "$b" --h "$h" --steps "$local_steps" "${dev_args[@]}"
+  done
 done
 for nk in "${gmm_sizes[@]}"; do
   read -r n k <<<"$nk"
@@ -126,6 +132,8 @@ for r in json.load(open(f"{out}/cuvi_svi.json"))["benchmarks"]:
         key = ("gmm", int(parts[2]), int(parts[3]))
     elif parts[0] == "bm_regression":
         key = ("regression", int(parts[2]), int(parts[3]), int(parts[4]))
+    elif parts[0] == "bm_vae":
+        key = ("vae", int(parts[2]), int(parts[3]))
     else:
         continue  # bm_coin_pipelined: no counterpart in the other frameworks' scripts
     cuvi[key] = r.get("items_per_second", float("nan"))
@@ -141,6 +149,8 @@ for line in open(f"{out}/frameworks.jsonl"):
         key = ("gmm", r["n"], r["k"])
     elif r["model"] == "regression":
         key = ("regression", r["n"], r["b"], r["d"])
+    elif r["model"] == "vae":
+        key = ("vae", r["b"], r["h"])
     else:
         key = ("local_latents", r["n"], r["b"])
     others.setdefault(key, {})[r["framework"]] = r["steps_per_s"]
@@ -152,6 +162,8 @@ for key in sorted(set(cuvi) | set(others)):
         name = f"gmm_enum N={key[1]} K={key[2]}"
     elif key[0] == "regression":
         name = f"regression N={key[1]} B={key[2]} D={key[3]}"
+    elif key[0] == "vae":
+        name = f"vae B={key[1]} H={key[2]}"
     else:
         name = f"local_latents N={key[1]} B={key[2]}"
     c = cuvi.get(key, float("nan"))

@@ -92,14 +92,40 @@ def regression(device, n, b, d):
     return model, AutoDiagonalNormal(model), (x, y), Adam({"lr": 0.03})
 
 
+def vae(device, b, h, n=10000, x_dim=784, z_dim=50):
+    """examples/vae at the size of Pyro's VAE tutorial: one softplus hidden layer of h
+    units in encoder and decoder, z_dim latents, Bernoulli logits, a minibatch of b of
+    n binary images drawn by the plate each step (random pixels here; cuvi's are
+    stroke images: the work per step is the same)."""
+    torch.manual_seed(9)
+    data = (torch.rand(n, x_dim, device=device) < 0.2).float()
+    encoder = torch.nn.Sequential(torch.nn.Linear(x_dim, h), torch.nn.Softplus(), torch.nn.Linear(h, 2 * z_dim)).to(device)
+    decoder = torch.nn.Sequential(torch.nn.Linear(z_dim, h), torch.nn.Softplus(), torch.nn.Linear(h, x_dim)).to(device)
+
+    def model(x):
+        pyro.module("decoder", decoder)
+        with pyro.plate("data", n, subsample_size=b) as idx:
+            z = pyro.sample("latent", dist.Normal(torch.zeros(b, z_dim, device=device), 1.0).to_event(1))
+            pyro.sample("obs", dist.Bernoulli(logits=decoder(z)).to_event(1), obs=x[idx])
+
+    def guide(x):
+        pyro.module("encoder", encoder)
+        with pyro.plate("data", n, subsample_size=b) as idx:
+            out = encoder(x[idx])
+            pyro.sample("latent", dist.Normal(out[:, :z_dim], torch.nn.functional.softplus(out[:, z_dim:])).to_event(1))
+
+    return model, guide, data, Adam({"lr": 1e-3})
+
+
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--model", choices=["coin", "local_latents", "gmm", "regression"], default="coin")
+    p.add_argument("--model", choices=["coin", "local_latents", "gmm", "regression", "vae"], default="coin")
     p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--n", type=int, default=1 << 20)
     p.add_argument("--b", type=int, default=1 << 14)
     p.add_argument("--k", type=int, default=8)
     p.add_argument("--d", type=int, default=3)
+    p.add_argument("--h", type=int, default=400)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     a = p.parse_args()
     pyro.clear_param_store()
@@ -112,6 +138,8 @@ def main():
         loss = TraceEnum_ELBO(max_plate_nesting=1)
     elif a.model == "regression":
         model, guide, data, opt = regression(a.device, a.n, a.b, a.d)
+    elif a.model == "vae":
+        model, guide, data, opt = vae(a.device, a.b, a.h)
     else:
         model, guide, data, opt = local_latents(a.device, a.n, a.b)
     svi = SVI(model, guide, opt, loss=loss)
@@ -125,7 +153,7 @@ def main():
         torch.cuda.synchronize()
     s = time.perf_counter() - t0
     print(json.dumps({"framework": "pyro", "model": a.model, "device": a.device, "steps": a.steps,
-                      "n": a.n, "b": a.b, "k": a.k, "d": a.d, "seconds": s, "steps_per_s": a.steps / s}))
+                      "n": a.n, "b": a.b, "k": a.k, "d": a.d, "h": a.h, "seconds": s, "steps_per_s": a.steps / s}))
 
 
 if __name__ == "__main__":
