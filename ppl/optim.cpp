@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <numbers>
 #include <optional>
@@ -365,8 +366,36 @@ void LRScheduler::scheduler_step() {
   }
 }
 
+namespace {
+
+// A schedule wrapping another schedule: the inner one's entries
+// (kStateKey, and its own inner ones) move one level down, under
+// kStateKey + "/inner" + the rest of their key, so that every level keeps
+// its own epoch and counters. Params are never named so (kStateKey starts
+// with "__").
+constexpr const char* kInnerSuffix = "/inner";
+
+bool is_schedule_key(const std::string& k) {
+  const std::string key = LRScheduler::kStateKey;
+  return k.compare(0, key.size(), key) == 0 &&
+         (k.size() == key.size() || k.compare(key.size(), std::strlen(kInnerSuffix), kInnerSuffix) == 0);
+}
+
+}  // namespace
+
 OptimizerState LRScheduler::state() const {
   OptimizerState st = inner_->state();
+  const std::string key = kStateKey;
+  std::vector<std::pair<std::string, std::map<std::string, double>>> moved;
+  for (auto it = st.scalars.begin(); it != st.scalars.end();) {
+    if (is_schedule_key(it->first)) {
+      moved.emplace_back(key + kInnerSuffix + it->first.substr(key.size()), std::move(it->second));
+      it = st.scalars.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (auto& [k, m] : moved) st.scalars[k] = std::move(m);
   st.scalars[kStateKey]["epoch"] = static_cast<double>(epoch_);
   return st;
 }
@@ -380,6 +409,20 @@ void LRScheduler::load_state(const OptimizerState& s) {
                name() << ".load_state: bad schedule epoch");
     epoch = static_cast<int64_t>(e->second);
     inner.scalars.erase(it);
+  }
+  {
+    // The inner schedule's entries come back up one level (see state()).
+    const std::string key = kStateKey, nested = key + kInnerSuffix;
+    std::vector<std::pair<std::string, std::map<std::string, double>>> moved;
+    for (auto it = inner.scalars.begin(); it != inner.scalars.end();) {
+      if (it->first.compare(0, nested.size(), nested) == 0 && is_schedule_key(it->first)) {
+        moved.emplace_back(key + it->first.substr(nested.size()), std::move(it->second));
+        it = inner.scalars.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    for (auto& [k, m] : moved) inner.scalars[k] = std::move(m);
   }
   {
     // The schedule's factor at the loaded epoch is checked before anything

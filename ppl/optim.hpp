@@ -288,7 +288,10 @@ class Adadelta : public StatefulOptimizer {
 // state() is the inner optimizer's state (same `optimizer` name) plus the
 // epoch under the scalar entry kStateKey / "epoch" (and a schedule's own
 // counters beside it: ReduceLROnPlateau's), so save/load resumes the
-// schedule too; a state without that entry loads as epoch 0.
+// schedule too; a state without that entry loads as epoch 0. A schedule
+// may wrap another: the inner one's entries move one level down, to
+// kStateKey + "/inner" (and "/inner/inner" below that), so every level
+// resumes at its own epoch.
 // ReduceLROnPlateau steps on a metric instead: scheduler_step(metric).
 class LRScheduler : public Optimizer {
  public:

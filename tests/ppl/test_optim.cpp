@@ -804,3 +804,50 @@ TEST(LRSchedule, ReduceLROnPlateauStateRoundTrips) {
   EXPECT_EQ(t.factor(), 1.0);
   EXPECT_EQ(t.best(), std::numeric_limits<double>::infinity());
 }
+
+// A schedule wrapping a schedule (StepLR over ExponentialLR over SGD):
+// each level keeps its own epoch through state()/load_state() (the inner
+// one's entries sit one level down, under kStateKey + "/inner"), so the
+// loaded copy's SGD runs at the same rate 0.1 * 0.5^floor(3/2) * 0.9^5.
+TEST(LRSchedule, NestedSchedulesKeepTheirOwnEpochs) {
+  const auto make = [] {
+    return optim::StepLR(optim::ExponentialLR(optim::SGD({.lr = 0.1f}), {.gamma = 0.9f}),
+                         {.step_size = 2, .gamma = 0.5f});
+  };
+  auto outer = make();
+  auto& inner = dynamic_cast<optim::LRScheduler&>(outer.optimizer());
+  for (int i = 0; i < 3; ++i) outer.scheduler_step();
+  for (int i = 0; i < 5; ++i) inner.scheduler_step();
+  outer.step({});  // applies the outer factor to the inner schedule, and the inner one's to SGD
+  const float want = static_cast<float>(0.5 * std::pow(0.9, 5));
+  EXPECT_FLOAT_EQ(inner.optimizer().lr_scale(), want);
+
+  const OptimizerState st = outer.state();
+  const std::string key = optim::LRScheduler::kStateKey;
+  EXPECT_EQ(st.scalars.at(key).at("epoch"), 3);
+  EXPECT_EQ(st.scalars.at(key + "/inner").at("epoch"), 5);
+
+  auto copy = make();
+  copy.load_state(st);
+  auto& copy_inner = dynamic_cast<optim::LRScheduler&>(copy.optimizer());
+  EXPECT_EQ(copy.epoch(), 3);
+  EXPECT_EQ(copy_inner.epoch(), 5);
+  copy.step({});
+  EXPECT_FLOAT_EQ(copy_inner.optimizer().lr_scale(), want);
+  EXPECT_EQ(copy.state().scalars, st.scalars);
+
+  // Three levels: ReduceLROnPlateau's counters stay with their own level.
+  optim::ReduceLROnPlateau top(make(), {.factor = 0.5f, .patience = 0});
+  top.scheduler_step(2.0f);
+  top.scheduler_step(3.0f);  // no improvement: factor 0.5
+  const OptimizerState st3 = top.state();
+  EXPECT_EQ(st3.scalars.at(key).at("factor"), 0.5);
+  EXPECT_EQ(st3.scalars.at(key).at("epoch"), 2);
+  EXPECT_EQ(st3.scalars.at(key + "/inner").at("epoch"), 0);
+  EXPECT_EQ(st3.scalars.at(key + "/inner").count("factor"), 0u);
+  EXPECT_EQ(st3.scalars.at(key + "/inner/inner").at("epoch"), 0);
+  optim::ReduceLROnPlateau top2(make(), {.factor = 0.5f, .patience = 0});
+  top2.load_state(st3);
+  EXPECT_EQ(top2.factor(), 0.5);
+  EXPECT_EQ(top2.state().scalars, st3.scalars);
+}
