@@ -355,9 +355,9 @@ fi
 # semi-supervised VAE examples, the GMM example (enumeration), the HMM example and the regression example
 # (a million rows, minibatches drawn on the device), on cuda:0, with their output in run.log
 # and the last lines in meta.txt.
-phase "examples on cuda:0 (coin, vae, ssvae, gmm, hmm, regression)"
+phase "examples on cuda:0 (coin, vae, ssvae, dmm, gmm, hmm, regression)"
 if [[ -x $build_dir/examples/cuvi ]]; then
-  for args in "coin --device cuda:0" "vae --device cuda:0 --epochs 3" "ssvae --device cuda:0 --epochs 3" \
+  for args in "coin --device cuda:0" "vae --device cuda:0 --epochs 3" "ssvae --device cuda:0 --epochs 3" "dmm --device cuda:0 --epochs 5" \
               "gmm --device cuda:0" "hmm --device cuda:0" \
               "regression --device cuda:0 --n 1000000 --batch 4096 --steps 3000"; do
     rc=0

@@ -294,3 +294,125 @@ nn::Module& module(const std::string& prefix, nn::Module& net) {
 }
 
 }  // namespace cuvi
+
+// ---- recurrent layers ---------------------------------------------------------------
+
+namespace cuvi::nn {
+
+RecurrentBase::RecurrentBase(int64_t input_size, int64_t hidden_size, int64_t gates, bool bias, Device dev)
+    : in_(input_size), hidden_(hidden_size), gates_(gates), bias_(bias) {
+  CUVI_CHECK(input_size > 0 && hidden_size > 0, ValueError,
+             "nn: a recurrent layer needs positive sizes, got input_size " << input_size << ", hidden_size "
+                                                                           << hidden_size);
+  // torch.nn.RNNBase.reset_parameters: every weight and bias U(-k, k), k = 1/sqrt(H).
+  const float k = 1.0f / std::sqrt(static_cast<float>(hidden_size));
+  const int64_t g = gates * hidden_size;
+  NoGradGuard ng;
+  register_parameter("weight_ih_l0", (rand({g, input_size}, dev) * 2.0f - 1.0f) * k);
+  register_parameter("weight_hh_l0", (rand({g, hidden_size}, dev) * 2.0f - 1.0f) * k);
+  if (bias) {
+    register_parameter("bias_ih_l0", (rand({g}, dev) * 2.0f - 1.0f) * k);
+    register_parameter("bias_hh_l0", (rand({g}, dev) * 2.0f - 1.0f) * k);
+  }
+}
+
+Tensor RecurrentBase::hidden_projection(const Tensor& h) const {
+  return bias_ ? linear(h, param(1), param(3)) : linear(h, param(1));
+}
+
+std::pair<Tensor, Tensor> RecurrentBase::forward(const Tensor& x, const Tensor& h0) {
+  const std::string who = name();
+  CUVI_CHECK(x.defined() && x.dim() == 3 && x.size(2) == in_, ShapeError,
+             who << ": input of shape " << (x.defined() ? shape_str(x.shape()) : std::string("<undefined>"))
+                 << " is not [batch, time, " << in_ << "] (batch_first)");
+  const int64_t b = x.size(0), t_max = x.size(1);
+  CUVI_CHECK(t_max > 0, ShapeError, who << ": input of shape " << shape_str(x.shape()) << " has no time steps");
+  Tensor h;
+  if (h0.defined()) {
+    const bool ok = (h0.dim() == 2 && h0.size(0) == b && h0.size(1) == hidden_) ||
+                    (h0.dim() == 3 && h0.size(0) == 1 && h0.size(1) == b && h0.size(2) == hidden_);
+    CUVI_CHECK(ok, ShapeError,
+               who << ": h0 of shape " << shape_str(h0.shape()) << " is neither [" << b << ", " << hidden_
+                   << "] nor [1, " << b << ", " << hidden_ << "] for an input of shape " << shape_str(x.shape()));
+    h = h0.dim() == 3 ? squeeze(h0, 0) : h0;
+  } else {
+    h = zeros({b, hidden_}, x.device());
+  }
+  // All T input projections in one product: [B, T, G H].
+  const Tensor xp = bias_ ? linear(x, param(0), param(2)) : linear(x, param(0));
+  std::vector<Tensor> outs;
+  outs.reserve(static_cast<size_t>(t_max));
+  for (int64_t t = 0; t < t_max; ++t) {
+    h = cell(squeeze(narrow(xp, 1, t, 1), 1), h);
+    outs.push_back(h);
+  }
+  return {stack(outs, 1), h};
+}
+
+std::string RecurrentBase::describe(const char* kind) const {
+  return std::string(kind) + "(" + std::to_string(in_) + ", " + std::to_string(hidden_) +
+         (bias_ ? "" : ", bias=False") + ", batch_first=True";
+}
+
+RNN::RNN(int64_t input_size, int64_t hidden_size, Activation nonlinearity, bool bias, Device dev)
+    : RecurrentBase(input_size, hidden_size, 1, bias, dev), act_(nonlinearity) {
+  CUVI_CHECK(nonlinearity == Activation::kTanh || nonlinearity == Activation::kRelu, ValueError,
+             "nn.RNN: nonlinearity must be tanh or relu, got " << activation_name(nonlinearity));
+}
+
+std::string RNN::name() const {
+  return describe("RNN") + (act_ == Activation::kRelu ? ", nonlinearity='relu')" : ")");
+}
+
+Tensor RNN::cell(const Tensor& xp, const Tensor& h) const { return activate(xp + hidden_projection(h), act_); }
+
+GRU::GRU(int64_t input_size, int64_t hidden_size, bool bias, Device dev)
+    : RecurrentBase(input_size, hidden_size, 3, bias, dev) {}
+
+std::string GRU::name() const { return describe("GRU") + ")"; }
+
+Tensor GRU::cell(const Tensor& xp, const Tensor& h) const {
+  const int64_t hs = hidden_;
+  const Tensor hp = hidden_projection(h);
+  const Tensor r = sigmoid(narrow(xp, 1, 0, hs) + narrow(hp, 1, 0, hs));
+  const Tensor z = sigmoid(narrow(xp, 1, hs, hs) + narrow(hp, 1, hs, hs));
+  const Tensor n = tanh(narrow(xp, 1, 2 * hs, hs) + r * narrow(hp, 1, 2 * hs, hs));
+  return n + z * (h - n);  // (1 - z) n + z h
+}
+
+Tensor reverse_padded(const Tensor& x, const Tensor& lengths) {
+  CUVI_CHECK(x.defined() && x.dim() >= 2, ShapeError,
+             "nn::reverse_padded: x of shape " << (x.defined() ? shape_str(x.shape()) : std::string("<undefined>"))
+                                               << " is not [batch, time, ...]");
+  const int64_t b = x.size(0), t_max = x.size(1);
+  CUVI_CHECK(lengths.defined() && lengths.dim() == 1 && lengths.size(0) == b, ShapeError,
+             "nn::reverse_padded: lengths of shape "
+                 << (lengths.defined() ? shape_str(lengths.shape()) : std::string("<undefined>"))
+                 << " is not [" << b << "] for x of shape " << shape_str(x.shape()));
+  if (lengths.device().is_cpu()) {  // on the host the check is free; on a device it would wait for it
+    const std::vector<float> l = lengths.to_float().to_vector();
+    for (int64_t i = 0; i < b; ++i)
+      CUVI_CHECK(l[static_cast<size_t>(i)] >= 1 && l[static_cast<size_t>(i)] <= static_cast<float>(t_max),
+                 ValueError,
+                 "nn::reverse_padded: lengths[" << i << "] = " << l[static_cast<size_t>(i)] << " is not in [1, "
+                                                << t_max << "]");
+  }
+  const Device dev = x.device();
+  CUVI_CHECK(b * t_max < (int64_t{1} << 24), ValueError,
+             "nn::reverse_padded: " << b << " x " << t_max << " rows is more than 2^24");
+  const Tensor idx = [&] {
+    // Row index b T + (t < L_b ? L_b - 1 - t : t), in float32 (exact below 2^24 rows).
+    NoGradGuard ng;
+    const Tensor t = reshape(arange(t_max, dev), {1, t_max});
+    const Tensor len = reshape(lengths.to(dev).to_float(), {b, 1});
+    const Tensor within = where(lt(t, len), len - 1.0f - t, t + 0.0f * len);
+    const Tensor rows = within + reshape(arange(b, dev), {b, 1}) * static_cast<float>(t_max);
+    return reshape(rows, {b * t_max}).to_int64();
+  }();
+  Shape flat = x.shape();
+  flat.erase(flat.begin());
+  flat[0] = b * t_max;
+  return reshape(index_select(reshape(x, flat), 0, idx), x.shape());
+}
+
+}  // namespace cuvi::nn

@@ -149,6 +149,76 @@ class MaskedLinear : public Module {
   Tensor mask_;
 };
 
+// Recurrent layers as PyTorch's nn.RNN and nn.GRU with num_layers = 1, one
+// direction and batch_first = true: x [B, T, input_size] -> outputs
+// [B, T, hidden_size] (the state after each step) and the last state
+// [B, hidden_size]; h0 [B, hidden_size] (or [1, B, hidden_size], PyTorch's
+// layout; undefined: zeros). Parameters as PyTorch's, initialised
+// U(-1/sqrt(H), 1/sqrt(H)): weight_ih_l0 [G H, I], weight_hh_l0 [G H, H],
+// bias_ih_l0 and bias_hh_l0 [G H] (G = 1 for RNN, 3 for GRU, gates in
+// PyTorch's order r, z, n). The input projection of all T steps is one
+// matrix product; each step then adds h W_hh^T + b_hh (one product) and
+// applies the cell:
+//   RNN: h' = act(x W_ih^T + b_ih + h W_hh^T + b_hh), act tanh or relu;
+//   GRU: r = sigmoid(x_r + h_r), z = sigmoid(x_z + h_z),
+//        n = tanh(x_n + r * h_n), h' = (1 - z) n + z h
+//        (x_* and h_* the gate's slices of the two projections, biases in).
+// Sequences of different lengths in one batch: run them padded at the end
+// (later steps never change earlier outputs); reverse_padded() reverses
+// each within its length (Pyro's DMM runs its guide's RNN backwards so).
+class RecurrentBase : public Module {
+ public:
+  // Outputs [B, T, H] (h0 = zeros).
+  Tensor forward(const Tensor& x) override { return forward(x, Tensor()).first; }
+  // {outputs [B, T, H], last state [B, H]}.
+  std::pair<Tensor, Tensor> forward(const Tensor& x, const Tensor& h0);
+  using Module::operator();
+  std::pair<Tensor, Tensor> operator()(const Tensor& x, const Tensor& h0) { return forward(x, h0); }
+  int64_t input_size() const { return in_; }
+  int64_t hidden_size() const { return hidden_; }
+
+ protected:
+  RecurrentBase(int64_t input_size, int64_t hidden_size, int64_t gates, bool bias, Device dev);
+  // One step from the input projection xp [B, G H] and the state h [B, H].
+  virtual Tensor cell(const Tensor& xp, const Tensor& h) const = 0;
+  // h W_hh^T + b_hh.
+  Tensor hidden_projection(const Tensor& h) const;
+  std::string describe(const char* kind) const;
+  int64_t in_, hidden_, gates_;
+  bool bias_;
+};
+
+class RNN : public RecurrentBase {
+ public:
+  // nonlinearity: kTanh (PyTorch's default) or kRelu.
+  RNN(int64_t input_size, int64_t hidden_size, Activation nonlinearity = Activation::kTanh, bool bias = true,
+      Device dev = default_device());
+  std::string name() const override;
+  Activation nonlinearity() const { return act_; }
+
+ protected:
+  Tensor cell(const Tensor& xp, const Tensor& h) const override;
+
+ private:
+  Activation act_;
+};
+
+class GRU : public RecurrentBase {
+ public:
+  GRU(int64_t input_size, int64_t hidden_size, bool bias = true, Device dev = default_device());
+  std::string name() const override;
+
+ protected:
+  Tensor cell(const Tensor& xp, const Tensor& h) const override;
+};
+
+// x [B, T, ...] with each row b's first lengths[b] steps reversed in place
+// and its padding (steps >= lengths[b]) left where it is: Pyro's DMM's
+// reverse_sequences / pad_and_reverse. lengths: int64 [B] (host or device
+// tensor on x's device) with 1 <= lengths[b] <= T. One gather
+// (index_select over B * T rows), differentiable in x. Its own inverse.
+Tensor reverse_padded(const Tensor& x, const Tensor& lengths);
+
 // A MADE (Germain et al. 2015), Pyro's AutoRegressiveNN: an MLP from x [...,
 // D] to param_dims.size() outputs of shape [..., D * param_dims[k]] in which
 // output i of every block depends only on the inputs that precede x_i in
