@@ -1,4 +1,5 @@
-// CPU backend: the shared CUVI_HD math in OpenMP loops, OpenBLAS for GEMM.
+// CPU backend: the shared CUVI_HD math in loops on cuvi's thread pool
+// (kernels/cpu_parallel.hpp), OpenBLAS for GEMM (one thread per block).
 // Reductions split the reduced range into fixed chunks (independent of the
 // thread count) accumulated in double, then add the chunk partials in order,
 // so a sum has the same bits whatever OMP_NUM_THREADS is.
@@ -27,6 +28,8 @@ namespace cuvi {
 namespace {
 
 constexpr int64_t kParallelGrain = 1 << 14;
+// Multiply-adds per block of a parallel matrix product (below: one sgemm).
+constexpr int64_t kGemmGrain = int64_t{1} << 18;
 constexpr int64_t kReduceChunk = 1 << 15;
 
 // Host memory for tensors. An SVI step allocates and frees the same few
@@ -261,13 +264,12 @@ class CpuBackend final : public Backend {
     std::vector<double> partial(static_cast<size_t>(chunks));
     for (int64_t o = 0; o < g.out_n; ++o) {
       const int64_t base = g.base(o);
-#pragma omp parallel for schedule(static)
-      for (int64_t ch = 0; ch < chunks; ++ch) {
+      ::cuvi::kern::cpu::parallel_for(true, chunks, [&](int64_t ch) {
         const int64_t lo = ch * kReduceChunk, hi = std::min(g.red_n, lo + kReduceChunk);
         double acc = 0.0;
         for (int64_t r = lo; r < hi; ++r) acc += x[base + g.inner(r)];
         partial[static_cast<size_t>(ch)] = acc;
-      }
+      });
       double acc = 0.0;
       for (double p : partial) acc += p;
       out[o] = static_cast<float>(acc);
@@ -299,23 +301,69 @@ class CpuBackend final : public Backend {
   int64_t first_nonfinite(const std::vector<std::pair<const float*, int64_t>>& spans) override {
     for (size_t s = 0; s < spans.size(); ++s) {
       const float* x = spans[s].first;
-      bool bad = false;
-#pragma omp parallel for reduction(|| : bad) if (spans[s].second > kParallelGrain)
-      for (int64_t i = 0; i < spans[s].second; ++i) bad = bad || !std::isfinite(x[i]);
-      if (bad) return static_cast<int64_t>(s);
+      // Fixed blocks, each flagging its own slot (no shared write).
+      const int64_t n = spans[s].second, blocks = (n + kParallelGrain - 1) / kParallelGrain;
+      std::vector<unsigned char> bad(static_cast<size_t>(blocks), 0);
+      ::cuvi::kern::cpu::parallel_for(blocks > 1, blocks, [&](int64_t b) {
+        const int64_t lo = b * kParallelGrain, hi = std::min(n, lo + kParallelGrain);
+        bool any = false;
+        for (int64_t i = lo; i < hi; ++i) any = any || !std::isfinite(x[i]);
+        bad[static_cast<size_t>(b)] = any;
+      });
+      if (std::find(bad.begin(), bad.end(), 1) != bad.end()) return static_cast<int64_t>(s);
     }
     return -1;
   }
 
+  // Products run on the pool: each task one sgemm over a block of C's rows
+  // (or of its columns when it has few rows) of one batch entry, with
+  // OpenBLAS on one thread (an OpenMP OpenBLAS follows the calling
+  // thread's OpenMP setting, set to 1 around the call; a pthreads one was
+  // set to 1 when the pool started). The blocks depend only on the shapes
+  // and the thread count, and each element's sum over k runs in OpenBLAS's
+  // fixed order, so a product has the same bits on every run.
   void gemm(const GemmArgs& a) override {
+    if (a.batch == 0 || a.m == 0 || a.n == 0) return;
     const int lda = static_cast<int>(a.trans_a ? a.m : a.k);
     const int ldb = static_cast<int>(a.trans_b ? a.k : a.n);
     const int ldc = static_cast<int>(a.n);
-    for (int64_t b = 0; b < a.batch; ++b) {
-      cblas_sgemm(CblasRowMajor, a.trans_a ? CblasTrans : CblasNoTrans, a.trans_b ? CblasTrans : CblasNoTrans,
-                  static_cast<int>(a.m), static_cast<int>(a.n), static_cast<int>(a.k), 1.0f, a.a + b * a.stride_a,
-                  lda, a.b + b * a.stride_b, ldb, a.accumulate ? 1.0f : 0.0f, a.c + b * a.stride_c, ldc);
+    const CBLAS_TRANSPOSE ta = a.trans_a ? CblasTrans : CblasNoTrans, tb = a.trans_b ? CblasTrans : CblasNoTrans;
+    const int threads = ::cuvi::kern::cpu::pool_threads();
+    // Blocks of at least kGemmGrain multiply-adds, at most one per thread
+    // per batch entry; rows when there are enough of them, else columns.
+    const int64_t flops = a.m * a.n * a.k;
+    const int64_t per_entry =
+        std::max<int64_t>(1, std::min<int64_t>(threads, flops / kGemmGrain));
+    const bool by_rows = a.m >= a.n || a.m >= 4 * per_entry;
+    const int64_t extent = by_rows ? a.m : a.n;
+    const int64_t parts = std::min(per_entry, extent);
+    const int64_t step = (extent + parts - 1) / parts;
+    const int64_t blocks = (extent + step - 1) / step;
+    auto block = [&](int64_t t) {
+      const int64_t b = t / blocks, lo = (t % blocks) * step, len = std::min(extent, lo + step) - lo;
+      const float* A = a.a + b * a.stride_a;
+      const float* B = a.b + b * a.stride_b;
+      float* C = a.c + b * a.stride_c;
+      // op(A)[lo:, :] starts at row lo of A, or at column lo of A^T; same for op(B)[:, lo:].
+      if (by_rows) {
+        A += a.trans_a ? lo : lo * lda;
+        C += lo * ldc;
+      } else {
+        B += a.trans_b ? lo * ldb : lo;
+        C += lo;
+      }
+      cblas_sgemm(CblasRowMajor, ta, tb, static_cast<int>(by_rows ? len : a.m), static_cast<int>(by_rows ? a.n : len),
+                  static_cast<int>(a.k), 1.0f, A, lda, B, ldb, a.accumulate ? 1.0f : 0.0f, C, ldc);
+    };
+    const int prev = omp_get_max_threads();
+    if (prev != 1) omp_set_num_threads(1);
+    try {
+      ::cuvi::kern::cpu::parallel_for(a.batch * blocks > 1, a.batch * blocks, block);
+    } catch (...) {
+      if (prev != 1) omp_set_num_threads(prev);
+      throw;
     }
+    if (prev != 1) omp_set_num_threads(prev);
   }
 
   void cholesky(const float* A, float* L, int64_t batch, int64_t D, int check) override {
@@ -371,7 +419,7 @@ class CpuBackend final : public Backend {
   // adding only its own (the index reads repeat per task; the adds do not).
   static int owner_parts(int64_t work) {
     if (work <= kParallelGrain) return 1;
-    return std::max(1, std::min(omp_get_max_threads(), static_cast<int>(work / kParallelGrain)));
+    return std::max(1, std::min(::cuvi::kern::cpu::pool_threads(), static_cast<int>(work / kParallelGrain)));
   }
   void index_add(float* dst, const int64_t* idx, const float* src, const IndexGeom& g, int check) override {
     check_indices(idx, g.idx_dim, g.src_dim, check);

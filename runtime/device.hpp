@@ -24,6 +24,14 @@ struct Device {
   bool operator!=(const Device& o) const { return !(*this == o); }
 };
 
+// Threads of the CPU backend's loops and matrix products (the calling
+// thread included; cuvi's own pool, kernels/cpu_parallel.hpp). Default:
+// CUVI_NUM_THREADS, else OMP_NUM_THREADS, else the CPUs this process may
+// run on. set_num_threads replaces the pool: call it while no cuvi work
+// runs on another thread. Every result is the same for any count.
+void set_num_threads(int n);
+int get_num_threads();
+
 // The calling thread's default device (cpu until set), as PyTorch's
 // torch.set_default_device: the tensor factories (tensor, zeros, randn, ...)
 // place their result there when no device is given, and so does the PPL for
