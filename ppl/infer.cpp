@@ -844,8 +844,10 @@ Trace infer_discrete_trace(const Program& model, int first_available_dim, int te
     for (const Frame& f : s.frames)
       if (f.vectorized) need = std::max(need, -f.dim);
     const Shape& is = idx.shape();
-    const Shape keep(is.end() - std::min<int64_t>(need, static_cast<int64_t>(is.size())), is.end());
-    const Tensor vals = s.fn->support_values();
+    Shape keep(is.end() - std::min<int64_t>(need, static_cast<int64_t>(is.size())), is.end());
+    const Tensor vals = s.fn->support_values();  // [K] + event (OneHotCategorical's rows)
+    const Shape ev = s.fn->event_shape();
+    keep.insert(keep.end(), ev.begin(), ev.end());
     s.value = index_select(vals, 0, idx.reshape({idx.numel()})).reshape(keep);
     s.enum_dim = 0;
   }
