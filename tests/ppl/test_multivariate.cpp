@@ -445,7 +445,7 @@ TEST(RelaxedOneHotCategorical, TwoCategoriesMatchTheLogisticDensity) {
       SCOPED_TRACE(std::string(logits ? "logits" : "probs") + (tensor_t ? ", tensor T" : ", float T"));
       const Tensor p = logits ? random_tensor({3, 2}, gen, -1.5f, 1.5f) : random_tensor({3, 2}, gen, 0.2f, 2.0f);
       const std::vector<float> Ts = tensor_t ? std::vector<float>{0.5f, 1.0f, 2.5f} : std::vector<float>{0.7f, 0.7f, 0.7f};
-      const Arg T = tensor_t ? Arg(tensor(Ts)) : Arg(0.7f);
+      const dist::Arg T = tensor_t ? dist::Arg(tensor(Ts)) : dist::Arg(0.7f);
       const dist::RelaxedOneHotCategorical d = logits ? dist::RelaxedOneHotCategorical::from_logits(T, p)
                                                       : dist::RelaxedOneHotCategorical(T, p);
       EXPECT_EQ(d.batch_shape(), (Shape{3}));
