@@ -228,6 +228,38 @@ TEST(OneHotCategorical, EnumeratedMixtureMatchesCategorical) {
   EXPECT_NEAR(a[0], want, 1e-5 * std::fabs(want));
 }
 
+// infer_discrete (MAP, temperature 0) on the one-hot mixture: the chosen
+// values are one-hot rows [n, K] (the support's event dim kept), hot at
+// each point's largest responsibility (exact: an argmax of float64 terms
+// that differ by > 1e-3 here).
+TEST(OneHotCategorical, InferDiscreteGivesOneHotMapAssignments) {
+  fresh(20);
+  const std::vector<float> xs = {-1.3f, 0.2f, 2.4f, 1.9f, -0.4f, 0.9f, 3.1f};
+  const int64_t n = static_cast<int64_t>(xs.size());
+  auto model = [](const Tensor& x) {
+    auto p = plate("data", x.numel());
+    Tensor z = sample("z", dist::OneHotCategorical(tensor({0.2f, 0.5f, 0.3f})), Infer{"parallel"});
+    sample("x", dist::Normal(sum(z * tensor({-1.0f, 0.5f, 2.0f}), {-1}), 0.7f), x);
+  };
+  const Trace tr = poutine::trace(infer::infer_discrete(model, -2, 0)).get_trace(tensor(xs, {n}));
+  const Tensor z = tr.site("z").value;
+  ASSERT_EQ(z.shape(), (Shape{n, 3}));
+  const auto v = z.to_vector();
+  const double w[] = {0.2, 0.5, 0.3}, mu[] = {-1.0, 0.5, 2.0};
+  for (int64_t i = 0; i < n; ++i) {
+    int best = 0;
+    double best_lp = -INFINITY;
+    for (int k = 0; k < 3; ++k) {
+      const double lp = std::log(w[k]) + normal_lp(xs[static_cast<size_t>(i)], mu[k], 0.7);
+      if (lp > best_lp) {
+        best_lp = lp;
+        best = k;
+      }
+    }
+    for (int k = 0; k < 3; ++k) EXPECT_EQ(v[static_cast<size_t>(i * 3 + k)], k == best ? 1.0f : 0.0f) << i << "," << k;
+  }
+}
+
 // Errors name the distribution and the offending shape or number.
 TEST(OneHotCategorical, ErrorsNameTheDistributionAndTheValue) {
   const dist::OneHotCategorical d(tensor({0.2f, 0.3f, 0.5f}));
