@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "gradcheck.hpp"
+#include "ppl/autoguide.hpp"
 #include "ppl/distributions.hpp"
 #include "ppl/infer.hpp"
 #include "ppl/optim.hpp"
@@ -864,4 +865,37 @@ TEST(LowRankMultivariateNormal, GuideFitsAConjugateGaussianPosterior) {
   EXPECT_NEAR(c[0], var, 0.05);
   EXPECT_NEAR(c[1], var, 0.05);
   EXPECT_NEAR(c[2], cov, 0.05);
+}
+
+// AutoLowRankMultivariateNormal's get_posterior() is this distribution:
+// loc, cov_factor s W and cov_diag s^2 from its parameters, and its
+// log_prob equals the full-covariance MultivariateNormal's (1e-4 + 1e-5
+// |lp|: two float32 routes to the same number).
+TEST(LowRankMultivariateNormal, IsAutoLowRankMultivariateNormalsPosterior) {
+  fresh(21);
+  auto model = [](const Tensor& x) {
+    Tensor z = sample("z", dist::Normal(zeros({3}), ones({3})).to_event(1));
+    auto p = plate("data", x.size(0));
+    sample("obs", dist::Normal(sum(z), 1.0f), x);
+  };
+  infer::AutoLowRankMultivariateNormal guide(model, {.rank = 2});
+  infer::SVI svi(model, guide, optim::Adam({.lr = 0.05f}), infer::Trace_ELBO());
+  const Tensor x = tensor({0.5f, 1.5f, -0.2f});
+  for (int i = 0; i < 20; ++i) svi.step(x);
+  const dist::DistPtr post = guide.get_posterior();
+  const auto* lr = dynamic_cast<const dist::LowRankMultivariateNormal*>(post.get());
+  ASSERT_NE(lr, nullptr) << post->name();
+  const auto w = param_store().get("AutoLowRankMultivariateNormal.cov_factor").to_vector();  // [3, 2]
+  const auto s = param_store().get("AutoLowRankMultivariateNormal.scale").to_vector();
+  const auto f = lr->cov_factor().to_vector(), d = lr->cov_diag().to_vector();
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_NEAR(d[static_cast<size_t>(i)], s[static_cast<size_t>(i)] * s[static_cast<size_t>(i)], 1e-6);
+    for (int r = 0; r < 2; ++r)
+      EXPECT_NEAR(f[static_cast<size_t>(i * 2 + r)], s[static_cast<size_t>(i)] * w[static_cast<size_t>(i * 2 + r)], 1e-6);
+  }
+  std::mt19937 gen(22);
+  const Tensor pts = random_tensor({4, 3}, gen, -2, 2);
+  const auto a = lr->log_prob(pts).to_vector();
+  const auto b = dist::MultivariateNormal::from_covariance(lr->loc(), lr->covariance_matrix()).log_prob(pts).to_vector();
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 1e-4 + 1e-5 * std::fabs(b[i])) << i;
 }
