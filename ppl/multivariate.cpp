@@ -47,8 +47,7 @@ const char* count_value_what() {
   else if constexpr (B::kFamily == kern::count_rows::kMultinomial)
     return "must be rows of non-negative integers summing to total_count (the number shown is the first bad entry, "
            "else the row's sum)";
-  else
-    return "must lie on the simplex (the number shown is the first negative entry, else the row's sum)";
+  else return "must lie on the simplex (the number shown is the first negative entry, else the row's sum)";
 }
 
 // Row geometry over `rows` for value x (null: parameters only) and parameter p.
@@ -109,8 +108,7 @@ Tensor count_param_grad(const Tensor& x, const Tensor& p, const Shape& rows, int
   Tensor gp = Tensor::empty(with_event(rows, {p.size(-1)}), DType::kFloat32, dev);
   kern::CountRowGrads o{gp.data<float>()};
   if (sum_out)
-    detail::rows_log_prob_sum<B>(a, coef, o, true, *sum_out, dev, B::kName, &count_checks<B>(),
-                                 count_value_what<B>());
+    detail::rows_log_prob_sum<B>(a, coef, o, true, *sum_out, dev, B::kName, &count_checks<B>(), count_value_what<B>());
   else detail::rows_log_prob_grad<B>(a, g->data<float>(), coef, o, dev, B::kName);
   return sum_to_shape(gp, p.shape());
 }
@@ -124,14 +122,13 @@ Tensor count_log_prob(const Tensor& x, const Tensor& p, const Shape& batch, int 
   detail::rows_log_prob<B>(a, out.data<float>(), p.device(), B::kName, &count_checks<B>(), count_value_what<B>());
   if (!grad_enabled() || !p.requires_grad()) return out;
   Tensor xs = x.detach(), ps = p.detach();
-  return cuvi::detail::record_fn(
-      out, B::kName,
-      [xs, ps, rows, n](const Tensor& g, const std::vector<bool>& nd) {
-        std::vector<Tensor> res(1);
-        if (nd[0]) res[0] = count_param_grad<B>(xs, ps, rows, n, &g, 1.0f, nullptr);
-        return res;
-      },
-      {p});
+  return cuvi::detail::record_fn(out, B::kName,
+                                 [xs, ps, rows, n](const Tensor& g, const std::vector<bool>& nd) {
+                                   std::vector<Tensor> res(1);
+                                   if (nd[0]) res[0] = count_param_grad<B>(xs, ps, rows, n, &g, 1.0f, nullptr);
+                                   return res;
+                                 },
+                                 {p});
 }
 
 template <class B>
@@ -155,9 +152,7 @@ Tensor categorical_draws(const Tensor& p, bool logits, const Shape& s, const Sha
 }
 
 // One-hot float32 rows [..., K] of int64 indices.
-Tensor one_hot(const Tensor& idx, int64_t K) {
-  return eq(idx.to_float().unsqueeze(-1), arange(K, idx.device()));
-}
+Tensor one_hot(const Tensor& idx, int64_t K) { return eq(idx.to_float().unsqueeze(-1), arange(K, idx.device())); }
 
 Tensor normalised_logits(const Tensor& p, bool logits) {
   return logits ? log_softmax(p, -1) : log(p / sum(p, {-1}, true));
@@ -197,17 +192,15 @@ Tensor OneHotCategorical::sample(const Shape& s) const {
   NoGradGuard ng;
   return one_hot(categorical_draws(param_, logits_form_, s, batch_shape_), param_.size(-1));
 }
-Tensor OneHotCategorical::mean() const {
-  return probs().expand(with_event(batch_shape_, {param_.size(-1)}));
-}
+Tensor OneHotCategorical::mean() const { return probs().expand(with_event(batch_shape_, {param_.size(-1)})); }
 Tensor OneHotCategorical::variance() const {
   const Tensor p = probs();
   return (p * (1.0f - p)).expand(with_event(batch_shape_, {param_.size(-1)}));
 }
 DistPtr OneHotCategorical::expand_ptr(const Shape& b) const {
   CUVI_CHECK(expands_to(batch_shape_, b), ShapeError,
-             "OneHotCategorical.expand: cannot expand batch shape " << shape_str(batch_shape_) << " to "
-                                                                    << shape_str(b) << detail::site_suffix());
+             "OneHotCategorical.expand: cannot expand batch shape " << shape_str(batch_shape_) << " to " << shape_str(b)
+                                                                    << detail::site_suffix());
   auto d = std::make_shared<OneHotCategorical>(*this);
   d->batch_shape_ = b;
   return d;
@@ -273,9 +266,9 @@ RelaxedOneHotCategorical::RelaxedOneHotCategorical(Arg temperature, const Tensor
   if (logits) validate_count_param<kern::RelaxedLogitsBody>(param_, 1);
   else validate_count_param<kern::RelaxedProbsBody>(param_, 1);
   if (temp_.is_const()) {
-    CUVI_CHECK(temp_.v > 0.0f && temp_.v <= FLT_MAX, ValueError,
-               "RelaxedOneHotCategorical: temperature must be positive and finite, got " << temp_.v
-                                                                                        << detail::site_suffix());
+    CUVI_CHECK(
+        temp_.v > 0.0f && temp_.v <= FLT_MAX, ValueError,
+        "RelaxedOneHotCategorical: temperature must be positive and finite, got " << temp_.v << detail::site_suffix());
   } else {
     CUVI_CHECK(temp_.t.dtype() == DType::kFloat32, DTypeError,
                "RelaxedOneHotCategorical: temperature must be float32, got " << dtype_name(temp_.t.dtype())
@@ -287,9 +280,9 @@ RelaxedOneHotCategorical::RelaxedOneHotCategorical(Arg temperature, const Tensor
     // LKJCholesky's concentration): a GPU skips the check.
     if (validation_enabled() && !temp_.t.device().is_cuda())
       for (float v : temp_.t.detach().to_vector())
-        CUVI_CHECK(v > 0.0f && v <= FLT_MAX, ValueError,
-                   "RelaxedOneHotCategorical: temperature must be positive and finite, got " << v
-                                                                                            << detail::site_suffix());
+        CUVI_CHECK(
+            v > 0.0f && v <= FLT_MAX, ValueError,
+            "RelaxedOneHotCategorical: temperature must be positive and finite, got " << v << detail::site_suffix());
   }
   batch_shape_ =
       broadcast_shapes(drop(param_.shape(), 1), temp_.shape(), "RelaxedOneHotCategorical(temperature, batch)");
@@ -360,22 +353,24 @@ LowRankMultivariateNormal::LowRankMultivariateNormal(const Tensor& loc, const Te
              nm << ": undefined parameter" << detail::site_suffix());
   CUVI_CHECK(loc_.dtype() == DType::kFloat32 && W_.dtype() == DType::kFloat32 && d_.dtype() == DType::kFloat32,
              DTypeError, nm << ": parameters must be float32" << detail::site_suffix());
-  CUVI_CHECK(loc_.dim() >= 1 && W_.dim() >= 2 && d_.dim() >= 1 && loc_.size(-1) >= 1 && W_.size(-1) >= 1 &&
-                 W_.size(-2) == loc_.size(-1) && d_.size(-1) == loc_.size(-1),
-             ShapeError,
-             nm << ": needs loc [..., D], cov_factor [..., D, R] and cov_diag [..., D] with the same D (and R >= 1); got "
-                   "loc "
-                << shape_str(loc_.shape()) << ", cov_factor " << shape_str(W_.shape()) << " and cov_diag "
-                << shape_str(d_.shape()) << detail::site_suffix());
+  CUVI_CHECK(
+      loc_.dim() >= 1 && W_.dim() >= 2 && d_.dim() >= 1 && loc_.size(-1) >= 1 && W_.size(-1) >= 1 &&
+          W_.size(-2) == loc_.size(-1) && d_.size(-1) == loc_.size(-1),
+      ShapeError,
+      nm << ": needs loc [..., D], cov_factor [..., D, R] and cov_diag [..., D] with the same D (and R >= 1); got "
+            "loc "
+         << shape_str(loc_.shape()) << ", cov_factor " << shape_str(W_.shape()) << " and cov_diag "
+         << shape_str(d_.shape()) << detail::site_suffix());
   CUVI_CHECK(W_.device() == loc_.device() && d_.device() == loc_.device(), DeviceError,
              nm << ": loc on " << loc_.device().str() << ", cov_factor on " << W_.device().str() << ", cov_diag on "
                 << d_.device().str() << detail::site_suffix());
-  batch_shape_ = broadcast_shapes(broadcast_shapes(drop(loc_.shape(), 1), drop(W_.shape(), 2), nm),
-                                  drop(d_.shape(), 1), nm);
+  batch_shape_ =
+      broadcast_shapes(broadcast_shapes(drop(loc_.shape(), 1), drop(W_.shape(), 2), nm), drop(d_.shape(), 1), nm);
   if (validation_enabled() && !loc_.device().is_cuda()) {
     // Read on the host, on the cpu only (as LKJCholesky): a GPU skips it.
     for (float v : loc_.detach().to_vector())
-      CUVI_CHECK(std::isfinite(v), ValueError, nm << ": parameter loc must be finite, got " << v << detail::site_suffix());
+      CUVI_CHECK(std::isfinite(v), ValueError,
+                 nm << ": parameter loc must be finite, got " << v << detail::site_suffix());
     for (float v : W_.detach().to_vector())
       CUVI_CHECK(std::isfinite(v), ValueError,
                  nm << ": parameter cov_factor must be finite, got " << v << detail::site_suffix());
@@ -390,8 +385,9 @@ Tensor LowRankMultivariateNormal::log_prob(const Tensor& x) const {
   CUVI_CHECK(x.defined() && x.dim() >= 1 && x.size(-1) == D, ShapeError,
              "LowRankMultivariateNormal.log_prob: value needs a last dim of "
                  << D << ", got " << (x.defined() ? shape_str(x.shape()) : "undefined") << detail::site_suffix());
-  CUVI_CHECK(x.dtype() == DType::kFloat32, DTypeError,
-             "LowRankMultivariateNormal: values must be float32, got " << dtype_name(x.dtype()) << detail::site_suffix());
+  CUVI_CHECK(
+      x.dtype() == DType::kFloat32, DTypeError,
+      "LowRankMultivariateNormal: values must be float32, got " << dtype_name(x.dtype()) << detail::site_suffix());
   CUVI_CHECK(x.device() == device(), DeviceError,
              "LowRankMultivariateNormal: value on " << x.device().str() << " and parameters on " << device().str()
                                                     << detail::site_suffix());

@@ -33,7 +33,7 @@ struct CountRowArgs {
   const float* x = nullptr;  // value rows of K (null when only parameters are validated)
   const float* p = nullptr;  // parameter rows of K
   int K = 0;
-  int n = 1;  // Multinomial's total_count (1 for OneHotCategorical)
+  int n = 1;          // Multinomial's total_count (1 for OneHotCategorical)
   BcastGeom<2> geom;  // input 0: value, input 1: parameter (offsets in rows)
 
   CUVI_HD const float* xrow(int64_t r) const { return x + geom.offset(0, r) * K; }

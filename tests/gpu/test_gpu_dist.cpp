@@ -551,12 +551,14 @@ TEST(GpuRowFamilies, OneHotMultinomialRelaxedAndLowRankMatchCpu) {
     for (int n : {1, 5}) {
       SCOPED_TRACE(n == 1 ? "OneHotCategorical" : "Multinomial(5)");
       auto sample = [&](const Tensor& t) {
-        if (n == 1) return logits ? dist::OneHotCategorical::from_logits(t).sample({2}) : dist::OneHotCategorical(t).sample({2});
+        if (n == 1)
+          return logits ? dist::OneHotCategorical::from_logits(t).sample({2}) : dist::OneHotCategorical(t).sample({2});
         return logits ? dist::Multinomial::from_logits(n, t).sample({2}) : dist::Multinomial(n, t).sample({2});
       };
       auto lp_of = [&](const Tensor& t, const Tensor& x, bool fused) {
         if (n == 1) {
-          const dist::OneHotCategorical d = logits ? dist::OneHotCategorical::from_logits(t) : dist::OneHotCategorical(t);
+          const dist::OneHotCategorical d =
+              logits ? dist::OneHotCategorical::from_logits(t) : dist::OneHotCategorical(t);
           return fused ? d.log_prob_sum(x, 0.5f) : d.log_prob(x);
         }
         const dist::Multinomial d = logits ? dist::Multinomial::from_logits(n, t) : dist::Multinomial(n, t);
@@ -611,13 +613,22 @@ TEST(GpuRowFamilies, OneHotMultinomialRelaxedAndLowRankMatchCpu) {
                  k == 0 ? "low-rank log_prob" : "low-rank rsample");
   // Deferred validation names the distribution and the offending number.
   const dist::Multinomial m(3, tensor({0.2f, 0.3f, 0.5f}, Device::cuda()));
-  expect_error<ValueError>([&] { m.log_prob(tensor({1.0f, 1.0f, 2.0f}, Device::cuda())).item(); },
-                           {"Multinomial", "total_count", "4"});
-  const dist::OneHotCategorical o(tensor({0.2f, 0.3f, 0.5f}, Device::cuda()));
-  expect_error<ValueError>([&] { o.log_prob_sum(tensor({0.5f, 0.5f, 0.0f}, Device::cuda()), 1.0f).item(); },
-                           {"OneHotCategorical", "one-hot", "0.5"});
   expect_error<ValueError>(
-      [&] { dist::OneHotCategorical(tensor({0.2f, -0.3f, 0.5f}, Device::cuda())).log_prob(
-                tensor({1.0f, 0.0f, 0.0f}, Device::cuda())).item(); },
+      [&] {
+        m.log_prob(tensor({1.0f, 1.0f, 2.0f}, Device::cuda())).item();
+      },
+      {"Multinomial", "total_count", "4"});
+  const dist::OneHotCategorical o(tensor({0.2f, 0.3f, 0.5f}, Device::cuda()));
+  expect_error<ValueError>(
+      [&] {
+        o.log_prob_sum(tensor({0.5f, 0.5f, 0.0f}, Device::cuda()), 1.0f).item();
+      },
+      {"OneHotCategorical", "one-hot", "0.5"});
+  expect_error<ValueError>(
+      [&] {
+        dist::OneHotCategorical(tensor({0.2f, -0.3f, 0.5f}, Device::cuda()))
+            .log_prob(tensor({1.0f, 0.0f, 0.0f}, Device::cuda()))
+            .item();
+      },
       {"OneHotCategorical", "probs", "-0.3"});
 }

@@ -264,20 +264,31 @@ TEST(OneHotCategorical, InferDiscreteGivesOneHotMapAssignments) {
 // Errors name the distribution and the offending shape or number.
 TEST(OneHotCategorical, ErrorsNameTheDistributionAndTheValue) {
   const dist::OneHotCategorical d(tensor({0.2f, 0.3f, 0.5f}));
-  expect_error<ShapeError>([&] { d.log_prob(tensor({1.0f, 0.0f, 0.0f, 0.0f}, {1, 4})); },
-                           {"OneHotCategorical", "[1, 4]", "3"});
+  expect_error<ShapeError>(
+      [&] {
+        d.log_prob(tensor({1.0f, 0.0f, 0.0f, 0.0f}, {1, 4}));
+      },
+      {"OneHotCategorical", "[1, 4]", "3"});
   expect_error<ValueError>([&] { d.log_prob(tensor({0.5f, 0.5f, 0.0f})); }, {"OneHotCategorical", "value", "0.5"});
   expect_error<ValueError>([&] { d.log_prob(tensor({1.0f, 1.0f, 0.0f})); }, {"OneHotCategorical", "one-hot", "2"});
-  expect_error<ValueError>([&] { d.log_prob_sum(tensor({0.0f, 0.0f, 0.0f}), 1.0f); },
-                           {"OneHotCategorical", "one-hot", "0"});
-  expect_error<ValueError>([&] { dist::OneHotCategorical(tensor({0.2f, -0.5f, 0.5f})); },
-                           {"OneHotCategorical", "probs", "-0.5"});
-  expect_error<ValueError>([&] { dist::OneHotCategorical::from_logits(tensor({0.2f, NAN, 0.5f})); },
-                           {"OneHotCategorical", "logits", "nan"});
+  expect_error<ValueError>(
+      [&] {
+        d.log_prob_sum(tensor({0.0f, 0.0f, 0.0f}), 1.0f);
+      },
+      {"OneHotCategorical", "one-hot", "0"});
+  expect_error<ValueError>(
+      [&] {
+        dist::OneHotCategorical(tensor({0.2f, -0.5f, 0.5f}));
+      },
+      {"OneHotCategorical", "probs", "-0.5"});
+  expect_error<ValueError>(
+      [&] {
+        dist::OneHotCategorical::from_logits(tensor({0.2f, NAN, 0.5f}));
+      },
+      {"OneHotCategorical", "logits", "nan"});
   {
     dist::detail::SiteScope site("z_onehot");
-    expect_error<ValueError>([&] { d.log_prob(tensor({0.0f, 2.0f, 0.0f})); },
-                             {"OneHotCategorical", "site 'z_onehot'"});
+    expect_error<ValueError>([&] { d.log_prob(tensor({0.0f, 2.0f, 0.0f})); }, {"OneHotCategorical", "site 'z_onehot'"});
   }
 }
 
@@ -413,13 +424,19 @@ TEST(Multinomial, ErrorsNameTheDistributionAndTheValue) {
   const dist::Multinomial d(5, tensor({0.2f, 0.3f, 0.5f}));
   expect_error<ValueError>([&] { d.log_prob(tensor({1.0f, 2.0f, 1.0f})); }, {"Multinomial", "total_count", "4"});
   expect_error<ValueError>([&] { d.log_prob(tensor({1.5f, 2.0f, 1.5f})); }, {"Multinomial", "value", "1.5"});
-  expect_error<ValueError>([&] { d.log_prob_sum(tensor({-1.0f, 3.0f, 3.0f}), 1.0f); },
-                           {"Multinomial", "non-negative integers", "-1"});
+  expect_error<ValueError>(
+      [&] {
+        d.log_prob_sum(tensor({-1.0f, 3.0f, 3.0f}), 1.0f);
+      },
+      {"Multinomial", "non-negative integers", "-1"});
   expect_error<ShapeError>([&] { d.log_prob(tensor({1.0f, 4.0f}, {1, 2})); }, {"Multinomial", "[1, 2]", "3"});
   expect_error<ValueError>([&] { dist::Multinomial(-1, tensor({0.5f, 0.5f})); }, {"Multinomial", "total_count", "-1"});
   expect_error<ValueError>([&] { dist::Multinomial(3, tensor({0.5f, -0.25f})); }, {"Multinomial", "probs", "-0.25"});
-  expect_error<ValueError>([&] { dist::Multinomial::from_logits(3, tensor({INFINITY, 0.0f})); },
-                           {"Multinomial", "logits", "inf"});
+  expect_error<ValueError>(
+      [&] {
+        dist::Multinomial::from_logits(3, tensor({INFINITY, 0.0f}));
+      },
+      {"Multinomial", "logits", "inf"});
   {
     dist::detail::SiteScope site("counts");
     expect_error<ValueError>([&] { d.log_prob(tensor({5.0f, 1.0f, 0.0f})); }, {"Multinomial", "6", "site 'counts'"});
@@ -438,7 +455,8 @@ TEST(Multinomial, MaximumLikelihoodBySVI) {
     auto pl = plate("rows", c.size(0));
     sample("c", dist::Multinomial(10, p), c);
   };
-  infer::SVI svi(model, [](const Tensor&) {}, optim::Adam({.lr = 0.05f}), infer::Trace_ELBO());
+  infer::SVI svi(
+      model, [](const Tensor&) {}, optim::Adam({.lr = 0.05f}), infer::Trace_ELBO());
   for (int i = 0; i < 1500; ++i) svi.step(counts);
   const auto p = param_store().get("p").to_vector();
   EXPECT_NEAR(p[0], 10.0 / 40, 0.01);
@@ -477,10 +495,11 @@ TEST(RelaxedOneHotCategorical, TwoCategoriesMatchTheLogisticDensity) {
     for (bool tensor_t : {false, true}) {
       SCOPED_TRACE(std::string(logits ? "logits" : "probs") + (tensor_t ? ", tensor T" : ", float T"));
       const Tensor p = logits ? random_tensor({3, 2}, gen, -1.5f, 1.5f) : random_tensor({3, 2}, gen, 0.2f, 2.0f);
-      const std::vector<float> Ts = tensor_t ? std::vector<float>{0.5f, 1.0f, 2.5f} : std::vector<float>{0.7f, 0.7f, 0.7f};
+      const std::vector<float> Ts =
+          tensor_t ? std::vector<float>{0.5f, 1.0f, 2.5f} : std::vector<float>{0.7f, 0.7f, 0.7f};
       const dist::Arg T = tensor_t ? dist::Arg(tensor(Ts)) : dist::Arg(0.7f);
-      const dist::RelaxedOneHotCategorical d = logits ? dist::RelaxedOneHotCategorical::from_logits(T, p)
-                                                      : dist::RelaxedOneHotCategorical(T, p);
+      const dist::RelaxedOneHotCategorical d =
+          logits ? dist::RelaxedOneHotCategorical::from_logits(T, p) : dist::RelaxedOneHotCategorical(T, p);
       EXPECT_EQ(d.batch_shape(), (Shape{3}));
       EXPECT_EQ(d.event_shape(), (Shape{2}));
       EXPECT_TRUE(d.has_rsample());
@@ -490,7 +509,8 @@ TEST(RelaxedOneHotCategorical, TwoCategoriesMatchTheLogisticDensity) {
       for (int i = 0; i < 2; ++i)
         for (int b = 0; b < 3; ++b) {
           const auto l = log_pi(pv.data() + b * 2, 2, logits);
-          const double want = relaxed2_log_density(y[static_cast<size_t>(i * 2)], l[0], l[1], Ts[static_cast<size_t>(b)]);
+          const double want =
+              relaxed2_log_density(y[static_cast<size_t>(i * 2)], l[0], l[1], Ts[static_cast<size_t>(b)]);
           EXPECT_NEAR(got[static_cast<size_t>(i * 3 + b)], want, 2e-5 + 2e-5 * std::fabs(want)) << i << "," << b;
         }
     }
@@ -505,7 +525,8 @@ TEST(RelaxedOneHotCategorical, ThreeCategoryDensityIntegratesToOne) {
   fresh(12);
   const int N = 200000;
   const Tensor y = dist::Dirichlet(ones({3})).sample({N});
-  const dist::RelaxedOneHotCategorical d = dist::RelaxedOneHotCategorical::from_logits(2.0f, tensor({0.3f, -0.4f, 0.8f}));
+  const dist::RelaxedOneHotCategorical d =
+      dist::RelaxedOneHotCategorical::from_logits(2.0f, tensor({0.3f, -0.4f, 0.8f}));
   const auto lp = d.log_prob(y).to_vector();
   std::vector<double> w(lp.size());
   for (size_t i = 0; i < lp.size(); ++i) w[i] = std::exp(static_cast<double>(lp[i])) / 2.0;
@@ -545,10 +566,8 @@ TEST(RelaxedOneHotCategorical, SamplesFollowTheGumbelSoftmaxLaw) {
   EXPECT_LT(chi2, chi2_999(2));
   // K = 2, T = 1.5, logits (0.4, -0.3).
   const double T = 1.5, dl = 0.7;
-  const auto y1 = dist::RelaxedOneHotCategorical::from_logits(1.5f, tensor({0.4f, -0.3f}))
-                      .rsample({N})
-                      .narrow(1, 0, 1)
-                      .to_vector();
+  const auto y1 =
+      dist::RelaxedOneHotCategorical::from_logits(1.5f, tensor({0.4f, -0.3f})).rsample({N}).narrow(1, 0, 1).to_vector();
   for (double c : {0.2, 0.5, 0.8}) {
     double below = 0;
     for (float u : y1) below += u < c ? 1 : 0;
@@ -624,19 +643,37 @@ TEST(RelaxedOneHotCategorical, PathwiseGradientMatchesCommonRandomNumbers) {
 TEST(RelaxedOneHotCategorical, ErrorsNameTheDistributionAndTheValue) {
   const dist::RelaxedOneHotCategorical d(0.5f, tensor({0.2f, 0.3f, 0.5f}));
   expect_error<ShapeError>([&] { d.log_prob(tensor({0.5f, 0.5f}, {1, 2})); }, {"RelaxedOneHotCategorical", "[1, 2]"});
-  expect_error<ValueError>([&] { d.log_prob(tensor({0.5f, 0.6f, 0.1f})); },
-                           {"RelaxedOneHotCategorical", "simplex", "1.2"});
-  expect_error<ValueError>([&] { d.log_prob(tensor({-0.5f, 1.0f, 0.5f})); },
-                           {"RelaxedOneHotCategorical", "value", "-0.5"});
-  expect_error<ValueError>([&] { dist::RelaxedOneHotCategorical(-1.0f, tensor({0.5f, 0.5f})); },
-                           {"RelaxedOneHotCategorical", "temperature", "-1"});
-  expect_error<ValueError>([&] { dist::RelaxedOneHotCategorical(1.0f, tensor({0.5f, -0.5f})); },
-                           {"RelaxedOneHotCategorical", "probs", "-0.5"});
-  expect_error<ShapeError>([&] { dist::RelaxedOneHotCategorical(tensor({1.0f, 2.0f}), ones({3, 2})); },
-                           {"RelaxedOneHotCategorical", "temperature"});
+  expect_error<ValueError>(
+      [&] {
+        d.log_prob(tensor({0.5f, 0.6f, 0.1f}));
+      },
+      {"RelaxedOneHotCategorical", "simplex", "1.2"});
+  expect_error<ValueError>(
+      [&] {
+        d.log_prob(tensor({-0.5f, 1.0f, 0.5f}));
+      },
+      {"RelaxedOneHotCategorical", "value", "-0.5"});
+  expect_error<ValueError>(
+      [&] {
+        dist::RelaxedOneHotCategorical(-1.0f, tensor({0.5f, 0.5f}));
+      },
+      {"RelaxedOneHotCategorical", "temperature", "-1"});
+  expect_error<ValueError>(
+      [&] {
+        dist::RelaxedOneHotCategorical(1.0f, tensor({0.5f, -0.5f}));
+      },
+      {"RelaxedOneHotCategorical", "probs", "-0.5"});
+  expect_error<ShapeError>(
+      [&] {
+        dist::RelaxedOneHotCategorical(tensor({1.0f, 2.0f}), ones({3, 2}));
+      },
+      {"RelaxedOneHotCategorical", "temperature"});
   if (!default_device().is_cuda())  // a tensor temperature is checked on the host (cpu only)
-    expect_error<ValueError>([&] { dist::RelaxedOneHotCategorical(tensor({1.0f, 0.0f}), ones({2, 2})); },
-                             {"RelaxedOneHotCategorical", "temperature", "0"});
+    expect_error<ValueError>(
+        [&] {
+          dist::RelaxedOneHotCategorical(tensor({1.0f, 0.0f}), ones({2, 2}));
+        },
+        {"RelaxedOneHotCategorical", "temperature", "0"});
 }
 
 // ========================== LowRankMultivariateNormal ==========================
@@ -696,7 +733,8 @@ TEST(LowRankMultivariateNormal, LogProbMatchesTheFullCovariance) {
     for (int i = 0; i < 4; ++i)
       for (int a = 0; a < 2; ++a)
         for (int b = 0; b < 3; ++b) {
-          const double want = lowrank_host(xv.data() + i * D, lv.data() + a * D, wv.data() + b * D * R, dv.data(), D, R);
+          const double want =
+              lowrank_host(xv.data() + i * D, lv.data() + a * D, wv.data() + b * D * R, dv.data(), D, R);
           EXPECT_NEAR(got[static_cast<size_t>((i * 2 + a) * 3 + b)], want, 2e-4 + 2e-5 * std::fabs(want));
         }
     const auto var = m.variance().to_vector(), cov = m.covariance_matrix().to_vector();
@@ -709,7 +747,8 @@ TEST(LowRankMultivariateNormal, LogProbMatchesTheFullCovariance) {
           for (int j = 0; j < D; ++j) {
             double s = i == j ? dv[static_cast<size_t>(i)] : 0.0;
             for (int r = 0; r < R; ++r)
-              s += static_cast<double>(wv[static_cast<size_t>((b * D + i) * R + r)]) * wv[static_cast<size_t>((b * D + j) * R + r)];
+              s += static_cast<double>(wv[static_cast<size_t>((b * D + i) * R + r)]) *
+                   wv[static_cast<size_t>((b * D + j) * R + r)];
             const size_t at = static_cast<size_t>(((a * 3 + b) * D + i) * D + j);
             EXPECT_NEAR(cov[at], s, 1e-5);
             if (i == j) EXPECT_NEAR(var[static_cast<size_t>((a * 3 + b) * D + i)], s, 1e-5);
@@ -729,7 +768,9 @@ TEST(LowRankMultivariateNormal, LogProbGradients) {
   std::mt19937 gen(16);
   const int D = 3, R = 2;
   gradcheck(
-      [](const std::vector<Tensor>& in) { return dist::LowRankMultivariateNormal(in[1], in[2], in[3]).log_prob(in[0]); },
+      [](const std::vector<Tensor>& in) {
+        return dist::LowRankMultivariateNormal(in[1], in[2], in[3]).log_prob(in[0]);
+      },
       {random_tensor({2, 1, D}, gen, -1, 1), random_tensor({2, D}, gen, -1, 1), random_tensor({D, R}, gen, -0.8f, 0.8f),
        random_tensor({D}, gen, 0.5f, 1.5f)});
 }
@@ -740,7 +781,8 @@ TEST(LowRankMultivariateNormal, LogProbGradients) {
 TEST(LowRankMultivariateNormal, SampleCovarianceIsLowRankPlusDiagonal) {
   fresh(17);
   const int D = 3, R = 2, N = 40000;
-  const std::vector<float> lv = {0.5f, -1.0f, 2.0f}, wv = {1.0f, 0.3f, -0.5f, 0.8f, 0.2f, -0.7f}, dv = {0.4f, 0.9f, 0.25f};
+  const std::vector<float> lv = {0.5f, -1.0f, 2.0f}, wv = {1.0f, 0.3f, -0.5f, 0.8f, 0.2f, -0.7f},
+                           dv = {0.4f, 0.9f, 0.25f};
   const dist::LowRankMultivariateNormal m(tensor(lv), tensor(wv, {D, R}), tensor(dv));
   const auto s = m.rsample({N}).to_vector();
   const auto S = m.covariance_matrix().to_vector();
@@ -749,15 +791,18 @@ TEST(LowRankMultivariateNormal, SampleCovarianceIsLowRankPlusDiagonal) {
     for (int k = 0; k < D; ++k) mu[static_cast<size_t>(k)] += s[static_cast<size_t>(i * D + k)];
   for (double& v : mu) v /= N;
   for (int k = 0; k < D; ++k)
-    EXPECT_NEAR(mu[static_cast<size_t>(k)], lv[static_cast<size_t>(k)], 4 * std::sqrt(S[static_cast<size_t>(k * D + k)] / N));
+    EXPECT_NEAR(mu[static_cast<size_t>(k)], lv[static_cast<size_t>(k)],
+                4 * std::sqrt(S[static_cast<size_t>(k * D + k)] / N));
   for (int a = 0; a < D; ++a)
     for (int b = 0; b < D; ++b) {
       double c = 0;
       for (int i = 0; i < N; ++i)
-        c += (s[static_cast<size_t>(i * D + a)] - mu[static_cast<size_t>(a)]) * (s[static_cast<size_t>(i * D + b)] - mu[static_cast<size_t>(b)]);
+        c += (s[static_cast<size_t>(i * D + a)] - mu[static_cast<size_t>(a)]) *
+             (s[static_cast<size_t>(i * D + b)] - mu[static_cast<size_t>(b)]);
       c /= (N - 1);
       const double want = S[static_cast<size_t>(a * D + b)];
-      const double se = std::sqrt((S[static_cast<size_t>(a * D + a)] * S[static_cast<size_t>(b * D + b)] + want * want) / N);
+      const double se =
+          std::sqrt((S[static_cast<size_t>(a * D + a)] * S[static_cast<size_t>(b * D + b)] + want * want) / N);
       EXPECT_NEAR(c, want, 4 * se) << a << "," << b;
     }
 }
@@ -772,9 +817,11 @@ TEST(LowRankMultivariateNormal, SampleCovarianceIsLowRankPlusDiagonal) {
 TEST(LowRankMultivariateNormal, PathwiseGradientIsUnbiased) {
   fresh(18);
   const int D = 3, R = 2, N = 40000;
-  const std::vector<float> lv = {0.5f, -1.0f, 0.2f}, wv = {1.0f, 0.3f, -0.5f, 0.8f, 0.2f, -0.7f}, dv = {0.4f, 0.9f, 0.25f};
+  const std::vector<float> lv = {0.5f, -1.0f, 0.2f}, wv = {1.0f, 0.3f, -0.5f, 0.8f, 0.2f, -0.7f},
+                           dv = {0.4f, 0.9f, 0.25f};
   const std::vector<double> a = {1.0, 0.5, -1.5};
-  const Tensor loc = tensor(lv).requires_grad_(), W = tensor(wv, {D, R}).requires_grad_(), d = tensor(dv).requires_grad_();
+  const Tensor loc = tensor(lv).requires_grad_(), W = tensor(wv, {D, R}).requires_grad_(),
+               d = tensor(dv).requires_grad_();
   const Tensor y = dist::LowRankMultivariateNormal(loc, W, d).rsample({N});
   mean(sum(square(y) * tensor({1.0f, 0.5f, -1.5f}), {-1})).backward();
   const auto gl = loc.grad().to_vector(), gW = W.grad().to_vector(), gd = d.grad().to_vector();
@@ -782,7 +829,8 @@ TEST(LowRankMultivariateNormal, PathwiseGradientIsUnbiased) {
     double Skk = dv[static_cast<size_t>(k)];
     for (int r = 0; r < R; ++r) Skk += wv[static_cast<size_t>(k * R + r)] * wv[static_cast<size_t>(k * R + r)];
     const double l = lv[static_cast<size_t>(k)], ak = std::fabs(a[static_cast<size_t>(k)]);
-    EXPECT_NEAR(gl[static_cast<size_t>(k)], 2 * a[static_cast<size_t>(k)] * l, 4 * ak * std::sqrt(4 * Skk / N)) << "loc " << k;
+    EXPECT_NEAR(gl[static_cast<size_t>(k)], 2 * a[static_cast<size_t>(k)] * l, 4 * ak * std::sqrt(4 * Skk / N))
+        << "loc " << k;
     for (int r = 0; r < R; ++r) {
       const double w = wv[static_cast<size_t>(k * R + r)];
       EXPECT_NEAR(gW[static_cast<size_t>(k * R + r)], 2 * a[static_cast<size_t>(k)] * w,
@@ -796,24 +844,42 @@ TEST(LowRankMultivariateNormal, PathwiseGradientIsUnbiased) {
 }
 
 TEST(LowRankMultivariateNormal, ErrorsNameTheDistributionAndTheShapes) {
-  expect_error<ShapeError>([] { dist::LowRankMultivariateNormal(zeros({3}), ones({4, 2}), ones({3})); },
-                           {"LowRankMultivariateNormal", "cov_factor", "[4, 2]", "[3]"});
-  expect_error<ShapeError>([] { dist::LowRankMultivariateNormal(zeros({3}), ones({3, 2}), ones({2})); },
-                           {"LowRankMultivariateNormal", "cov_diag", "[2]"});
-  expect_error<ShapeError>([] { dist::LowRankMultivariateNormal(zeros({2, 3}), ones({4, 3, 1}), ones({3})); },
-                           {"LowRankMultivariateNormal"});
+  expect_error<ShapeError>(
+      [] {
+        dist::LowRankMultivariateNormal(zeros({3}), ones({4, 2}), ones({3}));
+      },
+      {"LowRankMultivariateNormal", "cov_factor", "[4, 2]", "[3]"});
+  expect_error<ShapeError>(
+      [] {
+        dist::LowRankMultivariateNormal(zeros({3}), ones({3, 2}), ones({2}));
+      },
+      {"LowRankMultivariateNormal", "cov_diag", "[2]"});
+  expect_error<ShapeError>(
+      [] {
+        dist::LowRankMultivariateNormal(zeros({2, 3}), ones({4, 3, 1}), ones({3}));
+      },
+      {"LowRankMultivariateNormal"});
   const dist::LowRankMultivariateNormal m(zeros({3}), ones({3, 1}), ones({3}));
   expect_error<ShapeError>([&] { m.log_prob(zeros({2, 4})); }, {"LowRankMultivariateNormal", "log_prob", "[2, 4]"});
   EXPECT_EQ(m.expand({2, 5}).batch_shape(), (Shape{2, 5}));
   const dist::LowRankMultivariateNormal mb(zeros({2, 3}), ones({3, 1}), ones({3}));
   expect_error<ShapeError>([&] { mb.expand({5}); }, {"LowRankMultivariateNormal", "expand", "[2]", "[5]"});
   if (default_device().is_cuda()) GTEST_SKIP() << "parameter values are checked on the host (cpu only)";
-  expect_error<ValueError>([] { dist::LowRankMultivariateNormal(zeros({2}), ones({2, 1}), tensor({1.0f, -1.0f})); },
-                           {"LowRankMultivariateNormal", "cov_diag", "-1"});
-  expect_error<ValueError>([] { dist::LowRankMultivariateNormal(tensor({0.0f, NAN}), ones({2, 1}), ones({2})); },
-                           {"LowRankMultivariateNormal", "loc", "nan"});
-  expect_error<ValueError>([] { dist::LowRankMultivariateNormal(zeros({2}), tensor({1.0f, INFINITY}, {2, 1}), ones({2})); },
-                           {"LowRankMultivariateNormal", "cov_factor", "inf"});
+  expect_error<ValueError>(
+      [] {
+        dist::LowRankMultivariateNormal(zeros({2}), ones({2, 1}), tensor({1.0f, -1.0f}));
+      },
+      {"LowRankMultivariateNormal", "cov_diag", "-1"});
+  expect_error<ValueError>(
+      [] {
+        dist::LowRankMultivariateNormal(tensor({0.0f, NAN}), ones({2, 1}), ones({2}));
+      },
+      {"LowRankMultivariateNormal", "loc", "nan"});
+  expect_error<ValueError>(
+      [] {
+        dist::LowRankMultivariateNormal(zeros({2}), tensor({1.0f, INFINITY}, {2, 1}), ones({2}));
+      },
+      {"LowRankMultivariateNormal", "cov_factor", "inf"});
 }
 
 // A guide over a correlated 2-D Gaussian posterior: z ~ N(0, I_2), x_i ~
@@ -893,11 +959,13 @@ TEST(LowRankMultivariateNormal, IsAutoLowRankMultivariateNormalsPosterior) {
   for (int i = 0; i < 3; ++i) {
     EXPECT_NEAR(d[static_cast<size_t>(i)], s[static_cast<size_t>(i)] * s[static_cast<size_t>(i)], 1e-6);
     for (int r = 0; r < 2; ++r)
-      EXPECT_NEAR(f[static_cast<size_t>(i * 2 + r)], s[static_cast<size_t>(i)] * w[static_cast<size_t>(i * 2 + r)], 1e-6);
+      EXPECT_NEAR(f[static_cast<size_t>(i * 2 + r)], s[static_cast<size_t>(i)] * w[static_cast<size_t>(i * 2 + r)],
+                  1e-6);
   }
   std::mt19937 gen(22);
   const Tensor pts = random_tensor({4, 3}, gen, -2, 2);
   const auto a = lr->log_prob(pts).to_vector();
-  const auto b = dist::MultivariateNormal::from_covariance(lr->loc(), lr->covariance_matrix()).log_prob(pts).to_vector();
+  const auto b =
+      dist::MultivariateNormal::from_covariance(lr->loc(), lr->covariance_matrix()).log_prob(pts).to_vector();
   for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 1e-4 + 1e-5 * std::fabs(b[i])) << i;
 }
