@@ -475,9 +475,9 @@ dist::DistPtr AutoLowRankMultivariateNormalCore::posterior() const {
   Tensor loc = param(prefix_ + ".loc", loc_init());
   Tensor w = param(prefix_ + ".cov_factor", factor_init());
   Tensor s = param(prefix_ + ".scale", diag_init(), constraints::softplus_positive);
-  const Tensor f = s.unsqueeze(-1) * w;  // (s W)
-  const Tensor cov = matmul(f, f.t()) + diag_embed(s * s);
-  return std::make_shared<dist::MultivariateNormal>(dist::MultivariateNormal::from_covariance(loc, cov));
+  // N(loc, (s W)(s W)^T + diag(s^2)) without a D x D matrix (Pyro's
+  // LowRankMultivariateNormal(loc, s W, s^2)).
+  return std::make_shared<dist::LowRankMultivariateNormal>(loc, s.unsqueeze(-1) * w, s * s);
 }
 
 // ---- AutoIAFNormal ---------------------------------------------------------------------

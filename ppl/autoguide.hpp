@@ -216,8 +216,9 @@ class AutoMultivariateNormalCore final : public AutoContinuousCore {
 // Pyro's AutoLowRankMultivariateNormal: a joint Normal whose covariance is
 // diag(s) (W W^T + I) diag(s) = (s W)(s W)^T + diag(s^2), W [D, rank]
 // (cov_factor, initialised N(0, 1) * init_scale * sqrt(0.5 / rank)), s [D]
-// (scale, softplus_positive, initialised sqrt(0.5) * init_scale). Its
-// density goes through cholesky of the D x D covariance.
+// (scale, softplus_positive, initialised sqrt(0.5) * init_scale). The
+// posterior (get_posterior()) is dist::LowRankMultivariateNormal(loc, s W,
+// s^2): its density is O(D rank^2) (Woodbury), never a D x D Cholesky.
 class AutoLowRankMultivariateNormalCore final : public AutoContinuousCore {
  public:
   explicit AutoLowRankMultivariateNormalCore(AutoGuideOptions o)

@@ -20,6 +20,7 @@ void register_cuda_categorical_mvn(); // Categorical (probs and logits) and Mult
 void register_cuda_cauchy_halfs();    // Cauchy, HalfCauchy and HalfNormal
 void register_cuda_counts();          // Binomial, Geometric and NegativeBinomial
 void register_cuda_positive();        // InverseGamma and Weibull
+void register_cuda_multinomial();     // OneHotCategorical, Multinomial, RelaxedOneHotCategorical's checks
 
 void register_builtin_cuda_families() {
   static std::once_flag once;
@@ -35,6 +36,7 @@ void register_builtin_cuda_families() {
     register_cuda_cauchy_halfs();
     register_cuda_counts();
     register_cuda_positive();
+    register_cuda_multinomial();
   });
 }
 

@@ -1,7 +1,9 @@
 // Distributions (dist::), in PyTorch's parameterisations. Elementwise
 // families run their own batched kernels (ppl/family_ops.hpp); event-shaped
-// ones (Delta, MultivariateNormal) are compositions of runtime ops;
-// Categorical and Dirichlet run row kernels (kernels/dist/row_family.hpp).
+// ones (Delta, MultivariateNormal, RelaxedOneHotCategorical,
+// LowRankMultivariateNormal) are compositions of runtime ops; Categorical
+// and Dirichlet run row kernels (kernels/dist/row_family.hpp),
+// OneHotCategorical and Multinomial row bodies (kernels/dist/multinomial.hpp).
 #pragma once
 
 #include <array>
@@ -489,6 +491,166 @@ class MultivariateNormal final : public Distribution {
  private:
   Tensor loc_;
   Tensor scale_tril_;
+  Shape batch_shape_;
+};
+
+// OneHotCategorical(probs [..., K]) or OneHotCategorical::from_logits(
+// logits [..., K]) (unnormalised, as Categorical): values are float32
+// one-hot rows, event_shape [K], log_prob(x) = sum_k x_k log pi_k. log_prob,
+// its gradient and the fused log-prob-sum are one row kernel each
+// (kern::CountRowsBody, kernels/dist/multinomial.hpp), the value's
+// one-hotness checked in the same pass; sample() is Categorical's row
+// sampler and a one-hot expansion. Enumerable: support_values() is the K
+// one-hot rows [K, K] (identity), so TraceEnum_ELBO enumerates it as it
+// does Categorical. expand() keeps the parameter, read broadcast.
+class OneHotCategorical final : public Distribution {
+ public:
+  explicit OneHotCategorical(const Tensor& probs);
+  static OneHotCategorical from_logits(const Tensor& logits);
+  Tensor logits() const;  // normalised
+  Tensor probs() const;   // normalised
+  bool is_logits() const { return logits_form_; }
+  const Tensor& param() const { return param_; }
+  std::string name() const override { return "OneHotCategorical"; }
+  DistPtr clone() const override { return std::make_shared<OneHotCategorical>(*this); }
+  Shape batch_shape() const override { return batch_shape_; }
+  Shape event_shape() const override { return {param_.size(-1)}; }
+  bool is_discrete() const override { return true; }
+  // Pyro's constraints.one_hot has no counterpart among cuvi's constraints:
+  // nonnegative_integer (discrete), the one-hot rule is checked by validation.
+  constraints::ConstraintPtr support() const override { return constraints::nonnegative_integer; }
+  bool has_enumerate_support() const override { return true; }
+  Tensor support_values() const override;  // float32 identity [K, K]
+  Tensor log_prob(const Tensor& x) const override;
+  Tensor log_prob_sum(const Tensor& x, float coef) const override;
+  Tensor sample(const Shape& s = {}) const override;
+  Tensor mean() const override;      // probs
+  Tensor variance() const override;  // probs (1 - probs)
+  DistPtr expand_ptr(const Shape& b) const override;
+  Device device() const override { return param_.device(); }
+
+ private:
+  OneHotCategorical(const Tensor& param, bool logits);
+  Tensor param_;
+  bool logits_form_ = false;
+  Shape batch_shape_;
+};
+
+// RelaxedOneHotCategorical(temperature, probs [..., K]) or ::from_logits(
+// temperature, logits [..., K]): the Concrete / Gumbel-softmax distribution
+// on the simplex (Maddison et al. 2017; torch's RelaxedOneHotCategorical).
+// temperature: a positive float or a tensor broadcasting against the batch
+// shape. rsample y = softmax((log pi + G) / T) with standard Gumbel G =
+// -log(-log U) from the Philox stream (differentiable in the parameter and
+// a tensor temperature); entries are kept >= FLT_MIN so log y stays finite.
+// log_prob(y) = lgamma(K) + (K-1) log T + sum_k (log pi_k - (T+1) log y_k)
+//               - K logsumexp_k(log pi_k - T log y_k)
+// (the density over y's first K-1 coordinates). Both are runtime tensor ops
+// with autodiff; the parameter row and simplex checks are one row pass.
+class RelaxedOneHotCategorical final : public Distribution {
+ public:
+  RelaxedOneHotCategorical(Arg temperature, const Tensor& probs);
+  static RelaxedOneHotCategorical from_logits(Arg temperature, const Tensor& logits);
+  Tensor logits() const;  // normalised
+  Tensor probs() const;   // normalised
+  Tensor temperature() const { return temp_.as_tensor(device()); }
+  std::string name() const override { return "RelaxedOneHotCategorical"; }
+  DistPtr clone() const override { return std::make_shared<RelaxedOneHotCategorical>(*this); }
+  Shape batch_shape() const override { return batch_shape_; }
+  Shape event_shape() const override { return {param_.size(-1)}; }
+  bool has_rsample() const override { return true; }
+  constraints::ConstraintPtr support() const override { return constraints::simplex; }
+  Tensor log_prob(const Tensor& x) const override;
+  Tensor rsample(const Shape& s = {}) const override;
+  DistPtr expand_ptr(const Shape& b) const override;
+  Device device() const override { return param_.device(); }
+
+ private:
+  RelaxedOneHotCategorical(Arg temperature, const Tensor& param, bool logits);
+  Tensor temp_event() const;  // a tensor temperature with a unit event dim (broadcasts against [..., K])
+  Arg temp_;
+  Tensor param_;
+  bool logits_form_ = false;
+  Shape batch_shape_;
+};
+
+// Multinomial(total_count, probs [..., K]) or ::from_logits(total_count,
+// logits [..., K]) (torch's: an int total_count n >= 0 shared by the batch;
+// probs or logits unnormalised over the last dim). Values are float32 rows
+// of K non-negative integers summing to n. log_prob(x) = lgamma(n + 1) -
+// sum_k lgamma(x_k + 1) + sum_k x_k log pi_k; it, its gradient and the fused
+// log-prob-sum are one row kernel each (kern::CountRowsBody), validating
+// the counts in the same pass. sample() draws n categorical indices per row
+// (Categorical's row sampler, sample shape [n]) and counts them: O(n K)
+// work and memory per row, meant for the small n of SVI models.
+class Multinomial final : public Distribution {
+ public:
+  Multinomial(int total_count, const Tensor& probs);
+  static Multinomial from_logits(int total_count, const Tensor& logits);
+  int total_count() const { return n_; }
+  Tensor logits() const;  // normalised
+  Tensor probs() const;   // normalised
+  std::string name() const override { return "Multinomial"; }
+  DistPtr clone() const override { return std::make_shared<Multinomial>(*this); }
+  Shape batch_shape() const override { return batch_shape_; }
+  Shape event_shape() const override { return {param_.size(-1)}; }
+  bool is_discrete() const override { return true; }
+  // Pyro's constraints.multinomial(n) has no counterpart among cuvi's
+  // constraints: nonnegative_integer, the row sum checked by validation.
+  constraints::ConstraintPtr support() const override { return constraints::nonnegative_integer; }
+  Tensor log_prob(const Tensor& x) const override;
+  Tensor log_prob_sum(const Tensor& x, float coef) const override;
+  Tensor sample(const Shape& s = {}) const override;
+  Tensor mean() const override;      // n probs
+  Tensor variance() const override;  // n probs (1 - probs)
+  DistPtr expand_ptr(const Shape& b) const override;
+  Device device() const override { return param_.device(); }
+
+ private:
+  Multinomial(int total_count, const Tensor& param, bool logits);
+  int n_ = 1;
+  Tensor param_;
+  bool logits_form_ = false;
+  Shape batch_shape_;
+};
+
+// LowRankMultivariateNormal(loc [..., D], cov_factor [..., D, R], cov_diag
+// [..., D]): N(loc, W W^T + diag(d)) with W = cov_factor and d = cov_diag > 0
+// (torch's parameterisation); batch_shape = broadcast(loc[:-1],
+// cov_factor[:-2], cov_diag[:-1]), event_shape [D]. rsample = loc + W e_R +
+// sqrt(d) e_D. log_prob uses the Woodbury identity and the matrix
+// determinant lemma with the R x R capacitance C = I + W^T D^-1 W and its
+// Cholesky factor Lc:
+//   x^T S^-1 x = sum_i x_i^2 / d_i - |Lc^-1 W^T D^-1 x|^2,
+//   log det S  = 2 sum_j log Lc_jj + sum_i log d_i,
+// O(D R^2) per batch element, never a D x D matrix. Runtime tensor ops with
+// autodiff (matmul, cholesky, triangular_solve); covariance_matrix() and
+// scale_tril() form the D x D matrices only when asked. Validation (finite
+// loc and cov_factor, positive cov_diag) reads the parameters on the host
+// at construction, on the cpu only (as LKJCholesky); a GPU skips it.
+class LowRankMultivariateNormal final : public Distribution {
+ public:
+  LowRankMultivariateNormal(const Tensor& loc, const Tensor& cov_factor, const Tensor& cov_diag);
+  const Tensor& loc() const { return loc_; }
+  const Tensor& cov_factor() const { return W_; }
+  const Tensor& cov_diag() const { return d_; }
+  Tensor covariance_matrix() const;  // W W^T + diag(d), [batch, D, D]
+  Tensor scale_tril() const;         // cholesky(covariance_matrix())
+  std::string name() const override { return "LowRankMultivariateNormal"; }
+  DistPtr clone() const override { return std::make_shared<LowRankMultivariateNormal>(*this); }
+  Shape batch_shape() const override { return batch_shape_; }
+  Shape event_shape() const override { return {loc_.size(-1)}; }
+  bool has_rsample() const override { return true; }
+  constraints::ConstraintPtr support() const override { return constraints::real; }
+  Tensor log_prob(const Tensor& x) const override;
+  Tensor rsample(const Shape& s = {}) const override;
+  Tensor mean() const override;
+  Tensor variance() const override;  // sum_r W_ir^2 + d_i
+  DistPtr expand_ptr(const Shape& b) const override;
+  Device device() const override { return loc_.device(); }
+
+ private:
+  Tensor loc_, W_, d_;
   Shape batch_shape_;
 };
 

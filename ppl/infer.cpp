@@ -844,16 +844,22 @@ Trace infer_discrete_trace(const Program& model, int first_available_dim, int te
     for (const Frame& f : s.frames)
       if (f.vectorized) need = std::max(need, -f.dim);
     const Shape& is = idx.shape();
-    const Shape keep(is.end() - std::min<int64_t>(need, static_cast<int64_t>(is.size())), is.end());
-    const Tensor vals = s.fn->support_values();
+    Shape keep(is.end() - std::min<int64_t>(need, static_cast<int64_t>(is.size())), is.end());
+    const Tensor vals = s.fn->support_values();  // [K] + event (OneHotCategorical's rows)
+    const Shape ev = s.fn->event_shape();
+    keep.insert(keep.end(), ev.begin(), ev.end());
     s.value = index_select(vals, 0, idx.reshape({idx.numel()})).reshape(keep);
     s.enum_dim = 0;
   }
-  for (const Site& s : tr.sites())
-    if (s.type == SiteType::kSample && !s.is_observed && !s.is_subsample)
-      CUVI_CHECK(s.value.dim() <= mpn || enum_dims_of(s.value.shape(), mpn).empty(), ValueError,
+  for (const Site& s : tr.sites()) {
+    if (s.type != SiteType::kSample || s.is_observed || s.is_subsample) continue;
+    // The value's batch dims (an event, as OneHotCategorical's row, is not enumerated).
+    Shape vb = s.value.shape();
+    vb.resize(vb.size() - std::min(vb.size(), static_cast<size_t>(s.fn ? s.fn->event_dim() : 0)));
+    CUVI_CHECK(static_cast<int>(vb.size()) <= mpn || enum_dims_of(vb, mpn).empty(), ValueError,
                  "infer_discrete: latent site '" << s.name << "' has value shape " << shape_str(s.value.shape())
                                                  << " with enumerated dims; give it a value (replay a guide)");
+  }
   return tr;
 }
 

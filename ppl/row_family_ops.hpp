@@ -40,11 +40,16 @@ void rows_log_prob_grad(const typename B::Args& a, const float* g, float coef, c
 }
 // The validation messages of a row body: `what[k]` says what is wrong for
 // B::validate's result 1 + k ("parameter scale_tril must be finite").
+// `value_what`, when set, says what a value must be ("must be ... "), in
+// place of the generic "outside the support".
 struct RowMessages {
   const char* name;
   const std::vector<std::string>& what;
+  const char* value_what = nullptr;
   std::string param(int k) const { return std::string(name) + ": " + what[static_cast<size_t>(k)] + site_suffix(); }
-  std::string value() const { return std::string(name) + ": value outside the support" + site_suffix(); }
+  std::string value() const {
+    return std::string(name) + ": value " + (value_what ? value_what : "outside the support") + site_suffix();
+  }
   template <class B>
   kern::FamilyCheck device(Device dev) const {
     return device_check(
@@ -61,15 +66,16 @@ struct RowMessages {
 // same pass (see rows_validate for the messages).
 template <class B>
 void rows_log_prob_sum(const typename B::Args& a, float coef, const typename B::Grads& o, bool grads, Tensor& out,
-                       Device dev, const char* name, const std::vector<std::string>* checks = nullptr) {
+                       Device dev, const char* name, const std::vector<std::string>* checks = nullptr,
+                       const char* value_what = nullptr) {
   const bool check = checks != nullptr && validation_enabled();
   if (dev.is_cpu()) {
     kern::FirstBad bad;
     *out.data<float>() = kern::cpu::rows_log_prob_sum<B>(a, coef, o, grads, check ? &bad : nullptr);
-    if (check) RowMessages{name, *checks}.raise(bad.r, bad.value);
+    if (check) RowMessages{name, *checks, value_what}.raise(bad.r, bad.value);
     return;
   }
-  const kern::FamilyCheck c = check ? RowMessages{name, *checks}.device<B>(dev) : kern::FamilyCheck{};
+  const kern::FamilyCheck c = check ? RowMessages{name, *checks, value_what}.device<B>(dev) : kern::FamilyCheck{};
   rows_cuda_ops<B>(name).log_prob_sum(a, coef, out.data<float>(), o, grads, check ? &c : nullptr,
                                       cuda_stream(dev.index));
 }
@@ -78,15 +84,15 @@ void rows_log_prob_sum(const typename B::Args& a, float coef, const typename B::
 // row and its value are validated in the same pass, as rows_log_prob_sum.
 template <class B>
 void rows_log_prob(const typename B::Args& a, float* out, Device dev, const char* name,
-                   const std::vector<std::string>* checks = nullptr) {
+                   const std::vector<std::string>* checks = nullptr, const char* value_what = nullptr) {
   const bool check = checks != nullptr && validation_enabled();
   if (dev.is_cpu()) {
     kern::FirstBad bad;
     kern::cpu::rows_log_prob<B>(a, out, check ? &bad : nullptr);
-    if (check) RowMessages{name, *checks}.raise(bad.r, bad.value);
+    if (check) RowMessages{name, *checks, value_what}.raise(bad.r, bad.value);
     return;
   }
-  const kern::FamilyCheck c = check ? RowMessages{name, *checks}.device<B>(dev) : kern::FamilyCheck{};
+  const kern::FamilyCheck c = check ? RowMessages{name, *checks, value_what}.device<B>(dev) : kern::FamilyCheck{};
   rows_cuda_ops<B>(name).log_prob(a, out, check ? &c : nullptr, cuda_stream(dev.index));
 }
 
@@ -94,9 +100,9 @@ void rows_log_prob(const typename B::Args& a, float* out, Device dev, const char
 // check is queued and raised at the next synchronisation.
 template <class B>
 void rows_validate(const typename B::Args& a, bool values, Device dev, const char* name,
-                   const std::vector<std::string>& what) {
+                   const std::vector<std::string>& what, const char* value_what = nullptr) {
   if (!validation_enabled()) return;
-  const RowMessages m{name, what};
+  const RowMessages m{name, what, value_what};
   if (dev.is_cpu()) {
     float bad = 0;
     const int r = kern::cpu::rows_validate<B>(a, values, &bad);

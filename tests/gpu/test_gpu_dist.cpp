@@ -534,3 +534,101 @@ TEST(GpuMultivariateNormal, MatchesCpu) {
       [&] { dist::MultivariateNormal(zeros({2}, Device::cuda()), bad).log_prob(zeros({2}, Device::cuda())).item(); },
       {"MultivariateNormal", "scale_tril", "positive diagonal", "-3"});
 }
+
+// OneHotCategorical and Multinomial (row kernels, kern::CountRowsBody),
+// RelaxedOneHotCategorical and LowRankMultivariateNormal (runtime ops) on
+// CUDA against the CPU on the same seed: draws (categorical inversion: only
+// a uniform within rounding of a bin edge may land differently), log_prob,
+// the parameter's gradient and the fused sum at the CPU's draws, and the
+// deferred validation of the count rows.
+TEST(GpuRowFamilies, OneHotMultinomialRelaxedAndLowRankMatchCpu) {
+  CUVI_REQUIRE_CUDA();
+  std::mt19937 gen(71);
+  const int64_t B = 256, K = 4;
+  for (bool logits : {false, true}) {
+    SCOPED_TRACE(logits ? "logits" : "probs");
+    Tensor p = logits ? random_tensor({B, K}, gen, -2.0f, 2.0f) : random_tensor({B, K}, gen, 0.05f, 1.0f);
+    for (int n : {1, 5}) {
+      SCOPED_TRACE(n == 1 ? "OneHotCategorical" : "Multinomial(5)");
+      auto sample = [&](const Tensor& t) {
+        if (n == 1)
+          return logits ? dist::OneHotCategorical::from_logits(t).sample({2}) : dist::OneHotCategorical(t).sample({2});
+        return logits ? dist::Multinomial::from_logits(n, t).sample({2}) : dist::Multinomial(n, t).sample({2});
+      };
+      auto lp_of = [&](const Tensor& t, const Tensor& x, bool fused) {
+        if (n == 1) {
+          const dist::OneHotCategorical d =
+              logits ? dist::OneHotCategorical::from_logits(t) : dist::OneHotCategorical(t);
+          return fused ? d.log_prob_sum(x, 0.5f) : d.log_prob(x);
+        }
+        const dist::Multinomial d = logits ? dist::Multinomial::from_logits(n, t) : dist::Multinomial(n, t);
+        return fused ? d.log_prob_sum(x, 0.5f) : d.log_prob(x);
+      };
+      set_seed(5);
+      const auto sc = sample(p).to_vector();
+      set_seed(5);
+      const auto sg = sample(p.to(Device::cuda())).to_vector();
+      int differ = 0;
+      for (size_t i = 0; i < sc.size(); ++i) differ += sc[i] != sg[i];
+      EXPECT_LE(differ, 4 * n) << differ << " of " << sc.size();
+      const Tensor x = tensor(sc, {2, B, K});
+      auto run = [&](Device d) {
+        Tensor t = p.to(d).detach().requires_grad_();
+        Tensor lp = lp_of(t, x.to(d), false);
+        sum(lp).backward();
+        Tensor fused = lp_of(t.detach(), x.to(d), true);
+        return std::vector<std::vector<float>>{lp.to_vector(), t.grad().to_vector(), fused.to_vector()};
+      };
+      const auto a = run(Device::cpu()), b = run(Device::cuda());
+      for (int k = 0; k < 3; ++k)
+        expect_close(b[static_cast<size_t>(k)], std::vector<double>(a[k].begin(), a[k].end()), k == 2 ? 1e-2 : 1e-4,
+                     1e-4, k == 0 ? "log_prob" : (k == 1 ? "grad" : "fused"));
+    }
+    // Relaxed: rsample (the same Gumbel noise) and log_prob at the CPU's draws.
+    auto relaxed = [&](const Tensor& t) {
+      return logits ? dist::RelaxedOneHotCategorical::from_logits(0.7f, t) : dist::RelaxedOneHotCategorical(0.7f, t);
+    };
+    set_seed(6);
+    const Tensor yc = relaxed(p).rsample({2});
+    set_seed(6);
+    const Tensor yg = relaxed(p.to(Device::cuda())).rsample({2});
+    const auto ycv = yc.to_vector();
+    expect_close(yg.to_vector(), std::vector<double>(ycv.begin(), ycv.end()), 1e-5, 1e-4, "relaxed rsample");
+    const auto lc = relaxed(p).log_prob(yc).to_vector();
+    expect_close(relaxed(p.to(Device::cuda())).log_prob(yc.to(Device::cuda())).to_vector(),
+                 std::vector<double>(lc.begin(), lc.end()), 1e-3, 1e-4, "relaxed log_prob");
+  }
+  // LowRankMultivariateNormal: log_prob, rsample on one seed.
+  const int64_t D = 6, R = 2;
+  const Tensor loc = random_tensor({3, D}, gen, -1, 1), W = random_tensor({3, D, R}, gen, -0.8f, 0.8f);
+  const Tensor dg = random_tensor({D}, gen, 0.3f, 1.5f), xl = random_tensor({4, 1, D}, gen, -2, 2);
+  auto low = [&](Device d) {
+    const dist::LowRankMultivariateNormal m(loc.to(d), W.to(d), dg.to(d));
+    set_seed(7);
+    return std::vector<std::vector<float>>{m.log_prob(xl.to(d)).to_vector(), m.rsample({2}).to_vector()};
+  };
+  const auto lc = low(Device::cpu()), lg = low(Device::cuda());
+  for (int k = 0; k < 2; ++k)
+    expect_close(lg[static_cast<size_t>(k)], std::vector<double>(lc[k].begin(), lc[k].end()), 1e-3, 1e-4,
+                 k == 0 ? "low-rank log_prob" : "low-rank rsample");
+  // Deferred validation names the distribution and the offending number.
+  const dist::Multinomial m(3, tensor({0.2f, 0.3f, 0.5f}, Device::cuda()));
+  expect_error<ValueError>(
+      [&] {
+        m.log_prob(tensor({1.0f, 1.0f, 2.0f}, Device::cuda())).item();
+      },
+      {"Multinomial", "total_count", "4"});
+  const dist::OneHotCategorical o(tensor({0.2f, 0.3f, 0.5f}, Device::cuda()));
+  expect_error<ValueError>(
+      [&] {
+        o.log_prob_sum(tensor({0.5f, 0.5f, 0.0f}, Device::cuda()), 1.0f).item();
+      },
+      {"OneHotCategorical", "one-hot", "0.5"});
+  expect_error<ValueError>(
+      [&] {
+        dist::OneHotCategorical(tensor({0.2f, -0.3f, 0.5f}, Device::cuda()))
+            .log_prob(tensor({1.0f, 0.0f, 0.0f}, Device::cuda()))
+            .item();
+      },
+      {"OneHotCategorical", "probs", "-0.3"});
+}
