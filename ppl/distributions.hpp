@@ -430,8 +430,9 @@ class ContinuousBernoulli : public Dist {
 };
 
 // RelaxedBernoulli(temperature, probs) on (0, 1), or
-// RelaxedBernoulli::from_logits(temperature, logits). mean() and variance()
-// are NaN (no closed form; torch has none).
+// RelaxedBernoulli::from_logits(temperature, logits). As torch, values 0 and
+// 1 are accepted and evaluated at the clamp [tiny, 1 - 2^-23]. mean() and
+// variance() are NaN (no closed form; torch has none).
 class RelaxedBernoulli : public Dist {
  public:
   RelaxedBernoulli(Arg temperature, Arg probs)

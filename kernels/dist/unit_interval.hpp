@@ -35,7 +35,8 @@ CUVI_HD float logit(float p) { return ::logf(p) - ::log1pf(-p); }
 // Each is even or odd in l, and each direct form cancels near l = 0
 // (lambda = 1/2), where Taylor series take over (torch does the same on
 // lambda in (0.499, 0.501); the series here are exact to float over wider
-// bands, so the direct forms never cancel more than a factor ~30).
+// bands, so the direct forms never cancel more than a factor ~30, and those
+// that would show it in float run in double).
 
 // log C(l). |l| < 0.5: with y = l/2, y coth y = 1 + y^2/3 - y^4/45
 // + 2 y^6/945 - y^8/4725 + 2 y^10/93555 - ... (first omitted term < 1e-11).
@@ -52,34 +53,39 @@ CUVI_HD float cb_log_norm_f(float l) {
 
 // d log C / dl = 1/l - csch(l). |l| < 0.5: l/6 - 7 l^3/360 + 31 l^5/15120
 // - 127 l^7/604800 + 73 l^9/3421440 (the csch series; the next term is
-// < 1.1e-9 there). Else the direct form (csch overflows to 0 harmlessly).
+// < 1.1e-9 there). Else the direct form in double (it cancels up to ~25x
+// near the switch, which float would show as ~1e-6 relative; csch
+// overflows to 0 harmlessly).
 CUVI_HD float cb_log_norm_grad_f(float l) {
   if (::fabsf(l) < 0.5f) {
     const float l2 = l * l;
     return l * (1.0f / 6 + l2 * (-7.0f / 360 + l2 * (31.0f / 15120 + l2 * (-127.0f / 604800 + l2 * (73.0f / 3421440)))));
   }
-  return 1.0f / l - 1.0f / ::sinhf(l);
+  const double ld = l;
+  return static_cast<float>(1.0 / ld - 1.0 / ::sinh(ld));
 }
 
 // Mean. |l| < 1: 1/2 + l/12 - l^3/720 + l^5/30240 - l^7/1209600 + l^9/47900160
 // (Bernoulli numbers; next term < 5e-10). Else 1/(1 - e^-l) - 1/l with
-// 1 - e^-l = -expm1(-l).
+// 1 - e^-l = -expm1(-l), in double like the variance below.
 CUVI_HD float cb_mean_f(float l) {
   if (::fabsf(l) < 1.0f) {
     const float l2 = l * l;
     return 0.5f +
            l * (1.0f / 12 + l2 * (-1.0f / 720 + l2 * (1.0f / 30240 + l2 * (-1.0f / 1209600 + l2 * (1.0f / 47900160)))));
   }
-  return -1.0f / ::expm1f(-l) - 1.0f / l;
+  const double ld = l;
+  return static_cast<float>(-1.0 / ::expm1(-ld) - 1.0 / ld);
 }
 
 // Variance = d mean / dl. |l| < 1: 1/12 - l^2/240 + l^4/6048 - l^6/172800
-// + l^8/5322240 (next term < 6e-9). Else 1/l^2 - 1/(4 sinh^2(l/2)).
+// + l^8/5322240 (next term < 6e-9). Else 1/l^2 - 1/(4 sinh^2(l/2)) in
+// double (it cancels ~13x at |l| = 1, 3e-6 relative in float).
 CUVI_HD float cb_variance_f(float l) {
   const float l2 = l * l;
   if (l2 < 1.0f) return 1.0f / 12 + l2 * (-1.0f / 240 + l2 * (1.0f / 6048 + l2 * (-1.0f / 172800 + l2 * (1.0f / 5322240))));
-  const float sh = ::sinhf(0.5f * l);
-  return 1.0f / l2 - 0.25f / (sh * sh);
+  const double ld = l, sh = ::sinh(0.5 * ld);
+  return static_cast<float>(1.0 / (ld * ld) - 0.25 / (sh * sh));
 }
 
 // Inverse CDF for l >= 0: x = log1p(u expm1(l)) / l (l < 20); for l >= 20,
@@ -212,10 +218,12 @@ struct ContinuousBernoulliLogits : ContinuousBernoulliBase {
 // d - 2 softplus(d) = -|d| - 2 log1p(e^-|d|). With g = 1 - 2 sigmoid(d)
 // = -tanh(d/2), its derivative in d:
 //   d/dl = g, d/dT = 1/T - g L, d/dy = (-T g + 2y - 1) / (y (1 - y)).
-// Values must lie in the open (0, 1) (the density at 0 or 1 is 0 or
-// infinite); draws are clamped to [smallest normal float, 1 - 2^-24] so
-// that they do (torch clamps its sigmoid likewise). No mean or variance in
-// closed form (torch has none): both NaN.
+// As torch (whose sigmoid transform clamps to [tiny, 1 - eps] both ways),
+// values in the closed [0, 1] are accepted and evaluated at y clamped to
+// [smallest normal float, 1 - 2^-23] (the density at 0 or 1 itself is 0 or
+// infinite; an autoguide's float sigmoid can round to 1); the value
+// gradient is 0 where the clamp is active. Draws are clamped the same way.
+// No mean or variance in closed form (torch has none): both NaN.
 struct RelaxedBernoulliBase {
   static constexpr const char* kName = "RelaxedBernoulli";
   static constexpr int kNumParams = 2;
@@ -223,28 +231,31 @@ struct RelaxedBernoulliBase {
   static constexpr bool kDiscrete = false;
   static constexpr int kSupport = support::kUnitInterval;
 
-  CUVI_HD static bool support_ok(float x, const float*) { return x > 0.0f && x < 1.0f; }
+  CUVI_HD static bool support_ok(float x, const float*) { return check::unit(x); }
 
-  // log p_Y(y) at logits l, and its derivatives into dy, dT, dl (any may be null).
-  CUVI_HD static float log_prob_logits(float y, float t, float l, float* dy, float* dt, float* dl) {
+  static constexpr float kYMax = 1.0f - unit_detail::kEps;  // 1 - 2^-23
+
+  // log p_Y(y) at logits l, and its derivatives into dy, dT, dl (dy null: none).
+  CUVI_HD static float log_prob_logits(float y0, float t, float l, float* dy, float* dt, float* dl) {
+    const float y = clamp_f(y0, kFltMin, kYMax);
     const float ly = ::logf(y), l1y = ::log1pf(-y);
     const float L = ly - l1y;
     const float d = l - t * L;
     const float ad = ::fabsf(d);
     if (dy) {
       const float g = -::tanhf(0.5f * d);
-      *dy = (-t * g + 2.0f * y - 1.0f) / (y * (1.0f - y));
+      *dy = (y0 == y) ? (-t * g + 2.0f * y - 1.0f) / (y * (1.0f - y)) : 0.0f;
       *dt = 1.0f / t - g * L;
       *dl = g;
     }
     return ::logf(t) - ad - 2.0f * ::log1pf(::expf(-ad)) - ly - l1y;
   }
-  // y = sigmoid((l + logit(u)) / T), clamped into (0, 1).
+  // y = sigmoid((l + logit(u)) / T), clamped as log_prob clamps.
   template <class Rng>
   CUVI_HD static float sample_logits(float t, float l, Rng& rng) {
     const float u = rng.uniform();
     const float y = sigmoid_f((l + (::logf(u) - ::log1pf(-u))) / t);
-    return clamp_f(y, kFltMin, 0.99999994f);
+    return clamp_f(y, kFltMin, kYMax);
   }
   // dy/dL = y (1 - y); dL/dl = 1/T, dL/dT = -L/T with L = logit(y).
   CUVI_HD static void sample_grad_logits(float y, float t, float* dydt, float* dydl) {

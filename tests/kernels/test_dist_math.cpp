@@ -1212,6 +1212,54 @@ TEST(Bessel, LogI0AndRatioAgainstFloat64) {
   }
 }
 
+// ContinuousBernoulli's functions of the natural parameter l on both sides
+// of each series/direct switch (|l| = 0.5 for log C and its derivative, 1
+// for the mean and variance) and far out, against float64 direct forms
+// (series in l below 1e-3, where the direct forms cancel in double too):
+//   log C = log(l / tanh(l/2)), d log C/dl = 1/l - 1/sinh(l),
+//   mean = 1/(1 - e^-l) - 1/l, variance = 1/l^2 - 1/(4 sinh^2(l/2)).
+// float32 results: log C (magnitude <= 5) to 1e-6 absolute, the others to
+// 2e-6 relative (a float32 evaluation whose direct forms cancel at most
+// ~30x at the switches: ~30 ulp). The inverse CDF stays in [0, 1] and
+// inverts the CDF (to 1e-6 in u) even where expm1(l) overflows float.
+TEST(ContinuousBernoulliMath, BranchesAgainstFloat64) {
+  const std::vector<float> ls = {0.0f,   1e-6f,  -1e-3f, 0.1f,  -0.4999f, 0.4999f, 0.5f,   -0.5f, 0.5001f,
+                                 0.999f, -0.999f, 1.0f,  -1.0f, 1.001f,   3.0f,    -15.9f, 40.0f, -80.0f, 100.0f};
+  for (float lf : ls) {
+    const double l = lf;
+    double logc, dlogc, mean, var;
+    if (std::fabs(l) < 1e-3) {
+      logc = std::log(2.0) + l * l / 12 - l * l * l * l / 1440;
+      dlogc = l / 6 - 7 * l * l * l / 360;
+      mean = 0.5 + l / 12 - l * l * l / 720;
+      var = 1.0 / 12 - l * l / 240;
+    } else {
+      logc = std::log(l / std::tanh(0.5 * l));
+      dlogc = 1 / l - 1 / std::sinh(l);
+      mean = -1 / std::expm1(-l) - 1 / l;
+      var = 1 / (l * l) - 0.25 / (std::sinh(0.5 * l) * std::sinh(0.5 * l));
+    }
+    EXPECT_NEAR(cb_log_norm_f(lf), logc, 1e-6) << "log C at " << l;
+    EXPECT_NEAR(cb_log_norm_grad_f(lf), dlogc, 2e-6 * std::fabs(dlogc) + 1e-30) << "d log C at " << l;
+    EXPECT_NEAR(cb_mean_f(lf), mean, 2e-6 * mean) << "mean at " << l;
+    EXPECT_NEAR(cb_variance_f(lf), var, 2e-6 * var) << "variance at " << l;
+    for (float u : {1e-6f, 0.01f, 0.5f, 0.99f, 0.9999f}) {
+      const float x = cb_icdf_f(u, lf);
+      ASSERT_TRUE(x >= 0.0f && x <= 1.0f) << l << " " << u;
+      // CDF(x) in float64, in a form without overflow: for l > 0,
+      // (e^(l x) - 1)/(e^l - 1) = e^(l (x - 1)) (1 - e^(-l x)) / (1 - e^-l).
+      const double xd = x;
+      double cdf;
+      if (std::fabs(l) < 1e-12) cdf = xd;
+      else if (l > 0) cdf = std::exp(l * (xd - 1)) * std::expm1(-l * xd) / std::expm1(-l);
+      else cdf = std::expm1(l * xd) / std::expm1(l);
+      // |dF/dx| <= max density = max(l, -l e^l ...) <= |l| + 1, times the
+      // float rounding of x (6e-8): the CDF at the float x is within that of u.
+      EXPECT_NEAR(cdf, u, 1e-6 + 1.2e-7 * (std::fabs(l) + 1)) << "icdf at l " << l << ", u " << u;
+    }
+  }
+}
+
 TEST(Sampler, Gumbel) {
   // Excess kurtosis 12/5; E x = loc + s g, E x^2 = (pi s)^2/6 + (loc + s g)^2 (g Euler's).
   const float p[2] = {0.5f, 1.5f};
@@ -1467,4 +1515,36 @@ TEST(DistMeta, Constraints) {
   EXPECT_TRUE(Poisson::kDiscrete && BernoulliLogits::kDiscrete && !Beta::kDiscrete);
   EXPECT_EQ(Uniform::kSupport, support::kInterval);
   EXPECT_EQ(Dirichlet::kSupport, support::kSimplex);
+}
+
+// Metadata of the families added with Gumbel: names, parameter names,
+// supports (Pareto's reads its scale), rsample flags.
+TEST(DistMeta, AddedFamilies) {
+  EXPECT_STREQ(Gumbel::kName, "Gumbel");
+  EXPECT_STREQ(Logistic::param_name(1), "scale");
+  EXPECT_STREQ(Pareto::param_name(0), "scale");
+  EXPECT_STREQ(Pareto::param_name(1), "alpha");
+  EXPECT_STREQ(Chi2::param_name(0), "df");
+  EXPECT_STREQ(VonMises::param_name(1), "concentration");
+  EXPECT_STREQ(ContinuousBernoulliLogits::kName, "ContinuousBernoulli");
+  EXPECT_STREQ(RelaxedBernoulliProbs::param_name(0), "temperature");
+  EXPECT_STREQ(RelaxedBernoulliLogits::param_name(1), "logits");
+  EXPECT_EQ(Pareto::kSupport, support::kGreaterThan);
+  const float pa[2] = {2.0f, 3.0f};
+  EXPECT_TRUE(Pareto::support_ok(2.0f, pa));
+  EXPECT_FALSE(Pareto::support_ok(1.999f, pa));
+  EXPECT_EQ(Pareto::log_prob(1.5f, pa), -kInfF);
+  EXPECT_EQ(VonMises::kSupport, support::kReal);
+  EXPECT_FALSE(VonMises::kHasRsample);
+  EXPECT_TRUE(Gumbel::kHasRsample && Logistic::kHasRsample && Pareto::kHasRsample && Chi2::kHasRsample &&
+              ContinuousBernoulliProbs::kHasRsample && RelaxedBernoulliLogits::kHasRsample);
+  const float cb[1] = {0.3f};
+  EXPECT_TRUE(ContinuousBernoulliProbs::support_ok(0.0f, cb) && ContinuousBernoulliProbs::support_ok(1.0f, cb));
+  EXPECT_FALSE(ContinuousBernoulliProbs::support_ok(1.01f, cb));
+  const float bad_t[2] = {0.0f, 0.5f}, bad_p[2] = {1.0f, -0.1f};
+  EXPECT_EQ(RelaxedBernoulliProbs::bad_param(bad_t), 0);
+  EXPECT_EQ(RelaxedBernoulliProbs::bad_param(bad_p), 1);
+  // Chi2(k) is Gamma(k/2, 1/2) value for value.
+  const float c2[1] = {3.0f}, g[2] = {1.5f, 0.5f};
+  EXPECT_EQ(Chi2::log_prob(2.5f, c2), Gamma::log_prob(2.5f, g));
 }

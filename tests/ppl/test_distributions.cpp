@@ -954,10 +954,10 @@ TEST(DistValidation, AddedFamiliesNameDistributionArgumentAndValue) {
   expect_error<ValueError>([] { dist::RelaxedBernoulli(-0.5f, 0.3f); }, {"RelaxedBernoulli", "temperature", "-0.5"});
   expect_error<ValueError>([] { dist::RelaxedBernoulli(1.0f, 1.25f); }, {"RelaxedBernoulli", "probs", "1.25"});
   expect_error<ValueError>([] { dist::RelaxedBernoulli::from_logits(1.0f, NAN); }, {"RelaxedBernoulli", "logits"});
-  expect_error<ValueError>([] { dist::RelaxedBernoulli(1.0f, 0.3f).log_prob(tensor(1.0f)); },
-                           {"RelaxedBernoulli", "support", "1"});
-  expect_error<ValueError>([] { dist::RelaxedBernoulli(1.0f, 0.3f).log_prob(tensor(0.0f)); },
-                           {"RelaxedBernoulli", "support", "0"});
+  expect_error<ValueError>([] { dist::RelaxedBernoulli(1.0f, 0.3f).log_prob(tensor(1.25f)); },
+                           {"RelaxedBernoulli", "support", "1.25"});
+  expect_error<ValueError>([] { dist::RelaxedBernoulli(1.0f, 0.3f).log_prob(tensor(-0.5f)); },
+                           {"RelaxedBernoulli", "support", "-0.5"});
   // Probabilities 0 and 1 are accepted and give finite densities and draws in the support.
   EXPECT_TRUE(std::isfinite(dist::ContinuousBernoulli(0.0f).log_prob(tensor(0.5f)).item()));
   EXPECT_TRUE(std::isfinite(dist::ContinuousBernoulli(1.0f).log_prob(tensor(0.5f)).item()));
@@ -965,6 +965,18 @@ TEST(DistValidation, AddedFamiliesNameDistributionArgumentAndValue) {
   set_seed(3);
   for (float y : dist::RelaxedBernoulli(0.05f, 0.0f).sample({1000}).to_vector()) ASSERT_TRUE(y > 0.0f && y < 1.0f) << y;
   for (float y : dist::RelaxedBernoulli(0.05f, 1.0f).sample({1000}).to_vector()) ASSERT_TRUE(y > 0.0f && y < 1.0f) << y;
+  // RelaxedBernoulli values 0 and 1 (a float sigmoid rounds to them) are
+  // evaluated at torch's clamp [tiny, 1 - 2^-23]: the same density as there,
+  // finite, with a zero value gradient.
+  {
+    dist::RelaxedBernoulli rb(0.7f, 0.4f);
+    EXPECT_EQ(rb.log_prob(tensor(1.0f)).item(), rb.log_prob(tensor(1.0f - 1.1920929e-7f)).item());
+    EXPECT_EQ(rb.log_prob(tensor(0.0f)).item(), rb.log_prob(tensor(1.17549435e-38f)).item());
+    EXPECT_TRUE(std::isfinite(rb.log_prob(tensor(1.0f)).item()));
+    Tensor y = tensor({0.0f, 1.0f}).requires_grad_();
+    sum(rb.log_prob(y)).backward();
+    EXPECT_EQ(y.grad().to_vector(), (std::vector<float>{0.0f, 0.0f}));
+  }
 }
 
 TEST(DistBinomial, LogProbAndGradientsAgainstFloat64) {
