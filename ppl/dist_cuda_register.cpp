@@ -21,6 +21,8 @@ void register_cuda_cauchy_halfs();    // Cauchy, HalfCauchy and HalfNormal
 void register_cuda_counts();          // Binomial, Geometric and NegativeBinomial
 void register_cuda_positive();        // InverseGamma and Weibull
 void register_cuda_multinomial();     // OneHotCategorical, Multinomial, RelaxedOneHotCategorical's checks
+void register_cuda_gumbel_logistic_pareto();  // Gumbel, Logistic, Pareto and Chi2
+void register_cuda_vonmises_relaxed();  // VonMises, ContinuousBernoulli and RelaxedBernoulli
 
 void register_builtin_cuda_families() {
   static std::once_flag once;
@@ -37,6 +39,8 @@ void register_builtin_cuda_families() {
     register_cuda_counts();
     register_cuda_positive();
     register_cuda_multinomial();
+    register_cuda_gumbel_logistic_pareto();
+    register_cuda_vonmises_relaxed();
   });
 }
 

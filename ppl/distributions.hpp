@@ -16,13 +16,17 @@
 #include "../kernels/dist/counts.hpp"
 #include "../kernels/dist/exponential.hpp"
 #include "../kernels/dist/gamma.hpp"
+#include "../kernels/dist/gumbel.hpp"
 #include "../kernels/dist/laplace.hpp"
 #include "../kernels/dist/lognormal.hpp"
 #include "../kernels/dist/normal.hpp"
+#include "../kernels/dist/pareto.hpp"
 #include "../kernels/dist/poisson.hpp"
 #include "../kernels/dist/positive.hpp"
 #include "../kernels/dist/studentt.hpp"
 #include "../kernels/dist/uniform.hpp"
+#include "../kernels/dist/unit_interval.hpp"
+#include "../kernels/dist/vonmises.hpp"
 #include "constraints.hpp"
 #include "family_ops.hpp"
 
@@ -349,6 +353,60 @@ CUVI_ELEMENTWISE_DIST(Uniform, Uniform)
     return constraints::real;
   }
 };
+// Gumbel(loc, scale) and Logistic(loc, scale) on the reals.
+CUVI_ELEMENTWISE_DIST(Gumbel, Gumbel)
+  Gumbel(Arg loc, Arg scale) : Elementwise({loc, scale}) {}
+  Tensor loc() const { return param(0); }
+  Tensor scale() const { return param(1); }
+};
+CUVI_ELEMENTWISE_DIST(Logistic, Logistic)
+  Logistic(Arg loc, Arg scale) : Elementwise({loc, scale}) {}
+  Tensor loc() const { return param(0); }
+  Tensor scale() const { return param(1); }
+};
+// Pareto(scale, alpha) on x >= scale (torch's). Its support for autoguides:
+// greater_than(scale) when scale is a float constant; with a tensor scale
+// (one bound per element, which no constraint here holds) the wider
+// `positive`, so an autoguide's draw may then fall below scale, where
+// log_prob's validation rejects it.
+CUVI_ELEMENTWISE_DIST(Pareto, Pareto)
+  Pareto(Arg scale, Arg alpha) : Elementwise({scale, alpha}) {}
+  Tensor scale() const { return param(0); }
+  Tensor alpha() const { return param(1); }
+
+ protected:
+  constraints::ConstraintPtr support_of(int) const override {
+    const auto& a = args();
+    if (a[0].is_const()) return constraints::greater_than(a[0].v);
+    return constraints::positive;
+  }
+};
+// Chi2(df) = Gamma(df/2, rate 1/2); rsample through the Gamma sampler.
+CUVI_ELEMENTWISE_DIST(Chi2, Chi2)
+  explicit Chi2(Arg df) : Elementwise({df}) {}
+  Tensor df() const { return param(0); }
+};
+// VonMises(loc, concentration): support the real line (torch's
+// constraints.real; the density is periodic), draws in [-pi, pi), no
+// rsample; mean loc, variance the circular variance 1 - I1/I0.
+CUVI_ELEMENTWISE_DIST(VonMises, VonMises)
+  VonMises(Arg loc, Arg concentration) : Elementwise({loc, concentration}) {}
+  Tensor loc() const { return param(0); }
+  Tensor concentration() const { return param(1); }
+};
+// The two forms behind ContinuousBernoulli and RelaxedBernoulli (below).
+CUVI_ELEMENTWISE_DIST(ContinuousBernoulliProbs, ContinuousBernoulliProbs)
+  explicit ContinuousBernoulliProbs(Arg probs) : Elementwise({probs}) {}
+};
+CUVI_ELEMENTWISE_DIST(ContinuousBernoulliLogits, ContinuousBernoulliLogits)
+  explicit ContinuousBernoulliLogits(Arg logits) : Elementwise({logits}) {}
+};
+CUVI_ELEMENTWISE_DIST(RelaxedBernoulliProbs, RelaxedBernoulliProbs)
+  RelaxedBernoulliProbs(Arg temperature, Arg probs) : Elementwise({temperature, probs}) {}
+};
+CUVI_ELEMENTWISE_DIST(RelaxedBernoulliLogits, RelaxedBernoulliLogits)
+  RelaxedBernoulliLogits(Arg temperature, Arg logits) : Elementwise({temperature, logits}) {}
+};
 #undef CUVI_ELEMENTWISE_DIST
 
 // Bernoulli(probs), or Bernoulli::from_logits(logits).
@@ -359,6 +417,34 @@ class Bernoulli : public Dist {
 
  private:
   explicit Bernoulli(DistPtr d) : Dist(std::move(d)) {}
+};
+
+// ContinuousBernoulli(probs) on [0, 1], or ContinuousBernoulli::from_logits(logits).
+class ContinuousBernoulli : public Dist {
+ public:
+  explicit ContinuousBernoulli(Arg probs) : Dist(std::make_shared<ContinuousBernoulliProbs>(probs)) {}
+  static ContinuousBernoulli from_logits(Arg logits) {
+    return ContinuousBernoulli(std::make_shared<ContinuousBernoulliLogits>(logits));
+  }
+
+ private:
+  explicit ContinuousBernoulli(DistPtr d) : Dist(std::move(d)) {}
+};
+
+// RelaxedBernoulli(temperature, probs) on (0, 1), or
+// RelaxedBernoulli::from_logits(temperature, logits). As torch, values 0 and
+// 1 are accepted and evaluated at the clamp [tiny, 1 - 2^-23]. mean() and
+// variance() are NaN (no closed form; torch has none).
+class RelaxedBernoulli : public Dist {
+ public:
+  RelaxedBernoulli(Arg temperature, Arg probs)
+      : Dist(std::make_shared<RelaxedBernoulliProbs>(temperature, probs)) {}
+  static RelaxedBernoulli from_logits(Arg temperature, Arg logits) {
+    return RelaxedBernoulli(std::make_shared<RelaxedBernoulliLogits>(temperature, logits));
+  }
+
+ private:
+  explicit RelaxedBernoulli(DistPtr d) : Dist(std::move(d)) {}
 };
 
 // Categorical over {0..K-1} (values are float32 holding integers, or int64;

@@ -15,6 +15,7 @@ constexpr int kBoolean = 4;
 constexpr int kNonNegInteger = 5;
 constexpr int kSimplex = 6;
 constexpr int kIntegerInterval = 7;  // Categorical: {0, ..., K-1}
+constexpr int kGreaterThan = 8;      // Pareto: x >= p[0], depends on the parameters
 }  // namespace support
 
 namespace check {

@@ -42,14 +42,18 @@
 #include "kernels/dist/dirichlet.hpp"
 #include "kernels/dist/exponential.hpp"
 #include "kernels/dist/gamma.hpp"
+#include "kernels/dist/gumbel.hpp"
 #include "kernels/dist/kl.hpp"
 #include "kernels/dist/laplace.hpp"
 #include "kernels/dist/lognormal.hpp"
 #include "kernels/dist/normal.hpp"
+#include "kernels/dist/pareto.hpp"
 #include "kernels/dist/poisson.hpp"
 #include "kernels/dist/positive.hpp"
 #include "kernels/dist/studentt.hpp"
 #include "kernels/dist/uniform.hpp"
+#include "kernels/dist/unit_interval.hpp"
+#include "kernels/dist/vonmises.hpp"
 #include "csv.hpp"
 #include "kernels/philox.hpp"
 
@@ -1099,6 +1103,334 @@ TEST(Sampler, TinyShapes) {
   }
 }
 
+// ---------------------------------------------------------------------------
+// The families added with Gumbel: samplers (moments, KS, pathwise gradients
+// by check_pathwise above, with its 5-SE tolerances) and the Bessel helpers.
+namespace {
+
+// Simpson's rule on [a, b] with m (even) intervals, float64.
+double simpson(const std::function<double(double)>& f, double a, double b, int m) {
+  const double h = (b - a) / m;
+  double acc = f(a) + f(b);
+  for (int i = 1; i < m; ++i) acc += (i % 2 ? 4.0 : 2.0) * f(a + i * h);
+  return acc * h / 3.0;
+}
+
+// E[x^n] of ContinuousBernoulli with natural parameter l (density
+// l e^(l x) / expm1(l) on [0, 1]), by quadrature.
+double cb_raw_moment(double l, int n) {
+  return simpson([&](double x) { return std::pow(x, n) * (std::fabs(l) < 1e-12 ? 1.0 : l * std::exp(l * x) / std::expm1(l)); },
+                 0.0, 1.0, 4000);
+}
+
+// E[y^n] of RelaxedBernoulli(T, l), y = sigmoid((l + z)/T), z standard
+// logistic, by quadrature over z on [-40, 40] (the tails beyond weigh e^-40).
+double rb_raw_moment(double t, double l, int n) {
+  return simpson(
+      [&](double z) {
+        const double dens = 1.0 / ((1.0 + std::exp(-z)) * (1.0 + std::exp(z)));
+        return dens * std::pow(1.0 / (1.0 + std::exp(-(l + z) / t)), n);
+      },
+      -40.0, 40.0, 40000);
+}
+
+// Central moments 2 and 4 from raw moments m1..m4.
+double central4(double m1, double m2, double m3, double m4) {
+  return m4 - 4 * m1 * m3 + 6 * m1 * m1 * m2 - 3 * m1 * m1 * m1 * m1;
+}
+
+// Reference Bessel quantities by the trapezoidal rule on the periodic
+// integrals (exponentially convergent for these analytic integrands):
+//   e^-x I_n(x) = (1/pi) int_0^pi e^(-2x sin^2(t/2)) cos(n t) dt,
+//   e^-x (I0 - I1)(x) = (1/pi) int_0^pi e^(-2x sin^2(t/2)) 2 sin^2(t/2) dt.
+// 2^15 panels resolve the peak of width ~1/sqrt(x) for x up to 1e4 and beyond.
+struct BesselRef {
+  double log_i0, ratio, one_minus;
+};
+BesselRef bessel_ref(double x) {
+  const int m = 1 << 15;
+  double i0 = 0, i1 = 0, d = 0;
+  for (int j = 0; j <= m; ++j) {
+    const double t = M_PI * j / m, w = (j == 0 || j == m) ? 0.5 : 1.0;
+    const double s2 = std::sin(0.5 * t) * std::sin(0.5 * t);
+    const double e = std::exp(-2.0 * x * s2);
+    i0 += w * e;
+    i1 += w * e * std::cos(t);
+    d += w * e * 2.0 * s2;
+  }
+  return {x + std::log(i0 / m), i1 / i0, d / i0};
+}
+
+}  // namespace
+
+// log I0, I1/I0 and 1 - I1/I0 over x in [1e-4, 1e4], 161 log-spaced points,
+// against std::cyl_bessel_i in float64 for x <= 500 (its log I0 ~ x^2/4 is
+// good to 1e-16 / (x^2/4) = 4e-8 relative at x = 1e-4, where I0 rounds near
+// 1) and beyond, where it overflows soon after, against the quadrature
+// reference (checked against cyl_bessel_i on [1, 500] to 1e-12; below 1 the
+// quadrature's I1 ~ x/2 cancels). The kernels compute in double and round once to float, so the
+// relative error is the rounding of the result (<= 2^-24) plus the double
+// error; 2^-22 (4 float ulps) relative is what a float32 result can honestly
+// be asked for. (log I0 ~ x^2/4 for small x is relative too: computed as
+// log1p of the series' tail, it keeps full relative precision.)
+TEST(Bessel, LogI0AndRatioAgainstFloat64) {
+  const double tol = std::ldexp(1.0, -22);
+  double worst[3] = {0, 0, 0};
+  for (int i = 0; i <= 160; ++i) {
+    const float xf = static_cast<float>(std::pow(10.0, -4.0 + 8.0 * i / 160.0));
+    const double x = xf;
+    BesselRef r = bessel_ref(x);
+    if (x <= 500) {
+      const double i0 = std::cyl_bessel_i(0.0, x), i1 = std::cyl_bessel_i(1.0, x);
+      if (x >= 1) {  // the two references agree where both are accurate
+        ASSERT_NEAR(r.log_i0, std::log(i0), 1e-12 * std::log(i0)) << x;
+        ASSERT_NEAR(r.ratio, i1 / i0, 1e-12 * (i1 / i0)) << x;
+        ASSERT_NEAR(r.one_minus, (i0 - i1) / i0, 1e-11 * ((i0 - i1) / i0)) << x;
+      }
+      r = {std::log(i0), i1 / i0, (i0 - i1) / i0};
+    }
+    const double e0 = std::fabs(log_bessel_i0_f(xf) - r.log_i0) / r.log_i0;
+    const double e1 = std::fabs(bessel_i1_over_i0_f(xf) - r.ratio) / r.ratio;
+    const double e2 = std::fabs(bessel_one_minus_i1_over_i0_f(xf) - r.one_minus) / r.one_minus;
+    EXPECT_LE(e0, tol) << "log I0 at " << x;
+    EXPECT_LE(e1, tol) << "I1/I0 at " << x;
+    EXPECT_LE(e2, tol) << "1 - I1/I0 at " << x;
+    worst[0] = std::max(worst[0], e0);
+    worst[1] = std::max(worst[1], e1);
+    worst[2] = std::max(worst[2], e2);
+    // The scaled form agrees with the plain one.
+    EXPECT_NEAR(log_bessel_i0e_f(xf), r.log_i0 - x, 1e-7 * std::max(1.0, std::fabs(r.log_i0 - x))) << x;
+  }
+  std::printf("[ worst   ] log I0 %.2e, I1/I0 %.2e, 1 - I1/I0 %.2e (tolerance %.2e)\n", worst[0], worst[1], worst[2],
+              tol);
+  // Across the switch from the power series to the asymptotic expansion (x = 15).
+  for (float x : {14.999f, 15.0f, 15.001f}) {
+    const double i0 = std::cyl_bessel_i(0.0, static_cast<double>(x)), i1 = std::cyl_bessel_i(1.0, static_cast<double>(x));
+    const BesselRef r = {std::log(i0), i1 / i0, (i0 - i1) / i0};
+    EXPECT_NEAR(bessel_i1_over_i0_f(x), r.ratio, tol * r.ratio);
+    EXPECT_NEAR(bessel_one_minus_i1_over_i0_f(x), r.one_minus, tol * r.one_minus);
+  }
+}
+
+// ContinuousBernoulli's functions of the natural parameter l on both sides
+// of each series/direct switch (|l| = 0.5 for log C and its derivative, 1
+// for the mean and variance) and far out, against float64 direct forms
+// (series in l below 1e-3, where the direct forms cancel in double too):
+//   log C = log(l / tanh(l/2)), d log C/dl = 1/l - 1/sinh(l),
+//   mean = 1/(1 - e^-l) - 1/l, variance = 1/l^2 - 1/(4 sinh^2(l/2)).
+// float32 results: log C (magnitude <= 5) to 1e-6 absolute, the others to
+// 2e-6 relative (a float32 evaluation whose direct forms cancel at most
+// ~30x at the switches: ~30 ulp). The inverse CDF stays in [0, 1] and
+// inverts the CDF (to 1e-6 in u) even where expm1(l) overflows float.
+TEST(ContinuousBernoulliMath, BranchesAgainstFloat64) {
+  const std::vector<float> ls = {0.0f,   1e-6f,  -1e-3f, 0.1f,  -0.4999f, 0.4999f, 0.5f,   -0.5f, 0.5001f,
+                                 0.999f, -0.999f, 1.0f,  -1.0f, 1.001f,   3.0f,    -15.9f, 40.0f, -80.0f, 100.0f};
+  for (float lf : ls) {
+    const double l = lf;
+    double logc, dlogc, mean, var;
+    if (std::fabs(l) < 1e-3) {
+      logc = std::log(2.0) + l * l / 12 - l * l * l * l / 1440;
+      dlogc = l / 6 - 7 * l * l * l / 360;
+      mean = 0.5 + l / 12 - l * l * l / 720;
+      var = 1.0 / 12 - l * l / 240;
+    } else {
+      logc = std::log(l / std::tanh(0.5 * l));
+      dlogc = 1 / l - 1 / std::sinh(l);
+      mean = -1 / std::expm1(-l) - 1 / l;
+      var = 1 / (l * l) - 0.25 / (std::sinh(0.5 * l) * std::sinh(0.5 * l));
+    }
+    EXPECT_NEAR(cb_log_norm_f(lf), logc, 1e-6) << "log C at " << l;
+    EXPECT_NEAR(cb_log_norm_grad_f(lf), dlogc, 2e-6 * std::fabs(dlogc) + 1e-30) << "d log C at " << l;
+    EXPECT_NEAR(cb_mean_f(lf), mean, 2e-6 * mean) << "mean at " << l;
+    EXPECT_NEAR(cb_variance_f(lf), var, 2e-6 * var) << "variance at " << l;
+    for (float u : {1e-6f, 0.01f, 0.5f, 0.99f, 0.9999f}) {
+      const float x = cb_icdf_f(u, lf);
+      ASSERT_TRUE(x >= 0.0f && x <= 1.0f) << l << " " << u;
+      // CDF(x) in float64, in a form without overflow: for l > 0,
+      // (e^(l x) - 1)/(e^l - 1) = e^(l (x - 1)) (1 - e^(-l x)) / (1 - e^-l).
+      const double xd = x;
+      double cdf;
+      if (std::fabs(l) < 1e-12) cdf = xd;
+      else if (l > 0) cdf = std::exp(l * (xd - 1)) * std::expm1(-l * xd) / std::expm1(-l);
+      else cdf = std::expm1(l * xd) / std::expm1(l);
+      // |dF/dx| <= max density = max(l, -l e^l ...) <= |l| + 1, times the
+      // float rounding of x (6e-8): the CDF at the float x is within that of u.
+      EXPECT_NEAR(cdf, u, 1e-6 + 1.2e-7 * (std::fabs(l) + 1)) << "icdf at l " << l << ", u " << u;
+    }
+  }
+}
+
+TEST(Sampler, Gumbel) {
+  // Excess kurtosis 12/5; E x = loc + s g, E x^2 = (pi s)^2/6 + (loc + s g)^2 (g Euler's).
+  const float p[2] = {0.5f, 1.5f};
+  const auto xs = draw<Gumbel>(p, kN, 41);
+  const double loc = 0.5, s = 1.5, g = 0.57721566490153286061, var = M_PI * M_PI * s * s / 6;
+  check_moments(xs, loc + s * g, var, 5.4 * var * var, "Gumbel");
+  EXPECT_NEAR(Gumbel::mean(p), loc + s * g, 1e-6);
+  EXPECT_NEAR(Gumbel::variance(p), var, 1e-6 * var);
+  check_ks(xs, [&](double x) { return std::exp(-std::exp(-(x - loc) / s)); }, "Gumbel");
+  const double m = loc + s * g;
+  const double dm[2] = {1.0, g}, d2[2] = {2 * m, M_PI * M_PI * s / 3 + 2 * g * m};
+  check_pathwise<Gumbel>(xs, p, dm, d2, "Gumbel");
+}
+
+TEST(Sampler, Logistic) {
+  // Excess kurtosis 6/5; E x^2 = (pi s)^2/3 + loc^2.
+  const float p[2] = {-0.8f, 0.6f};
+  const auto xs = draw<Logistic>(p, kN, 42);
+  const double loc = p[0], s = p[1], var = M_PI * M_PI * s * s / 3;
+  check_moments(xs, loc, var, 4.2 * var * var, "Logistic");
+  EXPECT_NEAR(Logistic::variance(p), var, 1e-6 * var);
+  check_ks(xs, [&](double x) { return 1 / (1 + std::exp(-(x - loc) / s)); }, "Logistic");
+  const double dm[2] = {1.0, 0.0}, d2[2] = {2 * loc, 2 * M_PI * M_PI * s / 3};
+  check_pathwise<Logistic>(xs, p, dm, d2, "Logistic");
+}
+
+TEST(Sampler, Pareto) {
+  // E x^n = a s^n / (a - n) (a > n). alpha = 9: the 8th moment exists, so the
+  // variance's SE and the x^2 pathwise estimator's SE are well defined.
+  const float p[2] = {0.7f, 9.0f};
+  const auto xs = draw<Pareto>(p, kN, 43);
+  const double s = p[0], a = p[1];
+  auto raw = [&](int n) { return a * std::pow(s, n) / (a - n); };
+  const double m1 = raw(1), var = raw(2) - m1 * m1;
+  check_moments(xs, m1, var, central4(m1, raw(2), raw(3), raw(4)), "Pareto");
+  EXPECT_NEAR(Pareto::mean(p), m1, 1e-6 * m1);
+  EXPECT_NEAR(Pareto::variance(p), var, 1e-5 * var);
+  for (double x : xs) ASSERT_GE(x, s);
+  check_ks(xs, [&](double x) { return 1 - std::pow(s / x, a); }, "Pareto(0.7, 9)");
+  const double dm[2] = {a / (a - 1), -s / ((a - 1) * (a - 1))};
+  const double d2[2] = {2 * a * s / (a - 2), -2 * s * s / ((a - 2) * (a - 2))};
+  check_pathwise<Pareto>(xs, p, dm, d2, "Pareto");
+  // Heavy tail (no variance): KS only.
+  const float ph[2] = {2.0f, 1.2f};
+  check_ks(draw<Pareto>(ph, kN, 44), [](double x) { return 1 - std::pow(2.0 / x, 1.2); }, "Pareto(2, 1.2)");
+}
+
+void chi2_case(float k, uint64_t seed) {
+  // Gamma(k/2, 1/2): mean k, variance 2k, excess kurtosis 12/k; CDF P(k/2, x/2).
+  const float p[1] = {k};
+  const auto xs = draw<Chi2>(p, kN, seed);
+  const std::string what = "Chi2(" + std::to_string(k) + ")";
+  const double kd = k, var = 2 * kd;
+  check_moments(xs, kd, var, (3 + 12 / kd) * var * var, what);
+  check_ks(xs, [&](double x) { return gamma_p_d(0.5 * kd, 0.5 * x); }, what);
+  // E x = k, E x^2 = 2k + k^2.
+  const double dm[1] = {1.0}, d2[1] = {2 + 2 * kd};
+  check_pathwise<Chi2>(xs, p, dm, d2, what);
+}
+TEST(Sampler, Chi2) {
+  chi2_case(3.5f, 45);
+  chi2_case(0.8f, 46);  // df/2 < 1: the Gamma sampler's boosted path
+}
+
+template <class D>
+void cb_case(float param, double l, double dl_dparam, uint64_t seed, const std::string& what) {
+  const float p[1] = {param};
+  const auto xs = draw<D>(p, kN, seed);
+  const double m1 = cb_raw_moment(l, 1), m2 = cb_raw_moment(l, 2);
+  const double var = m2 - m1 * m1;
+  check_moments(xs, m1, var, central4(m1, m2, cb_raw_moment(l, 3), cb_raw_moment(l, 4)), what);
+  // Closed-form moments (series or direct branch) against quadrature: 2e-6
+  // relative (float32 evaluation; the direct forms cancel up to ~30x).
+  EXPECT_NEAR(D::mean(p), m1, 2e-6 * m1) << what;
+  EXPECT_NEAR(D::variance(p), var, 2e-6 * var) << what;
+  check_ks(xs, [&](double x) { return std::fabs(l) < 1e-12 ? x : std::expm1(l * x) / std::expm1(l); }, what);
+  for (double x : xs) ASSERT_TRUE(x >= 0 && x <= 1) << what << " " << x;
+  // d/dparam of E x and E x^2 by central differences of the quadrature in l.
+  const double h = 1e-5;
+  const double dm[1] = {(cb_raw_moment(l + h, 1) - cb_raw_moment(l - h, 1)) / (2 * h) * dl_dparam};
+  const double d2[1] = {(cb_raw_moment(l + h, 2) - cb_raw_moment(l - h, 2)) / (2 * h) * dl_dparam};
+  check_pathwise<D>(xs, p, dm, d2, what);
+}
+TEST(Sampler, ContinuousBernoulli) {
+  // Natural parameter l = logit(lambda) (the float lambda's); dl/dlambda = 1/(lambda (1 - lambda)).
+  for (float lam : {0.8f, 0.55f, 0.5f, 0.02f}) {
+    const double ld = lam;
+    cb_case<ContinuousBernoulliProbs>(lam, std::log(ld / (1 - ld)), 1 / (ld * (1 - ld)), 47,
+                                      "ContinuousBernoulli(" + std::to_string(lam) + ")");
+  }
+  // Logits on both sides of the series bands (|l| < 0.5 and < 1) and far out.
+  for (float l : {-3.0f, -0.7f, 0.3f, 0.0f, 1e-3f, 8.0f, 40.0f})
+    cb_case<ContinuousBernoulliLogits>(l, l, 1.0, 48, "ContinuousBernoulli.from_logits(" + std::to_string(l) + ")");
+}
+
+template <class D>
+void rb_case(float t, float param, double l, double dl_dparam, uint64_t seed, const std::string& what) {
+  const float p[2] = {t, param};
+  const auto xs = draw<D>(p, kN, seed);
+  for (double y : xs) ASSERT_TRUE(y > 0 && y < 1) << what << " " << y;
+  const double td = t;
+  // Mean and variance by quadrature (the family reports NaN, as torch).
+  const double m1 = rb_raw_moment(td, l, 1), m2 = rb_raw_moment(td, l, 2);
+  check_moments(xs, m1, m2 - m1 * m1, central4(m1, m2, rb_raw_moment(td, l, 3), rb_raw_moment(td, l, 4)), what);
+  check_ks(xs, [&](double y) { return 1 / (1 + std::exp(-(td * std::log(y / (1 - y)) - l))); }, what);
+  const double h = 1e-5;
+  auto d = [&](int n, int k) {
+    return k == 0 ? (rb_raw_moment(td + h, l, n) - rb_raw_moment(td - h, l, n)) / (2 * h)
+                  : (rb_raw_moment(td, l + h, n) - rb_raw_moment(td, l - h, n)) / (2 * h) * dl_dparam;
+  };
+  const double dm[2] = {d(1, 0), d(1, 1)}, d2[2] = {d(2, 0), d(2, 1)};
+  check_pathwise<D>(xs, p, dm, d2, what);
+  EXPECT_TRUE(std::isnan(D::mean(p)) && std::isnan(D::variance(p)));
+}
+TEST(Sampler, RelaxedBernoulli) {
+  rb_case<RelaxedBernoulliLogits>(0.5f, 0.7f, 0.7f, 1.0, 49, "RelaxedBernoulli.from_logits(0.5, 0.7)");
+  rb_case<RelaxedBernoulliLogits>(2.0f, -1.5f, -1.5f, 1.0, 50, "RelaxedBernoulli.from_logits(2, -1.5)");
+  const double q = static_cast<double>(0.3f);
+  rb_case<RelaxedBernoulliProbs>(0.8f, 0.3f, std::log(q / (1 - q)), 1 / (q * (1 - q)), 51, "RelaxedBernoulli(0.8, 0.3)");
+}
+
+// Best-Fisher draws: KS of the angle from loc against the CDF series
+// F(t) = (t + pi)/(2 pi) + sum_n (I_n/I_0) sin(n t)/(n pi) (float64
+// std::cyl_bessel_i), where that is computable (k <= 100), and for all k
+// the circular moment E[1 - cos(x - loc)] = 1 - I1/I0 (quadrature
+// reference) within 5 SE, Var(cos) = (1 + I2/I0)/2 - (I1/I0)^2 with
+// I2/I0 = 1 - 2 (I1/I0)/k (the recurrence), written
+// 2 om - om^2 - (1 - om)/k, om = 1 - I1/I0, to stay exact for large k.
+TEST(Sampler, VonMises) {
+  const std::vector<std::pair<float, float>> cases = {
+      {0.25f, 1e-3f}, {-2.9f, 0.3f}, {0.5f, 2.0f}, {3.0f, 30.0f}, {0.25f, 1e4f}, {-0.4f, 1e6f}};
+  uint64_t seed = 52;
+  for (auto [loc, k] : cases) {
+    const std::string what = "VonMises(" + std::to_string(loc) + ", " + std::to_string(k) + ")";
+    const float p[2] = {loc, k};
+    const auto xs = draw<VonMises>(p, kN, seed++);
+    std::vector<double> t(xs.size());
+    double om_hat = 0;
+    for (size_t i = 0; i < xs.size(); ++i) {
+      ASSERT_TRUE(xs[i] >= -M_PI - 1e-6 && xs[i] <= M_PI + 1e-6) << what << " " << xs[i];
+      double d = std::fmod(xs[i] - static_cast<double>(loc) + M_PI, 2 * M_PI);
+      if (d < 0) d += 2 * M_PI;
+      t[i] = d - M_PI;
+      om_hat += 2 * std::sin(0.5 * t[i]) * std::sin(0.5 * t[i]);
+    }
+    om_hat /= static_cast<double>(xs.size());
+    const double kd = k;
+    const double om = bessel_ref(kd).one_minus;
+    const double var_cos = 2 * om - om * om - (1 - om) / kd;
+    const double se = std::sqrt(var_cos / static_cast<double>(xs.size()));
+    EXPECT_NEAR(om_hat, om, 5 * se) << what << ": E[1 - cos] (SE " << se << ")";
+    EXPECT_NEAR(VonMises::variance(p), om, 1e-6 * om) << what;
+    if (kd <= 100) {
+      std::vector<double> c;
+      const double i0 = std::cyl_bessel_i(0.0, kd);
+      for (int n = 1; n < 400; ++n) {
+        const double r = std::cyl_bessel_i(static_cast<double>(n), kd) / i0;
+        if (r < 1e-17) break;
+        c.push_back(r);
+      }
+      check_ks(t,
+               [&](double a) {
+                 double f = (a + M_PI) / (2 * M_PI);
+                 for (size_t n = 1; n <= c.size(); ++n) f += c[n - 1] * std::sin(n * a) / (n * M_PI);
+                 return f;
+               },
+               what);
+    }
+  }
+}
+
 // Uniform draws stay below high even when low + (high - low) u rounds up
 // (ulp(1e7) = 1, so most draws of Uniform(1e7, 1e7 + 1) would round to high),
 // and a long Dirichlet row still sums to 1 within PyTorch's 1e-6.
@@ -1183,4 +1515,36 @@ TEST(DistMeta, Constraints) {
   EXPECT_TRUE(Poisson::kDiscrete && BernoulliLogits::kDiscrete && !Beta::kDiscrete);
   EXPECT_EQ(Uniform::kSupport, support::kInterval);
   EXPECT_EQ(Dirichlet::kSupport, support::kSimplex);
+}
+
+// Metadata of the families added with Gumbel: names, parameter names,
+// supports (Pareto's reads its scale), rsample flags.
+TEST(DistMeta, AddedFamilies) {
+  EXPECT_STREQ(Gumbel::kName, "Gumbel");
+  EXPECT_STREQ(Logistic::param_name(1), "scale");
+  EXPECT_STREQ(Pareto::param_name(0), "scale");
+  EXPECT_STREQ(Pareto::param_name(1), "alpha");
+  EXPECT_STREQ(Chi2::param_name(0), "df");
+  EXPECT_STREQ(VonMises::param_name(1), "concentration");
+  EXPECT_STREQ(ContinuousBernoulliLogits::kName, "ContinuousBernoulli");
+  EXPECT_STREQ(RelaxedBernoulliProbs::param_name(0), "temperature");
+  EXPECT_STREQ(RelaxedBernoulliLogits::param_name(1), "logits");
+  EXPECT_EQ(Pareto::kSupport, support::kGreaterThan);
+  const float pa[2] = {2.0f, 3.0f};
+  EXPECT_TRUE(Pareto::support_ok(2.0f, pa));
+  EXPECT_FALSE(Pareto::support_ok(1.999f, pa));
+  EXPECT_EQ(Pareto::log_prob(1.5f, pa), -kInfF);
+  EXPECT_EQ(VonMises::kSupport, support::kReal);
+  EXPECT_FALSE(VonMises::kHasRsample);
+  EXPECT_TRUE(Gumbel::kHasRsample && Logistic::kHasRsample && Pareto::kHasRsample && Chi2::kHasRsample &&
+              ContinuousBernoulliProbs::kHasRsample && RelaxedBernoulliLogits::kHasRsample);
+  const float cb[1] = {0.3f};
+  EXPECT_TRUE(ContinuousBernoulliProbs::support_ok(0.0f, cb) && ContinuousBernoulliProbs::support_ok(1.0f, cb));
+  EXPECT_FALSE(ContinuousBernoulliProbs::support_ok(1.01f, cb));
+  const float bad_t[2] = {0.0f, 0.5f}, bad_p[2] = {1.0f, -0.1f};
+  EXPECT_EQ(RelaxedBernoulliProbs::bad_param(bad_t), 0);
+  EXPECT_EQ(RelaxedBernoulliProbs::bad_param(bad_p), 1);
+  // Chi2(k) is Gamma(k/2, 1/2) value for value.
+  const float c2[1] = {3.0f}, g[2] = {1.5f, 0.5f};
+  EXPECT_EQ(Chi2::log_prob(2.5f, c2), Gamma::log_prob(2.5f, g));
 }

@@ -1,0 +1,97 @@
+// cuvi kernels: Gumbel(loc, scale) (PyTorch's) and Logistic(loc, scale)
+// (NumPyro's), two location-scale families on the real line, both
+// reparameterised by their inverse CDF.
+#pragma once
+
+#include "support.hpp"
+
+namespace cuvi::kern {
+
+// What a location-scale family on the reals shares: (loc, scale), loc
+// finite, scale positive, any non-NaN value, and dx/dloc = 1,
+// dx/dscale = (x - loc)/scale for a draw loc + scale * z.
+struct LocScaleOnReals {
+  static constexpr int kNumParams = 2;
+  static constexpr bool kHasRsample = true;
+  static constexpr bool kDiscrete = false;
+  static constexpr int kSupport = support::kReal;
+
+  CUVI_HD static const char* param_name(int i) { return i == 0 ? "loc" : (i == 1 ? "scale" : ""); }
+  CUVI_HD static int bad_param(const float* p) {
+    if (!check::real(p[0])) return 0;
+    if (!check::positive(p[1])) return 1;
+    return -1;
+  }
+  CUVI_HD static bool param_ok(const float* p) { return bad_param(p) < 0; }
+  CUVI_HD static bool support_ok(float x, const float*) { return check::real_value(x); }
+  CUVI_HD static void sample_grad(float x, const float* p, float* dxdp) {
+    dxdp[0] = 1.0f;
+    dxdp[1] = (x - p[0]) / p[1];
+  }
+};
+
+// Gumbel (maximum): z = (x - loc)/s, log p = -log s - z - exp(-z);
+// CDF exp(-exp(-z)).
+struct Gumbel : LocScaleOnReals {
+  static constexpr const char* kName = "Gumbel";
+
+  CUVI_HD static float log_prob(float x, const float* p) {
+    const float z = (x - p[0]) / p[1];
+    return -::logf(p[1]) - z - ::expf(-z);
+  }
+  // d/dz log p = e^-z - 1, so d/dx = (e^-z - 1)/s, d/dloc = -d/dx,
+  // d/ds = -1/s - z (e^-z - 1)/s = (z (1 - e^-z) - 1)/s.
+  CUVI_HD static float log_prob_grad(float x, const float* p, float* dx, float* dp) {
+    const float s = p[1];
+    const float z = (x - p[0]) / s;
+    const float e = ::expf(-z);
+    const float g = e - 1.0f;  // d log p / dz
+    *dx = g / s;
+    dp[0] = -*dx;
+    dp[1] = -(1.0f + z * g) / s;
+    return -::logf(s) - z - e;
+  }
+  // Inverse CDF: x = loc - s log(-log u), u in the open (0, 1).
+  template <class Rng>
+  CUVI_HD static float sample(const float* p, Rng& rng) {
+    return p[0] - p[1] * ::logf(-::logf(rng.uniform()));
+  }
+  // loc + s * Euler's gamma; (pi s)^2 / 6.
+  CUVI_HD static float mean(const float* p) { return p[0] + p[1] * 0.57721566490153286061f; }
+  CUVI_HD static float variance(const float* p) { return p[1] * p[1] * 1.64493406684822643647f; }  // pi^2/6
+};
+
+// Logistic: z = (x - loc)/s, log p = -z - 2 softplus(-z) - log s
+//         = -|z| - 2 log1p(exp(-|z|)) - log s  (symmetric, no overflow);
+// CDF sigmoid(z).
+struct Logistic : LocScaleOnReals {
+  static constexpr const char* kName = "Logistic";
+
+  CUVI_HD static float log_prob(float x, const float* p) {
+    const float a = ::fabsf((x - p[0]) / p[1]);
+    return -a - 2.0f * ::log1pf(::expf(-a)) - ::logf(p[1]);
+  }
+  // d/dz log p = 1 - 2 sigmoid(z) = -tanh(z/2): d/dx = g/s, d/dloc = -g/s,
+  // d/ds = -(1 + z g)/s.
+  CUVI_HD static float log_prob_grad(float x, const float* p, float* dx, float* dp) {
+    const float s = p[1];
+    const float z = (x - p[0]) / s;
+    const float g = -::tanhf(0.5f * z);
+    *dx = g / s;
+    dp[0] = -*dx;
+    dp[1] = -(1.0f + z * g) / s;
+    const float a = ::fabsf(z);
+    return -a - 2.0f * ::log1pf(::expf(-a)) - ::logf(s);
+  }
+  // Inverse CDF: x = loc + s logit(u) = loc + s (log u - log1p(-u)).
+  template <class Rng>
+  CUVI_HD static float sample(const float* p, Rng& rng) {
+    const float u = rng.uniform();
+    return p[0] + p[1] * (::logf(u) - ::log1pf(-u));
+  }
+  // loc; (pi s)^2 / 3.
+  CUVI_HD static float mean(const float* p) { return p[0]; }
+  CUVI_HD static float variance(const float* p) { return p[1] * p[1] * 3.28986813369645287294f; }  // pi^2/3
+};
+
+}  // namespace cuvi::kern
