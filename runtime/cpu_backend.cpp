@@ -29,7 +29,7 @@ namespace {
 
 constexpr int64_t kParallelGrain = 1 << 14;
 // Multiply-adds per block of a parallel matrix product (below: one sgemm).
-constexpr int64_t kGemmGrain = int64_t{1} << 18;
+constexpr int64_t kGemmGrain = int64_t{1} << 20;
 constexpr int64_t kReduceChunk = 1 << 15;
 
 // Host memory for tensors. An SVI step allocates and frees the same few

@@ -6,25 +6,12 @@
 // flag, which a user's .cu including these headers may not pass.)
 #pragma once
 
-#include "support.hpp"
+#include "loc_scale.hpp"
 
 namespace cuvi::kern {
 
-struct Cauchy {
+struct Cauchy : LocScaleOnReals {
   static constexpr const char* kName = "Cauchy";
-  static constexpr int kNumParams = 2;
-  static constexpr bool kHasRsample = true;
-  static constexpr bool kDiscrete = false;
-  static constexpr int kSupport = support::kReal;
-
-  CUVI_HD static const char* param_name(int i) { return i == 0 ? "loc" : (i == 1 ? "scale" : ""); }
-  CUVI_HD static int bad_param(const float* p) {
-    if (!check::real(p[0])) return 0;
-    if (!check::positive(p[1])) return 1;
-    return -1;
-  }
-  CUVI_HD static bool param_ok(const float* p) { return bad_param(p) < 0; }
-  CUVI_HD static bool support_ok(float x, const float*) { return check::real_value(x); }
 
   // log p = -log(pi s) - log1p(z^2), z = (x - loc)/s
   CUVI_HD static float log_prob(float x, const float* p) {
@@ -45,10 +32,6 @@ struct Cauchy {
   template <class Rng>
   CUVI_HD static float sample(const float* p, Rng& rng) {
     return p[0] + p[1] * ::tanf(kPi * (rng.uniform() - 0.5f));
-  }
-  CUVI_HD static void sample_grad(float x, const float* p, float* dxdp) {
-    dxdp[0] = 1.0f;
-    dxdp[1] = (x - p[0]) / p[1];
   }
   // No moments, as PyTorch: mean NaN, variance inf.
   CUVI_HD static float mean(const float*) { return kNanF; }

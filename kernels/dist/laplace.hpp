@@ -1,25 +1,12 @@
 // cuvi kernels: Laplace(loc, scale).
 #pragma once
 
-#include "support.hpp"
+#include "loc_scale.hpp"
 
 namespace cuvi::kern {
 
-struct Laplace {
+struct Laplace : LocScaleOnReals {
   static constexpr const char* kName = "Laplace";
-  static constexpr int kNumParams = 2;
-  static constexpr bool kHasRsample = true;
-  static constexpr bool kDiscrete = false;
-  static constexpr int kSupport = support::kReal;
-
-  CUVI_HD static const char* param_name(int i) { return i == 0 ? "loc" : (i == 1 ? "scale" : ""); }
-  CUVI_HD static int bad_param(const float* p) {
-    if (!check::real(p[0])) return 0;
-    if (!check::positive(p[1])) return 1;
-    return -1;
-  }
-  CUVI_HD static bool param_ok(const float* p) { return bad_param(p) < 0; }
-  CUVI_HD static bool support_ok(float x, const float*) { return check::real_value(x); }
 
   // log p = -log(2 s) - |x - loc|/s
   CUVI_HD static float log_prob(float x, const float* p) {
@@ -44,10 +31,6 @@ struct Laplace {
     const float u = rng.uniform() - 0.5f;
     const float e = -::log1pf(-2.0f * ::fabsf(u));
     return u < 0.0f ? p[0] - p[1] * e : p[0] + p[1] * e;
-  }
-  CUVI_HD static void sample_grad(float x, const float* p, float* dxdp) {
-    dxdp[0] = 1.0f;
-    dxdp[1] = (x - p[0]) / p[1];
   }
   CUVI_HD static float mean(const float* p) { return p[0]; }
   CUVI_HD static float variance(const float* p) { return 2.0f * p[1] * p[1]; }
