@@ -105,6 +105,7 @@ class Pool {
   int threads() const { return threads_; }
 
   void run(int64_t n, void (*fn)(void*, int64_t, int64_t), void* ctx) {
+    if (n <= 0) return;
     bool idle = false;
     if (threads_ == 1 || !busy_.compare_exchange_strong(idle, true, std::memory_order_acquire)) {
       fn(ctx, 0, n);  // nested in a task, or another thread's loop holds the pool

@@ -41,6 +41,8 @@ TEST(CpuPool, EveryIndexOnceForAnyRangeAndThreadCount) {
     EXPECT_EQ(get_num_threads(), threads);
     EXPECT_EQ(kern::cpu::pool_threads(), threads);
     for (int64_t n : {0, 1, 2, 3, 7, 8, 9, 31, 100, 1000, 100003}) expect_each_index_once(n);
+    // parallel_run itself, on an empty range: no chunk runs.
+    kern::cpu::parallel_run(0, [](void*, int64_t, int64_t) { FAIL() << "a chunk of an empty range ran"; }, nullptr);
     // Many small loops back to back (workers caught spinning, or asleep).
     for (int rep = 0; rep < 2000; ++rep) expect_each_index_once(5 + rep % 17);
   }
