@@ -407,7 +407,7 @@ int run_dmm(const Args& a) {
   for (int epoch = 1; epoch <= a.epochs; ++epoch) {
     const auto te = std::chrono::steady_clock::now();
     std::shuffle(order.begin(), order.end(), shuffle);
-    double train_loss = 0;
+    Tensor train_loss = zeros({}, a.device);  // summed on the device: no wait per step
     int64_t observed = 0, steps = 0;
     for (int64_t start = 0; start < n; start += batch) {
       // Pyro's annealing schedule: linear in the minibatch count over the first epochs.
@@ -417,7 +417,7 @@ int run_dmm(const Args& a) {
                       : static_cast<float>(kMinAnnealing + (1.0 - kMinAnnealing) * std::min(1.0, progress));
       const std::vector<int64_t> idx(order.begin() + start, order.begin() + std::min(n, start + batch));
       const auto s = cuvi_examples::make_batch(train, idx);
-      train_loss += svi.step(s).item();
+      train_loss = train_loss + svi.step(s);
       observed += s.steps;
       ++steps;
     }
@@ -426,7 +426,7 @@ int run_dmm(const Args& a) {
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - te).count();
     total_steps += steps;
     std::printf("epoch %3d  training loss/step %8.4f  test loss/step %8.4f  %6.1f steps/s\n", epoch,
-                train_loss / static_cast<double>(observed), test_loss, static_cast<double>(steps) / secs);
+                static_cast<double>(train_loss.item()) / static_cast<double>(observed), test_loss, static_cast<double>(steps) / secs);
   }
   const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("%lld steps in %.2f s\n", static_cast<long long>(total_steps), total);

@@ -301,16 +301,17 @@ class CpuBackend final : public Backend {
   int64_t first_nonfinite(const std::vector<std::pair<const float*, int64_t>>& spans) override {
     for (size_t s = 0; s < spans.size(); ++s) {
       const float* x = spans[s].first;
-      // Fixed blocks, each flagging its own slot (no shared write).
+      // Fixed blocks; any of them raises one flag (no allocation per call:
+      // this runs on every parameter's gradient each checked step).
       const int64_t n = spans[s].second, blocks = (n + kParallelGrain - 1) / kParallelGrain;
-      std::vector<unsigned char> bad(static_cast<size_t>(blocks), 0);
+      std::atomic<bool> bad{false};
       ::cuvi::kern::cpu::parallel_for(blocks > 1, blocks, [&](int64_t b) {
         const int64_t lo = b * kParallelGrain, hi = std::min(n, lo + kParallelGrain);
         bool any = false;
         for (int64_t i = lo; i < hi; ++i) any = any || !std::isfinite(x[i]);
-        bad[static_cast<size_t>(b)] = any;
+        if (any) bad.store(true, std::memory_order_relaxed);
       });
-      if (std::find(bad.begin(), bad.end(), 1) != bad.end()) return static_cast<int64_t>(s);
+      if (bad.load(std::memory_order_relaxed)) return static_cast<int64_t>(s);
     }
     return -1;
   }
