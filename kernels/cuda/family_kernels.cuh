@@ -22,7 +22,7 @@ constexpr int64_t kFamilyChunk = static_cast<int64_t>(kThreads) * kFamilyItems;
 // Records a failed check (validate's result r, the offending number) in the
 // deferred flag; the first thread to fail wins.
 __device__ __forceinline__ void report_check(const FamilyCheck& c, int r, float bad) {
-  const int code = r > 0 ? c.param_code[r - 1] : (r < 0 ? c.value_code : 0);
+  const int code = r > 0 ? pick_at<8>(c.param_code, r - 1) : (r < 0 ? c.value_code : 0);
   if (code != 0 && atomicCAS(c.flag, 0, code) == 0 && c.bad) *c.bad = bad;
 }
 

@@ -73,6 +73,17 @@ struct FamilyCheck {
 
 // ---- per-element bodies shared by the CPU loops and the CUDA kernels -------
 
+// a[k] for a runtime k in [0, N), read through compile-time indices only. A
+// runtime index into a CUDA thread's array (its loaded parameters, a kernel
+// parameter's codes) keeps the whole array in local memory instead of
+// registers, in every kernel whose code can reach the read; and a loop
+// `if (j == k) ... a[j]` is folded back into a[k] by the optimiser.
+template <int N, int J = 0, class T>
+CUVI_HD T pick_at(const T* a, int k) {
+  if constexpr (J + 1 >= N) return a[J];
+  else return k == J ? a[J] : pick_at<N, J + 1>(a, k);
+}
+
 // log_prob of value x with parameters p (element i's) and, scaled by s, its
 // gradients into `out` at i.
 template <class F>
@@ -136,7 +147,7 @@ template <class F>
 CUVI_HD int elem_validate_of(float x, const float* p, bool values, float* bad) {
   const int k = F::bad_param(p);
   if (k >= 0) {
-    *bad = p[k];
+    *bad = pick_at<F::kNumParams>(p, k);
     return 1 + k;
   }
   if (values && !F::support_ok(x, p)) {
