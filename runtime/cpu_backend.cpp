@@ -30,6 +30,8 @@ namespace {
 constexpr int64_t kParallelGrain = 1 << 14;
 // Multiply-adds per block of a parallel matrix product (below: one sgemm).
 constexpr int64_t kGemmGrain = int64_t{1} << 20;
+constexpr int64_t kGemmAlign = 64;
+constexpr int64_t kGemmMaxBlocks = 16;
 constexpr int64_t kReduceChunk = 1 << 15;
 
 // Host memory for tensors. An SVI step allocates and frees the same few
@@ -320,25 +322,30 @@ class CpuBackend final : public Backend {
   // (or of its columns when it has few rows) of one batch entry, with
   // OpenBLAS on one thread (an OpenMP OpenBLAS follows the calling
   // thread's OpenMP setting, set to 1 around the call; a pthreads one was
-  // set to 1 when the pool started). The blocks depend only on the shapes
-  // and the thread count, and each element's sum over k runs in OpenBLAS's
-  // fixed order, so a product has the same bits on every run.
+  // set to 1 when the pool started). The blocks depend only on the shapes,
+  // and each element's sum over k runs in OpenBLAS's fixed order for its
+  // place in a block, so a product has the same bits on every run and for
+  // every thread count.
   void gemm(const GemmArgs& a) override {
     if (a.batch == 0 || a.m == 0 || a.n == 0) return;
     const int lda = static_cast<int>(a.trans_a ? a.m : a.k);
     const int ldb = static_cast<int>(a.trans_b ? a.k : a.n);
     const int ldc = static_cast<int>(a.n);
     const CBLAS_TRANSPOSE ta = a.trans_a ? CblasTrans : CblasNoTrans, tb = a.trans_b ? CblasTrans : CblasNoTrans;
-    const int threads = ::cuvi::kern::cpu::pool_threads();
-    // Blocks of at least kGemmGrain multiply-adds, at most one per thread
-    // per batch entry; rows when there are enough of them, else columns.
+    // The blocks depend on the shapes only, never on the thread count: at
+    // least kGemmGrain multiply-adds each, at most kGemmMaxBlocks per batch
+    // entry, rows when there are enough of them, else columns, starting on
+    // multiples of kGemmAlign. OpenBLAS's kernels handle a tile at the edge
+    // of a call (M or N not a multiple of the micro-tile) with other code
+    // than a full tile, and on some cores (Haswell: measured) that code adds
+    // the k terms in another order; so the split itself must not change with
+    // the thread count, or the bits would.
     const int64_t flops = a.m * a.n * a.k;
-    const int64_t per_entry =
-        std::max<int64_t>(1, std::min<int64_t>(threads, flops / kGemmGrain));
+    const int64_t per_entry = std::max<int64_t>(1, std::min<int64_t>(kGemmMaxBlocks, flops / kGemmGrain));
     const bool by_rows = a.m >= a.n || a.m >= 4 * per_entry;
     const int64_t extent = by_rows ? a.m : a.n;
-    const int64_t parts = std::min(per_entry, extent);
-    const int64_t step = (extent + parts - 1) / parts;
+    const int64_t parts = std::min(per_entry, (extent + kGemmAlign - 1) / kGemmAlign);
+    const int64_t step = (((extent + parts - 1) / parts + kGemmAlign - 1) / kGemmAlign) * kGemmAlign;
     const int64_t blocks = (extent + step - 1) / step;
     auto block = [&](int64_t t) {
       const int64_t b = t / blocks, lo = (t % blocks) * step, len = std::min(extent, lo + step) - lo;
