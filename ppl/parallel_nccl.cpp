@@ -15,6 +15,12 @@ namespace cuvi::parallel {
 
 namespace {
 
+// A failed runtime call is reported here, not left as a sticky error for
+// the next launch check to misattribute.
+void check_cuda(cudaError_t rc, const char* what) {
+  CUVI_CHECK(rc == cudaSuccess, Error, "parallel::nccl: " << what << " failed: " << cudaGetErrorString(rc));
+}
+
 void check_nccl(ncclResult_t rc, const char* what) {
   CUVI_CHECK(rc == ncclSuccess, Error, "NCCL " << what << " failed: " << ncclGetErrorString(rc));
 }
@@ -29,11 +35,12 @@ class NcclCommunicator final : public Communicator {
     if (boot_->rank() == 0) check_nccl(ncclGetUniqueId(&id), "ncclGetUniqueId");
     boot_->broadcast(&id, sizeof id, Device::cpu(), 0);
     int prev = 0;
-    cudaGetDevice(&prev);
-    cudaSetDevice(dev.index);
+    check_cuda(cudaGetDevice(&prev), "cudaGetDevice");
+    check_cuda(cudaSetDevice(dev.index), "cudaSetDevice");
     const ncclResult_t rc = ncclCommInitRank(&comm_, boot_->size(), id, boot_->rank());
-    cudaSetDevice(prev);
+    const cudaError_t back = cudaSetDevice(prev);
     check_nccl(rc, "ncclCommInitRank");
+    check_cuda(back, "cudaSetDevice (restoring the current device)");
   }
   ~NcclCommunicator() override { ncclCommDestroy(comm_); }
   std::string name() const override { return "nccl"; }
