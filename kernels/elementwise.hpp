@@ -76,9 +76,9 @@ constexpr bool unary_differentiable(UnaryOp op) { return op != UnaryOp::kTrigamm
 template <UnaryOp op>
 CUVI_HD float unary_fwd(float x) {
   if constexpr (op == UnaryOp::kNeg) return -x;
-  else if constexpr (op == UnaryOp::kExp) return ::expf(x);
-  else if constexpr (op == UnaryOp::kLog) return ::logf(x);
-  else if constexpr (op == UnaryOp::kLog1p) return ::log1pf(x);
+  else if constexpr (op == UnaryOp::kExp) return exp_f(x);
+  else if constexpr (op == UnaryOp::kLog) return log_f(x);
+  else if constexpr (op == UnaryOp::kLog1p) return log1p_f(x);
   else if constexpr (op == UnaryOp::kExpm1) return ::expm1f(x);
   else if constexpr (op == UnaryOp::kSqrt) return ::sqrtf(x);
   else if constexpr (op == UnaryOp::kAbs) return ::fabsf(x);

@@ -197,6 +197,102 @@ namespace cpu {
 constexpr int64_t kGrain = 1 << 14;
 constexpr int64_t kChunk = 1 << 14;
 
+// The density loops below work in blocks of kBlock elements: the value and
+// parameters are first copied into contiguous block buffers (a memcpy for an
+// input at the element's own index, a fill for a scalar or constant, the
+// broadcast index arithmetic otherwise), then one loop over the block calls
+// the family's functions on plain arrays and writes plain arrays. With
+// branch-free family functions (select, exp_f, log1p_f, ...) GCC vectorises
+// that loop; glibc calls or branches still run, scalar. Gradients are
+// written from the block buffers to the outputs that are not null.
+constexpr int kBlock = 256;
+
+template <int NP>
+struct FamilyBlock {
+  float x[kBlock];
+  float p[NP > 0 ? NP : 1][kBlock];
+  float lp[kBlock];
+  float gx[kBlock];
+  float gp[NP > 0 ? NP : 1][kBlock];
+};
+
+// One input (k = 0 the value, k >= 1 parameter k - 1) of elements
+// [lo, lo + m) into dst.
+template <int NP>
+inline void load_block_input(const FamilyArgs<NP>& a, int k, int64_t lo, int m, float* dst) {
+  const float* src = k == 0 ? a.x : a.p[k - 1];
+  if (src == nullptr) {  // a float constant
+    const float v = a.pval[k - 1];
+    for (int j = 0; j < m; ++j) dst[j] = v;
+    return;
+  }
+  switch (a.geom.kind[k]) {
+    case InKind::kSame:
+      for (int j = 0; j < m; ++j) dst[j] = src[lo + j];
+      return;
+    case InKind::kScalar: {
+      const float v = src[0];
+      for (int j = 0; j < m; ++j) dst[j] = v;
+      return;
+    }
+    default:
+      for (int j = 0; j < m; ++j) dst[j] = src[a.geom.offset(k, lo + j)];
+  }
+}
+template <int NP>
+inline void load_block(const FamilyArgs<NP>& a, int64_t lo, int m, FamilyBlock<NP>& b) {
+  load_block_input(a, 0, lo, m, b.x);
+  for (int k = 0; k < NP; ++k) load_block_input(a, k + 1, lo, m, b.p[k]);
+}
+
+// b.lp[j] = log_prob of element lo + j of the block (and, when kGrads, its
+// gradients into b.gx, b.gp, unscaled).
+template <class F, bool kGrads>
+inline void block_log_prob(FamilyBlock<F::kNumParams>& b, int m) {
+  constexpr int NP = F::kNumParams;
+  for (int j = 0; j < m; ++j) {
+    float p[NP];
+    for (int k = 0; k < NP; ++k) p[k] = b.p[k][j];
+    if constexpr (kGrads) {
+      float dp[NP];
+      b.lp[j] = F::log_prob_grad(b.x[j], p, &b.gx[j], dp);
+      for (int k = 0; k < NP; ++k) b.gp[k][j] = dp[k];
+    } else {
+      b.lp[j] = F::log_prob(b.x[j], p);
+    }
+  }
+}
+// out.gx[i] = s_j * b.gx[j] for the block (s_j = s, or s * g[lo + j]), and the same for
+// every parameter gradient that is asked for.
+template <int NP>
+inline void store_block_grads(const FamilyBlock<NP>& b, int64_t lo, int m, float s, const float* g,
+                              const FamilyGrads<NP>& out) {
+  auto put = [&](float* dst, const float* src) {
+    if (!dst) return;
+    if (g) {
+      for (int j = 0; j < m; ++j) dst[lo + j] = s * g[lo + j] * src[j];
+    } else {
+      for (int j = 0; j < m; ++j) dst[lo + j] = s * src[j];
+    }
+  };
+  put(out.gx, b.gx);
+  for (int k = 0; k < NP; ++k) put(out.gp[k], b.gp[k]);
+}
+// The first invalid element of the block into f (parameters and value,
+// read from the block buffers).
+template <class F>
+inline void block_validate(const FamilyBlock<F::kNumParams>& b, int64_t lo, int m, FirstBad& f) {
+  constexpr int NP = F::kNumParams;
+  for (int j = 0; j < m; ++j) {
+    if (f.index >= 0) return;  // (not in the loop condition: nvcc's front end misparses `f.index < 0` there)
+    float p[NP];
+    for (int k = 0; k < NP; ++k) p[k] = b.p[k][j];
+    float v = 0.0f;
+    const int r = elem_validate_of<F>(b.x[j], p, true, &v);
+    if (r != 0) f.offer(lo + j, r, v);
+  }
+}
+
 // The smallest i in [0, n) with visit(i, &v) != 0, its result and v, over
 // chunks of `chunk` in parallel (when n > grain; pass chunk <= grain so that
 // a parallel scan has at least two chunks). kVisitAll: every i is visited
@@ -237,15 +333,21 @@ FirstBad first_bad(int64_t n, int64_t grain, Check&& check) {
 template <class F>
 void log_prob(const FamilyArgs<F::kNumParams>& a, float* out, FirstBad* bad = nullptr) {
   const int64_t n = a.geom.n;
-  if (!bad) {
-    ::cuvi::kern::cpu::parallel_for(n > kGrain, n, [&](int64_t i) { out[i] = elem_log_prob<F>(a, i); });
-    return;
-  }
-  *bad = first_bad_over(n, kGrain, [&](int64_t i, float* v) {
-    int r = 0;
-    out[i] = elem_log_prob_checked<F>(a, i, &r, v);
-    return r;
+  const int64_t blocks = (n + kBlock - 1) / kBlock;
+  std::vector<FirstBad> first(bad ? static_cast<size_t>(blocks) : 0);
+  ::cuvi::kern::cpu::parallel_for(n > kGrain, blocks, [&](int64_t c) {
+    const int64_t lo = c * kBlock;
+    const int m = static_cast<int>(lo + kBlock < n ? kBlock : n - lo);
+    FamilyBlock<F::kNumParams> b;
+    load_block(a, lo, m, b);
+    if (bad) block_validate<F>(b, lo, m, first[static_cast<size_t>(c)]);
+    block_log_prob<F, false>(b, m);
+    for (int j = 0; j < m; ++j) out[lo + j] = b.lp[j];
   });
+  if (bad) {
+    *bad = FirstBad{};
+    for (const FirstBad& f : first) bad->offer(f.index, f.r, f.value);
+  }
 }
 
 // coef * (g ? g[i] : 1) times the gradients; lp (per element) optional.
@@ -253,9 +355,16 @@ template <class F>
 void log_prob_grad(const FamilyArgs<F::kNumParams>& a, const float* g, float coef, float* lp,
                    const FamilyGrads<F::kNumParams>& out) {
   const int64_t n = a.geom.n;
-  ::cuvi::kern::cpu::parallel_for(n > kGrain, n, [&](int64_t i) {
-    const float l = elem_log_prob_grad<F>(a, i, coef * (g ? g[i] : 1.0f), out);
-    if (lp) lp[i] = l;
+  const int64_t blocks = (n + kBlock - 1) / kBlock;
+  ::cuvi::kern::cpu::parallel_for(n > kGrain, blocks, [&](int64_t c) {
+    const int64_t lo = c * kBlock;
+    const int m = static_cast<int>(lo + kBlock < n ? kBlock : n - lo);
+    FamilyBlock<F::kNumParams> b;
+    load_block(a, lo, m, b);
+    block_log_prob<F, true>(b, m);
+    store_block_grads(b, lo, m, coef, g, out);
+    if (lp)
+      for (int j = 0; j < m; ++j) lp[lo + j] = b.lp[j];
   });
 }
 
@@ -280,16 +389,18 @@ float log_prob_sum(const FamilyArgs<F::kNumParams>& a, float coef, const FamilyG
   ::cuvi::kern::cpu::parallel_for(n > kGrain, chunks, [&](int64_t c) {
     const int64_t lo = c * kChunk, hi = (lo + kChunk < n) ? lo + kChunk : n;
     double acc = 0.0;
-    for (int64_t i = lo; i < hi; ++i) {
-      float p[NP];
-      a.params(i, p);
-      const float x = a.value(i);
-      if (bad) {
-        float v = 0.0f;
-        const int r = elem_validate_of<F>(x, p, true, &v);
-        first[static_cast<size_t>(c)].offer(i, r, v);
+    FamilyBlock<NP> b;
+    for (int64_t b0 = lo; b0 < hi; b0 += kBlock) {
+      const int m = static_cast<int>(b0 + kBlock < hi ? kBlock : hi - b0);
+      load_block(a, b0, m, b);
+      if (bad) block_validate<F>(b, b0, m, first[static_cast<size_t>(c)]);
+      if (grads) {
+        block_log_prob<F, true>(b, m);
+        store_block_grads(b, b0, m, coef, nullptr, out);
+      } else {
+        block_log_prob<F, false>(b, m);
       }
-      acc += grads ? elem_log_prob_grad_of<F>(x, p, i, coef, out) : F::log_prob(x, p);
+      for (int j = 0; j < m; ++j) acc += b.lp[j];  // in element order, as before blocking
     }
     partial[static_cast<size_t>(c)] = acc;
   });

@@ -11,7 +11,7 @@ struct Normal : LocScaleOnReals {
   // log N(x; m, s) = -z^2/2 - log s - log sqrt(2 pi),  z = (x - m)/s
   CUVI_HD static float log_prob(float x, const float* p) {
     const float z = (x - p[0]) / p[1];
-    return -0.5f * z * z - ::logf(p[1]) - kLogSqrt2Pi;
+    return -0.5f * z * z - log_f(p[1]) - kLogSqrt2Pi;
   }
   // d/dx = -z/s, d/dloc = z/s, d/dscale = (z^2 - 1)/s
   CUVI_HD static float log_prob_grad(float x, const float* p, float* dx, float* dp) {
@@ -21,7 +21,7 @@ struct Normal : LocScaleOnReals {
     *dx = -zs;
     dp[0] = zs;
     dp[1] = (z * z - 1.0f) / s;
-    return -0.5f * z * z - ::logf(s) - kLogSqrt2Pi;
+    return -0.5f * z * z - log_f(s) - kLogSqrt2Pi;
   }
   template <class Rng>
   CUVI_HD static float sample(const float* p, Rng& rng) {
