@@ -9,6 +9,17 @@
 #include <cmath>
 #include <cstdint>
 
+// CUVI_HD_FLAT: small math that must inline on the host too (exp_f, log1p_f,
+// ...): a call left out of line keeps the loop around it from vectorising,
+// and GCC's inliner gives up on them in the larger backend files.
+#if defined(__CUDACC__)
+#define CUVI_HD_FLAT __host__ __device__ __forceinline__
+#elif defined(__GNUC__)
+#define CUVI_HD_FLAT inline __attribute__((always_inline))
+#else
+#define CUVI_HD_FLAT inline
+#endif
+
 #if defined(__CUDACC__)
 #define CUVI_HD __host__ __device__ __forceinline__
 #define CUVI_HD_NOINLINE __host__ __device__

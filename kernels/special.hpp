@@ -401,7 +401,7 @@ CUVI_HD T lbeta(T a, T b) {
 // within 1.23 ulp and log1p_f within 1.44 ulp of the correctly rounded
 // result, log_f within 1 ulp; inf, -inf, NaN, 0, -1 and subnormal inputs
 // and results as the C library gives them.
-CUVI_HD int32_t float_bits(float x) {
+CUVI_HD_FLAT int32_t float_bits(float x) {
 #if defined(__CUDA_ARCH__)
   return __float_as_int(x);
 #else
@@ -410,7 +410,7 @@ CUVI_HD int32_t float_bits(float x) {
   return b;
 #endif
 }
-CUVI_HD float bits_float(int32_t b) {
+CUVI_HD_FLAT float bits_float(int32_t b) {
 #if defined(__CUDA_ARCH__)
   return __int_as_float(b);
 #else
@@ -425,7 +425,7 @@ CUVI_HD float bits_float(int32_t b) {
 // polynomial of degree 7 (remainder below 1e-8 relative). 2^n is applied
 // as two factors 2^a 2^b, a = n/2, so that subnormal results (n < -126)
 // and overflow to inf (n = 128) come out right without branches.
-CUVI_HD float exp_f(float x) {
+CUVI_HD_FLAT float exp_f(float x) {
   constexpr float kLn2Hi = 0.693145751953125f, kLn2Lo = 1.42860682030941723212e-6f;
   constexpr float kRound = 12582912.0f;  // 1.5 * 2^23: x + kRound - kRound rounds x to an integer
   float xc = x < -104.0f ? -104.0f : x;  // e^-104 rounds to 0, e^89 to inf; NaN passes
@@ -449,7 +449,7 @@ CUVI_HD float exp_f(float x) {
 // sqrt(2)); log m = log(1 + f) = f - f^2/2 + s (f^2/2 + R(s^2)), s = f/(2+f)
 // (the atanh series; f = m - 1 is exact). Returns the two parts' sum with
 // log 2 split as in exp_f; `corr` is added before the large part.
-CUVI_HD float log_parts_f(float v, float corr) {
+CUVI_HD_FLAT float log_parts_f(float v, float corr) {
   constexpr float kLn2Hi = 0.693145751953125f, kLn2Lo = 1.42860682030941723212e-6f;
   const bool sub = v < 1.17549435e-38f;  // subnormal: scale by 2^23 first
   const float vs = sub ? v * 8388608.0f : v;
@@ -469,7 +469,7 @@ CUVI_HD float log_parts_f(float v, float corr) {
   const float ef = static_cast<float>(e) - (sub ? 23.0f : 0.0f);
   return ef * kLn2Hi + (logm + (ef * kLn2Lo + corr));
 }
-CUVI_HD float log_f(float x) {
+CUVI_HD_FLAT float log_f(float x) {
   float r = log_parts_f(x, 0.0f);
   r = x == 0.0f ? -kInfF : r;
   r = x == kInfF ? kInfF : r;
@@ -477,7 +477,7 @@ CUVI_HD float log_f(float x) {
 }
 // log1p(u) = log(v) + (u - (v - 1)) / v with v = 1 + u rounded: the
 // correction restores what the rounding of 1 + u lost.
-CUVI_HD float log1p_f(float u) {
+CUVI_HD_FLAT float log1p_f(float u) {
   const float v = 1.0f + u;
   float r = log_parts_f(v, (u - (v - 1.0f)) / v);
   r = v == 0.0f ? -kInfF : r;
@@ -487,12 +487,12 @@ CUVI_HD float log1p_f(float u) {
 
 // ---------------------------------------------------------------------------
 // Softplus family (float), branch-free on exp_f / log1p_f (see above).
-CUVI_HD float softplus_f(float x) { return max_f(x, 0.0f) + log1p_f(exp_f(-::fabsf(x))); }
+CUVI_HD_FLAT float softplus_f(float x) { return max_f(x, 0.0f) + log1p_f(exp_f(-::fabsf(x))); }
 // Inverse of softplus for y > 0: y + log(-expm1(-y)) (exact for small y too).
 CUVI_HD float softplus_inv_f(float y) { return y + ::logf(-::expm1f(-y)); }
 // 1 / (1 + e^-x) for x >= 0, e^x / (1 + e^x) below: one exp of -|x|, no
 // cancellation in either tail.
-CUVI_HD float sigmoid_f(float x) {
+CUVI_HD_FLAT float sigmoid_f(float x) {
   const float e = exp_f(-::fabsf(x));
   const float r = 1.0f / (1.0f + e);
   return x >= 0.0f ? r : e * r;

@@ -235,8 +235,28 @@ inline void load_block_input(const FamilyArgs<NP>& a, int k, int64_t lo, int m, 
       for (int j = 0; j < m; ++j) dst[j] = v;
       return;
     }
-    default:
-      for (int j = 0; j < m; ++j) dst[j] = src[a.geom.offset(k, lo + j)];
+    default: {
+      // Broadcast strides: the offset of lo once, then an odometer over the
+      // multi-index (last dim fastest, as BcastGeom::offset) instead of a
+      // division per dim per element.
+      const auto& g = a.geom;
+      int64_t idx[kMaxDims];
+      int64_t rem = lo, off = 0;
+      for (int d = g.ndim - 1; d >= 0; --d) {
+        idx[d] = rem % g.size[d];
+        rem /= g.size[d];
+        off += idx[d] * g.stride[k][d];
+      }
+      for (int j = 0; j < m; ++j) {
+        dst[j] = src[off];
+        for (int d = g.ndim - 1; d >= 0; --d) {
+          off += g.stride[k][d];
+          if (++idx[d] < g.size[d]) break;
+          off -= g.stride[k][d] * g.size[d];
+          idx[d] = 0;
+        }
+      }
+    }
   }
 }
 template <int NP>
