@@ -32,8 +32,11 @@
 #include <vector>
 
 #include <cblas.h>
+#include <dlfcn.h>
 #include <omp.h>
 #include <sched.h>
+
+#include <cstring>
 
 #include "../kernels/cpu_parallel.hpp"
 #include "device.hpp"
@@ -82,9 +85,59 @@ int default_threads() {
   return std::max(1u, std::thread::hardware_concurrency());
 }
 
+// Debian 12's OpenBLAS (0.3.21, built for every x86 core with DYNAMIC_ARCH)
+// does not recognise CPUs newer than itself and then falls back to its
+// Prescott (SSE3) kernels. On the development VM (an Emerald Rapids Xeon,
+// CPU model 207, AVX-512) that made a 1024^3 sgemm run at 38 GFLOP/s
+// against 165 with the kernels OPENBLAS_CORETYPE=Cooperlake or SkylakeX
+// selects, and the VAE step 3x slower than NumPyro's (XLA brings its own
+// GEMM). When OpenBLAS picked a core older than the instructions this CPU
+// (and its OS) supports, and the user did not choose one with
+// OPENBLAS_CORETYPE, this re-runs OpenBLAS's own start-up selection with
+// OPENBLAS_CORETYPE set to SkylakeX (AVX-512 F, CD, BW, DQ and VL) or
+// Haswell (AVX2 and FMA): what setting the variable before start would have
+// done. Found through dlsym, so another BLAS (or an OpenBLAS built for one
+// core) is left alone. CUVI_OPENBLAS_CORE=keep turns this off.
+void select_openblas_core() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (std::getenv("OPENBLAS_CORETYPE") != nullptr) return;
+  if (const char* k = std::getenv("CUVI_OPENBLAS_CORE"); k != nullptr && std::strcmp(k, "keep") == 0) return;
+  using NameFn = char* (*)();
+  using VoidFn = void (*)();
+  auto corename = reinterpret_cast<NameFn>(dlsym(RTLD_DEFAULT, "openblas_get_corename"));
+  auto quit = reinterpret_cast<VoidFn>(dlsym(RTLD_DEFAULT, "gotoblas_dynamic_quit"));
+  auto init = reinterpret_cast<VoidFn>(dlsym(RTLD_DEFAULT, "gotoblas_dynamic_init"));
+  if (corename == nullptr || quit == nullptr || init == nullptr) return;
+  const char* now = corename();
+  if (now == nullptr) return;
+  __builtin_cpu_init();
+  const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512cd") &&
+                      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+                      __builtin_cpu_supports("avx512vl");
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  // OpenBLAS's names of the x86 cores without AVX2: a fallback when the CPU
+  // supports AVX2. (Its choice among AVX2 kernels is left alone.)
+  static const char* const kPreAvx2[] = {"Prescott", "Core2",   "Penryn",  "Dunnington", "Nehalem",
+                                         "Atom",     "Katmai",  "Northwood", "Banias",   "Sandybridge",
+                                         "Opteron",  "Barcelona", "Bobcat", "Bulldozer", "Piledriver"};
+  bool old = false;
+  for (const char* c : kPreAvx2) old = old || std::strcmp(now, c) == 0;
+  const char* want = nullptr;
+  if (old && avx512) want = "SkylakeX";
+  else if (old && avx2) want = "Haswell";
+  if (want == nullptr) return;
+  setenv("OPENBLAS_CORETYPE", want, 1);
+  quit();
+  init();
+  unsetenv("OPENBLAS_CORETYPE");
+#endif
+}
+
 class Pool {
  public:
   explicit Pool(int threads) : threads_(std::max(1, threads)) {
+    static std::once_flag blas_core_once;
+    std::call_once(blas_core_once, select_openblas_core);
     // A pthreads OpenBLAS would start its own threads inside every chunk's
     // product: hold it to one (this pool splits the products). The OpenMP
     // build follows the calling thread's OpenMP setting instead, which the
@@ -245,6 +298,16 @@ namespace kern::cpu {
 
 void parallel_run(int64_t n, void (*fn)(void*, int64_t, int64_t), void* ctx) { pool().run(n, fn, ctx); }
 int pool_threads() { return pool().threads(); }
+// OpenBLAS's name of the kernels its products run ("SkylakeX", "Haswell",
+// ...; "" for another BLAS), once the pool's start has replaced a fallback
+// (select_openblas_core). Internal: declared where it is used (tests).
+const char* blas_core() {
+  pool();  // the core is (re)selected when the pool starts
+  using NameFn = char* (*)();
+  auto corename = reinterpret_cast<NameFn>(dlsym(RTLD_DEFAULT, "openblas_get_corename"));
+  const char* name = corename != nullptr ? corename() : nullptr;
+  return name != nullptr ? name : "";
+}
 
 }  // namespace kern::cpu
 }  // namespace cuvi

@@ -222,7 +222,7 @@ template <int NP>
 inline void load_block_input(const FamilyArgs<NP>& a, int k, int64_t lo, int m, float* dst) {
   const float* src = k == 0 ? a.x : a.p[k - 1];
   if (src == nullptr) {  // a float constant
-    const float v = a.pval[k - 1];
+    const float v = a.pval[k > 0 ? k - 1 : 0];  // (k == 0, the value, is never a constant)
     for (int j = 0; j < m; ++j) dst[j] = v;
     return;
   }

@@ -7,6 +7,9 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
 #include <random>
 #include <stdexcept>
 #include <thread>
@@ -135,4 +138,28 @@ TEST(CpuPool, BackendResultsAreTheSameBitsForAnyThreadCount) {
     ASSERT_EQ(got.size(), want.size());
     for (size_t k = 0; k < want.size(); ++k) EXPECT_EQ(got[k], want[k]) << "result " << k << ", " << threads << " threads";
   }
+}
+
+namespace cuvi::kern::cpu {
+const char* blas_core();  // runtime/cpu_pool.cpp
+}
+
+// Debian 12's OpenBLAS falls back to its SSE3 (Prescott) kernels on CPUs it
+// does not know (the development VM's Emerald Rapids, 4x slower products);
+// the pool's start re-selects kernels for the instructions the CPU has,
+// unless the user chose with OPENBLAS_CORETYPE (or CUVI_OPENBLAS_CORE=keep).
+TEST(CpuPool, OpenBlasRunsKernelsForThisCpu) {
+  const std::string core = cuvi::kern::cpu::blas_core();
+  if (core.empty()) GTEST_SKIP() << "not OpenBLAS";
+  if (std::getenv("OPENBLAS_CORETYPE") != nullptr || std::getenv("CUVI_OPENBLAS_CORE") != nullptr)
+    GTEST_SKIP() << "kernels chosen by the environment: " << core;
+#if defined(__x86_64__) && defined(__GNUC__)
+  __builtin_cpu_init();
+  if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))) GTEST_SKIP() << "no AVX2: " << core;
+  for (const char* old : {"Prescott", "Core2", "Penryn", "Dunnington", "Nehalem", "Atom", "Sandybridge"})
+    EXPECT_NE(core, old) << "OpenBLAS runs pre-AVX2 kernels on an AVX2 CPU";
+  std::printf("OpenBLAS core: %s\n", core.c_str());
+#else
+  GTEST_SKIP() << "x86-64 only: " << core;
+#endif
 }
