@@ -353,16 +353,19 @@ FirstBad first_bad(int64_t n, int64_t grain, Check&& check) {
 template <class F>
 void log_prob(const FamilyArgs<F::kNumParams>& a, float* out, FirstBad* bad = nullptr) {
   const int64_t n = a.geom.n;
-  const int64_t blocks = (n + kBlock - 1) / kBlock;
-  std::vector<FirstBad> first(bad ? static_cast<size_t>(blocks) : 0);
-  ::cuvi::kern::cpu::parallel_for(n > kGrain, blocks, [&](int64_t c) {
-    const int64_t lo = c * kBlock;
-    const int m = static_cast<int>(lo + kBlock < n ? kBlock : n - lo);
+  // Tasks of kChunk elements (one FirstBad each), blocks of kBlock inside.
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+  std::vector<FirstBad> first(bad ? static_cast<size_t>(chunks) : 0);
+  ::cuvi::kern::cpu::parallel_for(n > kGrain, chunks, [&](int64_t c) {
+    const int64_t hi = (c + 1) * kChunk < n ? (c + 1) * kChunk : n;
     FamilyBlock<F::kNumParams> b;
-    load_block(a, lo, m, b);
-    if (bad) block_validate<F>(b, lo, m, first[static_cast<size_t>(c)]);
-    block_log_prob<F, false>(b, m);
-    for (int j = 0; j < m; ++j) out[lo + j] = b.lp[j];
+    for (int64_t lo = c * kChunk; lo < hi; lo += kBlock) {
+      const int m = static_cast<int>(lo + kBlock < hi ? kBlock : hi - lo);
+      load_block(a, lo, m, b);
+      if (bad) block_validate<F>(b, lo, m, first[static_cast<size_t>(c)]);
+      block_log_prob<F, false>(b, m);
+      for (int j = 0; j < m; ++j) out[lo + j] = b.lp[j];
+    }
   });
   if (bad) {
     *bad = FirstBad{};
