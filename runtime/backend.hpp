@@ -6,13 +6,16 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <mutex>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
 #include "../kernels/elementwise.hpp"
 #include "../kernels/indexing.hpp"
 #include "device.hpp"
+#include "error.hpp"
 
 namespace cuvi {
 
@@ -32,6 +35,42 @@ struct IndexGeom {
   int64_t outer = 1, src_dim = 1, idx_dim = 1, inner = 1;
 };
 
+// What a failed device-side check raises: ValueError (validation, a
+// factorisation) or IndexError (an index out of range), the same type on
+// every backend, whether raised at once or at the next synchronisation.
+enum class CheckKind { kValue, kIndex };
+
+// The messages of a backend's device-side checks, interned (a check
+// registered every step costs one lookup) and numbered from 1; thread-safe.
+class CheckRegistry {
+ public:
+  int add(const std::string& message, CheckKind kind) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = codes_.find(message);
+    if (it != codes_.end()) return it->second;
+    checks_.emplace_back(message, kind);
+    const int code = static_cast<int>(checks_.size());
+    codes_.emplace(message, code);
+    return code;
+  }
+  // Throws code's exception (`fallback` for an unknown code) with `what`
+  // appended to its message.
+  [[noreturn]] void raise(int code, const char* fallback, const std::string& what) const {
+    std::pair<std::string, CheckKind> c{fallback, CheckKind::kValue};
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (code > 0 && code <= static_cast<int>(checks_.size())) c = checks_[static_cast<size_t>(code - 1)];
+    }
+    if (c.second == CheckKind::kIndex) detail::raise<IndexError>(c.first + what, __FILE__, __LINE__);
+    detail::raise<ValueError>(c.first + what, __FILE__, __LINE__);
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<std::pair<std::string, CheckKind>> checks_;
+  std::unordered_map<std::string, int> codes_;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -49,7 +88,7 @@ class Backend {
   virtual void raise_deferred_errors() = 0;
   // Registers a message for a device-side check; returns the code kernels
   // write into the flag when the check fails.
-  virtual int register_check(const std::string& message) = 0;
+  virtual int register_check(const std::string& message, CheckKind kind = CheckKind::kValue) = 0;
   virtual int* check_flag() = 0;
 
   // Elementwise.

@@ -13,8 +13,8 @@
 #include <cstring>
 #include <mutex>
 #include <new>
+#include <sstream>
 #include <type_traits>
-#include <unordered_map>
 #include <vector>
 
 #include "../kernels/cpu_parallel.hpp"
@@ -147,18 +147,9 @@ class CpuBackend final : public Backend {
   void synchronize() override {}
   void raise_deferred_errors() override {
     const int code = flag_.exchange(0);
-    if (code != 0) raise_code(code);
+    if (code != 0) checks_.raise(code, "device check failed", "");
   }
-  int register_check(const std::string& message) override {
-    // Messages are interned: a check registered every step costs one lookup.
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = codes_.find(message);
-    if (it != codes_.end()) return it->second;
-    messages_.push_back(message);
-    const int code = static_cast<int>(messages_.size());
-    codes_.emplace(message, code);
-    return code;
-  }
+  int register_check(const std::string& message, CheckKind kind) override { return checks_.add(message, kind); }
   int* check_flag() override { return nullptr; }
 
   void fill_f32(float* out, int64_t n, float v) override {
@@ -384,12 +375,9 @@ class CpuBackend final : public Backend {
     });
     for (int64_t i = 0; i < batch; ++i) {
       if (!bad[static_cast<size_t>(i)]) continue;
-      std::string msg;
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        msg = (check > 0 && check <= static_cast<int>(messages_.size())) ? messages_[check - 1] : "cholesky";
-      }
-      CUVI_THROW(ValueError, msg << " (matrix " << i << " of the batch), got " << pivot[static_cast<size_t>(i)]);
+      std::ostringstream what;
+      what << " (matrix " << i << " of the batch), got " << pivot[static_cast<size_t>(i)];
+      checks_.raise(check, "cholesky", what.str());
     }
   }
   void trisolve(const float* L, const float* b, float* z, int64_t batch, int64_t D, int64_t l_batch_stride,
@@ -652,27 +640,14 @@ class CpuBackend final : public Backend {
   void check_indices(const int64_t* idx, int64_t n, int64_t bound, int check) {
     for (int64_t i = 0; i < n; ++i) {
       if (idx[i] < 0 || idx[i] >= bound) {
-        std::string msg;
-        {
-          std::lock_guard<std::mutex> lock(mu_);
-          msg = (check > 0 && check <= static_cast<int>(messages_.size())) ? messages_[check - 1] : "index op";
-        }
-        CUVI_THROW(IndexError, msg << ": index " << idx[i] << " at position " << i << " is out of range [0, "
-                                   << bound << ")");
+        std::ostringstream what;
+        what << ": index " << idx[i] << " at position " << i << " is out of range [0, " << bound << ")";
+        checks_.raise(check, "index op", what.str());
       }
     }
   }
-  [[noreturn]] void raise_code(int code) {
-    std::lock_guard<std::mutex> lock(mu_);
-    const std::string msg =
-        (code > 0 && code <= static_cast<int>(messages_.size())) ? messages_[code - 1] : "device check failed";
-    CUVI_THROW(ValueError, msg);
-  }
-
   std::atomic<int> flag_{0};
-  std::mutex mu_;
-  std::vector<std::string> messages_;
-  std::unordered_map<std::string, int> codes_;
+  CheckRegistry checks_;
 };
 
 }  // namespace

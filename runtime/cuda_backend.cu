@@ -12,8 +12,8 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <sstream>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "../kernels/cuda/launch.cuh"
@@ -303,6 +303,15 @@ __global__ void index_select_kernel(const T* src, const int64_t* idx, T* out, co
   }
 }
 
+// The index check alone, for an op whose values are empty (outer * inner ==
+// 0) while its indices are not: the CPU backend checks them all the same.
+__global__ void check_indices_kernel(const int64_t* idx, int64_t n, int64_t bound, int* flag, int code) {
+  CUVI_GRID_STRIDE(j, n) {
+    const int64_t k = idx[j];
+    if (k < 0 || k >= bound) report(flag, code, static_cast<float>(k));
+  }
+}
+
 // index_add / scatter_add without float atomics: every target receives its
 // terms in a fixed order, so the result has the same bits on every run, even
 // when indices repeat (the backward of index_select/gather of a hierarchical
@@ -363,6 +372,17 @@ __global__ void coalesce_runs_kernel(const uint64_t* key, const int64_t* pos, co
     if (keep)
       for (int64_t u = t; u < m && key[u] == k; ++u) acc += src[(o * m + pos[u]) * g.inner + i];
     out[(o * m + p) * g.inner + i] = acc;
+  }
+}
+
+// The rows alone, when the values are empty (outer * inner == 0) and the
+// kernel above has no thread to write them.
+__global__ void coalesce_heads_kernel(const uint64_t* key, const int64_t* pos, int64_t bound, int64_t m,
+                                      int64_t* rows) {
+  CUVI_GRID_STRIDE(t, m) {
+    const uint64_t k = key[t];
+    const bool keep = (t == 0 || key[t - 1] != k) && k < static_cast<uint64_t>(bound);
+    rows[pos[t]] = keep ? static_cast<int64_t>(k) : -1;
   }
 }
 
@@ -726,24 +746,13 @@ class CudaBackend final : public Backend {
     if (code == 0) return;
     float value;
     std::memcpy(&value, flag_host_ + 1, sizeof(float));
-    std::string msg;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      msg = (code > 0 && code <= static_cast<int>(messages_.size())) ? messages_[code - 1] : "device check failed";
-    }
     // ", got <value>" as the cpu's immediate checks say it, so one message
-    // reads the same on both backends.
-    CUVI_THROW(ValueError, msg << ", got " << value << " (detected on cuda:" << index_ << " at this synchronisation)");
+    // reads the same on both backends; the same exception type as well.
+    std::ostringstream what;
+    what << ", got " << value << " (detected on cuda:" << index_ << " at this synchronisation)";
+    checks_.raise(code, "device check failed", what.str());
   }
-  int register_check(const std::string& message) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = codes_.find(message);
-    if (it != codes_.end()) return it->second;
-    messages_.push_back(message);
-    const int code = static_cast<int>(messages_.size());
-    codes_.emplace(message, code);
-    return code;
-  }
+  int register_check(const std::string& message, CheckKind kind) override { return checks_.add(message, kind); }
   int* check_flag() override { return flag_dev_; }
 
   void fill_f32(float* out, int64_t n, float v) override {
@@ -868,8 +877,17 @@ class CudaBackend final : public Backend {
     launch(cholesky_kernel, batch, A, L, batch, D, flag_dev_, check);
   }
 
+  // True when the values are empty: the indices (one row index each) are
+  // then only checked, as the CPU backend does.
+  bool rows_only(const int64_t* idx, const IndexGeom& g, int check) {
+    if (g.outer * g.inner > 0) return false;
+    if (g.idx_dim > 0 && check != 0)
+      launch(check_indices_kernel, g.idx_dim, idx, g.idx_dim, g.src_dim, flag_dev_, check);
+    return true;
+  }
   void index_select(const void* src, const int64_t* idx, void* out, size_t elem_size, const IndexGeom& g,
                     int check) override {
+    if (rows_only(idx, g, check)) return;
     const int64_t n = g.outer * g.idx_dim * g.inner;
     if (elem_size == 4)
       launch(index_select_kernel<float>, n, static_cast<const float*>(src), idx, static_cast<float*>(out), g, flag_dev_,
@@ -880,7 +898,7 @@ class CudaBackend final : public Backend {
   }
   void index_add(float* dst, const int64_t* idx, const float* src, const IndexGeom& g, int check) override {
     const int64_t n = g.outer * g.idx_dim * g.inner;
-    if (n <= 0) return;
+    if (rows_only(idx, g, check) || n <= 0) return;
     if (g.idx_dim <= kColumnLoopMax) {
       launch(index_add_columns_kernel, g.outer * g.inner, dst, idx, src, g, flag_dev_, check);
       return;
@@ -899,6 +917,7 @@ class CudaBackend final : public Backend {
   }
   void index_add_distinct(float* dst, const int64_t* idx, const float* src, const IndexGeom& g,
                           int check) override {
+    if (rows_only(idx, g, check)) return;
     launch(index_add_distinct_kernel, g.outer * g.idx_dim * g.inner, dst, idx, src, g, flag_dev_, check);
   }
   void coalesce_rows(const int64_t* idx, const float* src, const IndexGeom& g, int64_t* rows,
@@ -910,7 +929,8 @@ class CudaBackend final : public Backend {
     DeviceBuffer scratch = sorted_runs(
         m, static_cast<uint64_t>(g.src_dim),
         [&](uint64_t* k, int64_t* p) { launch(coalesce_keys_kernel, m, idx, m, g.src_dim, k, p); }, &key, &pos);
-    launch(coalesce_runs_kernel, g.outer * m * g.inner, key, pos, src, g, rows, out);
+    if (g.outer * g.inner > 0) launch(coalesce_runs_kernel, g.outer * m * g.inner, key, pos, src, g, rows, out);
+    else launch(coalesce_heads_kernel, m, key, pos, g.src_dim, m, rows);  // no values: the rows alone
   }
   void gather(const float* src, const int64_t* idx, float* out, const IndexGeom& g, int check) override {
     launch(gather_kernel, g.outer * g.idx_dim * g.inner, src, idx, out, g, flag_dev_, check);
@@ -1124,9 +1144,7 @@ class CudaBackend final : public Backend {
   cublasHandle_t blas_ = nullptr;
   int* flag_host_ = nullptr;
   int* flag_dev_ = nullptr;
-  std::mutex mu_;
-  std::vector<std::string> messages_;
-  std::unordered_map<std::string, int> codes_;
+  CheckRegistry checks_;
 };
 
 std::mutex g_backends_mu;

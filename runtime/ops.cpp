@@ -809,7 +809,8 @@ void check_index_tensor(const Tensor& idx, const char* op) {
                 << shape_str(idx.shape()));
 }
 
-int check_code(Device dev, const std::string& msg) { return backend(dev).register_check(msg); }
+// The code of an index check (IndexError when it fails, on every backend).
+int check_code(Device dev, const std::string& msg) { return backend(dev).register_check(msg, CheckKind::kIndex); }
 
 }  // namespace
 
@@ -820,7 +821,7 @@ namespace {
 void index_add_into(Tensor& out, int64_t d, int64_t shown_dim, const Tensor& idx, const Tensor& src,
                     bool distinct = false) {
   const IndexGeom g = index_geom(out.shape(), d, idx.numel());
-  if (src.numel() == 0) return;
+  if (idx.numel() == 0) return;  // empty values with indices: the indices are still checked
   std::ostringstream msg;
   msg << "index_add: index out of range for dim " << shown_dim << " of size " << g.src_dim;
   Backend& b = backend(out.device());
@@ -843,7 +844,7 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& idx) {
   msg << "index_select: index out of range for dim " << dim << " of size " << g.src_dim << " (input "
       << shape_str(x.shape()) << ")";
   const int code = check_code(x.device(), msg.str());
-  if (out.numel() > 0)
+  if (idx.numel() > 0)  // empty rows with indices: the indices are still checked
     backend(x.device()).index_select(x.data<char>(), idx.data<int64_t>(), out.data<char>(), dtype_size(x.dtype()), g,
                                      code);
   if (x.dtype() != DType::kFloat32) return out;

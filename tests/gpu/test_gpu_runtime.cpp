@@ -303,9 +303,30 @@ TEST(GpuRuntime, DeferredIndexErrorRaisedAtSync) {
   Tensor x = zeros({3, 2}, Device::cuda());
   Tensor idx = tensor_i64({0, 5}, Device::cuda());
   Tensor y = index_select(x, 0, idx);  // queued, not yet checked
-  expect_error<ValueError>([&] { y.to_vector(); }, {"index_select", "size 3"});
+  expect_error<IndexError>([&] { y.to_vector(); }, {"index_select", "size 3"});
   // The flag is cleared: the device is usable afterwards.
   EXPECT_EQ(zeros({2}, Device::cuda()).to_vector(), std::vector<float>(2, 0.f));
+}
+
+// Empty values (a 3 x 0 source) with indices: the CPU backend still checks
+// the indices, and so must the CUDA one; coalescing rows of empty values
+// still returns each position's row (the head) or -1, as on the CPU.
+TEST(GpuRuntime, EmptyValuesStillCheckIndicesAndCoalesceRows) {
+  CUVI_REQUIRE_CUDA();
+  for (const Device d : {Device::cpu(), Device::cuda()}) {
+    SCOPED_TRACE(d.str());
+    const Tensor x = zeros({3, 0}, d);
+    const Tensor bad = tensor_i64({0, 5}, d);
+    expect_error<IndexError>([&] { index_select(x, 0, bad).to_vector(); }, {"index_select", "size 3"});
+    expect_error<IndexError>([&] { index_add(x, 0, bad, zeros({2, 0}, d)).to_vector(); }, {"index_add", "size 3"});
+    EXPECT_EQ(index_select(x, 0, tensor_i64({2, 0, 1}, d)).shape(), (Shape{3, 0}));
+  }
+  auto rows_of = [](Device d) {
+    const RowGrad part{0, tensor_i64({2, 0, 2, 7, 0}, d), zeros({5, 0}, d), false};
+    return coalesce_row_grads({part}, 3).indices.to_vector_i64();
+  };
+  EXPECT_EQ(rows_of(Device::cpu()), (std::vector<int64_t>{2, 0, -1, -1, -1}));
+  EXPECT_EQ(rows_of(Device::cuda()), rows_of(Device::cpu()));
 }
 
 TEST(GpuRuntime, MixingDevicesErrors) {

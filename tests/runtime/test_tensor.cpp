@@ -109,6 +109,12 @@ TEST(Errors, OutOfRangeIndex) {
                            {"index_select", "3", "[0, 3)"});
   expect_error<IndexError>([] { gather(zeros({2, 2}), 1, tensor_i64({0, -1, 1, 1}, {2, 2})).to_vector(); },
                            {"gather", "-1"});
+  // Empty rows (3 x 0) or no outer rows (0 x 3): the indices are still checked.
+  expect_error<IndexError>([] { index_select(zeros({3, 0}), 0, tensor_i64({0, 5})); }, {"index_select", "5"});
+  expect_error<IndexError>([] { index_select(zeros({0, 3}), 1, tensor_i64({3})); }, {"index_select", "[0, 3)"});
+  expect_error<IndexError>([] { index_add(zeros({3, 0}), 0, tensor_i64({-1}), zeros({1, 0})); }, {"index_add", "-1"});
+  EXPECT_EQ(index_select(zeros({3, 0}), 0, tensor_i64({2, 0, 1})).shape(), (Shape{3, 0}));
+  EXPECT_EQ(index_add(zeros({0, 3}), 1, tensor_i64({2, 2}), zeros({0, 2})).shape(), (Shape{0, 3}));
 }
 
 TEST(Errors, BackwardThroughNonScalar) {
