@@ -87,7 +87,7 @@ CUVI_HD float unary_fwd(float x) {
   else if constexpr (op == UnaryOp::kSoftplus) return softplus_f(x);
   else if constexpr (op == UnaryOp::kSigmoid) return sigmoid_f(x);
   else if constexpr (op == UnaryOp::kLogSigmoid) return log_sigmoid_f(x);
-  else if constexpr (op == UnaryOp::kTanh) return ::tanhf(x);
+  else if constexpr (op == UnaryOp::kTanh) return tanh_f(x);
   else if constexpr (op == UnaryOp::kRelu) return x > 0.0f ? x : 0.0f;
   else if constexpr (op == UnaryOp::kLgamma) return lgamma_f(x);
   else if constexpr (op == UnaryOp::kDigamma) return digamma_f(x);

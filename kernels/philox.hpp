@@ -70,7 +70,12 @@ struct ElemRng {
       buf[3] = r.v[3];
       pos = 0;
     }
-    return buf[pos++];
+    // A chain of selects, not buf[pos]: an array indexed by a value only
+    // known at run time (a rejection sampler's) lives in a GPU thread's
+    // local memory; four scalars stay in registers.
+    const uint32_t v = pos == 0 ? buf[0] : pos == 1 ? buf[1] : pos == 2 ? buf[2] : buf[3];
+    ++pos;
+    return v;
   }
 
   CUVI_HD float uniform() { return u01_open(next_u32()); }

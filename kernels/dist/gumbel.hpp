@@ -53,7 +53,7 @@ struct Logistic : LocScaleOnReals {
   CUVI_HD static float log_prob_grad(float x, const float* p, float* dx, float* dp) {
     const float s = p[1];
     const float z = (x - p[0]) / s;
-    const float g = -::tanhf(0.5f * z);
+    const float g = -tanh_f(0.5f * z);
     *dx = g / s;
     dp[0] = -*dx;
     dp[1] = -(1.0f + z * g) / s;

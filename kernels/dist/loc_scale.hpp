@@ -16,11 +16,7 @@ struct LocScaleOnReals {
   static constexpr int kSupport = support::kReal;
 
   CUVI_HD static const char* param_name(int i) { return i == 0 ? "loc" : (i == 1 ? "scale" : ""); }
-  CUVI_HD static int bad_param(const float* p) {
-    if (!check::real(p[0])) return 0;
-    if (!check::positive(p[1])) return 1;
-    return -1;
-  }
+  CUVI_HD static int bad_param(const float* p) { return check::first_bad_loc_scale(p); }
   CUVI_HD static bool param_ok(const float* p) { return bad_param(p) < 0; }
   CUVI_HD static bool support_ok(float x, const float*) { return check::real_value(x); }
   CUVI_HD static void sample_grad(float x, const float* p, float* dxdp) {

@@ -13,37 +13,33 @@ struct LogNormal {
   static constexpr int kSupport = support::kPositive;
 
   CUVI_HD static const char* param_name(int i) { return i == 0 ? "loc" : (i == 1 ? "scale" : ""); }
-  CUVI_HD static int bad_param(const float* p) {
-    if (!check::real(p[0])) return 0;
-    if (!check::positive(p[1])) return 1;
-    return -1;
-  }
+  CUVI_HD static int bad_param(const float* p) { return check::first_bad_loc_scale(p); }
   CUVI_HD static bool param_ok(const float* p) { return bad_param(p) < 0; }
   CUVI_HD static bool support_ok(float x, const float*) { return x > 0.0f; }
 
-  // log p = -z^2/2 - log s - log x - log sqrt(2 pi),  z = (log x - loc)/s
+  // log p = -z^2/2 - log s - log x - log sqrt(2 pi),  z = (log x - loc)/s;
+  // -inf (and zero gradients) off the support. Branch-free (log_f and
+  // selects), so the CPU's block loops vectorise it.
   CUVI_HD static float log_prob(float x, const float* p) {
-    if (!(x > 0.0f)) return -kInfF;
-    const float lx = ::logf(x);
+    const bool in = x > 0.0f;
+    const float lx = log_f(in ? x : 1.0f);
     const float z = (lx - p[0]) / p[1];
-    return -0.5f * z * z - ::logf(p[1]) - lx - kLogSqrt2Pi;
+    const float l = -0.5f * z * z - log_f(p[1]) - lx - kLogSqrt2Pi;
+    return in ? l : -kInfF;
   }
   // d/dx = -(1 + z/s)/x, d/dloc = z/s, d/dscale = (z^2 - 1)/s
   CUVI_HD static float log_prob_grad(float x, const float* p, float* dx, float* dp) {
-    if (!(x > 0.0f)) {
-      *dx = 0.0f;
-      dp[0] = 0.0f;
-      dp[1] = 0.0f;
-      return -kInfF;
-    }
+    const bool in = x > 0.0f;
+    const float xs = in ? x : 1.0f;
     const float s = p[1];
-    const float lx = ::logf(x);
+    const float lx = log_f(xs);
     const float z = (lx - p[0]) / s;
     const float zs = z / s;
-    *dx = -(1.0f + zs) / x;
-    dp[0] = zs;
-    dp[1] = (z * z - 1.0f) / s;
-    return -0.5f * z * z - ::logf(s) - lx - kLogSqrt2Pi;
+    *dx = in ? -(1.0f + zs) / xs : 0.0f;
+    dp[0] = in ? zs : 0.0f;
+    dp[1] = in ? (z * z - 1.0f) / s : 0.0f;
+    const float l = -0.5f * z * z - log_f(s) - lx - kLogSqrt2Pi;
+    return in ? l : -kInfF;
   }
   // exp(loc + scale n), clamped below at the smallest normal float (an
   // underflow to 0 would leave the support).

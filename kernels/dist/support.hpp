@@ -36,6 +36,9 @@ CUVI_HD int first_nonpositive(const float* p, int n) {
     if (!positive(p[i])) return i;
   return -1;
 }
+// A (real, positive) parameter pair, as a location and a scale: the index
+// of the first bad one, or -1.
+CUVI_HD int first_bad_loc_scale(const float* p) { return !real(p[0]) ? 0 : !positive(p[1]) ? 1 : -1; }
 }  // namespace check
 
 }  // namespace cuvi::kern

@@ -243,7 +243,7 @@ struct RelaxedBernoulliBase {
     const float d = l - t * L;
     const float ad = ::fabsf(d);
     if (dy) {
-      const float g = -::tanhf(0.5f * d);
+      const float g = -tanh_f(0.5f * d);
       *dy = (y0 == y) ? (-t * g + 2.0f * y - 1.0f) / (y * (1.0f - y)) : 0.0f;
       *dt = 1.0f / t - g * L;
       *dl = g;
