@@ -5,6 +5,7 @@
 #include "row_family_ops.hpp"
 
 #include <cmath>
+#include <limits>
 #include <map>
 #include <sstream>
 #include <tuple>
@@ -320,6 +321,33 @@ const Distribution& unwrap(const Distribution& d) {
   return d;
 }
 
+// pq * (lq - lp) with the 0 log 0 = 0 convention: where pq == 0 both logs
+// are replaced by 0 before they meet, so neither the value nor a gradient
+// sees 0 * inf.
+Tensor xlogratio(const Tensor& pq, const Tensor& lq, const Tensor& lp) {
+  const Tensor pos = gt(pq, zeros_like(pq));
+  const Tensor zero = zeros_like(pq);
+  return pq * (where(pos, lq, zero) - where(pos, lp, zero));
+}
+
+// log P(1) and log P(0) of a Bernoulli given by probs or by logits.
+bool bernoulli_logs(const Distribution& d, Tensor* l1, Tensor* l0, bool dry) {
+  if (auto b = dynamic_cast<const BernoulliProbs*>(&d)) {
+    if (!dry) *l1 = log(b->param(0)), *l0 = log1p(-b->param(0));
+    return true;
+  }
+  if (auto b = dynamic_cast<const BernoulliLogits*>(&d)) {
+    if (!dry) *l1 = log_sigmoid(b->param(0)), *l0 = log_sigmoid(-b->param(0));
+    return true;
+  }
+  return false;
+}
+
+// A tensor of +inf where `outside` (q's support not inside p's), v elsewhere.
+Tensor inf_where(const Tensor& outside, const Tensor& v) {
+  return where(outside, full_like(v, std::numeric_limits<float>::infinity()), v);
+}
+
 Tensor kl_impl(const Distribution& qd, const Distribution& pd, bool dry, bool* ok) {
   const Distribution& q = unwrap(qd);
   const Distribution& p = unwrap(pd);
@@ -397,6 +425,100 @@ Tensor kl_impl(const Distribution& qd, const Distribution& pd, bool dry, bool* o
       Tensor half_log_det_p = sum(log(diagonal(lp)), {-1});
       Tensor half_log_det_q = sum(log(diagonal(lq)), {-1});
       return 0.5f * (tr + maha - static_cast<float>(D)) + half_log_det_p - half_log_det_q;
+    }
+  }
+  {  // Bernoulli (probs or logits on either side): the two-point sum.
+    Tensor q1, q0, p1, p0;
+    if (bernoulli_logs(q, &q1, &q0, true) && bernoulli_logs(p, &p1, &p0, true)) {
+      if (dry) return {};
+      bernoulli_logs(q, &q1, &q0, false);
+      bernoulli_logs(p, &p1, &p0, false);
+      return xlogratio(exp(q1), q1, p1) + xlogratio(exp(q0), q0, p0);
+    }
+  }
+  {  // Categorical / OneHotCategorical: the K-point sum over the last dim.
+    auto cat_logits = [](const Distribution& d, Tensor* l) {
+      if (auto c = dynamic_cast<const Categorical*>(&d)) return (*l = c->logits(), true);
+      if (auto c = dynamic_cast<const OneHotCategorical*>(&d)) return (*l = c->logits(), true);
+      return false;
+    };
+    const bool qc = dynamic_cast<const Categorical*>(&q) != nullptr;
+    const bool qo = dynamic_cast<const OneHotCategorical*>(&q) != nullptr;
+    if ((qc && dynamic_cast<const Categorical*>(&p)) || (qo && dynamic_cast<const OneHotCategorical*>(&p))) {
+      if (dry) return {};
+      Tensor lq, lp;
+      cat_logits(q, &lq);
+      cat_logits(p, &lp);
+      CUVI_CHECK(lq.size(-1) == lp.size(-1), ShapeError,
+                 "kl_divergence: " << q.name() << " with " << lq.size(-1) << " categories against " << lp.size(-1)
+                                   << detail::site_suffix());
+      return sum(xlogratio(exp(lq), lq, lp), {-1});
+    }
+  }
+  if (auto a = dynamic_cast<const Laplace*>(&q)) {
+    if (auto b = dynamic_cast<const Laplace*>(&p)) {
+      if (dry) return {};
+      // log(bp/bq) + |mq - mp|/bp + (bq/bp) exp(-|mq - mp|/bq) - 1
+      Tensor r = a->scale() / b->scale();
+      Tensor d = abs(a->loc() - b->loc());
+      return d / b->scale() + r * exp(-d / a->scale()) - log(r) - 1.0f;
+    }
+  }
+  if (auto a = dynamic_cast<const HalfNormal*>(&q)) {
+    if (auto b = dynamic_cast<const HalfNormal*>(&p)) {
+      if (dry) return {};
+      Tensor r = a->scale() / b->scale();
+      return 0.5f * (r * r - 1.0f) - log(r);
+    }
+  }
+  if (auto a = dynamic_cast<const Cauchy*>(&q)) {
+    if (auto b = dynamic_cast<const Cauchy*>(&p)) {
+      if (dry) return {};
+      // log(((sq + sp)^2 + (mq - mp)^2) / (4 sq sp))
+      Tensor ss = a->scale() + b->scale(), d = a->loc() - b->loc();
+      return log(ss * ss + d * d) - log(4.0f * a->scale() * b->scale());
+    }
+  }
+  if (auto a = dynamic_cast<const Gumbel*>(&q)) {
+    if (auto b = dynamic_cast<const Gumbel*>(&p)) {
+      if (dry) return {};
+      // E_q[log q] = -log bq - gamma - 1; E_q[-log p] = log bp + E[w] + E[e^-w]
+      // with w = (mq - mp + bq G)/bp, E[G] = gamma, E[e^-tG] = Gamma(1 + t).
+      const float euler = static_cast<float>(kern::kEulerD);
+      Tensor t = a->scale() / b->scale();
+      Tensor d = (a->loc() - b->loc()) / b->scale();
+      return -log(t) + euler * (t - 1.0f) + d + exp(lgamma(t + 1.0f) - d) - 1.0f;
+    }
+  }
+  if (auto a = dynamic_cast<const Uniform*>(&q)) {
+    if (auto b = dynamic_cast<const Uniform*>(&p)) {
+      if (dry) return {};
+      Tensor v = log((b->high() - b->low()) / (a->high() - a->low()));
+      return inf_where(maximum(lt(a->low(), b->low()), gt(a->high(), b->high())), v);
+    }
+  }
+  if (auto a = dynamic_cast<const Pareto*>(&q)) {
+    if (auto b = dynamic_cast<const Pareto*>(&p)) {
+      if (dry) return {};
+      // log(aq/ap) + ap log(sq/sp) + ap/aq - 1, for sq >= sp (else inf).
+      Tensor v = log(a->alpha() / b->alpha()) + b->alpha() * log(a->scale() / b->scale()) + b->alpha() / a->alpha() -
+                 1.0f;
+      return inf_where(lt(a->scale(), b->scale()), v);
+    }
+  }
+  if (auto a = dynamic_cast<const Poisson*>(&q)) {
+    if (auto b = dynamic_cast<const Poisson*>(&p)) {
+      if (dry) return {};
+      Tensor lq = a->rate(), lp = b->rate();
+      return xlogratio(lq, log(lq), log(lp)) - lq + lp;
+    }
+  }
+  if (auto a = dynamic_cast<const Geometric*>(&q)) {
+    if (auto b = dynamic_cast<const Geometric*>(&p)) {
+      if (dry) return {};
+      // log(pq/pp) + E_q[k] log((1 - pq)/(1 - pp)), E_q[k] = (1 - pq)/pq.
+      Tensor pq = a->probs(), pp = b->probs();
+      return log(pq / pp) + xlogratio(1.0f - pq, log1p(-pq), log1p(-pp)) / pq;
     }
   }
   *ok = false;

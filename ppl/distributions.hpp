@@ -740,9 +740,15 @@ class LowRankMultivariateNormal final : public Distribution {
   Shape batch_shape_;
 };
 
-// Closed-form KL(q || p) for the pairs that have one (Normal, LogNormal,
-// Gamma, Beta, Exponential, Dirichlet, MultivariateNormal, and Independent
-// of those); throws ValueError naming both families otherwise.
+// Closed-form KL(q || p) for the pairs of one family that have one (Normal,
+// LogNormal, HalfNormal, Laplace, Cauchy, Gumbel, Uniform, Pareto, Gamma,
+// Beta, Exponential, Poisson, Geometric, Bernoulli (probs or logits on
+// either side), Categorical, OneHotCategorical, Dirichlet,
+// MultivariateNormal, and Independent of those); +inf where q's support is
+// not inside p's (Uniform, Pareto) or q puts mass where p has none; throws
+// ValueError naming both families otherwise. Differentiable in both sides'
+// parameters (a probability of exactly 0 in q has a NaN gradient, as log 0
+// has).
 Tensor kl_divergence(const Distribution& q, const Distribution& p);
 bool has_kl(const Distribution& q, const Distribution& p);
 
