@@ -779,25 +779,22 @@ struct LocScale {
   Tensor loc, scale;
   std::function<dist::DistPtr(const Tensor&, const Tensor&)> make;
 };
+template <class D>
+std::optional<LocScale> loc_scale_as(const dist::DistPtr& d) {
+  if (auto* n = dynamic_cast<const D*>(d.get()))
+    return LocScale{n->loc(), n->scale(), [](const Tensor& l, const Tensor& s) { return std::make_shared<D>(l, s); }};
+  return std::nullopt;
+}
 std::optional<LocScale> loc_scale_of(const dist::DistPtr& d) {
-  if (auto* n = dynamic_cast<const dist::Normal*>(d.get()))
-    return LocScale{n->loc(), n->scale(), [](const Tensor& l, const Tensor& s) {
-                      return std::make_shared<dist::Normal>(l, s);
-                    }};
-  if (auto* n = dynamic_cast<const dist::Laplace*>(d.get()))
-    return LocScale{n->loc(), n->scale(), [](const Tensor& l, const Tensor& s) {
-                      return std::make_shared<dist::Laplace>(l, s);
-                    }};
-  if (auto* n = dynamic_cast<const dist::Cauchy*>(d.get()))
-    return LocScale{n->loc(), n->scale(), [](const Tensor& l, const Tensor& s) {
-                      return std::make_shared<dist::Cauchy>(l, s);
-                    }};
   if (auto* n = dynamic_cast<const dist::StudentT*>(d.get())) {
     const Tensor df = n->df();
     return LocScale{n->loc(), n->scale(), [df](const Tensor& l, const Tensor& s) {
                       return std::make_shared<dist::StudentT>(df, l, s);
                     }};
   }
+  for (auto f : {loc_scale_as<dist::Normal>, loc_scale_as<dist::Laplace>, loc_scale_as<dist::Cauchy>,
+                 loc_scale_as<dist::Gumbel>, loc_scale_as<dist::Logistic>})
+    if (auto ls = f(d)) return ls;
   return std::nullopt;
 }
 }  // namespace
@@ -824,7 +821,7 @@ void ReparamMessenger::process(Site& msg) {
   const std::optional<LocScale> ls = loc_scale_of(d);
   CUVI_CHECK(ls.has_value(), ValueError,
              "reparam: site '" << msg.name << "' is " << msg.fn->name()
-                               << "; LocScaleReparam needs Normal, Laplace, Cauchy or StudentT");
+                               << "; LocScaleReparam needs Normal, Laplace, Cauchy, Gumbel, Logistic or StudentT");
   const Device dev = d->device();
   Tensor c = it->second.centered ? full({}, *it->second.centered, dev)
                                  : param(msg.name + "_centered", [dev] { return full({}, 0.5f, dev); },

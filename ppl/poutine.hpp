@@ -494,7 +494,8 @@ class ConfigEnumerateMessenger : public Messenger {
 
 // Pyro's LocScaleReparam (pyro.infer.reparam), for poutine::reparam: a
 // latent site x ~ F(loc, scale) of a location-scale family (Normal,
-// Laplace, Cauchy, StudentT; expanded or to_event as the site has it)
+// Laplace, Cauchy, Gumbel, Logistic, StudentT; expanded or to_event as the
+// site has it)
 // becomes
 //   x_decentered ~ F(c loc, scale^c)   (a new latent site "<x>_decentered")
 //   x = loc + scale^(1 - c) (x_decentered - c loc)   (x: observed, a Delta)

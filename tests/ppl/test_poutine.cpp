@@ -550,6 +550,26 @@ TEST(Reparam, LocScaleDecentersASite) {
   expect_error<ValueError>([&] { obs(); }, {"'o'", "observed"});
 }
 
+// Gumbel and Logistic decenter as the others: x_decentered ~ F(0, 1) when
+// non-centred, x = loc + scale x_decentered, the joint density F(0, 1)'s.
+TEST(Reparam, LocScaleCoversGumbelAndLogistic) {
+  const Tensor v = tensor({0.3f, -1.2f, 2.0f});
+  const Tensor loc = tensor({0.5f, -1.0f, 2.0f}), scale = tensor({1.5f, 0.4f, 2.5f});
+  auto check = [&](const dist::DistPtr& site, const dist::DistPtr& standard) {
+    fresh(5);
+    auto model = [&] { sample("x", dist::Dist(site)); };
+    auto m = P::substitute(P::reparam(model, {{"x", {.centered = 0.0f}}}), {{"x_decentered", v}});
+    const Trace t = P::trace(m).get_trace();
+    SCOPED_TRACE(site->name());
+    EXPECT_EQ(t.site("x_decentered").fn->name(), site->name());
+    const std::vector<float> x = t.site("x").value.to_vector(), want = (loc + scale * v).to_vector();
+    for (size_t i = 0; i < 3; ++i) EXPECT_NEAR(x[i], want[i], 1e-6);
+    EXPECT_NEAR(t.log_prob_sum().item(), sum(standard->log_prob(v)).item(), 1e-5);
+  };
+  check(std::make_shared<dist::Gumbel>(loc, scale), std::make_shared<dist::Gumbel>(0.0f, 1.0f));
+  check(std::make_shared<dist::Logistic>(loc, scale), std::make_shared<dist::Logistic>(0.0f, 1.0f));
+}
+
 TEST(Reparam, NonCentredFunnelIsFitExactlyByAutoNormal) {
   // Neal's funnel without data: y ~ N(0, 3), x_i ~ N(0, exp(y / 2)). Its
   // posterior (the prior) is out of AutoNormal's reach in (y, x), but after
