@@ -28,6 +28,15 @@ SiteScope::SiteScope(const std::string& name) : prev_(t_site) { t_site = name; }
 SiteScope::~SiteScope() { t_site = prev_; }
 std::string site_suffix() { return t_site.empty() ? std::string() : " (site '" + t_site + "')"; }
 
+void check_values(const Tensor& ok, const Tensor& value, const std::string& message) {
+  if (!validation_enabled() || ok.numel() == 0) return;
+  NoGradGuard ng;
+  const Tensor& o = ok;
+  const Tensor v = value.shape() == ok.shape() ? value.detach() : value.detach().expand(ok.shape());
+  Backend& b = backend(o.device());
+  b.check_all(o.data<float>(), v.data<float>(), o.numel(), b.register_check(message + site_suffix()));
+}
+
 const CheckCodes& check_codes(Device dev, const void* kind, const std::function<std::vector<std::string>()>& make) {
   // Per thread, so no lock; a backend's codes are stable for its lifetime.
   thread_local std::map<std::tuple<int, const void*, std::string>, CheckCodes> cache;

@@ -51,6 +51,13 @@ class SiteScope {
 };
 std::string site_suffix();  // " (site 'x')" or ""
 
+// Validation from tensor ops, without a host read: `ok` (0/1, any shape
+// `value` broadcasts to) must be nonzero everywhere; else `message` (the
+// site appended) with ", got <value>": at once on the cpu, at the next
+// synchronisation on a GPU, so a step that constructs the distribution
+// still never waits. No-op with validation off.
+void check_values(const Tensor& ok, const Tensor& value, const std::string& message);
+
 // Codes of a distribution's deferred check messages (up to 8 parameter
 // messages, then the value message) on a GPU, registered with the device's
 // backend once per (kind, site, device) and then looked up without building

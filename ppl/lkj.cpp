@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "family_ops.hpp"
+
 namespace cuvi::dist {
 
 namespace {
@@ -16,11 +18,8 @@ LKJCholesky::LKJCholesky(int64_t dim, const Tensor& concentration) : d_(dim), et
   check_dim(d_);
   CUVI_CHECK(eta_.defined(), ValueError, "LKJCholesky: concentration is an undefined tensor");
   eta_ = eta_.to_float();
-  if (validation_enabled() && !eta_.device().is_cuda()) {
-    for (float v : eta_.detach().to_vector())
-      CUVI_CHECK(v > 0.0f, ValueError,
-                 "LKJCholesky: concentration must be > 0, got " << v << detail::site_suffix());
-  }
+  if (validation_enabled())  // on the device: no wait on a GPU
+    detail::check_values(gt(eta_.detach(), zeros_like(eta_)), eta_, "LKJCholesky: concentration must be > 0");
 }
 
 LKJCholesky::LKJCholesky(int64_t dim, float concentration, Device dev) : d_(dim) {
@@ -34,14 +33,12 @@ Tensor LKJCholesky::log_prob(const Tensor& x) const {
   CUVI_CHECK(x.defined() && x.dim() >= 2 && x.size(-1) == d_ && x.size(-2) == d_, ShapeError,
              "LKJCholesky(" << d_ << "): value of shape " << (x.defined() ? shape_str(x.shape()) : "<undefined>")
                             << " does not end in [" << d_ << ", " << d_ << "]" << detail::site_suffix());
-  if (validation_enabled() && !x.device().is_cuda()) {
+  if (validation_enabled()) {  // on the device: no wait on a GPU
     NoGradGuard ng;
-    const auto ok = constraints::corr_cholesky->check(x).to_vector();
-    for (size_t i = 0; i < ok.size(); ++i)
-      CUVI_CHECK(ok[i] != 0.0f, ValueError,
-                 "LKJCholesky: value " << i << " is not the Cholesky factor of a correlation matrix (lower "
-                                       "triangular, positive diagonal, unit-norm rows)"
-                                       << detail::site_suffix());
+    const Tensor ok = constraints::corr_cholesky->check(x);
+    detail::check_values(ok, arange(ok.numel(), ok.device()).reshape(ok.shape()),
+                         "LKJCholesky: a value is not the Cholesky factor of a correlation matrix (lower triangular, "
+                         "positive diagonal, unit-norm rows); its flat batch index");
   }
   const Device dev = x.device();
   const int64_t d = d_;

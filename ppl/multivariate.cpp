@@ -63,6 +63,13 @@ kern::CountRowArgs count_args(const Tensor* x, const Tensor& p, const Shape& row
   return a;
 }
 
+// 0/1 masks for check_values: finite (NaN and +-inf fail), positive and finite.
+Tensor finite(const Tensor& x) { return le(abs(x.detach()), full_like(x, FLT_MAX)); }
+Tensor positive_finite(const Tensor& x) {
+  const Tensor d = x.detach();
+  return gt(d, zeros_like(d)) * le(d, full_like(d, FLT_MAX));
+}
+
 // The parameter's checks shared by the three categorical-parameter
 // families: float32, at least one dim, K >= 1, then the rows (deferred on a
 // GPU).
@@ -276,13 +283,9 @@ RelaxedOneHotCategorical::RelaxedOneHotCategorical(Arg temperature, const Tensor
     CUVI_CHECK(temp_.t.device() == param_.device(), DeviceError,
                "RelaxedOneHotCategorical: temperature on " << temp_.t.device().str() << " but the parameter on "
                                                            << param_.device().str() << detail::site_suffix());
-    // A tensor temperature is read on the host, on the cpu only (as
-    // LKJCholesky's concentration): a GPU skips the check.
-    if (validation_enabled() && !temp_.t.device().is_cuda())
-      for (float v : temp_.t.detach().to_vector())
-        CUVI_CHECK(
-            v > 0.0f && v <= FLT_MAX, ValueError,
-            "RelaxedOneHotCategorical: temperature must be positive and finite, got " << v << detail::site_suffix());
+    if (validation_enabled())  // on the device: no wait on a GPU
+      detail::check_values(positive_finite(temp_.t), temp_.t,
+                           "RelaxedOneHotCategorical: temperature must be positive and finite");
   }
   batch_shape_ =
       broadcast_shapes(drop(param_.shape(), 1), temp_.shape(), "RelaxedOneHotCategorical(temperature, batch)");
@@ -366,17 +369,12 @@ LowRankMultivariateNormal::LowRankMultivariateNormal(const Tensor& loc, const Te
                 << d_.device().str() << detail::site_suffix());
   batch_shape_ =
       broadcast_shapes(broadcast_shapes(drop(loc_.shape(), 1), drop(W_.shape(), 2), nm), drop(d_.shape(), 1), nm);
-  if (validation_enabled() && !loc_.device().is_cuda()) {
-    // Read on the host, on the cpu only (as LKJCholesky): a GPU skips it.
-    for (float v : loc_.detach().to_vector())
-      CUVI_CHECK(std::isfinite(v), ValueError,
-                 nm << ": parameter loc must be finite, got " << v << detail::site_suffix());
-    for (float v : W_.detach().to_vector())
-      CUVI_CHECK(std::isfinite(v), ValueError,
-                 nm << ": parameter cov_factor must be finite, got " << v << detail::site_suffix());
-    for (float v : d_.detach().to_vector())
-      CUVI_CHECK(v > 0.0f && v <= FLT_MAX, ValueError,
-                 nm << ": parameter cov_diag must be positive and finite, got " << v << detail::site_suffix());
+  // On the device: a GPU step constructing it (AutoLowRankMultivariateNormal) does not wait.
+  if (validation_enabled()) {
+    detail::check_values(finite(loc_), loc_, std::string(nm) + ": parameter loc must be finite");
+    detail::check_values(finite(W_), W_, std::string(nm) + ": parameter cov_factor must be finite");
+    detail::check_values(positive_finite(d_), d_,
+                         std::string(nm) + ": parameter cov_diag must be positive and finite");
   }
 }
 

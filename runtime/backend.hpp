@@ -90,6 +90,10 @@ class Backend {
   // write into the flag when the check fails.
   virtual int register_check(const std::string& message, CheckKind kind = CheckKind::kValue) = 0;
   virtual int* check_flag() = 0;
+  // A value check built from tensor ops: every ok[i] must be nonzero; the
+  // first failing i (on the cpu, at once; on a GPU, any one, at the next
+  // synchronisation) raises `check` with ", got value[i]".
+  virtual void check_all(const float* ok, const float* value, int64_t n, int check) = 0;
 
   // Elementwise.
   virtual void fill_f32(float* out, int64_t n, float v) = 0;

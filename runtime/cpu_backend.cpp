@@ -151,6 +151,14 @@ class CpuBackend final : public Backend {
   }
   int register_check(const std::string& message, CheckKind kind) override { return checks_.add(message, kind); }
   int* check_flag() override { return nullptr; }
+  void check_all(const float* ok, const float* value, int64_t n, int check) override {
+    for (int64_t i = 0; i < n; ++i)
+      if (ok[i] == 0.0f) {
+        std::ostringstream what;
+        what << ", got " << value[i];
+        checks_.raise(check, "value check", what.str());
+      }
+  }
 
   void fill_f32(float* out, int64_t n, float v) override {
     ::cuvi::kern::cpu::parallel_for(n > kParallelGrain, n, [&](int64_t i) { out[i] = v; });

@@ -312,6 +312,12 @@ __global__ void check_indices_kernel(const int64_t* idx, int64_t n, int64_t boun
   }
 }
 
+__global__ void check_all_kernel(const float* ok, const float* value, int64_t n, int* flag, int code) {
+  CUVI_GRID_STRIDE(i, n) {
+    if (ok[i] == 0.0f) report(flag, code, value[i]);
+  }
+}
+
 // index_add / scatter_add without float atomics: every target receives its
 // terms in a fixed order, so the result has the same bits on every run, even
 // when indices repeat (the backward of index_select/gather of a hierarchical
@@ -754,6 +760,9 @@ class CudaBackend final : public Backend {
   }
   int register_check(const std::string& message, CheckKind kind) override { return checks_.add(message, kind); }
   int* check_flag() override { return flag_dev_; }
+  void check_all(const float* ok, const float* value, int64_t n, int check) override {
+    launch(check_all_kernel, n, ok, value, n, flag_dev_, check);
+  }
 
   void fill_f32(float* out, int64_t n, float v) override {
     launch(fill_f32_kernel, n, out, n, v);

@@ -159,9 +159,22 @@ TEST(LKJCholesky, Errors) {
   expect_error<ValueError>([] { dist::LKJCholesky(3, -0.5f); }, {"LKJCholesky", "concentration", "-0.5"});
   dist::LKJCholesky d(2, 1.0f);
   expect_error<ShapeError>([&] { d.log_prob(zeros({3, 3})); }, {"LKJCholesky(2)", "[3, 3]"});
-  if (!default_device().is_cuda())
-    expect_error<ValueError>([&] { d.log_prob(tensor({1.0f, 0.0f, 0.5f, 0.5f}, {2, 2})); },
-                             {"LKJCholesky", "correlation"});
+  // Checked on the device: at once on the cpu, at the next synchronisation
+  // on a GPU. Matrix 1 of the batch is the bad one.
+  const Tensor good = tensor({1.0f, 0.0f, 0.6f, 0.8f}, {2, 2});
+  const Tensor bad = tensor({1.0f, 0.0f, 0.5f, 0.5f}, {2, 2});
+  expect_error<ValueError>(
+      [&] {
+        d.log_prob(stack({good, bad}, 0));
+        synchronize(default_device());
+      },
+      {"LKJCholesky", "correlation", "got 1"});
+  expect_error<ValueError>(
+      [&] {
+        dist::LKJCholesky(2, tensor({1.0f, -2.0f}));
+        synchronize(default_device());
+      },
+      {"LKJCholesky", "concentration", "-2"});
 }
 
 // A correlation matrix fitted through the constraint: an LKJ(3, 2) prior,

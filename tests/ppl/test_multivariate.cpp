@@ -668,12 +668,14 @@ TEST(RelaxedOneHotCategorical, ErrorsNameTheDistributionAndTheValue) {
         dist::RelaxedOneHotCategorical(tensor({1.0f, 2.0f}), ones({3, 2}));
       },
       {"RelaxedOneHotCategorical", "temperature"});
-  if (!default_device().is_cuda())  // a tensor temperature is checked on the host (cpu only)
-    expect_error<ValueError>(
-        [&] {
-          dist::RelaxedOneHotCategorical(tensor({1.0f, 0.0f}), ones({2, 2}));
-        },
-        {"RelaxedOneHotCategorical", "temperature", "0"});
+  // A tensor temperature is checked on the device: at once on the cpu, at
+  // the next synchronisation on a GPU.
+  expect_error<ValueError>(
+      [&] {
+        dist::RelaxedOneHotCategorical(tensor({1.0f, 0.0f}), ones({2, 2}));
+        synchronize(default_device());
+      },
+      {"RelaxedOneHotCategorical", "temperature", "0"});
 }
 
 // ========================== LowRankMultivariateNormal ==========================
@@ -864,22 +866,34 @@ TEST(LowRankMultivariateNormal, ErrorsNameTheDistributionAndTheShapes) {
   EXPECT_EQ(m.expand({2, 5}).batch_shape(), (Shape{2, 5}));
   const dist::LowRankMultivariateNormal mb(zeros({2, 3}), ones({3, 1}), ones({3}));
   expect_error<ShapeError>([&] { mb.expand({5}); }, {"LowRankMultivariateNormal", "expand", "[2]", "[5]"});
-  if (default_device().is_cuda()) GTEST_SKIP() << "parameter values are checked on the host (cpu only)";
+  // Parameter values are checked on the device: at once on the cpu, at the
+  // next synchronisation on a GPU (a step that builds one does not wait).
+  const Device dev = default_device();
   expect_error<ValueError>(
-      [] {
+      [dev] {
         dist::LowRankMultivariateNormal(zeros({2}), ones({2, 1}), tensor({1.0f, -1.0f}));
+        synchronize(dev);
       },
       {"LowRankMultivariateNormal", "cov_diag", "-1"});
   expect_error<ValueError>(
-      [] {
+      [dev] {
         dist::LowRankMultivariateNormal(tensor({0.0f, NAN}), ones({2, 1}), ones({2}));
+        synchronize(dev);
       },
       {"LowRankMultivariateNormal", "loc", "nan"});
   expect_error<ValueError>(
-      [] {
+      [dev] {
         dist::LowRankMultivariateNormal(zeros({2}), tensor({1.0f, INFINITY}, {2, 1}), ones({2}));
+        synchronize(dev);
       },
       {"LowRankMultivariateNormal", "cov_factor", "inf"});
+  const bool was = dist::validation_enabled();
+  dist::set_validation(false);  // no check at all
+  EXPECT_NO_THROW({
+    dist::LowRankMultivariateNormal(zeros({2}), ones({2, 1}), tensor({1.0f, -1.0f}));
+    synchronize(dev);
+  });
+  dist::set_validation(was);
 }
 
 // A guide over a correlated 2-D Gaussian posterior: z ~ N(0, I_2), x_i ~
