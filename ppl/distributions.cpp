@@ -37,6 +37,12 @@ void check_values(const Tensor& ok, const Tensor& value, const std::string& mess
   b.check_all(o.data<float>(), v.data<float>(), o.numel(), b.register_check(message + site_suffix()));
 }
 
+void check_in_range(const Tensor& x, float lo, bool lo_open, float hi, const std::string& message) {
+  if (!validation_enabled() || x.numel() == 0) return;
+  Backend& b = backend(x.device());
+  b.check_range(x.data<float>(), x.numel(), lo, lo_open, hi, b.register_check(message + site_suffix()));
+}
+
 const CheckCodes& check_codes(Device dev, const void* kind, const std::function<std::vector<std::string>()>& make) {
   // Per thread, so no lock; a backend's codes are stable for its lifetime.
   thread_local std::map<std::tuple<int, const void*, std::string>, CheckCodes> cache;

@@ -57,6 +57,9 @@ std::string site_suffix();  // " (site 'x')" or ""
 // synchronisation on a GPU, so a step that constructs the distribution
 // still never waits. No-op with validation off.
 void check_values(const Tensor& ok, const Tensor& value, const std::string& message);
+// The same for a range, in one pass over x (no mask): every element must
+// satisfy (lo_open ? x > lo : x >= lo) and x <= hi.
+void check_in_range(const Tensor& x, float lo, bool lo_open, float hi, const std::string& message);
 
 // Codes of a distribution's deferred check messages (up to 8 parameter
 // messages, then the value message) on a GPU, registered with the device's

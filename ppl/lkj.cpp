@@ -1,6 +1,7 @@
 #include "lkj.hpp"
 
 #include <cmath>
+#include <limits>
 
 #include "family_ops.hpp"
 
@@ -18,8 +19,9 @@ LKJCholesky::LKJCholesky(int64_t dim, const Tensor& concentration) : d_(dim), et
   check_dim(d_);
   CUVI_CHECK(eta_.defined(), ValueError, "LKJCholesky: concentration is an undefined tensor");
   eta_ = eta_.to_float();
-  if (validation_enabled())  // on the device: no wait on a GPU
-    detail::check_values(gt(eta_.detach(), zeros_like(eta_)), eta_, "LKJCholesky: concentration must be > 0");
+  // On the device: no wait on a GPU.
+  detail::check_in_range(eta_, 0.0f, true, std::numeric_limits<float>::infinity(),
+                         "LKJCholesky: concentration must be > 0");
 }
 
 LKJCholesky::LKJCholesky(int64_t dim, float concentration, Device dev) : d_(dim) {

@@ -63,11 +63,13 @@ kern::CountRowArgs count_args(const Tensor* x, const Tensor& p, const Shape& row
   return a;
 }
 
-// 0/1 masks for check_values: finite (NaN and +-inf fail), positive and finite.
-Tensor finite(const Tensor& x) { return le(abs(x.detach()), full_like(x, FLT_MAX)); }
-Tensor positive_finite(const Tensor& x) {
-  const Tensor d = x.detach();
-  return gt(d, zeros_like(d)) * le(d, full_like(d, FLT_MAX));
+// Device-side range checks (one pass each, no host read): finite, and
+// positive and finite.
+void check_finite(const Tensor& x, const std::string& message) {
+  detail::check_in_range(x, -FLT_MAX, false, FLT_MAX, message);
+}
+void check_positive_finite(const Tensor& x, const std::string& message) {
+  detail::check_in_range(x, 0.0f, true, FLT_MAX, message);
 }
 
 // The parameter's checks shared by the three categorical-parameter
@@ -283,9 +285,7 @@ RelaxedOneHotCategorical::RelaxedOneHotCategorical(Arg temperature, const Tensor
     CUVI_CHECK(temp_.t.device() == param_.device(), DeviceError,
                "RelaxedOneHotCategorical: temperature on " << temp_.t.device().str() << " but the parameter on "
                                                            << param_.device().str() << detail::site_suffix());
-    if (validation_enabled())  // on the device: no wait on a GPU
-      detail::check_values(positive_finite(temp_.t), temp_.t,
-                           "RelaxedOneHotCategorical: temperature must be positive and finite");
+    check_positive_finite(temp_.t, "RelaxedOneHotCategorical: temperature must be positive and finite");
   }
   batch_shape_ =
       broadcast_shapes(drop(param_.shape(), 1), temp_.shape(), "RelaxedOneHotCategorical(temperature, batch)");
@@ -370,12 +370,9 @@ LowRankMultivariateNormal::LowRankMultivariateNormal(const Tensor& loc, const Te
   batch_shape_ =
       broadcast_shapes(broadcast_shapes(drop(loc_.shape(), 1), drop(W_.shape(), 2), nm), drop(d_.shape(), 1), nm);
   // On the device: a GPU step constructing it (AutoLowRankMultivariateNormal) does not wait.
-  if (validation_enabled()) {
-    detail::check_values(finite(loc_), loc_, std::string(nm) + ": parameter loc must be finite");
-    detail::check_values(finite(W_), W_, std::string(nm) + ": parameter cov_factor must be finite");
-    detail::check_values(positive_finite(d_), d_,
-                         std::string(nm) + ": parameter cov_diag must be positive and finite");
-  }
+  check_finite(loc_, std::string(nm) + ": parameter loc must be finite");
+  check_finite(W_, std::string(nm) + ": parameter cov_factor must be finite");
+  check_positive_finite(d_, std::string(nm) + ": parameter cov_diag must be positive and finite");
 }
 
 Tensor LowRankMultivariateNormal::log_prob(const Tensor& x) const {

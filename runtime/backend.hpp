@@ -94,6 +94,9 @@ class Backend {
   // first failing i (on the cpu, at once; on a GPU, any one, at the next
   // synchronisation) raises `check` with ", got value[i]".
   virtual void check_all(const float* ok, const float* value, int64_t n, int check) = 0;
+  // The same for a range, in one pass and no mask: every x[i] must satisfy
+  // (lo_open ? x > lo : x >= lo) and x <= hi (NaN fails).
+  virtual void check_range(const float* x, int64_t n, float lo, bool lo_open, float hi, int check) = 0;
 
   // Elementwise.
   virtual void fill_f32(float* out, int64_t n, float v) = 0;

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "../kernels/cpu_parallel.hpp"
+#include "../kernels/dist/support.hpp"
 #include "../kernels/linalg.hpp"
 #include "../kernels/philox.hpp"
 #include "../kernels/subsample.hpp"
@@ -151,6 +152,14 @@ class CpuBackend final : public Backend {
   }
   int register_check(const std::string& message, CheckKind kind) override { return checks_.add(message, kind); }
   int* check_flag() override { return nullptr; }
+  void check_range(const float* x, int64_t n, float lo, bool lo_open, float hi, int check) override {
+    for (int64_t i = 0; i < n; ++i)
+      if (!kern::in_range(x[i], lo, lo_open, hi)) {
+        std::ostringstream what;
+        what << ", got " << x[i];
+        checks_.raise(check, "value check", what.str());
+      }
+  }
   void check_all(const float* ok, const float* value, int64_t n, int check) override {
     for (int64_t i = 0; i < n; ++i)
       if (ok[i] == 0.0f) {

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "../kernels/cuda/launch.cuh"
+#include "../kernels/dist/support.hpp"
 #include "../kernels/linalg.hpp"
 #include "../kernels/philox.hpp"
 #include "../kernels/subsample.hpp"
@@ -312,6 +313,12 @@ __global__ void check_indices_kernel(const int64_t* idx, int64_t n, int64_t boun
   }
 }
 
+__global__ void check_range_kernel(const float* x, int64_t n, float lo, bool lo_open, float hi, int* flag,
+                                   int code) {
+  CUVI_GRID_STRIDE(i, n) {
+    if (!kern::in_range(x[i], lo, lo_open, hi)) report(flag, code, x[i]);
+  }
+}
 __global__ void check_all_kernel(const float* ok, const float* value, int64_t n, int* flag, int code) {
   CUVI_GRID_STRIDE(i, n) {
     if (ok[i] == 0.0f) report(flag, code, value[i]);
@@ -760,6 +767,9 @@ class CudaBackend final : public Backend {
   }
   int register_check(const std::string& message, CheckKind kind) override { return checks_.add(message, kind); }
   int* check_flag() override { return flag_dev_; }
+  void check_range(const float* x, int64_t n, float lo, bool lo_open, float hi, int check) override {
+    launch(check_range_kernel, n, x, n, lo, lo_open, hi, flag_dev_, check);
+  }
   void check_all(const float* ok, const float* value, int64_t n, int check) override {
     launch(check_all_kernel, n, ok, value, n, flag_dev_, check);
   }

@@ -18,6 +18,9 @@ constexpr int kIntegerInterval = 7;  // Categorical: {0, ..., K-1}
 constexpr int kGreaterThan = 8;      // Pareto: x >= p[0], depends on the parameters
 }  // namespace support
 
+// lo < x (lo_open) or lo <= x, and x <= hi; NaN is never in range.
+CUVI_HD bool in_range(float x, float lo, bool lo_open, float hi) { return (lo_open ? x > lo : x >= lo) && x <= hi; }
+
 namespace check {
 // A real parameter must be finite (NaN and +-inf are rejected).
 CUVI_HD bool real(float v) { return finite_f(v); }
