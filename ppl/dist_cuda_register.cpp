@@ -23,6 +23,8 @@ void register_cuda_positive();        // InverseGamma and Weibull
 void register_cuda_multinomial();     // OneHotCategorical, Multinomial, RelaxedOneHotCategorical's checks
 void register_cuda_gumbel_logistic_pareto();  // Gumbel, Logistic, Pareto and Chi2
 void register_cuda_vonmises_relaxed();  // VonMises, ContinuousBernoulli and RelaxedBernoulli
+void register_cuda_compound();        // BetaBinomial, GammaPoisson, NegativeBinomial (logits), AsymmetricLaplace
+void register_cuda_zero_inflated();   // ZeroInflatedPoisson and ZeroInflatedNegativeBinomial (probs and logits)
 
 void register_builtin_cuda_families() {
   static std::once_flag once;
@@ -41,6 +43,8 @@ void register_builtin_cuda_families() {
     register_cuda_multinomial();
     register_cuda_gumbel_logistic_pareto();
     register_cuda_vonmises_relaxed();
+    register_cuda_compound();
+    register_cuda_zero_inflated();
   });
 }
 

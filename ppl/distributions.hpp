@@ -10,9 +10,11 @@
 #include <memory>
 #include <string>
 
+#include "../kernels/dist/asymmetric_laplace.hpp"
 #include "../kernels/dist/bernoulli.hpp"
 #include "../kernels/dist/beta.hpp"
 #include "../kernels/dist/cauchy.hpp"
+#include "../kernels/dist/compound.hpp"
 #include "../kernels/dist/counts.hpp"
 #include "../kernels/dist/exponential.hpp"
 #include "../kernels/dist/gamma.hpp"
@@ -270,6 +272,14 @@ CUVI_ELEMENTWISE_DIST(Laplace, Laplace)
   Tensor loc() const { return param(0); }
   Tensor scale() const { return param(1); }
 };
+// Pyro's AsymmetricLaplace: scale s asymmetry left of loc, s / asymmetry
+// right of it (mode loc, mean loc + s (1/asymmetry - asymmetry)).
+CUVI_ELEMENTWISE_DIST(AsymmetricLaplace, AsymmetricLaplace)
+  AsymmetricLaplace(Arg loc, Arg scale, Arg asymmetry) : Elementwise({loc, scale, asymmetry}) {}
+  Tensor loc() const { return param(0); }
+  Tensor scale() const { return param(1); }
+  Tensor asymmetry() const { return param(2); }
+};
 CUVI_ELEMENTWISE_DIST(Exponential, Exponential)
   explicit Exponential(Arg rate) : Elementwise({rate}) {}
   Tensor rate() const { return param(0); }
@@ -330,10 +340,68 @@ CUVI_ELEMENTWISE_DIST(Geometric, Geometric)
   explicit Geometric(Arg probs) : Elementwise({probs}) {}
   Tensor probs() const { return param(0); }
 };
+CUVI_ELEMENTWISE_DIST(NegativeBinomialLogits, NegativeBinomialLogits)
+  NegativeBinomialLogits(Arg total_count, Arg logits) : Elementwise({total_count, logits}) {}
+  Tensor total_count() const { return param(0); }
+  Tensor logits() const { return param(1); }
+};
 CUVI_ELEMENTWISE_DIST(NegativeBinomial, NegativeBinomial)
   NegativeBinomial(Arg total_count, Arg probs) : Elementwise({total_count, probs}) {}
+  // probs = sigmoid(logits), evaluated from the logits (exact in both tails).
+  static Dist from_logits(Arg total_count, Arg logits) {
+    return Dist(std::make_shared<NegativeBinomialLogits>(total_count, logits));
+  }
   Tensor total_count() const { return param(0); }
   Tensor probs() const { return param(1); }
+};
+// Pyro's compound and zero-inflated counts (kernels/dist/compound.hpp):
+// BetaBinomial(concentration1, concentration0, total_count): Binomial whose
+// probs ~ Beta, summed out; GammaPoisson(concentration, rate): Poisson whose
+// rate ~ Gamma, summed out; ZeroInflatedPoisson(rate, gate) and
+// ZeroInflatedNegativeBinomial(total_count, probs, gate): 0 with probability
+// gate, else a draw of the base. Gates as logits: ::from_gate_logits, and
+// ZeroInflatedNegativeBinomial::from_logits(total_count, logits,
+// gate_logits) (the base's probs as logits too), both exact in the tails.
+CUVI_ELEMENTWISE_DIST(BetaBinomial, BetaBinomial)
+  BetaBinomial(Arg concentration1, Arg concentration0, Arg total_count = 1.0f)
+      : Elementwise({concentration1, concentration0, total_count}) {}
+  Tensor concentration1() const { return param(0); }
+  Tensor concentration0() const { return param(1); }
+  Tensor total_count() const { return param(2); }
+};
+CUVI_ELEMENTWISE_DIST(GammaPoisson, GammaPoisson)
+  GammaPoisson(Arg concentration, Arg rate) : Elementwise({concentration, rate}) {}
+  Tensor concentration() const { return param(0); }
+  Tensor rate() const { return param(1); }
+};
+CUVI_ELEMENTWISE_DIST(ZeroInflatedPoissonLogits, ZeroInflatedPoissonLogits)
+  ZeroInflatedPoissonLogits(Arg rate, Arg gate_logits) : Elementwise({rate, gate_logits}) {}
+  Tensor rate() const { return param(0); }
+  Tensor gate_logits() const { return param(1); }
+};
+CUVI_ELEMENTWISE_DIST(ZeroInflatedPoisson, ZeroInflatedPoisson)
+  ZeroInflatedPoisson(Arg rate, Arg gate) : Elementwise({rate, gate}) {}
+  static Dist from_gate_logits(Arg rate, Arg gate_logits) {
+    return Dist(std::make_shared<ZeroInflatedPoissonLogits>(rate, gate_logits));
+  }
+  Tensor rate() const { return param(0); }
+  Tensor gate() const { return param(1); }
+};
+CUVI_ELEMENTWISE_DIST(ZeroInflatedNegativeBinomialLogits, ZeroInflatedNegativeBinomialLogits)
+  ZeroInflatedNegativeBinomialLogits(Arg total_count, Arg logits, Arg gate_logits)
+      : Elementwise({total_count, logits, gate_logits}) {}
+  Tensor total_count() const { return param(0); }
+  Tensor logits() const { return param(1); }
+  Tensor gate_logits() const { return param(2); }
+};
+CUVI_ELEMENTWISE_DIST(ZeroInflatedNegativeBinomial, ZeroInflatedNegativeBinomial)
+  ZeroInflatedNegativeBinomial(Arg total_count, Arg probs, Arg gate) : Elementwise({total_count, probs, gate}) {}
+  static Dist from_logits(Arg total_count, Arg logits, Arg gate_logits) {
+    return Dist(std::make_shared<ZeroInflatedNegativeBinomialLogits>(total_count, logits, gate_logits));
+  }
+  Tensor total_count() const { return param(0); }
+  Tensor probs() const { return param(1); }
+  Tensor gate() const { return param(2); }
 };
 CUVI_ELEMENTWISE_DIST(BernoulliProbs, BernoulliProbs)
   explicit BernoulliProbs(Arg probs) : Elementwise({probs}) {}
