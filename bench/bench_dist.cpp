@@ -44,9 +44,11 @@ Params make(const std::string& fam, int64_t n, Device dev) {
   else if (fam == "Beta") r.p = {u(0.5f, 3), u(0.5f, 3)}, r.x = u(0.05f, 0.95f);
   else if (fam == "StudentT") r.p = {u(2, 10), u(-1, 1), u(0.5f, 2)}, r.x = u(-2, 2);
   else if (fam == "Bernoulli") r.p = {u(-3, 3)}, r.x = cuvi::gt(u(0, 1), cuvi::full({}, 0.5f, dev));
+  else if (fam == "ZeroInflatedNegativeBinomial")  // scVI's parameterisation: logits and gate logits
+    r.p = {u(0.5f, 6), u(-3, 2), u(-3, 3)}, r.x = cuvi::Tensor(u(0, 10)).to_int64().to_float();
   else r.p = {u(0.5f, 10)}, r.x = cuvi::Tensor(u(0, 10)).to_int64().to_float();  // counts
   for (auto& t : r.p) t.requires_grad_();
-  r.x.requires_grad_(fam != "Bernoulli" && fam != "Poisson");
+  r.x.requires_grad_(fam != "Bernoulli" && fam != "Poisson" && fam != "ZeroInflatedNegativeBinomial");
   return r;
 }
 
@@ -57,6 +59,7 @@ cuvi::dist::Dist build(const std::string& fam, const Params& a) {
   if (fam == "Beta") return Dist(std::make_shared<Beta>(a.p[0], a.p[1]));
   if (fam == "StudentT") return Dist(std::make_shared<StudentT>(a.p[0], a.p[1], a.p[2]));
   if (fam == "Bernoulli") return Bernoulli::from_logits(a.p[0]);
+  if (fam == "ZeroInflatedNegativeBinomial") return ZeroInflatedNegativeBinomial::from_logits(a.p[0], a.p[1], a.p[2]);
   return Dist(std::make_shared<Poisson>(a.p[0]));
 }
 
@@ -166,7 +169,7 @@ void register_all() {
             ->UseManualTime()
             ->Unit(benchmark::kMicrosecond);
     }
-  for (const char* fam : {"Normal", "Gamma", "Beta", "StudentT", "Bernoulli", "Poisson"}) {
+  for (const char* fam : {"Normal", "Gamma", "Beta", "StudentT", "Bernoulli", "Poisson", "ZeroInflatedNegativeBinomial"}) {
     for (auto which : {Which::kCpu, Which::kCuda}) {
       const std::string be = which == Which::kCpu ? "cpu" : "cuda";
       const int64_t hi = which == Which::kCpu ? kMaxCpu : kMaxCuda;

@@ -43,7 +43,19 @@ std::vector<FamilyCase> families() {
           {"RelaxedBernoulliProbs", {{0.3f, 2}, {0.1f, 0.9f}}, {0.02f, 0.98f}, true},
           {"RelaxedBernoulliLogits", {{0.3f, 2}, {-3, 3}}, {0.02f, 0.98f}, true},
           {"Poisson", {{0.5f, 20}}, {0, 10}, false},
-          {"BernoulliLogits", {{-3, 3}}, {0, 1}, false}};
+          {"BernoulliLogits", {{-3, 3}}, {0, 1}, false},
+          // counts; a total_count range {5, 5} draws exactly 5 (values 0..4)
+          {"Binomial", {{5, 5}, {0.1f, 0.9f}}, {0, 5}, false},
+          {"Geometric", {{0.1f, 0.9f}}, {0, 10}, false},
+          {"NegativeBinomial", {{0.5f, 6}, {0.1f, 0.8f}}, {0, 10}, false},
+          {"NegativeBinomialLogits", {{0.5f, 6}, {-3, 2}}, {0, 10}, false},
+          {"BetaBinomial", {{0.3f, 4}, {0.3f, 4}, {5, 5}}, {0, 5}, false},
+          {"GammaPoisson", {{0.5f, 6}, {0.2f, 3}}, {0, 10}, false},
+          {"ZeroInflatedPoisson", {{0.5f, 8}, {0.05f, 0.9f}}, {0, 3}, false},
+          {"ZeroInflatedPoissonLogits", {{0.5f, 8}, {-3, 3}}, {0, 3}, false},
+          {"ZeroInflatedNegativeBinomial", {{0.5f, 6}, {0.1f, 0.8f}, {0.05f, 0.9f}}, {0, 3}, false},
+          {"ZeroInflatedNegativeBinomialLogits", {{0.5f, 6}, {-3, 2}, {-3, 3}}, {0, 3}, false},
+          {"AsymmetricLaplace", {{-1, 1}, {0.5f, 2}, {0.4f, 2.5f}}, {-3, 3}, true}};
 }
 
 std::shared_ptr<const dist::Distribution> build(const std::string& f, const std::vector<Tensor>& p) {
@@ -71,6 +83,18 @@ std::shared_ptr<const dist::Distribution> build(const std::string& f, const std:
   if (f == "RelaxedBernoulliProbs") return std::make_shared<RelaxedBernoulliProbs>(p[0], p[1]);
   if (f == "RelaxedBernoulliLogits") return std::make_shared<RelaxedBernoulliLogits>(p[0], p[1]);
   if (f == "Poisson") return std::make_shared<Poisson>(p[0]);
+  if (f == "Binomial") return std::make_shared<Binomial>(p[0], p[1]);
+  if (f == "Geometric") return std::make_shared<Geometric>(p[0]);
+  if (f == "NegativeBinomial") return std::make_shared<NegativeBinomial>(p[0], p[1]);
+  if (f == "NegativeBinomialLogits") return std::make_shared<NegativeBinomialLogits>(p[0], p[1]);
+  if (f == "BetaBinomial") return std::make_shared<BetaBinomial>(p[0], p[1], p[2]);
+  if (f == "GammaPoisson") return std::make_shared<GammaPoisson>(p[0], p[1]);
+  if (f == "ZeroInflatedPoisson") return std::make_shared<ZeroInflatedPoisson>(p[0], p[1]);
+  if (f == "ZeroInflatedPoissonLogits") return std::make_shared<ZeroInflatedPoissonLogits>(p[0], p[1]);
+  if (f == "ZeroInflatedNegativeBinomial") return std::make_shared<ZeroInflatedNegativeBinomial>(p[0], p[1], p[2]);
+  if (f == "ZeroInflatedNegativeBinomialLogits")
+    return std::make_shared<ZeroInflatedNegativeBinomialLogits>(p[0], p[1], p[2]);
+  if (f == "AsymmetricLaplace") return std::make_shared<AsymmetricLaplace>(p[0], p[1], p[2]);
   CUVI_CHECK(f == "BernoulliLogits", ValueError, "no family " << f);
   return std::make_shared<BernoulliLogits>(p[0]);
 }
@@ -79,7 +103,8 @@ class GpuFamily : public ::testing::TestWithParam<size_t> {};
 
 // Samples: the same seed draws the same Philox stream on both backends; the
 // per-element transforms differ only by libdevice-vs-glibc rounding, except
-// that a rejection sampler (Gamma, Beta, StudentT, Poisson, Chi2, VonMises) can accept a
+// that a rejection sampler (Gamma, Beta, StudentT, Poisson, Chi2, VonMises, and
+// the counts drawn through them) can accept a
 // different proposal when a comparison is decided by that rounding: allow a
 // handful of such elements out of 4096 and require the rest to match.
 TEST_P(GpuFamily, SamplesLogProbAndGradientsMatchCpu) {
