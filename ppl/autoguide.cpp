@@ -59,6 +59,17 @@ InitLocFn init_to_sample() {
   };
 }
 
+InitLocFn init_to_uniform(float radius) {
+  CUVI_CHECK(radius > 0.0f && std::isfinite(radius), ValueError,
+             "init_to_uniform: radius must be positive and finite, got " << radius);
+  return [radius](const Site& s) {
+    NoGradGuard ng;
+    const constraints::ConstraintPtr c = s.fn->support();
+    const Tensor u = rand(c->unconstrained_shape(s.value.shape()), s.value.device()) * (2.0f * radius) - radius;
+    return c->transform(u).detach();
+  };
+}
+
 InitLocFn init_to_median(int num_samples) {
   CUVI_CHECK(num_samples >= 1, ValueError, "init_to_median: num_samples must be >= 1, got " << num_samples);
   return [num_samples](const Site& s) {
@@ -131,6 +142,16 @@ const LatentSite& AutoGuideCore::site(const std::string& name) const {
   CUVI_THROW(ValueError, prefix_ << ": the model has no latent site named '" << name << "'");
 }
 
+bool AutoGuideCore::takes(const Site& s) const {
+  // A site marked for enumeration is summed out by TraceEnum_ELBO: the
+  // guide leaves it alone (as hiding it with block(model, hide) would).
+  if (s.enumerate == "parallel") return false;
+  CUVI_CHECK(!s.fn->is_discrete() && !s.fn->support()->is_discrete(), ValueError,
+             cls_ << ": latent site '" << s.name << "' is discrete (" << s.fn->name()
+                  << "); autoguides need continuous latents (mark it for enumeration, or marginalise it out)");
+  return true;
+}
+
 void AutoGuideCore::setup(const std::function<void()>& run_model) {
   // The model runs hidden from every handler outside (the guide may be
   // running under the ELBO's trace); the inner trace still records it.
@@ -146,12 +167,7 @@ void AutoGuideCore::setup(const std::function<void()>& run_model) {
   std::vector<LatentSite> sites;
   for (const Site& s : proto.sites()) {
     if (s.type != SiteType::kSample || s.is_observed || s.is_subsample) continue;
-    // A site marked for enumeration is summed out by TraceEnum_ELBO: the
-    // guide leaves it alone (as hiding it with block(model, hide) would).
-    if (s.enumerate == "parallel") continue;
-    CUVI_CHECK(!s.fn->is_discrete() && !s.fn->support()->is_discrete(), ValueError,
-               cls_ << ": latent site '" << s.name << "' is discrete (" << s.fn->name()
-                    << "); autoguides need continuous latents (mark it for enumeration, or marginalise it out)");
+    if (!takes(s)) continue;
     LatentSite ls;
     ls.proto = s;
     ls.proto.value = s.value.detach();
@@ -252,10 +268,10 @@ Tensor AutoGuideCore::param_in_plates(const LatentSite& s, const std::string& na
 }
 
 Tensor AutoGuideCore::sample_in_plates(const LatentSite& s, const dist::Distribution& d,
-                                       const std::map<std::string, Tensor>& idx) const {
+                                       const std::map<std::string, Tensor>& idx, const Infer& infer) const {
   FramesMessenger m(frames_at(s, idx));
   HandlerScope scope(&m);
-  return sample(s.proto.name, d);
+  return infer.enumerate.empty() ? sample(s.proto.name, d) : sample(s.proto.name, d, infer);
 }
 
 // ---- AutoNormal ------------------------------------------------------------------
@@ -334,6 +350,135 @@ std::map<std::string, Tensor> AutoDeltaCore::run() {
 std::map<std::string, Tensor> AutoDeltaCore::median() const {
   std::map<std::string, Tensor> out;
   for (const LatentSite& s : sites_) out[s.proto.name] = param_store().get(prefix_ + "." + s.proto.name);
+  return out;
+}
+
+// ---- AutoDiscreteParallel ----------------------------------------------------------
+
+namespace {
+enum class DiscreteKind { kBernoulli, kCategorical, kOneHot };
+
+DiscreteKind discrete_kind(const Site& s) {
+  const dist::Distribution& d = *s.fn;
+  CUVI_CHECK(d.has_enumerate_support(), ValueError,
+             "AutoDiscreteParallel: site '" << s.name << "' (" << d.name()
+                                            << ") is not Bernoulli, Categorical or OneHotCategorical");
+  if (d.support()->name() == "boolean") return DiscreteKind::kBernoulli;
+  if (d.event_dim() == 1) return DiscreteKind::kOneHot;
+  return DiscreteKind::kCategorical;
+}
+
+// The prior's probabilities at the prototype's shape: batch [+ K] (K for
+// Categorical and OneHotCategorical), from log_prob over the support, so
+// any parameterisation and any wrapper (expanded to its plates, masked)
+// gives them.
+Tensor prior_probs(const Site& s, DiscreteKind kind) {
+  NoGradGuard ng;
+  dist::detail::SiteScope scope(s.name);
+  const dist::Distribution& d = *s.fn;
+  const Tensor vals = d.support_values();  // [K] + event
+  const int64_t K = vals.size(0);
+  const int bd = static_cast<int>(d.batch_shape().size());
+  Shape vs = {K};
+  for (int i = 0; i < bd; ++i) vs.push_back(1);
+  for (int i = 1; i < vals.dim(); ++i) vs.push_back(vals.size(i));
+  Shape full = {K};
+  const Shape b = d.batch_shape();
+  full.insert(full.end(), b.begin(), b.end());
+  const Tensor lp = d.log_prob(vals.reshape(vs)).expand(full);  // [K] + batch
+  // Normalised over the support (a masked-out element's log_prob is 0 for
+  // every value: uniform there).
+  const Tensor p = exp(lp - logsumexp(lp, {0}, true));
+  if (kind == DiscreteKind::kBernoulli) return narrow(p, 0, 1, 1).reshape(d.batch_shape()).clone();
+  std::vector<int64_t> perm;
+  for (int i = 1; i <= bd; ++i) perm.push_back(i);
+  perm.push_back(0);
+  return permute(p, perm).clone();  // batch + [K]
+}
+}  // namespace
+
+AutoDiscreteParallelCore::AutoDiscreteParallelCore(AutoGuideOptions o)
+    : AutoGuideCore("AutoDiscreteParallel", std::move(o), init_to_sample()) {}
+
+bool AutoDiscreteParallelCore::takes(const Site& s) const {
+  CUVI_CHECK(s.fn->is_discrete() || s.fn->support()->is_discrete(), ValueError,
+             cls_ << ": latent site '" << s.name << "' is continuous (" << s.fn->name()
+                  << "); this guide takes discrete sites only (give the others to another autoguide: "
+                     "AutoGuideList with poutine::block)");
+  (void)discrete_kind(s);  // refuses the families it cannot follow
+  return true;
+}
+
+void AutoDiscreteParallelCore::create_params() {
+  probs_init_.clear();
+  for (const LatentSite& s : sites_) {
+    const DiscreteKind kind = discrete_kind(s.proto);
+    Tensor init = prior_probs(s.proto, kind);
+    // Full size along subsampled plates: the prototype's rows repeated, as
+    // the other autoguides' inits (Pyro's periodic_repeat).
+    {
+      NoGradGuard ng;
+      for (const Frame& f : s.proto.frames) {
+        if (!subsampled(f)) continue;
+        const int pos = s.batch_ndim + f.dim;
+        std::vector<int64_t> rep(static_cast<size_t>(f.size));
+        for (int64_t i = 0; i < f.size; ++i) rep[static_cast<size_t>(i)] = i % f.subsample_size;
+        init = index_select(init, pos, tensor_i64(rep, {f.size}, init.device()));
+      }
+    }
+    probs_init_[s.proto.name] = init.detach();
+    const bool bern = kind == DiscreteKind::kBernoulli;
+    param_store().param(prefix_ + "." + s.proto.name + "_probs",
+                        std::function<Tensor()>([t = probs_init_[s.proto.name]] { return t; }),
+                        bern ? constraints::unit_interval : constraints::simplex);
+  }
+}
+
+std::map<std::string, Tensor> AutoDiscreteParallelCore::run() {
+  const auto idx = draw_plates();
+  std::map<std::string, Tensor> out;
+  for (const LatentSite& s : sites_) {
+    const DiscreteKind kind = discrete_kind(s.proto);
+    const bool bern = kind == DiscreteKind::kBernoulli;
+    const Tensor init = probs_init_.at(s.proto.name);
+    const Tensor probs = param_in_plates(s, prefix_ + "." + s.proto.name + "_probs",
+                                         std::function<Tensor()>([init] { return init; }),
+                                         bern ? constraints::unit_interval : constraints::simplex, bern ? 0 : 1, idx);
+    const dist::Dist q = bern ? dist::Dist(dist::Bernoulli(probs))
+                              : (kind == DiscreteKind::kCategorical ? dist::Dist(dist::Categorical(probs).clone())
+                                                                    : dist::Dist(dist::OneHotCategorical(probs).clone()));
+    out[s.proto.name] = sample_in_plates(s, q, idx, Infer{"parallel"});
+  }
+  return out;
+}
+
+// The mode of each site's guide distribution (Bernoulli: probs > 1/2).
+std::map<std::string, Tensor> AutoDiscreteParallelCore::median() const {
+  NoGradGuard ng;
+  std::map<std::string, Tensor> out;
+  for (const LatentSite& s : sites_) {
+    const DiscreteKind kind = discrete_kind(s.proto);
+    const Tensor probs = param_store().get(prefix_ + "." + s.proto.name + "_probs");
+    const auto pv = probs.to(Device::cpu()).to_vector();
+    if (kind == DiscreteKind::kBernoulli) {
+      std::vector<float> m(pv.size());
+      for (size_t i = 0; i < pv.size(); ++i) m[i] = pv[i] > 0.5f ? 1.0f : 0.0f;
+      out[s.proto.name] = tensor(m, probs.shape(), probs.device());
+      continue;
+    }
+    const size_t K = static_cast<size_t>(probs.size(-1)), rows = pv.size() / K;
+    std::vector<float> m(kind == DiscreteKind::kOneHot ? pv.size() : rows, 0.0f);
+    for (size_t r = 0; r < rows; ++r) {
+      size_t best = 0;
+      for (size_t k = 1; k < K; ++k)
+        if (pv[r * K + k] > pv[r * K + best]) best = k;
+      if (kind == DiscreteKind::kOneHot) m[r * K + best] = 1.0f;
+      else m[r] = static_cast<float>(best);
+    }
+    Shape shape = probs.shape();
+    if (kind == DiscreteKind::kCategorical) shape.pop_back();
+    out[s.proto.name] = tensor(m, shape, probs.device());
+  }
   return out;
 }
 

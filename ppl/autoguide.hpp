@@ -76,6 +76,10 @@ InitLocFn init_to_median(int num_samples = 15);
 InitLocFn init_to_feasible();
 // One prior draw.
 InitLocFn init_to_sample();
+// A uniform draw in (-radius, radius) of the support's unconstrained space,
+// mapped onto the support (Pyro's init_to_uniform): random restarts that stay
+// away from the edges (e.g. positive sites in (e^-2, e^2)).
+InitLocFn init_to_uniform(float radius = 2.0f);
 // The prior mean; init_to_median where the mean is not available or not in
 // the support.
 InitLocFn init_to_mean();
@@ -128,12 +132,16 @@ class AutoGuideCore {
  protected:
   virtual void create_params() = 0;
   virtual bool supports_subsampling() const { return true; }
+  // Whether the guide takes latent site s (false: left to the loss or to
+  // another guide); throws for a site it cannot follow. Default: continuous
+  // sites, leaving those marked for enumeration.
+  virtual bool takes(const Site& s) const;
   // Draws this call's indices of every subsampled plate (recorded as the
   // plates' subsample sites, which replay hands to the model).
   std::map<std::string, Tensor> draw_plates() const;
   // Samples `name` from d inside the site's plates (this call's indices).
   Tensor sample_in_plates(const LatentSite& s, const dist::Distribution& d,
-                          const std::map<std::string, Tensor>& idx) const;
+                          const std::map<std::string, Tensor>& idx, const Infer& infer = {}) const;
   // param(name, init, c, event_dim) inside the site's plates (this call's
   // indices): a full-size param comes back with the minibatch's rows along
   // the subsampled dims, taken before the constraint's transform (so the
@@ -167,6 +175,29 @@ class AutoDeltaCore final : public AutoGuideCore {
 
  protected:
   void create_params() override;
+};
+
+// Pyro's AutoDiscreteParallel: a mean-field guide over the model's discrete
+// latent sites (Bernoulli, Categorical, OneHotCategorical; marked for
+// enumeration or not), each a learnable distribution of its family with
+// probabilities "<P>.<site>_probs" (unit_interval, or simplex over the last
+// dim), initialised at the prior's and full size along subsampled plates.
+// Its sites are sampled with parallel enumeration, so TraceEnum_ELBO takes
+// the exact expectation over them (guide-side enumeration). Continuous
+// latents are refused: give them to another autoguide (AutoGuideList, with
+// poutine::block). median() is each site's mode.
+class AutoDiscreteParallelCore final : public AutoGuideCore {
+ public:
+  explicit AutoDiscreteParallelCore(AutoGuideOptions o);
+  std::map<std::string, Tensor> run() override;
+  std::map<std::string, Tensor> median() const override;
+
+ protected:
+  void create_params() override;
+  bool takes(const Site& s) const override;
+
+ private:
+  std::map<std::string, Tensor> probs_init_;  // full size, at setup
 };
 
 // AutoContinuous: a joint distribution over one flat unconstrained vector.
@@ -343,6 +374,16 @@ template <class Model>
 AutoNormal(Model) -> AutoNormal<Model>;
 template <class Model>
 AutoNormal(Model, AutoGuideOptions) -> AutoNormal<Model>;
+
+template <class Model>
+class AutoDiscreteParallel : public detail::AutoGuideFront<Model, detail::AutoDiscreteParallelCore> {
+ public:
+  using detail::AutoGuideFront<Model, detail::AutoDiscreteParallelCore>::AutoGuideFront;
+};
+template <class Model>
+AutoDiscreteParallel(Model) -> AutoDiscreteParallel<Model>;
+template <class Model>
+AutoDiscreteParallel(Model, AutoGuideOptions) -> AutoDiscreteParallel<Model>;
 
 template <class Model>
 class AutoDelta : public detail::AutoGuideFront<Model, detail::AutoDeltaCore> {

@@ -18,7 +18,7 @@ void register_cuda_discrete();        // Poisson and Bernoulli (probs and logits
 void register_cuda_dirichlet();       // Dirichlet
 void register_cuda_categorical_mvn(); // Categorical (probs and logits) and MultivariateNormal
 void register_cuda_cauchy_halfs();    // Cauchy, HalfCauchy and HalfNormal
-void register_cuda_counts();          // Binomial, Geometric and NegativeBinomial
+void register_cuda_counts();          // Binomial (probs and logits), Geometric and NegativeBinomial
 void register_cuda_positive();        // InverseGamma and Weibull
 void register_cuda_multinomial();     // OneHotCategorical, Multinomial, RelaxedOneHotCategorical's checks
 void register_cuda_gumbel_logistic_pareto();  // Gumbel, Logistic, Pareto and Chi2

@@ -328,11 +328,20 @@ CUVI_ELEMENTWISE_DIST(Poisson, Poisson)
   Tensor rate() const { return param(0); }
 };
 // Count families (PyTorch's parameterisations): Binomial(total_count,
-// probs) on {0, ..., total_count}; Geometric(probs): failures before the
+// probs) on {0, ..., total_count} (or ::from_logits); Geometric(probs): failures before the
 // first success; NegativeBinomial(total_count, probs): successes before
 // total_count failures (mean total_count probs / (1 - probs)).
+CUVI_ELEMENTWISE_DIST(BinomialLogits, BinomialLogits)
+  BinomialLogits(Arg total_count, Arg logits) : Elementwise({total_count, logits}) {}
+  Tensor total_count() const { return param(0); }
+  Tensor logits() const { return param(1); }
+};
 CUVI_ELEMENTWISE_DIST(Binomial, Binomial)
   Binomial(Arg total_count, Arg probs) : Elementwise({total_count, probs}) {}
+  // probs = sigmoid(logits), evaluated from the logits (exact in both tails).
+  static Dist from_logits(Arg total_count, Arg logits) {
+    return Dist(std::make_shared<BinomialLogits>(total_count, logits));
+  }
   Tensor total_count() const { return param(0); }
   Tensor probs() const { return param(1); }
 };

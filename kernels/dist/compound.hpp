@@ -48,18 +48,22 @@ struct BetaBinomial {
   CUVI_HD static bool param_ok(const float* p) { return bad_param(p) < 0; }
   CUVI_HD static bool support_ok(float x, const float* p) { return check::nonneg_integer(x) && x <= p[2]; }
 
-  // log p = log C(n, k) + lbeta(k + a, n - k + b) - lbeta(a, b), as nine
-  // lgammas in double (they cancel for large n, a, b).
+  // log p = log C(n, k) + lbeta(k + a, n - k + b) - lbeta(a, b)
+  //       = log C(n, k) + log (a)_k + log (b)_(n-k) - log (a + b)_n,
+  // C(n, k) = (k + 1)_(n-k) / (1)_(n-k),
+  // with rising factorials (a)_k = Gamma(a + k) / Gamma(a) (in double: the
+  // lgammas cancel for large n, a, b; short counts as products).
   CUVI_HD static float log_prob(float x, const float* p) {
     if (!support_ok(x, p)) return -kInfF;
     const double a = p[0], b = p[1], n = p[2], k = x;
-    return static_cast<float>(lgamma_d(n + 1.0) - lgamma_d(k + 1.0) - lgamma_d(n - k + 1.0) + lgamma_d(k + a) +
-                              lgamma_d(n - k + b) - lgamma_d(n + a + b) - lgamma_d(a) - lgamma_d(b) +
-                              lgamma_d(a + b));
+    return static_cast<float>(counts::log_rising_d(k + 1.0, n - k) - counts::log_rising_d(1.0, n - k) +
+                              counts::log_rising_d(a, k) +
+                              counts::log_rising_d(b, n - k) - counts::log_rising_d(a + b, n));
   }
-  // d/da = psi(k + a) - psi(n + a + b) - psi(a) + psi(a + b)
-  // d/db = psi(n - k + b) - psi(n + a + b) - psi(b) + psi(a + b)
+  // d/da = psi(k + a) - psi(a) - (psi(n + a + b) - psi(a + b))
+  // d/db = psi(n - k + b) - psi(b) - (psi(n + a + b) - psi(a + b))
   // d/dn = psi(n + 1) - psi(n - k + 1) + psi(n - k + b) - psi(n + a + b)
+  // (digamma differences over a count as sums of 1/(r + i) when short).
   CUVI_HD static float log_prob_grad(float x, const float* p, float* dx, float* dp) {
     *dx = 0.0f;
     if (!support_ok(x, p)) {
@@ -67,11 +71,10 @@ struct BetaBinomial {
       return -kInfF;
     }
     const double a = p[0], b = p[1], n = p[2], k = x;
-    const double common = digamma_d(a + b) - digamma_d(n + a + b);
-    const double rest = digamma_d(n - k + b);
-    dp[0] = static_cast<float>(digamma_d(k + a) - digamma_d(a) + common);
-    dp[1] = static_cast<float>(rest - digamma_d(b) + common);
-    dp[2] = static_cast<float>(digamma_d(n + 1.0) - digamma_d(n - k + 1.0) + rest - digamma_d(n + a + b));
+    const double common = counts::digamma_rising_d(a + b, n);
+    dp[0] = static_cast<float>(counts::digamma_rising_d(a, k) - common);
+    dp[1] = static_cast<float>(counts::digamma_rising_d(b, n - k) - common);
+    dp[2] = static_cast<float>(counts::digamma_rising_d(n - k + 1.0, k) + digamma_d(n - k + b) - digamma_d(n + a + b));
     return log_prob(x, p);
   }
   // probs ~ Beta(a, b), then Binomial(n, probs), from the element's rng.
@@ -103,11 +106,10 @@ struct GammaPoisson {
   CUVI_HD static bool support_ok(float x, const float*) { return check::nonneg_integer(x); }
 
   // log p = lgamma(x + a) - lgamma(x + 1) - lgamma(a) + a log(b) - (x + a) log1p(b)
-  // (the lgammas in double).
+  // (the lgammas as log rising factorials in double).
   CUVI_HD static float log_prob(float x, const float* p) {
     if (!check::nonneg_integer(x)) return -kInfF;
-    const double a = p[0];
-    const float lc = static_cast<float>(lgamma_d(x + a) - lgamma_d(static_cast<double>(x) + 1.0) - lgamma_d(a));
+    const float lc = static_cast<float>(counts::log_rising_d(p[0], x) - counts::log_rising_d(1.0, x));
     return lc + p[0] * ::logf(p[1]) - (x + p[0]) * ::log1pf(p[1]);
   }
   // d/da = psi(x + a) - psi(a) + log(b) - log1p(b); d/db = a/b - (x + a)/(1 + b)
@@ -117,8 +119,7 @@ struct GammaPoisson {
       dp[0] = dp[1] = 0.0f;
       return -kInfF;
     }
-    const double a = p[0];
-    dp[0] = static_cast<float>(digamma_d(x + a) - digamma_d(a)) + ::logf(p[1]) - ::log1pf(p[1]);
+    dp[0] = static_cast<float>(counts::digamma_rising_d(p[0], x)) + ::logf(p[1]) - ::log1pf(p[1]);
     dp[1] = p[0] / p[1] - (x + p[0]) / (1.0f + p[1]);
     return log_prob(x, p);
   }
@@ -154,8 +155,7 @@ struct NegativeBinomialLogits {
   // with log q = -softplus(-l) and log(1 - q) = -softplus(l).
   CUVI_HD static float log_prob(float x, const float* p) {
     if (!check::nonneg_integer(x)) return -kInfF;
-    const double r = p[0];
-    const float lc = static_cast<float>(lgamma_d(x + r) - lgamma_d(static_cast<double>(x) + 1.0) - lgamma_d(r));
+    const float lc = static_cast<float>(counts::log_rising_d(p[0], x) - counts::log_rising_d(1.0, x));
     const float l = p[1];
     return lc - p[0] * softplus_f(l) - (x == 0.0f ? 0.0f : x * softplus_f(-l));
   }
@@ -167,9 +167,8 @@ struct NegativeBinomialLogits {
       dp[0] = dp[1] = 0.0f;
       return -kInfF;
     }
-    const double r = p[0];
     const float l = p[1];
-    dp[0] = static_cast<float>(digamma_d(x + r) - digamma_d(r)) - softplus_f(l);
+    dp[0] = static_cast<float>(counts::digamma_rising_d(p[0], x)) - softplus_f(l);
     dp[1] = x * sigmoid_f(-l) - p[0] * sigmoid_f(l);
     return log_prob(x, p);
   }

@@ -20,6 +20,31 @@ CUVI_HD float xlog(float c, float p) { return c == 0.0f ? 0.0f : c * ::logf(p); 
 CUVI_HD float xlog1m(float c, float p) { return c == 0.0f ? 0.0f : c * ::log1pf(-p); }
 // c / p, 0 when c == 0.
 CUVI_HD float xdiv(float c, float p) { return c == 0.0f ? 0.0f : c / p; }
+
+// Counts below kShortRise take the direct forms below (most counts in
+// count models are small): k factors or terms instead of two lgammas or
+// digammas, and no cancellation between them when r is large.
+constexpr double kShortRise = 16.0;
+// log of the rising factorial (r)_k = Gamma(r + k) / Gamma(r), r > 0, k a
+// count: for k < 16 (and r < 1e15, so the product stays finite) the log of
+// the product of its k factors (~k ulp), else lgamma(r + k) - lgamma(r).
+CUVI_HD double log_rising_d(double r, double k) {
+  if (k < kShortRise && r < 1e15) {
+    double prod = 1.0;
+    for (double i = 0.0; i < k; i += 1.0) prod *= r + i;
+    return ::log(prod);
+  }
+  return lgamma_d(r + k) - lgamma_d(r);
+}
+// digamma(r + k) - digamma(r) = sum_{i < k} 1/(r + i) for k < 16.
+CUVI_HD double digamma_rising_d(double r, double k) {
+  if (k < kShortRise) {
+    double acc = 0.0;
+    for (double i = 0.0; i < k; i += 1.0) acc += 1.0 / (r + i);
+    return acc;
+  }
+  return digamma_d(r + k) - digamma_d(r);
+}
 }  // namespace counts
 
 struct Binomial {
@@ -120,6 +145,59 @@ struct Binomial {
   CUVI_HD static float variance(const float* p) { return p[0] * p[1] * (1.0f - p[1]); }
 };
 
+// Binomial(total_count, logits): probs = sigmoid(logits), evaluated from
+// the logits (torch's Binomial(total_count, logits=)):
+//   log p = log C(n, k) + k l - n softplus(l),
+// exact in both tails of l (k l - n softplus(l) = -k softplus(-l) - (n - k)
+// softplus(l), each term without cancellation).
+struct BinomialLogits {
+  static constexpr const char* kName = "Binomial";
+  static constexpr int kNumParams = 2;
+  static constexpr bool kHasRsample = false;
+  static constexpr bool kDiscrete = true;
+  static constexpr int kSupport = support::kNonNegInteger;  // and <= total_count (support_ok)
+
+  CUVI_HD static const char* param_name(int i) { return i == 0 ? "total_count" : (i == 1 ? "logits" : ""); }
+  CUVI_HD static int bad_param(const float* p) {
+    if (!check::nonneg_integer(p[0])) return 0;
+    if (!check::real(p[1])) return 1;
+    return -1;
+  }
+  CUVI_HD static bool param_ok(const float* p) { return bad_param(p) < 0; }
+  CUVI_HD static bool support_ok(float x, const float* p) { return check::nonneg_integer(x) && x <= p[0]; }
+
+  CUVI_HD static float log_prob(float x, const float* p) {
+    if (!support_ok(x, p)) return -kInfF;
+    const float l = p[1];
+    return Binomial::log_choose(p[0], x) - (x == 0.0f ? 0.0f : x * softplus_f(-l)) -
+           (p[0] == x ? 0.0f : (p[0] - x) * softplus_f(l));
+  }
+  // d/dl = k (1 - q) - (n - k) q = k sigmoid(-l) - (n - k) sigmoid(l);
+  // d/dn = digamma(n + 1) - digamma(n - k + 1) - softplus(l).
+  CUVI_HD static float log_prob_grad(float x, const float* p, float* dx, float* dp) {
+    *dx = 0.0f;
+    if (!support_ok(x, p)) {
+      dp[0] = dp[1] = 0.0f;
+      return -kInfF;
+    }
+    const float n = p[0], l = p[1];
+    dp[1] = x * sigmoid_f(-l) - (n - x) * sigmoid_f(l);
+    dp[0] = static_cast<float>(digamma_d(static_cast<double>(n) + 1.0) - digamma_d(static_cast<double>(n) - x + 1.0)) -
+            softplus_f(l);
+    return log_prob(x, p);
+  }
+  // Binomial's sampler at probs = sigmoid(l) (it mirrors q > 1/2 itself).
+  template <class Rng>
+  CUVI_HD static float sample(const float* p, Rng& rng) {
+    if (!param_ok(p)) return quiet_nan_f();
+    const float q[2] = {p[0], sigmoid_f(p[1])};
+    return Binomial::sample(q, rng);
+  }
+  CUVI_HD static void sample_grad(float, const float*, float* dxdp) { dxdp[0] = dxdp[1] = 0.0f; }
+  CUVI_HD static float mean(const float* p) { return p[0] * sigmoid_f(p[1]); }
+  CUVI_HD static float variance(const float* p) { return p[0] * sigmoid_f(p[1]) * sigmoid_f(-p[1]); }
+};
+
 struct Geometric {
   static constexpr const char* kName = "Geometric";
   static constexpr int kNumParams = 1;
@@ -179,11 +257,11 @@ struct NegativeBinomial {
   CUVI_HD static bool support_ok(float x, const float*) { return check::nonneg_integer(x); }
 
   // log p = lgamma(x + r) - lgamma(x + 1) - lgamma(r) + r log(1 - q) + x log q
-  // (the lgamma combination in double: it cancels for large x and r).
+  // (the lgamma combination as log rising factorials in double: it cancels
+  // for large x and r).
   CUVI_HD static float log_prob(float x, const float* p) {
     if (!check::nonneg_integer(x)) return -kInfF;
-    const double r = p[0];
-    const float lc = static_cast<float>(lgamma_d(x + r) - lgamma_d(static_cast<double>(x) + 1.0) - lgamma_d(r));
+    const float lc = static_cast<float>(counts::log_rising_d(p[0], x) - counts::log_rising_d(1.0, x));
     return lc + p[0] * ::log1pf(-p[1]) + counts::xlog(x, p[1]);
   }
   // d/dr = digamma(x + r) - digamma(r) + log(1 - q); d/dq = x/q - r/(1 - q)
@@ -193,8 +271,7 @@ struct NegativeBinomial {
       dp[0] = dp[1] = 0.0f;
       return -kInfF;
     }
-    const double r = p[0];
-    dp[0] = static_cast<float>(digamma_d(x + r) - digamma_d(r)) + ::log1pf(-p[1]);
+    dp[0] = static_cast<float>(counts::digamma_rising_d(p[0], x)) + ::log1pf(-p[1]);
     dp[1] = counts::xdiv(x, p[1]) - p[0] / (1.0f - p[1]);
     return log_prob(x, p);
   }

@@ -46,6 +46,7 @@ std::vector<FamilyCase> families() {
           {"BernoulliLogits", {{-3, 3}}, {0, 1}, false},
           // counts; a total_count range {5, 5} draws exactly 5 (values 0..4)
           {"Binomial", {{5, 5}, {0.1f, 0.9f}}, {0, 5}, false},
+          {"BinomialLogits", {{5, 5}, {-3, 3}}, {0, 5}, false},
           {"Geometric", {{0.1f, 0.9f}}, {0, 10}, false},
           {"NegativeBinomial", {{0.5f, 6}, {0.1f, 0.8f}}, {0, 10}, false},
           {"NegativeBinomialLogits", {{0.5f, 6}, {-3, 2}}, {0, 10}, false},
@@ -84,6 +85,7 @@ std::shared_ptr<const dist::Distribution> build(const std::string& f, const std:
   if (f == "RelaxedBernoulliLogits") return std::make_shared<RelaxedBernoulliLogits>(p[0], p[1]);
   if (f == "Poisson") return std::make_shared<Poisson>(p[0]);
   if (f == "Binomial") return std::make_shared<Binomial>(p[0], p[1]);
+  if (f == "BinomialLogits") return std::make_shared<BinomialLogits>(p[0], p[1]);
   if (f == "Geometric") return std::make_shared<Geometric>(p[0]);
   if (f == "NegativeBinomial") return std::make_shared<NegativeBinomial>(p[0], p[1]);
   if (f == "NegativeBinomialLogits") return std::make_shared<NegativeBinomialLogits>(p[0], p[1]);

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <functional>
 #include <string>
+#include <tuple>
 #include <type_traits>
 #include <vector>
 
@@ -50,15 +51,17 @@ void check_row(const Csv& c, const std::vector<double>& r, int row) {
   const float lp2 = F::log_prob_grad(static_cast<float>(x), p, &dx, dp);
   EXPECT_NEAR(lp2, lp, tol_lp) << where << " (log_prob_grad)";
   EXPECT_NEAR(dx, gx, 1e-4 * (1.0 + std::fabs(gx))) << where << " d/dx";
-  if constexpr (std::is_same_v<F, BetaBinomial>) {
-    // Pyro computes log C(n, k) under torch.no_grad() (n is an integer to
-    // it), so its total_count gradient omits d/dn log C(n, k) =
-    // digamma(n + 1) - digamma(n - k + 1); cuvi keeps it, as its Binomial
-    // does (and torch's Binomial's autograd). Added back here, the digammas
-    // as central differences of std::lgamma in double (step 1e-4: error ~1e-8).
-    const double n = p[2], h = 1e-4;
+  if constexpr (std::is_same_v<F, BetaBinomial> || std::is_same_v<F, BinomialLogits>) {
+    // Pyro (BetaBinomial: log C(n, k) under torch.no_grad()) and torch
+    // (Binomial) treat total_count as an integer constant in log C(n, k),
+    // so their total_count gradients omit d/dn log C(n, k) = digamma(n + 1)
+    // - digamma(n - k + 1); cuvi differentiates the whole log-pmf in n, as
+    // its Binomial always has. Added back here, the digammas as central
+    // differences of std::lgamma in double (step 1e-4: error ~1e-8).
+    const int in = std::is_same_v<F, BetaBinomial> ? 2 : 0;
+    const double n = p[in], h = 1e-4;
     auto dig = [h](double v) { return (std::lgamma(v + h) - std::lgamma(v - h)) / (2 * h); };
-    gp[2] += dig(n + 1) - dig(n - x + 1);
+    gp[static_cast<size_t>(in)] += dig(n + 1) - dig(n - x + 1);
   }
   for (int i = 0; i < np; ++i)
     EXPECT_NEAR(dp[i], gp[static_cast<size_t>(i)], 1e-4 * (1.0 + std::fabs(gp[static_cast<size_t>(i)])))
@@ -69,11 +72,11 @@ void check_row(const Csv& c, const std::vector<double>& r, int row) {
 
 TEST(CompoundCsv, LogProbAndGradientsMatchPyro) {
   const Csv c = read_csv("../refdata/pyro_compound.csv");
-  std::vector<int> seen(8, 0);
+  std::vector<int> seen(9, 0);
   for (size_t i = 0; i < c.rows.size(); ++i) {
     const auto& r = c.rows[i];
     const int code = static_cast<int>(r[static_cast<size_t>(c.need("family"))]);
-    ASSERT_TRUE(code >= 0 && code < 8) << code;
+    ASSERT_TRUE(code >= 0 && code < 9) << code;
     seen[static_cast<size_t>(code)]++;
     const int row = static_cast<int>(i);
     switch (code) {
@@ -84,10 +87,11 @@ TEST(CompoundCsv, LogProbAndGradientsMatchPyro) {
       case 4: check_row<ZeroInflatedPoissonLogits>(c, r, row); break;
       case 5: check_row<ZeroInflatedNegativeBinomial>(c, r, row); break;
       case 6: check_row<ZeroInflatedNegativeBinomialLogits>(c, r, row); break;
-      default: check_row<AsymmetricLaplace>(c, r, row); break;
+      case 7: check_row<AsymmetricLaplace>(c, r, row); break;
+      default: check_row<BinomialLogits>(c, r, row); break;
     }
   }
-  for (int k = 0; k < 8; ++k) EXPECT_GE(seen[static_cast<size_t>(k)], 20) << "family " << k;
+  for (int k = 0; k < 9; ++k) EXPECT_GE(seen[static_cast<size_t>(k)], 20) << "family " << k;
 }
 
 namespace {
@@ -162,6 +166,22 @@ TEST(CompoundSampler, NegativeBinomialLogits) {
   const float p[2] = {2.0f, 0.8f};
   count_family_case<NegativeBinomialLogits>(p, [](double k) { return nb_lpmf(k, 2.0, sigmoid(0.8)); }, 200, 55,
                                             "NegativeBinomial(2, logits 0.8)");
+}
+
+TEST(CompoundSampler, BinomialLogits) {
+  // Binomial's sampler at probs = sigmoid(logits): inversion and BTRS.
+  for (auto [n, l, seed] : {std::tuple{20.0f, -1.0f, 61}, std::tuple{300.0f, 1.5f, 62}}) {
+    const float p[2] = {n, l};
+    const double q = sigmoid(l);
+    count_family_case<BinomialLogits>(
+        p,
+        [&](double k) -> double {
+          if (k > n) return -INFINITY;
+          return std::lgamma(n + 1.0) - std::lgamma(k + 1) - std::lgamma(n - k + 1) + k * std::log(q) +
+                 (n - k) * std::log1p(-q);
+        },
+        n, static_cast<uint64_t>(seed), "Binomial(" + std::to_string(n) + ", logits " + std::to_string(l) + ")");
+  }
 }
 
 TEST(CompoundSampler, ZeroInflatedPoisson) {

@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <numeric>
+#include <string>
 #include <vector>
 
 #include "ppl/autoguide.hpp"
@@ -610,6 +611,41 @@ TEST(AutoGuideInit, Mean) {
   const auto c = vec(param_store().get("AutoDelta.c"));
   EXPECT_NEAR(c[0], 0.2f, 1e-5f);
   EXPECT_NEAR(c[2], 0.5f, 1e-5f);
+}
+
+// init_to_uniform: the unconstrained image of each init lies in (-2, 2)
+// (and in (-0.5, 0.5) for radius 0.5), the constrained value in the support;
+// another seed gives other values; a bad radius is refused.
+TEST(AutoGuideInit, Uniform) {
+  for (float radius : {2.0f, 0.5f}) {
+    reset(55);
+    infer::AutoNormal guide(init_model, {.init_loc_fn = infer::init_to_uniform(radius)});
+    guide();
+    std::vector<float> locs;
+    for (const char* site : {"a", "b", "c"})
+      for (float v : vec(param_store().get(std::string("AutoNormal.locs.") + site))) locs.push_back(v);
+    ASSERT_EQ(locs.size(), 4u);  // a, b, and the simplex's K - 1 = 2
+    for (float v : locs) {
+      EXPECT_GT(v, -radius);
+      EXPECT_LT(v, radius);
+    }
+    // Not all at the feasible point 0 (probability 0 for a uniform draw).
+    EXPECT_NE(locs[0], 0.0f);
+  }
+  reset(56);
+  infer::AutoDelta d1(init_model, {.init_loc_fn = infer::init_to_uniform()});
+  d1();
+  const float b1 = param_store().get("AutoDelta.b").item();
+  EXPECT_GT(b1, std::exp(-2.0f));
+  EXPECT_LT(b1, std::exp(2.0f));
+  const auto c = vec(param_store().get("AutoDelta.c"));
+  EXPECT_NEAR(c[0] + c[1] + c[2], 1.0f, 1e-5f);
+  reset(57);
+  infer::AutoDelta d2(init_model, {.init_loc_fn = infer::init_to_uniform()});
+  d2();
+  EXPECT_NE(param_store().get("AutoDelta.b").item(), b1);
+  EXPECT_THROW(infer::init_to_uniform(0.0f), ValueError);
+  EXPECT_THROW(infer::init_to_uniform(INFINITY), ValueError);
 }
 
 TEST(AutoGuideInit, SampleAndAutoNormalLocs) {

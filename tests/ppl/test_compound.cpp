@@ -183,3 +183,34 @@ TEST(ZeroInflated, MaximumLikelihoodBySVIMatchesEM) {
   EXPECT_NEAR(param_store().get("gate").item(), g, 2e-3);
   EXPECT_NEAR(r, 3.0, 0.15);  // the data's truth, for orientation (SE ~0.03)
 }
+
+// Binomial::from_logits: the probs form's density and moments where both are
+// exact (logits +-1.5: 2e-6 abs + rel, float32 logs of O(1) probabilities),
+// d/dlogits = d/dprobs q (1 - q) (1e-5), finite where probs would round to 0
+// or 1, and its errors.
+TEST(BinomialLogits, AgreesWithProbsAndStaysFiniteInTheTails) {
+  const std::vector<float> l = {-1.5f, 0.0f, 1.5f};
+  std::vector<float> q;
+  for (float v : l) q.push_back(static_cast<float>(1 / (1 + std::exp(-static_cast<double>(v)))));
+  Tensor lt = tensor(l).requires_grad_(), qt = tensor(q).requires_grad_();
+  const Tensor k = tensor({0.0f, 3.0f, 8.0f, 8.0f, 1.0f, 5.0f}, {2, 3});
+  const Tensor a = dist::Binomial::from_logits(8.0f, lt).log_prob(k), b = dist::Binomial(8.0f, qt).log_prob(k);
+  const auto bv = b.to_vector();
+  expect_close(a.to_vector(), std::vector<double>(bv.begin(), bv.end()), 2e-6, 2e-6, "log_prob");
+  sum(a).backward();
+  sum(b).backward();
+  const auto gq = qt.grad().to_vector();
+  std::vector<double> want;
+  for (size_t j = 0; j < 3; ++j) want.push_back(gq[j] * q[j] * (1 - q[j]));
+  expect_close(lt.grad().to_vector(), want, 1e-5, 1e-5, "d/dlogits");
+  const dist::Dist d = dist::Binomial::from_logits(8.0f, lt);
+  const auto mv = dist::Binomial(8.0f, qt).mean().to_vector(), vv = dist::Binomial(8.0f, qt).variance().to_vector();
+  expect_close(d.mean().to_vector(), std::vector<double>(mv.begin(), mv.end()), 1e-5, 1e-5, "mean");
+  expect_close(d.variance().to_vector(), std::vector<double>(vv.begin(), vv.end()), 1e-5, 1e-5, "variance");
+  // logits 40: log p(n) = -n softplus(-40) = -8 * 4.2e-18 (probs would be 1.0f).
+  EXPECT_NEAR(dist::Binomial::from_logits(8.0f, 40.0f).log_prob(tensor(8.0f)).item(), 0.0, 1e-12);
+  EXPECT_NEAR(dist::Binomial::from_logits(8.0f, 40.0f).log_prob(tensor(7.0f)).item(), std::log(8.0) - 40.0, 1e-4);
+  expect_error<ValueError>([] { dist::Binomial::from_logits(5.5f, 0.0f); }, {"Binomial", "total_count", "5.5"});
+  expect_error<ValueError>([] { dist::Binomial::from_logits(5.0f, NAN); }, {"Binomial", "logits"});
+  expect_error<ValueError>([] { dist::Binomial::from_logits(5.0f, 0.0f).log_prob(tensor(6.0f)); }, {"Binomial", "6"});
+}

@@ -13,6 +13,7 @@ are 0. Family codes:
   5 ZeroInflatedNegativeBinomial(total_count, probs=, gate=)
   6 ZeroInflatedNegativeBinomial(total_count, logits=, gate_logits=)
   7 AsymmetricLaplace(loc, scale, asymmetry)
+  8 Binomial(total_count, logits=)
 
 Run: python gen_pyro_compound.py > pyro_compound.csv (Pyro 1.9.2, torch 2.x).
 """
@@ -39,7 +40,9 @@ def make(code, p):
         return dist.ZeroInflatedNegativeBinomial(p[0], probs=p[1], gate=p[2])
     if code == 6:
         return dist.ZeroInflatedNegativeBinomial(p[0], logits=p[1], gate_logits=p[2])
-    return dist.AsymmetricLaplace(p[0], p[1], p[2])
+    if code == 7:
+        return dist.AsymmetricLaplace(p[0], p[1], p[2])
+    return dist.Binomial(p[0], logits=p[1])
 
 
 def params(code):
@@ -58,7 +61,9 @@ def params(code):
         return [u(0.2, 8), u(0.05, 0.9), u(0.02, 0.95)]
     if code == 6:
         return [u(0.2, 8), u(-4, 3), u(-5, 5)]
-    return [u(-2, 2), u(0.3, 3), u(0.3, 3)]
+    if code == 7:
+        return [u(-2, 2), u(0.3, 3), u(0.3, 3)]
+    return [float(rng.integers(1, 60)), u(-4, 4)]
 
 
 def value(code, p):
@@ -66,16 +71,18 @@ def value(code, p):
         return p[0] + p[1] * rng.normal() * 2
     if code == 0:
         return float(rng.integers(0, int(p[2]) + 1))
+    if code == 8:
+        return float(rng.integers(0, int(p[0]) + 1))
     # counts: a third zeros (the inflated cell), the rest spread to ~20
     return 0.0 if rng.uniform() < 1 / 3 else float(rng.integers(1, 21))
 
 
 rows = []
-for code in range(8):
+for code in range(9):
     for i in range(40):
         p = params(code)
         # a few extreme logits, where a probability parameterisation rounds to 0 or 1
-        if code in (2, 4, 6) and i >= 36:
+        if code in (2, 4, 6, 8) and i >= 36:
             p[1] = [-30.0, 25.0, 30.0, -18.0][i - 36]
             if code == 6:
                 p[2] = [35.0, -25.0, 20.0, -40.0][i - 36]
