@@ -18,6 +18,21 @@ bool all_in_support(const constraints::ConstraintPtr& c, const Tensor& x) {
   return true;
 }
 
+// The prototype's rows of t repeated periodically to the full size along
+// every subsampled plate of s (Pyro's periodic_repeat): a guide's init of a
+// per-datapoint quantity. batch_ndim: the number of batch dims of t, to
+// which the plates' dims (negative) count from the right.
+Tensor periodic_repeat(Tensor t, const Site& s, int batch_ndim) {
+  for (const Frame& f : s.frames) {
+    if (!subsampled(f)) continue;
+    const int pos = batch_ndim + f.dim;
+    std::vector<int64_t> rep(static_cast<size_t>(f.size));
+    for (int64_t i = 0; i < f.size; ++i) rep[static_cast<size_t>(i)] = i % f.subsample_size;
+    t = index_select(t, pos, tensor_i64(rep, {f.size}, t.device()));
+  }
+  return t;
+}
+
 Tensor feasible(const Site& s) {
   const constraints::ConstraintPtr c = s.fn->support();
   const Shape v = s.value.shape();
@@ -209,13 +224,7 @@ void AutoGuideCore::setup(const std::function<void()>& run_model) {
       CUVI_CHECK(init.shape() == ls.value_shape, ShapeError,
                  cls_ << ": init_loc_fn gave shape " << shape_str(init.shape()) << " for site '" << s.name
                       << "' of shape " << shape_str(ls.value_shape));
-      for (const Frame& f : s.frames) {
-        if (!subsampled(f)) continue;
-        const int pos = ls.batch_ndim + f.dim;
-        std::vector<int64_t> rep(static_cast<size_t>(f.size));
-        for (int64_t i = 0; i < f.size; ++i) rep[static_cast<size_t>(i)] = i % f.subsample_size;
-        init = index_select(init, pos, tensor_i64(rep, {f.size}, init.device()));
-      }
+      init = periodic_repeat(init, s, ls.batch_ndim);
     }
     ls.init_value = init;
     sites.push_back(std::move(ls));
@@ -414,17 +423,9 @@ void AutoDiscreteParallelCore::create_params() {
   for (const LatentSite& s : sites_) {
     const DiscreteKind kind = discrete_kind(s.proto);
     Tensor init = prior_probs(s.proto, kind);
-    // Full size along subsampled plates: the prototype's rows repeated, as
-    // the other autoguides' inits (Pyro's periodic_repeat).
     {
       NoGradGuard ng;
-      for (const Frame& f : s.proto.frames) {
-        if (!subsampled(f)) continue;
-        const int pos = s.batch_ndim + f.dim;
-        std::vector<int64_t> rep(static_cast<size_t>(f.size));
-        for (int64_t i = 0; i < f.size; ++i) rep[static_cast<size_t>(i)] = i % f.subsample_size;
-        init = index_select(init, pos, tensor_i64(rep, {f.size}, init.device()));
-      }
+      init = periodic_repeat(init, s.proto, s.batch_ndim);  // full size along subsampled plates
     }
     probs_init_[s.proto.name] = init.detach();
     const bool bern = kind == DiscreteKind::kBernoulli;

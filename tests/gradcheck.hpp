@@ -29,6 +29,13 @@ inline void fresh(uint64_t seed = 0) {
   set_seed(seed);
 }
 
+// Rows of `table` (dim 0) at the int64 (or integral float) values of z,
+// shaped as z: a mixture's component parameters at sampled or enumerated
+// assignments.
+inline Tensor pick(const Tensor& table, const Tensor& z) {
+  return index_select(table, 0, z.to_int64().reshape({z.numel()})).reshape(z.shape());
+}
+
 // float64 references: log N(x; mu, sd) and log sum_i exp(v_i).
 inline double normal_lp(double x, double mu, double sd) {
   const double z = (x - mu) / sd;

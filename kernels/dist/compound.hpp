@@ -49,16 +49,14 @@ struct BetaBinomial {
   CUVI_HD static bool support_ok(float x, const float* p) { return check::nonneg_integer(x) && x <= p[2]; }
 
   // log p = log C(n, k) + lbeta(k + a, n - k + b) - lbeta(a, b)
-  //       = log C(n, k) + log (a)_k + log (b)_(n-k) - log (a + b)_n,
-  // C(n, k) = (k + 1)_(n-k) / (1)_(n-k),
+  //       = log C(n, k) + log (a)_k + log (b)_(n-k) - log (a + b)_n
   // with rising factorials (a)_k = Gamma(a + k) / Gamma(a) (in double: the
   // lgammas cancel for large n, a, b; short counts as products).
   CUVI_HD static float log_prob(float x, const float* p) {
     if (!support_ok(x, p)) return -kInfF;
     const double a = p[0], b = p[1], n = p[2], k = x;
-    return static_cast<float>(counts::log_rising_d(k + 1.0, n - k) - counts::log_rising_d(1.0, n - k) +
-                              counts::log_rising_d(a, k) +
-                              counts::log_rising_d(b, n - k) - counts::log_rising_d(a + b, n));
+    return static_cast<float>(counts::log_choose_d(n, k) + counts::log_rising_d(a, k) + counts::log_rising_d(b, n - k) -
+                              counts::log_rising_d(a + b, n));
   }
   // d/da = psi(k + a) - psi(a) - (psi(n + a + b) - psi(a + b))
   // d/db = psi(n - k + b) - psi(b) - (psi(n + a + b) - psi(a + b))

@@ -36,6 +36,9 @@ CUVI_HD double log_rising_d(double r, double k) {
   }
   return lgamma_d(r + k) - lgamma_d(r);
 }
+// log C(n, x) = log (x + 1)_(n-x) - log (n - x)! (as lgammas they cancel for
+// large n; short n - x as products).
+CUVI_HD double log_choose_d(double n, double x) { return log_rising_d(x + 1.0, n - x) - log_rising_d(1.0, n - x); }
 // digamma(r + k) - digamma(r) = sum_{i < k} 1/(r + i) for k < 16.
 CUVI_HD double digamma_rising_d(double r, double k) {
   if (k < kShortRise) {
@@ -63,11 +66,7 @@ struct Binomial {
   CUVI_HD static bool param_ok(const float* p) { return bad_param(p) < 0; }
   CUVI_HD static bool support_ok(float x, const float* p) { return check::nonneg_integer(x) && x <= p[0]; }
 
-  // log C(n, x) in double (lgamma(n + 1) and the others cancel for large n).
-  CUVI_HD static float log_choose(float n, float x) {
-    return static_cast<float>(lgamma_d(static_cast<double>(n) + 1.0) - lgamma_d(static_cast<double>(x) + 1.0) -
-                              lgamma_d(static_cast<double>(n) - x + 1.0));
-  }
+  CUVI_HD static float log_choose(float n, float x) { return static_cast<float>(counts::log_choose_d(n, x)); }
   // log p = log C(n, x) + x log q + (n - x) log(1 - q)
   CUVI_HD static float log_prob(float x, const float* p) {
     if (!support_ok(x, p)) return -kInfF;
@@ -82,8 +81,7 @@ struct Binomial {
     }
     const float n = p[0], q = p[1];
     dp[1] = counts::xdiv(x, q) - counts::xdiv(n - x, 1.0f - q);
-    dp[0] = static_cast<float>(digamma_d(static_cast<double>(n) + 1.0) - digamma_d(static_cast<double>(n) - x + 1.0)) +
-            ::log1pf(-q);
+    dp[0] = static_cast<float>(counts::digamma_rising_d(static_cast<double>(n) - x + 1.0, x)) + ::log1pf(-q);
     return log_choose(n, x) + counts::xlog(x, q) + counts::xlog1m(n - x, q);
   }
 
@@ -182,8 +180,7 @@ struct BinomialLogits {
     }
     const float n = p[0], l = p[1];
     dp[1] = x * sigmoid_f(-l) - (n - x) * sigmoid_f(l);
-    dp[0] = static_cast<float>(digamma_d(static_cast<double>(n) + 1.0) - digamma_d(static_cast<double>(n) - x + 1.0)) -
-            softplus_f(l);
+    dp[0] = static_cast<float>(counts::digamma_rising_d(static_cast<double>(n) - x + 1.0, x)) - softplus_f(l);
     return log_prob(x, p);
   }
   // Binomial's sampler at probs = sigmoid(l) (it mirrors q > 1/2 itself).

@@ -27,11 +27,6 @@ namespace {
 const std::vector<float> kX = {-1.3f, 0.2f, 2.4f, 1.9f, -0.4f, 0.9f, 3.1f};
 const std::vector<double> kPi = {0.2, 0.5, 0.3}, kMu = {-1.0, 0.5, 2.0};
 
-// Rows of `table` (dim 0) at the integral values of z, shaped as z.
-Tensor pick(const Tensor& table, const Tensor& z) {
-  return index_select(table, 0, z.to_int64().reshape({z.numel()})).reshape(z.shape());
-}
-
 // z_n ~ Categorical(pi), x_n ~ N(mu_{z_n}, 1).
 void mixture_model() {
   auto p = plate("data", static_cast<int64_t>(kX.size()));

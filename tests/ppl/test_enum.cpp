@@ -34,11 +34,6 @@ namespace {
 
 const std::vector<float> kX = {-1.3f, 0.2f, 2.4f, 1.9f, -0.4f, 0.9f, 3.1f};
 
-// Rows of `table` (dim 0) at the int64 (or integral float) values of z, shaped as z.
-Tensor pick(const Tensor& table, const Tensor& z) {
-  return index_select(table, 0, z.to_int64().reshape({z.numel()})).reshape(z.shape());
-}
-
 // A global c ~ Categorical(0.35, 0.65); in the plate z_i | c ~
 // Categorical(T[c]) (T's rows (0.6, 0.3, 0.1) and (0.1, 0.3, 0.6)) and x_i |
 // z_i ~ N(mu_z, 1), mu = (-1, 0.8, 2.5); both discrete sites enumerated.

@@ -30,11 +30,6 @@ namespace {
 const std::vector<float> kX = {-1.3f, 0.2f, 2.4f, 1.9f, -0.4f, 0.9f, 3.1f};
 const std::vector<double> kPi = {0.2, 0.5, 0.3}, kMu = {-1.0, 0.5, 2.0};
 
-// Rows of `table` (dim 0) at the integral values of z, shaped as z.
-Tensor pick(const Tensor& table, const Tensor& z) {
-  return index_select(table, 0, z.to_int64().reshape({z.numel()})).reshape(z.shape());
-}
-
 Tensor pi_t() { return tensor({0.2f, 0.5f, 0.3f}); }
 Tensor mu_t() { return tensor({-1.0f, 0.5f, 2.0f}); }
 
