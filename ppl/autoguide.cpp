@@ -365,7 +365,7 @@ std::map<std::string, Tensor> AutoDeltaCore::median() const {
 // ---- AutoDiscreteParallel ----------------------------------------------------------
 
 namespace {
-enum class DiscreteKind { kBernoulli, kCategorical, kOneHot };
+using DiscreteKind = AutoDiscreteParallelCore::DiscreteKind;
 
 DiscreteKind discrete_kind(const Site& s) {
   const dist::Distribution& d = *s.fn;
@@ -419,7 +419,7 @@ bool AutoDiscreteParallelCore::takes(const Site& s) const {
 }
 
 void AutoDiscreteParallelCore::create_params() {
-  probs_init_.clear();
+  parts_.clear();
   for (const LatentSite& s : sites_) {
     const DiscreteKind kind = discrete_kind(s.proto);
     Tensor init = prior_probs(s.proto, kind);
@@ -427,21 +427,21 @@ void AutoDiscreteParallelCore::create_params() {
       NoGradGuard ng;
       init = periodic_repeat(init, s.proto, s.batch_ndim);  // full size along subsampled plates
     }
-    probs_init_[s.proto.name] = init.detach();
-    const bool bern = kind == DiscreteKind::kBernoulli;
+    parts_.push_back({kind, init.detach()});
     param_store().param(prefix_ + "." + s.proto.name + "_probs",
-                        std::function<Tensor()>([t = probs_init_[s.proto.name]] { return t; }),
-                        bern ? constraints::unit_interval : constraints::simplex);
+                        std::function<Tensor()>([t = parts_.back().init] { return t; }),
+                        kind == DiscreteKind::kBernoulli ? constraints::unit_interval : constraints::simplex);
   }
 }
 
 std::map<std::string, Tensor> AutoDiscreteParallelCore::run() {
   const auto idx = draw_plates();
   std::map<std::string, Tensor> out;
-  for (const LatentSite& s : sites_) {
-    const DiscreteKind kind = discrete_kind(s.proto);
+  for (size_t i = 0; i < sites_.size(); ++i) {
+    const LatentSite& s = sites_[i];
+    const DiscreteKind kind = parts_[i].kind;
     const bool bern = kind == DiscreteKind::kBernoulli;
-    const Tensor init = probs_init_.at(s.proto.name);
+    const Tensor init = parts_[i].init;
     const Tensor probs = param_in_plates(s, prefix_ + "." + s.proto.name + "_probs",
                                          std::function<Tensor()>([init] { return init; }),
                                          bern ? constraints::unit_interval : constraints::simplex, bern ? 0 : 1, idx);
@@ -457,8 +457,9 @@ std::map<std::string, Tensor> AutoDiscreteParallelCore::run() {
 std::map<std::string, Tensor> AutoDiscreteParallelCore::median() const {
   NoGradGuard ng;
   std::map<std::string, Tensor> out;
-  for (const LatentSite& s : sites_) {
-    const DiscreteKind kind = discrete_kind(s.proto);
+  for (size_t i = 0; i < sites_.size(); ++i) {
+    const LatentSite& s = sites_[i];
+    const DiscreteKind kind = parts_[i].kind;
     const Tensor probs = param_store().get(prefix_ + "." + s.proto.name + "_probs");
     const auto pv = probs.to(Device::cpu()).to_vector();
     if (kind == DiscreteKind::kBernoulli) {

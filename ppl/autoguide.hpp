@@ -188,6 +188,7 @@ class AutoDeltaCore final : public AutoGuideCore {
 // poutine::block). median() is each site's mode.
 class AutoDiscreteParallelCore final : public AutoGuideCore {
  public:
+  enum class DiscreteKind { kBernoulli, kCategorical, kOneHot };
   explicit AutoDiscreteParallelCore(AutoGuideOptions o);
   std::map<std::string, Tensor> run() override;
   std::map<std::string, Tensor> median() const override;
@@ -197,7 +198,11 @@ class AutoDiscreteParallelCore final : public AutoGuideCore {
   bool takes(const Site& s) const override;
 
  private:
-  std::map<std::string, Tensor> probs_init_;  // full size, at setup
+  struct Part {
+    DiscreteKind kind;
+    Tensor init;  // the prior's probs, full size, at setup
+  };
+  std::vector<Part> parts_;  // one per site, in sites_'s order
 };
 
 // AutoContinuous: a joint distribution over one flat unconstrained vector.

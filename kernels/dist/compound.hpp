@@ -251,8 +251,7 @@ struct ZeroInflated {
   CUVI_HD static float sample(const float* p, Rng& rng) {
     if (!param_ok(p)) return quiet_nan_f();
     const float u = rng.uniform();
-    const float g = GateLogits ? sigmoid_f(p[kGate]) : p[kGate];
-    return u < g ? 0.0f : Base::sample(p, rng);
+    return u < gate(p) ? 0.0f : Base::sample(p, rng);
   }
   CUVI_HD static void sample_grad(float, const float*, float* dxdp) {
     for (int i = 0; i < kNumParams; ++i) dxdp[i] = 0.0f;
@@ -260,10 +259,11 @@ struct ZeroInflated {
   // E = (1 - g) m; Var = (1 - g) (v + g m^2) for the base's mean m and variance v.
   CUVI_HD static float mean(const float* p) { return not_gate(p) * Base::mean(p); }
   CUVI_HD static float variance(const float* p) {
-    const float g = GateLogits ? sigmoid_f(p[kGate]) : p[kGate];
     const float m = Base::mean(p);
-    return not_gate(p) * (Base::variance(p) + g * m * m);
+    return not_gate(p) * (Base::variance(p) + gate(p) * m * m);
   }
+  // g and 1 - g.
+  CUVI_HD static float gate(const float* p) { return GateLogits ? sigmoid_f(p[kGate]) : p[kGate]; }
   CUVI_HD static float not_gate(const float* p) { return GateLogits ? sigmoid_f(-p[kGate]) : 1.0f - p[kGate]; }
 };
 
