@@ -4,8 +4,12 @@
 # cmake and ninja but no apt and none of the Debian -dev packages, so this
 #   1. unpacks every .debs/*.deb with `dpkg -x` into a private prefix
 #      (default /tmp/prefix; never /),
-#   2. configures (Release, CUVI_CUDA=ON, architecture from nvidia-smi via
-#      cmake/CuviCudaArch.cmake) against that prefix only, and builds,
+#   2. uses the build that bench/prebuild_gpu.sh made HERE for sm_90 and
+#      packed into .debs/prebuilt/, when it was built from exactly these
+#      sources and its binaries find their libraries (saving the minutes of
+#      a build on the device); otherwise configures (Release, CUVI_CUDA=ON,
+#      architecture from nvidia-smi via cmake/CuviCudaArch.cmake) against
+#      that prefix only, and builds,
 #   3. runs `CUVI_REQUIRE_GPU=1 ctest -L gpu` (the CUDA-vs-CPU tests and the
 #      ppl suite on cuda:0),
 #      (failures: up to 6 rerun with CUVI_SYNC_DEBUG=1 / compute-sanitizer),
@@ -32,8 +36,8 @@
 # in meta.txt and the benchmarks still run. The whole run stays inside
 # CUVI_DEADLINE_S (default 540 s): later phases get what is left.
 #
-# usage: bash bench/run_gpu.sh [--build-only] [--jobs N] [--prefix DIR]
-#                              [--build-dir DIR] [--debs DIR]
+# usage: bash bench/run_gpu.sh [--build-only] [--no-prebuilt] [--jobs N]
+#                              [--prefix DIR] [--build-dir DIR] [--debs DIR]
 # env:   OUT (set by the run tool; default /tmp/cuvi_run_gpu_out),
 #        CUVI_BENCH_MIN_TIME (0.2),
 #        CUVI_BENCH_FILTER (all), CUVI_DEADLINE_S (540),
@@ -48,6 +52,7 @@ jobs=16
 prefix=/tmp/prefix
 build_dir=build
 debs=.debs
+no_prebuilt=0
 while [[ $# -gt 0 ]]; do
   case $1 in
     --build-only) build_only=1 ;;
@@ -55,6 +60,7 @@ while [[ $# -gt 0 ]]; do
     --prefix) prefix=$2; shift ;;
     --build-dir) build_dir=$2; shift ;;
     --debs) debs=$2; shift ;;
+    --no-prebuilt) no_prebuilt=1 ;;
     *) echo "run_gpu.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -222,8 +228,82 @@ done
   echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
 } | tee -a "$META" "$LOG"
 
+# ---- 1b. a build made here beforehand (bench/prebuild_gpu.sh) ------------------
+# Used when it was built from exactly these sources and its binaries find
+# their libraries; then configure and build are skipped. Otherwise (or with
+# --no-prebuilt) the build below runs as before.
+use_prebuilt=0
+pre=$debs/prebuilt
+try_prebuilt() {
+  [[ $no_prebuilt == 0 && -f $pre/build-gpu.tar.xz && -f $pre/PREBUILT && -f $pre/SOURCES.sha256 ]] || return 1
+  local src bdir missing=0 d f
+  src=$(awk '$1 == "source_dir" {print $2}' "$pre/PREBUILT")
+  bdir=$(awk '$1 == "build_dir" {print $2}' "$pre/PREBUILT")
+  sed 's/^/  prebuilt /' "$pre/PREBUILT" >>"$META"
+  if ! (cd "$repo" && sha256sum --quiet --strict -c "$pre/SOURCES.sha256") >>"$LOG" 2>&1; then
+    echo "prebuilt: the sources differ from those it was built from" | tee -a "$META" "$LOG"
+    return 1
+  fi
+  # The binaries and ctest's files name the source path they were built in:
+  # make it this checkout.
+  if [[ $(realpath -m "$src") != "$repo" ]]; then
+    if [[ -e $src || -L $src ]]; then
+      echo "prebuilt: $src exists here and is not this checkout" | tee -a "$META" "$LOG"
+      return 1
+    fi
+    mkdir -p "$(dirname "$src")" && ln -s "$repo" "$src" || { echo "prebuilt: cannot link $src" | tee -a "$META" "$LOG"; return 1; }
+    echo "prebuilt: linked $src -> $repo" | tee -a "$META" "$LOG"
+  fi
+  [[ $bdir == "$src"/* ]] || { echo "prebuilt: build dir $bdir outside $src" | tee -a "$META" "$LOG"; return 1; }
+  rm -rf -- "$bdir"
+  mkdir -p "$bdir"
+  # tar keeps the files' times, so ctest finds its test lists up to date.
+  xz -dc "$pre/build-gpu.tar.xz" | tar -C "$bdir" -xf - ||
+    { echo "prebuilt: unpacking failed" | tee -a "$META" "$LOG"; return 1; }
+  # libcudart, libcublas and libcublasLt: the device toolkit's first, else
+  # its Python wheels' (nvidia-*). Symlinked into one private folder, so
+  # that nothing else of those folders (another cuDNN, NCCL, ...) can shadow
+  # what PyTorch and JAX load for the comparison.
+  local cudalibs=$prefix/cuda-libs lib
+  rm -rf -- "$cudalibs"
+  mkdir -p "$cudalibs"
+  for lib in libcudart.so.13 libcublas.so.13 libcublasLt.so.13; do
+    for d in "$(dirname "$(command -v nvcc 2>/dev/null || echo /usr/local/cuda/bin/nvcc)")/../lib64" \
+             /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib \
+             $(python3 -c 'import glob, site; [print(p) for s in site.getsitepackages() for p in glob.glob(s + "/nvidia/*/lib")]' 2>/dev/null); do
+      if [[ -e $d/$lib ]]; then
+        ln -sf "$(realpath "$d/$lib")" "$cudalibs/$lib"
+        echo "prebuilt: $lib from $d" | tee -a "$META" "$LOG"
+        break
+      fi
+    done
+  done
+  export LD_LIBRARY_PATH=$LD_LIBRARY_PATH:$cudalibs
+  for f in "$bdir"/tests/cuvi_test_* "$bdir"/bench/cuvi_bench_* "$bdir"/examples/cuvi; do
+    if ldd "$f" | grep -q 'not found'; then
+      echo "prebuilt: $(basename "$f") lacks $(ldd "$f" | awk '/not found/ {print $1}' | tr '\n' ' ')" | tee -a "$META" "$LOG"
+      missing=1
+    fi
+  done
+  (( missing == 0 )) || return 1
+  echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH" | tee -a "$META" "$LOG"
+  build_dir=$bdir
+  return 0
+}
+if [[ $build_only == 0 ]]; then
+  phase "prebuilt build ($pre)"
+  if try_prebuilt; then
+    use_prebuilt=1
+    echo "prebuilt: using $build_dir (no configure, no build)" | tee -a "$META" "$LOG"
+  else
+    echo "prebuilt: not used; building here" | tee -a "$META" "$LOG"
+  fi
+fi
+
 # ---- 2. configure and build ----------------------------------------------------
 
+build_rc=prebuilt
+if [[ $use_prebuilt == 0 ]]; then
 phase "configure"
 # A build dir configured from another source path (another checkout) is
 # unusable: start it afresh. Same path: reuse it (incremental on a warm machine).
@@ -272,6 +352,7 @@ if [[ $generator == Ninja ]]; then
 else
   logged cmake --build "$build_dir" -j "$jobs" -- -k || build_rc=$?
 fi
+fi  # use_prebuilt == 0
 echo "build_rc $build_rc" >>"$META"
 
 if [[ $build_only == 1 ]]; then
@@ -423,7 +504,8 @@ compare_frameworks() {
       "${wheels[@]}" || echo "wheel install failed: Pyro will be reported unavailable" | tee -a "$META" "$LOG"
   fi
   rm -rf -- "$cmp"
-  logged timeout "$budget" env PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 \
+  logged timeout "$budget" env LD_LIBRARY_PATH="${LD_LIBRARY_PATH//:$prefix\/cuda-libs/}" \
+    PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 \
     XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHON=python3 CUVI_COMPARE_LOCAL_STEPS=100 \
     bash "$repo/bench/compare/run.sh" --device cuda --build-dir "$build_dir" --out "$cmp" \
     --cuvi-json "$OUT/cuvi_bench_svi.json" || rc=$?
@@ -471,8 +553,11 @@ if (( all_budget >= 60 )); then
   phase "cpu tests: ctest -LE gpu (budget ${all_budget}s)"
   all_tests_rc=0
   # 4 tests at a time with 4 OpenMP threads each: 16 threads on 16 cores.
-  logged timeout "$all_budget" env OMP_NUM_THREADS=4 ctest --test-dir "$build_dir" -LE gpu --output-on-failure \
-    -j 4 --timeout 200 || all_tests_rc=$?
+  # A prebuilt build carries no install tree: its package test cannot run.
+  skip_pkg=()
+  [[ $use_prebuilt == 1 ]] && skip_pkg=(-E consumer_package)
+  logged timeout "$all_budget" env OMP_NUM_THREADS=4 ctest --test-dir "$build_dir" -LE gpu "${skip_pkg[@]}" \
+    --output-on-failure -j 4 --timeout 200 || all_tests_rc=$?
 else
   echo "skipping the cpu tests: $(left)s left" | tee -a "$META" "$LOG"
 fi

@@ -27,6 +27,11 @@ enum class UnaryOp : int {
   kTrigamma,
   kSin,
   kCos,
+  kErf,
+  kErfinv,
+  kNdtr,
+  kNdtri,
+  kAtan,
   kCount
 };
 
@@ -50,7 +55,8 @@ enum class BinaryOp : int {
 inline const char* unary_name(UnaryOp op) {
   constexpr const char* names[] = {"neg",      "exp",     "log",        "log1p", "expm1", "sqrt",   "abs",
                                    "square",   "reciprocal", "softplus", "sigmoid", "log_sigmoid", "tanh", "relu",
-                                   "lgamma",   "digamma", "trigamma",   "sin",   "cos"};
+                                   "lgamma",   "digamma", "trigamma",   "sin",   "cos",
+                                   "erf",      "erfinv",  "ndtr",       "ndtri", "atan"};
   return names[static_cast<int>(op)];
 }
 
@@ -93,7 +99,12 @@ CUVI_HD float unary_fwd(float x) {
   else if constexpr (op == UnaryOp::kDigamma) return digamma_f(x);
   else if constexpr (op == UnaryOp::kTrigamma) return trigamma_f(x);
   else if constexpr (op == UnaryOp::kSin) return ::sinf(x);
-  else return ::cosf(x);
+  else if constexpr (op == UnaryOp::kCos) return ::cosf(x);
+  else if constexpr (op == UnaryOp::kErf) return ::erff(x);
+  else if constexpr (op == UnaryOp::kErfinv) return erfinv_f(x);
+  else if constexpr (op == UnaryOp::kNdtr) return ndtr_f(x);
+  else if constexpr (op == UnaryOp::kNdtri) return ndtri_f(x);
+  else return ::atanf(x);
 }
 
 // d y / d x given x and y = f(x).
@@ -117,6 +128,13 @@ CUVI_HD float unary_deriv(float x, float y) {
   else if constexpr (op == UnaryOp::kDigamma) return trigamma_f(x);
   else if constexpr (op == UnaryOp::kSin) return ::cosf(x);
   else if constexpr (op == UnaryOp::kCos) return -::sinf(x);
+  // erf' = 2/sqrt(pi) e^-x^2; (erf^-1)' = sqrt(pi)/2 e^(y^2); Phi' = phi(x);
+  // (Phi^-1)' = 1 / phi(y) = sqrt(2 pi) e^(y^2 / 2) (+inf at the ends).
+  else if constexpr (op == UnaryOp::kErf) return 1.12837916709551257390f * exp_f(-x * x);
+  else if constexpr (op == UnaryOp::kErfinv) return 0.88622692545275801365f * exp_f(y * y);
+  else if constexpr (op == UnaryOp::kNdtr) return 0.39894228040143267794f * exp_f(-0.5f * x * x);
+  else if constexpr (op == UnaryOp::kNdtri) return 2.50662827463100050242f * exp_f(0.5f * y * y);
+  else if constexpr (op == UnaryOp::kAtan) return 1.0f / (1.0f + x * x);
   else return 0.0f;  // trigamma: not differentiable here (rejected before launch)
 }
 
@@ -305,6 +323,8 @@ void visit_unary(UnaryOp op, F&& f) {
     CUVI_UNARY_CASE(kReciprocal) CUVI_UNARY_CASE(kSoftplus) CUVI_UNARY_CASE(kSigmoid)
     CUVI_UNARY_CASE(kLogSigmoid) CUVI_UNARY_CASE(kTanh) CUVI_UNARY_CASE(kRelu) CUVI_UNARY_CASE(kLgamma)
     CUVI_UNARY_CASE(kDigamma) CUVI_UNARY_CASE(kTrigamma) CUVI_UNARY_CASE(kSin) CUVI_UNARY_CASE(kCos)
+    CUVI_UNARY_CASE(kErf) CUVI_UNARY_CASE(kErfinv) CUVI_UNARY_CASE(kNdtr) CUVI_UNARY_CASE(kNdtri)
+    CUVI_UNARY_CASE(kAtan)
 #undef CUVI_UNARY_CASE
     default:
       break;

@@ -157,6 +157,20 @@ const LatentSite& AutoGuideCore::site(const std::string& name) const {
   CUVI_THROW(ValueError, prefix_ << ": the model has no latent site named '" << name << "'");
 }
 
+std::map<std::string, Tensor> AutoGuideCore::quantiles(const std::vector<float>&) const {
+  CUVI_THROW(ValueError, prefix_ << ".quantiles(): " << cls_ << " has no marginal quantiles");
+}
+
+namespace {
+// The probabilities as a tensor [Q] on dev, each checked to lie in [0, 1].
+Tensor quantile_levels(const std::vector<float>& qs, const std::string& who, Device dev) {
+  CUVI_CHECK(!qs.empty(), ValueError, who << ".quantiles(): no quantiles asked for");
+  for (float q : qs)
+    CUVI_CHECK(q >= 0.0f && q <= 1.0f, ValueError, who << ".quantiles(): each quantile must lie in [0, 1], got " << q);
+  return tensor(qs, dev);
+}
+}  // namespace
+
 bool AutoGuideCore::takes(const Site& s) const {
   // A site marked for enumeration is summed out by TraceEnum_ELBO: the
   // guide leaves it alone (as hiding it with block(model, hide) would).
@@ -329,6 +343,19 @@ std::map<std::string, Tensor> AutoNormalCore::median() const {
   return out;
 }
 
+std::map<std::string, Tensor> AutoNormalCore::quantiles(const std::vector<float>& qs) const {
+  NoGradGuard ng;
+  std::map<std::string, Tensor> out;
+  for (const LatentSite& s : sites_) {
+    const auto [loc, scale] = loc_and_scale(s.proto.name);
+    Shape qshape(static_cast<size_t>(loc.dim()) + 1, 1);
+    qshape[0] = static_cast<int64_t>(qs.size());
+    const Tensor z = ndtri(quantile_levels(qs, prefix_, loc.device()).reshape(qshape));
+    out[s.proto.name] = s.support->transform(loc + scale * z).detach();
+  }
+  return out;
+}
+
 std::pair<Tensor, Tensor> AutoNormalCore::loc_and_scale(const std::string& name) const {
   const LatentSite& s = site(name);
   return {param_store().get(prefix_ + ".locs." + s.proto.name), param_store().get(prefix_ + ".scales." + s.proto.name)};
@@ -359,6 +386,17 @@ std::map<std::string, Tensor> AutoDeltaCore::run() {
 std::map<std::string, Tensor> AutoDeltaCore::median() const {
   std::map<std::string, Tensor> out;
   for (const LatentSite& s : sites_) out[s.proto.name] = param_store().get(prefix_ + "." + s.proto.name);
+  return out;
+}
+
+std::map<std::string, Tensor> AutoDeltaCore::quantiles(const std::vector<float>& qs) const {
+  std::map<std::string, Tensor> out;
+  for (auto& [name, v] : median()) {
+    quantile_levels(qs, prefix_, v.device());
+    Shape shape = v.shape();
+    shape.insert(shape.begin(), static_cast<int64_t>(qs.size()));
+    out[name] = v.unsqueeze(0).expand(shape).clone();
+  }
   return out;
 }
 
@@ -552,6 +590,22 @@ std::map<std::string, Tensor> AutoContinuousCore::median() const {
   return out;
 }
 
+std::map<std::string, Tensor> AutoContinuousCore::quantiles(const std::vector<float>& qs) const {
+  NoGradGuard ng;
+  const dist::DistPtr post = posterior();
+  const Tensor loc = post->mean().detach(), scale = sqrt(post->variance()).detach();
+  const Tensor levels = quantile_levels(qs, prefix_, loc.device());
+  const Tensor u = loc + scale * ndtri(levels.unsqueeze(-1));  // [Q, D]
+  std::map<std::string, std::vector<Tensor>> rows;
+  for (int64_t i = 0; i < static_cast<int64_t>(qs.size()); ++i) {
+    const auto us = unpack(narrow(u, 0, i, 1).squeeze(0));
+    for (const LatentSite& s : sites_) rows[s.proto.name].push_back(s.support->transform(us.at(s.proto.name)));
+  }
+  std::map<std::string, Tensor> out;
+  for (auto& [name, r] : rows) out[name] = stack(r, 0).detach();
+  return out;
+}
+
 // The posterior params' initial values, as lazy inits: evaluated when the
 // params are created at setup, and again only if they have gone from the
 // store since (a failed first step takes back what it created; a cleared
@@ -670,6 +724,11 @@ std::map<std::string, Tensor> AutoIAFNormalCore::median() const {
   std::map<std::string, Tensor> out;
   for (const LatentSite& s : sites_) out[s.proto.name] = s.support->transform(us.at(s.proto.name)).detach();
   return out;
+}
+
+std::map<std::string, Tensor> AutoIAFNormalCore::quantiles(const std::vector<float>&) const {
+  CUVI_THROW(ValueError, prefix_ << ".quantiles(): AutoIAFNormal's flows have no closed-form marginals "
+                                    "(take quantiles of Predictive's draws instead)");
 }
 
 // ---- AutoLaplaceApproximation ----------------------------------------------------------

@@ -125,6 +125,11 @@ class AutoGuideCore {
   // One run of the guide: returns site -> sampled (constrained) value.
   virtual std::map<std::string, Tensor> run() = 0;
   virtual std::map<std::string, Tensor> median() const = 0;
+  // Pyro's quantiles(qs): site -> [qs.size(), site's value shape], the
+  // posterior's marginal quantiles in unconstrained space mapped through the
+  // site's support (exact marginal quantiles for elementwise monotone
+  // supports: real, positive, intervals). Default: ValueError naming the guide.
+  virtual std::map<std::string, Tensor> quantiles(const std::vector<float>& qs) const;
   const std::string& prefix() const { return prefix_; }
   const std::vector<LatentSite>& sites() const { return sites_; }
   const LatentSite& site(const std::string& name) const;
@@ -161,6 +166,7 @@ class AutoNormalCore final : public AutoGuideCore {
   explicit AutoNormalCore(AutoGuideOptions o);
   std::map<std::string, Tensor> run() override;
   std::map<std::string, Tensor> median() const override;
+  std::map<std::string, Tensor> quantiles(const std::vector<float>& qs) const override;
   std::pair<Tensor, Tensor> loc_and_scale(const std::string& site) const;
 
  protected:
@@ -172,6 +178,8 @@ class AutoDeltaCore final : public AutoGuideCore {
   explicit AutoDeltaCore(AutoGuideOptions o);
   std::map<std::string, Tensor> run() override;
   std::map<std::string, Tensor> median() const override;
+  // A point mass's: the point, once per q.
+  std::map<std::string, Tensor> quantiles(const std::vector<float>& qs) const override;
 
  protected:
   void create_params() override;
@@ -211,6 +219,9 @@ class AutoContinuousCore : public AutoGuideCore {
   AutoContinuousCore(std::string cls, AutoGuideOptions o);
   std::map<std::string, Tensor> run() override;
   std::map<std::string, Tensor> median() const override;
+  // From each flat coordinate's marginal Normal(mean, sqrt(variance)) of the
+  // posterior (Pyro's AutoContinuous.quantiles); AutoIAFNormal has none.
+  std::map<std::string, Tensor> quantiles(const std::vector<float>& qs) const override;
   int64_t latent_dim() const { return dim_; }
   // Pyro's get_posterior(): the guide's distribution over the flat
   // unconstrained latent vector [latent_dim()] at the store's current params.
@@ -284,6 +295,7 @@ class AutoIAFNormalCore final : public AutoContinuousCore {
  public:
   explicit AutoIAFNormalCore(AutoGuideOptions o) : AutoContinuousCore("AutoIAFNormal", std::move(o)) {}
   std::map<std::string, Tensor> median() const override;
+  std::map<std::string, Tensor> quantiles(const std::vector<float>& qs) const override;
   const std::vector<std::shared_ptr<dist::transforms::AffineAutoregressive>>& transforms() const { return flows_; }
 
  protected:
@@ -349,6 +361,16 @@ class AutoGuideFront {
   std::map<std::string, Tensor> median(const A0& a0, const Args&... args) const {
     setup(a0, args...);
     return core_->median();
+  }
+  // site -> constrained marginal quantiles [qs.size(), ...] (Pyro's
+  // quantiles; see AutoGuideCore::quantiles); the model's arguments set the
+  // guide up when it has not run yet.
+  template <class... Args>
+  std::map<std::string, Tensor> quantiles(const std::vector<float>& qs, const Args&... args) const {
+    if constexpr (sizeof...(Args) > 0) setup(args...);
+    CUVI_CHECK(core_->ready(), ValueError,
+               core_->prefix() << ".quantiles(): the guide has not been run yet (call it, or pass the model's arguments)");
+    return core_->quantiles(qs);
   }
   const Core& core() const { return *core_; }
   // The AutoContinuous guides' joint distribution over the flat
@@ -528,6 +550,10 @@ class AutoGuideList {
     };
     if constexpr (requires(const G& x, const Args&... a) { x.median(a...); })
       part.median = [g](const Args&... args) -> Values { return g->median(args...); };
+    if constexpr (requires(const G& x, const std::vector<float>& q, const Args&... a) { x.quantiles(q, a...); })
+      part.quantiles = [g](const std::vector<float>& q, const Args&... args) -> Values {
+        return g->quantiles(q, args...);
+      };
     parts_->push_back(std::move(part));
     *checked_ = false;
   }
@@ -546,11 +572,20 @@ class AutoGuideList {
       if (p.median) out.merge(p.median(args...));
     return out;
   }
+  // The union of the autoguide parts' quantiles (a plain callable
+  // contributes none; a part without them, e.g. AutoIAFNormal, throws).
+  Values quantiles(const std::vector<float>& qs, const Args&... args) const {
+    Values out;
+    for (const Part& p : *parts_)
+      if (p.quantiles) out.merge(p.quantiles(qs, args...));
+    return out;
+  }
 
  private:
   struct Part {
     std::function<Values(const Args&...)> run;
     std::function<Values(const Args&...)> median;
+    std::function<Values(const std::vector<float>&, const Args&...)> quantiles;
   };
 
   // Runs each part under its own trace (inside whatever handlers surround

@@ -54,6 +54,15 @@ class Distribution {
   virtual Tensor sample(const Shape& sample_shape = {}) const;
   virtual Tensor mean() const;
   virtual Tensor variance() const;
+  // P(X <= x) (shape broadcast(x, batch_shape())), its inverse at
+  // probabilities q in [0, 1], and the (differential) entropy -E[log p(X)]
+  // (batch_shape()), in closed form, differentiable in the parameters and
+  // in x / q, as PyTorch's cdf / icdf / entropy. x is validated against the
+  // support and q against [0, 1] like log_prob's values (deferred on a GPU).
+  // ValueError naming the distribution where there is no closed form.
+  virtual Tensor cdf(const Tensor& x) const;
+  virtual Tensor icdf(const Tensor& q) const;
+  virtual Tensor entropy() const;
   // coef * sum(log_prob(x)) as a 0-d tensor: the ELBO's term for a site.
   // Families override it with the fused one-pass kernel.
   virtual Tensor log_prob_sum(const Tensor& x, float coef) const;
@@ -104,6 +113,9 @@ class Dist : public Distribution {
   Tensor sample(const Shape& s = {}) const override { return d_->sample(s); }
   Tensor mean() const override { return d_->mean(); }
   Tensor variance() const override { return d_->variance(); }
+  Tensor cdf(const Tensor& x) const override { return d_->cdf(x); }
+  Tensor icdf(const Tensor& q) const override { return d_->icdf(q); }
+  Tensor entropy() const override { return d_->entropy(); }
   Tensor log_prob_sum(const Tensor& x, float coef) const override { return d_->log_prob_sum(x, coef); }
   DistPtr expand_ptr(const Shape& b) const override { return d_->expand_ptr(b); }
   Device device() const override { return d_->device(); }
@@ -132,6 +144,9 @@ class Independent final : public Distribution {
   Tensor sample(const Shape& s = {}) const override { return base_->sample(s); }
   Tensor mean() const override { return base_->mean(); }
   Tensor variance() const override { return base_->variance(); }
+  // The base's entropy summed over the reinterpreted dims (a joint cdf has
+  // no closed form here, as in PyTorch).
+  Tensor entropy() const override;
   Tensor log_prob_sum(const Tensor& x, float coef) const override { return base_->log_prob_sum(x, coef); }
   DistPtr expand_ptr(const Shape& b) const override;
   Device device() const override { return base_->device(); }
@@ -165,6 +180,10 @@ class Masked final : public Distribution {
   Tensor sample(const Shape& s = {}) const override { return base_->sample(s); }
   Tensor mean() const override { return base_->mean(); }
   Tensor variance() const override { return base_->variance(); }
+  // The base's (the mask only weighs log_prob terms).
+  Tensor cdf(const Tensor& x) const override { return base_->cdf(x); }
+  Tensor icdf(const Tensor& q) const override { return base_->icdf(q); }
+  Tensor entropy() const override { return base_->entropy(); }
   // mask(true): the base's fused term; mask(false): 0; a tensor mask:
   // coef * sum(log_prob(x)).
   Tensor log_prob_sum(const Tensor& x, float coef) const override;
@@ -176,6 +195,51 @@ class Masked final : public Distribution {
   Tensor mask_;  // undefined for a bool mask
   bool keep_ = true;
 };
+
+namespace detail {
+// Closed-form cdf, icdf and entropy of an elementwise family, composed of
+// runtime ops (so both backends and autodiff come with them) over the
+// parameters as tensors, in the family's order (ppl/closed_forms.cpp).
+// kCdf / kEntropy say which a family has; a user's family may specialise
+// it too, or its Derived class may override cdf / icdf / entropy.
+template <class F>
+struct ClosedForm {
+  static constexpr bool kCdf = false, kEntropy = false;
+};
+#define CUVI_CLOSED_FORM(Fam, has_cdf)                                        \
+  template <>                                                                  \
+  struct ClosedForm<kern::Fam> {                                               \
+    static constexpr bool kCdf = has_cdf, kEntropy = true;                     \
+    static Tensor cdf(const std::vector<Tensor>& p, const Tensor& x);          \
+    static Tensor icdf(const std::vector<Tensor>& p, const Tensor& q);         \
+    static Tensor entropy(const std::vector<Tensor>& p);                       \
+  };
+CUVI_CLOSED_FORM(Normal, true)
+CUVI_CLOSED_FORM(LogNormal, true)
+CUVI_CLOSED_FORM(HalfNormal, true)
+CUVI_CLOSED_FORM(Laplace, true)
+CUVI_CLOSED_FORM(Cauchy, true)
+CUVI_CLOSED_FORM(HalfCauchy, true)
+CUVI_CLOSED_FORM(Uniform, true)
+CUVI_CLOSED_FORM(Exponential, true)
+CUVI_CLOSED_FORM(Gumbel, true)
+CUVI_CLOSED_FORM(Logistic, true)
+CUVI_CLOSED_FORM(Pareto, true)
+CUVI_CLOSED_FORM(Weibull, true)
+CUVI_CLOSED_FORM(Gamma, false)
+CUVI_CLOSED_FORM(Chi2, false)
+CUVI_CLOSED_FORM(InverseGamma, false)
+CUVI_CLOSED_FORM(Beta, false)
+CUVI_CLOSED_FORM(StudentT, false)
+CUVI_CLOSED_FORM(BernoulliProbs, false)
+CUVI_CLOSED_FORM(BernoulliLogits, false)
+CUVI_CLOSED_FORM(Geometric, false)
+#undef CUVI_CLOSED_FORM
+// q must lie in [0, 1] (validation; deferred on a GPU), naming `who`.
+void check_probabilities(const Tensor& q, const char* who);
+// t expanded to `shape` (t itself when it has it).
+Tensor expand_to(const Tensor& t, const Shape& shape);
+}  // namespace detail
 
 // Any elementwise family F (a struct of CUVI_HD functions) as a
 // distribution: batched kernels on every backend, broadcasting, autodiff,
@@ -216,6 +280,33 @@ class Elementwise : public Distribution {
   }
   Tensor mean() const override { return family_moment<F>(p_, batch_shape_, false); }
   Tensor variance() const override { return family_moment<F>(p_, batch_shape_, true); }
+  Tensor cdf(const Tensor& x) const override {
+    if constexpr (detail::ClosedForm<F>::kCdf) {
+      CUVI_CHECK(x.defined(), ValueError, F::kName << ".cdf: undefined value" << detail::site_suffix());
+      const Shape out = broadcast_shapes(x.shape(), batch_shape_, F::kName);
+      detail::validate<F>(p_, &x, out, device());
+      return detail::expand_to(detail::ClosedForm<F>::cdf(params(), x), out);
+    } else {
+      return Distribution::cdf(x);
+    }
+  }
+  Tensor icdf(const Tensor& q) const override {
+    if constexpr (detail::ClosedForm<F>::kCdf) {
+      CUVI_CHECK(q.defined(), ValueError, F::kName << ".icdf: undefined value" << detail::site_suffix());
+      const Shape out = broadcast_shapes(q.shape(), batch_shape_, F::kName);
+      detail::check_probabilities(q, F::kName);
+      return detail::expand_to(detail::ClosedForm<F>::icdf(params(), q), out);
+    } else {
+      return Distribution::icdf(q);
+    }
+  }
+  Tensor entropy() const override {
+    if constexpr (detail::ClosedForm<F>::kEntropy) {
+      return detail::expand_to(detail::ClosedForm<F>::entropy(params()), batch_shape_);
+    } else {
+      return Distribution::entropy();
+    }
+  }
   DistPtr expand_ptr(const Shape& b) const override {
     bool fits = b.size() >= batch_shape_.size();
     for (size_t i = 0; fits && i < batch_shape_.size(); ++i) {
@@ -231,6 +322,11 @@ class Elementwise : public Distribution {
   Device device() const override { return detail::params_device<NP>(p_, nullptr, F::kName); }
   // Parameter k as a tensor (a 0-d tensor for a float constant).
   Tensor param(int k) const { return p_[static_cast<size_t>(k)].as_tensor(device()); }
+  std::vector<Tensor> params() const {
+    std::vector<Tensor> out;
+    for (int k = 0; k < NP; ++k) out.push_back(param(k));
+    return out;
+  }
   const std::array<Arg, NP>& args() const { return p_; }
 
  protected:
@@ -556,6 +652,7 @@ class Categorical final : public Distribution {
   Tensor sample(const Shape& s = {}) const override;
   Tensor mean() const override;
   Tensor variance() const override;
+  Tensor entropy() const override;  // -sum_k p_k log p_k (0 log 0 = 0)
   DistPtr expand_ptr(const Shape& b) const override;
   Device device() const override { return param_.device(); }
 
@@ -587,6 +684,7 @@ class Dirichlet final : public Distribution {
   Tensor rsample(const Shape& s = {}) const override;
   Tensor mean() const override;
   Tensor variance() const override;
+  Tensor entropy() const override;
   DistPtr expand_ptr(const Shape& b) const override;
   Device device() const override { return conc_.device(); }
 
@@ -648,6 +746,7 @@ class MultivariateNormal final : public Distribution {
   Tensor rsample(const Shape& s = {}) const override;
   Tensor mean() const override;
   Tensor variance() const override;
+  Tensor entropy() const override;  // D/2 (1 + log 2 pi) + sum log diag(L)
   DistPtr expand_ptr(const Shape& b) const override;
   Device device() const override { return loc_.device(); }
 
@@ -689,6 +788,7 @@ class OneHotCategorical final : public Distribution {
   Tensor sample(const Shape& s = {}) const override;
   Tensor mean() const override;      // probs
   Tensor variance() const override;  // probs (1 - probs)
+  Tensor entropy() const override;   // Categorical's
   DistPtr expand_ptr(const Shape& b) const override;
   Device device() const override { return param_.device(); }
 
@@ -809,6 +909,8 @@ class LowRankMultivariateNormal final : public Distribution {
   Tensor rsample(const Shape& s = {}) const override;
   Tensor mean() const override;
   Tensor variance() const override;  // sum_r W_ir^2 + d_i
+  // D/2 (1 + log 2 pi) + log det(S) / 2, the determinant by the lemma above.
+  Tensor entropy() const override;
   DistPtr expand_ptr(const Shape& b) const override;
   Device device() const override { return loc_.device(); }
 

@@ -71,6 +71,14 @@ Tensor MixtureSameFamily::variance() const {
   return sum(w * (comp_->variance() + square(m - mu)), {kdim});
 }
 
+Tensor MixtureSameFamily::cdf(const Tensor& x) const {
+  CUVI_CHECK(event_dim() == 0, ValueError,
+             name() << ".cdf: defined for univariate components, not event shape " << shape_str(event_shape())
+                    << detail::site_suffix());
+  CUVI_CHECK(x.defined(), ValueError, name() << ".cdf: undefined value" << detail::site_suffix());
+  return sum(comp_->cdf(x.unsqueeze(-1)) * mix_.probs(), {-1});
+}
+
 DistPtr MixtureSameFamily::expand_ptr(const Shape& batch) const {
   const Shape b = broadcast_shapes(batch_, batch, "MixtureSameFamily.expand");
   CUVI_CHECK(b == batch, ShapeError,

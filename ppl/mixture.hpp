@@ -11,7 +11,9 @@
 //   sample()    = a component per element, then that component's draw (no
 //                 rsample, as torch: the choice is discrete);
 //   mean()      = sum_k w_k mean_k; variance() = sum_k w_k (var_k + mean_k^2)
-//                 - mean^2 (the law of total variance), elementwise over E.
+//                 - mean^2 (the law of total variance), elementwise over E;
+//   cdf(x)      = sum_k w_k cdf_k(x) for univariate components with a cdf
+//                 (torch's).
 // Typical use, a Gaussian mixture likelihood without enumeration:
 //   sample("obs", dist::MixtureSameFamily(dist::Categorical(weights),
 //                                         dist::Normal(locs, scale)), data);
@@ -38,6 +40,7 @@ class MixtureSameFamily final : public Distribution {
   Tensor sample(const Shape& sample_shape = {}) const override;
   Tensor mean() const override;
   Tensor variance() const override;
+  Tensor cdf(const Tensor& x) const override;
   DistPtr expand_ptr(const Shape& batch) const override;
   Device device() const override { return comp_->device(); }
 

@@ -135,6 +135,11 @@ Tensor digamma(const Tensor& x) { return unary_op(kern::UnaryOp::kDigamma, x); }
 Tensor trigamma(const Tensor& x) { return unary_op(kern::UnaryOp::kTrigamma, x); }
 Tensor sin(const Tensor& x) { return unary_op(kern::UnaryOp::kSin, x); }
 Tensor cos(const Tensor& x) { return unary_op(kern::UnaryOp::kCos, x); }
+Tensor erf(const Tensor& x) { return unary_op(kern::UnaryOp::kErf, x); }
+Tensor erfinv(const Tensor& x) { return unary_op(kern::UnaryOp::kErfinv, x); }
+Tensor ndtr(const Tensor& x) { return unary_op(kern::UnaryOp::kNdtr, x); }
+Tensor ndtri(const Tensor& x) { return unary_op(kern::UnaryOp::kNdtri, x); }
+Tensor atan(const Tensor& x) { return unary_op(kern::UnaryOp::kAtan, x); }
 
 // ---- binary --------------------------------------------------------------
 

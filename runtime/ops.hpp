@@ -30,6 +30,14 @@ Tensor digamma(const Tensor& x);
 Tensor trigamma(const Tensor& x);  // not differentiable
 Tensor sin(const Tensor& x);
 Tensor cos(const Tensor& x);
+// erf and its inverse (on [-1, 1]); the standard normal distribution
+// function Phi (torch.special.ndtr) and its inverse on [0, 1] (ndtri; -inf
+// and +inf at the ends); atan. Accurate in the tails (evaluated in double).
+Tensor erf(const Tensor& x);
+Tensor erfinv(const Tensor& x);
+Tensor ndtr(const Tensor& x);
+Tensor ndtri(const Tensor& x);
+Tensor atan(const Tensor& x);
 
 // Elementwise binary (broadcasting).
 Tensor add(const Tensor& a, const Tensor& b);

@@ -63,6 +63,23 @@ inline double digamma_ref(double x) {
   return (std::lgamma(x + h) - std::lgamma(x - h)) / (2 * h);
 }
 
+// The inverse of an increasing double function by bisection on [lo, hi]
+// (independent of the library's Halley iterations): it halves until the
+// midpoint repeats, i.e. to double resolution.
+inline double invert_increasing(double (*f)(double), double y, double lo, double hi) {
+  for (int i = 0; i < 2000; ++i) {
+    const double mid = 0.5 * (lo + hi);
+    if (mid == lo || mid == hi) break;
+    (f(mid) < y ? lo : hi) = mid;
+  }
+  return 0.5 * (lo + hi);
+}
+inline double ndtr_ref(double x) { return 0.5 * std::erfc(-x / std::sqrt(2.0)); }
+inline double ndtri_ref(double p) { return invert_increasing(ndtr_ref, p, -40.0, 40.0); }
+inline double erfinv_ref(double y) {
+  return invert_increasing([](double x) { return std::erf(x); }, y, -7.0, 7.0);
+}
+
 inline std::vector<OpCase> op_cases() {
   std::vector<OpCase> c;
   auto unary = [&](const std::string& name, Tensor (*f)(const Tensor&), double (*r)(double), float lo, float hi,
@@ -91,6 +108,11 @@ inline std::vector<OpCase> op_cases() {
   unary("digamma", cuvi::digamma, digamma_ref, 0.3f, 6);
   unary("sin", cuvi::sin, [](double x) { return std::sin(x); }, -3, 3);
   unary("cos", cuvi::cos, [](double x) { return std::cos(x); }, -3, 3);
+  unary("erf", cuvi::erf, [](double x) { return std::erf(x); }, -2, 2);
+  unary("erfinv", cuvi::erfinv, erfinv_ref, -0.95f, 0.95f);
+  unary("ndtr", cuvi::ndtr, ndtr_ref, -4, 4);
+  unary("ndtri", cuvi::ndtri, ndtri_ref, 0.02f, 0.98f);
+  unary("atan", cuvi::atan, [](double x) { return std::atan(x); }, -3, 3);
 
   using BinFn = Tensor (*)(const Tensor&, const Tensor&);
   auto binary = [&](const std::string& name, BinFn f, double (*r)(double, double), float lo, float hi) {

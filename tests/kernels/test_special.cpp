@@ -443,3 +443,79 @@ TEST(Special, ShapeDerivatives) {
     }
   }
 }
+
+// Phi, Phi^-1 and erf^-1 over their whole float range, tails included,
+// against double references that share no code with the kernels: erfc for
+// Phi, bisection on erfc / erf for the inverses. The kernels evaluate in
+// double and round once, so the float results must be within 2 ulp (a
+// rounding of the result plus the reference's own error, far below it);
+// the double forms within 1e-13 relative (Phi: see below). Ends: Phi^-1(0) = -inf,
+// Phi^-1(1) = +inf, erf^-1(+-1) = +-inf, NaN outside.
+TEST(Special, NdtrNdtriErfinvAccurateInTheTails) {
+  auto ndtr_ref = [](double x) { return 0.5 * std::erfc(-x / std::sqrt(2.0)); };
+  auto bisect = [](auto f, double y, double lo, double hi) {
+    for (int i = 0; i < 4000; ++i) {
+      const double mid = 0.5 * (lo + hi);
+      if (mid == lo || mid == hi) break;
+      (f(mid) < y ? lo : hi) = mid;
+    }
+    return 0.5 * (lo + hi);
+  };
+  auto ulps = [](float got, double ref) {
+    const double ulp = std::nextafter(std::fabs(static_cast<float>(ref)), INFINITY) - std::fabs(static_cast<float>(ref));
+    return std::fabs(static_cast<double>(got) - ref) / ulp;
+  };
+  // Phi from -37 (Phi ~ 6e-300 in double; below float's range past -13.9) to 8.
+  for (double x = -37.0; x <= 8.0; x += 0.173) {
+    const double ref = ndtr_ref(x);
+    // Scaling x by 1/sqrt 2 rounds once (1.1e-16 relative), which erfc's
+    // relative slope 2 z^2 amplifies: 1e-14 + 2.5e-16 x^2 relative.
+    EXPECT_NEAR(ndtr_d(x), ref, (1e-14 + 2.5e-16 * x * x) * ref) << "ndtr_d(" << x << ")";
+    if (ref > 1e-37) EXPECT_LE(ulps(ndtr_f(static_cast<float>(x)), ndtr_ref(static_cast<float>(x))), 2.0) << x;
+  }
+  // Phi^-1 on probabilities from 1e-300 to 1 - 1e-16, both halves.
+  for (double lp = -300.0; lp < 0.0; lp += 1.37) {
+    const double p = std::pow(10.0, lp);
+    const double ref = bisect(ndtr_ref, p, -40.0, 40.0);
+    EXPECT_NEAR(ndtri_d(p), ref, 1e-13 * std::fabs(ref)) << "ndtri_d(" << p << ")";
+    const double pu = 1.0 - p;  // the upper tail as double can hold it; 1 - pu is exact
+    if (pu < 1.0) {
+      const double refu = -bisect(ndtr_ref, 1.0 - pu, -40.0, 40.0);
+      EXPECT_NEAR(ndtri_d(pu), refu, 1e-13 * std::fabs(refu) + 1e-15) << "ndtri_d(1 - " << p << ")";
+    }
+    if (p > 1e-44) {
+      const float pf = static_cast<float>(p);
+      EXPECT_LE(ulps(ndtri_f(pf), bisect(ndtr_ref, pf, -40.0, 40.0)), 2.0) << "ndtri_f(" << pf << ")";
+      const float qf = 1.0f - pf;  // the upper tail as float can hold it
+      if (qf < 1.0f)
+        EXPECT_LE(ulps(ndtri_f(qf), bisect(ndtr_ref, qf, -40.0, 40.0)), 2.0) << "ndtri_f(" << qf << ")";
+    }
+  }
+  EXPECT_EQ(ndtri_f(0.5f), 0.0f);
+  // erf^-1 from tiny arguments (where it is y sqrt(pi)/2) to the ends. The
+  // reference bisects erf below |y| = 1/2 and erfc(x) = 1 - |y| above (erf
+  // itself near 1 has only ~1e-16 / (1 - |y|) relative accuracy left).
+  auto erfinv_ref = [&](double y) {
+    const double a = std::fabs(y);
+    const double x = a < 0.5 ? bisect([](double v) { return std::erf(v); }, a, 0.0, 7.0)
+                             : bisect([](double v) { return -std::erfc(v); }, -(1.0 - a), 0.0, 7.0);
+    return y < 0 ? -x : x;
+  };
+  for (double y : {1e-30, 1e-8, 1e-3, 0.1, 0.3, 0.49, 0.5, 0.51, 0.9, 0.999, 1.0 - 1e-7}) {
+    for (double s : {1.0, -1.0}) {
+      const float yf = static_cast<float>(s * y);
+      const double ref = erfinv_ref(yf);
+      EXPECT_LE(ulps(erfinv_f(yf), ref), 2.0) << "erfinv_f(" << yf << ")";
+      EXPECT_NEAR(erfinv_d(s * y), erfinv_ref(s * y), 1e-13 * std::fabs(ref)) << s * y;
+    }
+  }
+  EXPECT_EQ(erfinv_f(0.0f), 0.0f);
+  EXPECT_EQ(ndtri_f(0.0f), -INFINITY);
+  EXPECT_EQ(ndtri_f(1.0f), INFINITY);
+  EXPECT_EQ(erfinv_f(1.0f), INFINITY);
+  EXPECT_EQ(erfinv_f(-1.0f), -INFINITY);
+  EXPECT_TRUE(std::isnan(ndtri_f(-0.1f)));
+  EXPECT_TRUE(std::isnan(ndtri_f(1.5f)));
+  EXPECT_TRUE(std::isnan(erfinv_f(1.01f)));
+  EXPECT_TRUE(std::isnan(ndtri_f(NAN)));
+}
