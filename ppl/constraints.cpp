@@ -295,6 +295,46 @@ class Simplex final : public Constraint {
   }
 };
 
+// ---- ordered_vector --------------------------------------------------------
+
+class OrderedVector final : public Constraint {
+ public:
+  std::string name() const override { return "ordered_vector"; }
+  int event_dim() const override { return 1; }
+
+  Tensor check(const Tensor& x_in) const override {
+    require_event_dims(x_in, 1, name(), "check");
+    NoGradGuard ng;
+    const Tensor x = x_in.to_float().detach();
+    const int64_t k = x.size(-1);
+    const Tensor finite = all_last(lt(abs(x), scalar(x, INFINITY)), 1);  // NaN fails too
+    if (k < 2) return finite;
+    return finite * all_last(gt(narrow(x, -1, 1, k - 1), narrow(x, -1, 0, k - 1)), 1);
+  }
+
+  Tensor transform(const Tensor& u) const override {
+    require_event_dims(u, 1, name(), "transform");
+    const int64_t k = u.size(-1);
+    if (k < 2) return u * 1.0f;
+    return cumsum(cat({narrow(u, -1, 0, 1), exp(narrow(u, -1, 1, k - 1))}, -1), -1);
+  }
+
+  Tensor inverse(const Tensor& x) const override {
+    require_event_dims(x, 1, name(), "inverse");
+    const int64_t k = x.size(-1);
+    if (k < 2) return x * 1.0f;
+    return cat({narrow(x, -1, 0, 1), log(narrow(x, -1, 1, k - 1) - narrow(x, -1, 0, k - 1))}, -1);
+  }
+
+  // Triangular Jacobian with diagonal (1, e^u_1, ..., e^u_{K-1}).
+  Tensor log_abs_det_jacobian(const Tensor& u, const Tensor&) const override {
+    require_event_dims(u, 1, name(), "log_abs_det_jacobian");
+    const int64_t k = u.size(-1);
+    if (k < 2) return zeros(Shape(u.shape().begin(), u.shape().end() - 1), u.device());
+    return sum(narrow(u, -1, 1, k - 1), {-1});
+  }
+};
+
 // ---- lower_cholesky --------------------------------------------------------
 
 // 1 where a [..., n, n] matrix is lower triangular with a positive diagonal.
@@ -547,6 +587,7 @@ const ConstraintPtr positive = std::make_shared<const Positive>();
 const ConstraintPtr softplus_positive = std::make_shared<const SoftplusPositive>();
 const ConstraintPtr unit_interval = std::make_shared<const UnitInterval>();
 const ConstraintPtr simplex = std::make_shared<const Simplex>();
+const ConstraintPtr ordered_vector = std::make_shared<const OrderedVector>();
 const ConstraintPtr lower_cholesky = std::make_shared<const LowerCholesky>();
 const ConstraintPtr corr_cholesky = std::make_shared<const CorrCholesky>();
 const ConstraintPtr boolean = std::make_shared<const Boolean>();
@@ -564,8 +605,8 @@ ConstraintPtr greater_than(float lo) {
 }
 
 ConstraintPtr from_name(const std::string& name) {
-  for (const ConstraintPtr* c : {&real, &positive, &softplus_positive, &unit_interval, &simplex, &lower_cholesky,
-                                 &corr_cholesky, &boolean, &nonnegative_integer})
+  for (const ConstraintPtr* c : {&real, &positive, &softplus_positive, &unit_interval, &simplex, &ordered_vector,
+                                 &lower_cholesky, &corr_cholesky, &boolean, &nonnegative_integer})
     if ((*c)->name() == name) return *c;
   const std::string_view s = name;
   std::string_view args;
@@ -582,7 +623,8 @@ ConstraintPtr from_name(const std::string& name) {
   CUVI_THROW(ValueError, "constraints::from_name: unknown constraint '"
                              << name
                              << "' (known: real, positive, softplus_positive, unit_interval, interval(lo, hi), "
-                                "greater_than(lo), simplex, lower_cholesky, corr_cholesky, boolean, nonnegative_integer)");
+                                "greater_than(lo), simplex, ordered_vector, lower_cholesky, corr_cholesky, boolean, "
+                                "nonnegative_integer)");
 }
 
 }  // namespace cuvi::constraints

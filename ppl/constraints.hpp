@@ -13,6 +13,7 @@
 //   interval(a, b)        x = a + (b - a) sigmoid(u)       same
 //   greater_than(a)       x = a + exp(u)                   same
 //   simplex               stick-breaking (below)           [..., K] <- [..., K-1]
+//   ordered_vector        x = cumsum([u_0, exp(u_1..)])    same ([..., K])
 //   lower_cholesky        packed lower triangle (below)    [..., n, n] <- [..., n(n+1)/2]
 //   corr_cholesky         tanh, then stick-breaking rows   [..., n, n] <- [..., n(n-1)/2]
 //                         (unit-norm rows; constraints.cpp)
@@ -33,8 +34,12 @@
 //   matrices with positive diagonal, with no dead coordinates, and
 //   log|det J| = sum_i u_ii.
 //
+// ordered_vector (Pyro's; OrderedLogistic's cutpoints): strictly increasing
+//   finite vectors, x_0 = u_0, x_i = x_{i-1} + exp(u_i); log|det J| =
+//   sum_{i >= 1} u_i; inverse u_i = log(x_i - x_{i-1}).
+//
 // Names (name() / from_name()): "real", "positive", "softplus_positive",
-// "unit_interval", "interval(a, b)", "greater_than(a)", "simplex",
+// "unit_interval", "interval(a, b)", "greater_than(a)", "simplex", "ordered_vector",
 // "lower_cholesky", "corr_cholesky", "boolean", "nonnegative_integer", where a, b are printed
 // in the shortest form that reads back to the same float ("interval(-1, 2.5)").
 // Constraints compare equal when their names do.
@@ -76,6 +81,7 @@ extern const ConstraintPtr positive;
 extern const ConstraintPtr softplus_positive;
 extern const ConstraintPtr unit_interval;
 extern const ConstraintPtr simplex;
+extern const ConstraintPtr ordered_vector;  // strictly increasing last dim
 extern const ConstraintPtr lower_cholesky;
 extern const ConstraintPtr corr_cholesky;  // Cholesky factors of correlation matrices (LKJCholesky's support)
 extern const ConstraintPtr boolean;

@@ -187,6 +187,39 @@ Categorical::Categorical(const Tensor& param, bool logits) : param_(param), logi
   batch_shape_ = drop_last(param_.shape());
 }
 Categorical::Categorical(const Tensor& probs) : Categorical(probs, false) {}
+
+Categorical OrderedLogistic(const Tensor& predictor, const Tensor& cutpoints) {
+  CUVI_CHECK(predictor.defined() && cutpoints.defined(), ValueError,
+             "OrderedLogistic: undefined predictor or cutpoints" << detail::site_suffix());
+  CUVI_CHECK(cutpoints.dim() >= 1 && cutpoints.size(-1) >= 1, ShapeError,
+             "OrderedLogistic: cutpoints need a last dim of at least 1 (K - 1 for K outcomes), got shape "
+                 << shape_str(cutpoints.shape()) << detail::site_suffix());
+  CUVI_CHECK(predictor.dtype() == DType::kFloat32 && cutpoints.dtype() == DType::kFloat32, DTypeError,
+             "OrderedLogistic: predictor and cutpoints must be float32" << detail::site_suffix());
+  CUVI_CHECK(predictor.device() == cutpoints.device(), DeviceError,
+             "OrderedLogistic: predictor on " << predictor.device().str() << " but cutpoints on "
+                                              << cutpoints.device().str() << detail::site_suffix());
+  const int64_t m = cutpoints.size(-1);  // K - 1
+  if (m >= 2)
+    detail::check_in_range(narrow(cutpoints, -1, 1, m - 1) - narrow(cutpoints, -1, 0, m - 1), 0.0f, true,
+                           std::numeric_limits<float>::infinity(),
+                           "OrderedLogistic: cutpoints must be strictly increasing; a step between neighbours");
+  // Outcome k lies between a = c_{k-1} - predictor and b = c_k - predictor
+  // (a = -inf for k = 0, b = +inf for k = K - 1); its probability
+  // sigmoid(b) - sigmoid(a) = sigmoid(-a) - sigmoid(-b), in logs
+  //   log sigmoid(b) + log(-expm1(log sigmoid(a) - log sigmoid(b)))   (a + b <= 0)
+  //   log sigmoid(-a) + log(-expm1(log sigmoid(-b) - log sigmoid(-a))) (a + b > 0)
+  // each exact where its sigmoids are small.
+  const Tensor t = cutpoints - predictor.unsqueeze(-1);
+  Shape edge = t.shape();
+  edge.back() = 1;
+  const float inf = std::numeric_limits<float>::infinity();
+  const Tensor a = cat({full(edge, -inf, t.device()), t}, -1);
+  const Tensor b = cat({t, full(edge, inf, t.device())}, -1);
+  const Tensor lo = log_sigmoid(b) + log(-expm1(log_sigmoid(a) - log_sigmoid(b)));
+  const Tensor hi = log_sigmoid(-a) + log(-expm1(log_sigmoid(-b) - log_sigmoid(-a)));
+  return Categorical::from_logits(where(gt(a + b, full({}, 0.0f, t.device())), hi, lo));
+}
 Categorical Categorical::from_logits(const Tensor& logits) { return Categorical(logits, true); }
 Tensor Categorical::logits() const {
   return logits_form_ ? log_softmax(param_, -1) : log(param_ / sum(param_, {-1}, true));

@@ -665,6 +665,17 @@ class Categorical final : public Distribution {
   Shape batch_shape_;  // the parameter's batch dims, or an expand() of them
 };
 
+// Pyro's OrderedLogistic(predictor, cutpoints): a Categorical over the K =
+// cutpoints.size(-1) + 1 ordered outcomes of an ordinal regression,
+// P(y <= k) = sigmoid(c_k - predictor) for k < K - 1. cutpoints [..., K-1]
+// must be strictly increasing (validated, deferred on a GPU; learn them
+// with constraints::ordered_vector); predictor broadcasts against
+// cutpoints' batch dims. The log-probabilities are formed from log-sigmoids
+// (log(sigmoid(b) - sigmoid(a)) without the cancellation of the difference),
+// so outcomes far in the tails keep finite log-probabilities and gradients.
+// A Categorical (sample, enumeration, fused log-prob-sum all as one).
+Categorical OrderedLogistic(const Tensor& predictor, const Tensor& cutpoints);
+
 // Dirichlet(concentration [..., K]); log_prob, its gradient, the fused
 // log-prob-sum and rsample are one row kernel each (kern::Dirichlet):
 // rsample normalises K Gamma draws per row, differentiated by implicit

@@ -3,6 +3,7 @@
 // same inputs). One entry per op and broadcasting pattern.
 #pragma once
 
+#include "bisect.hpp"
 #include <cmath>
 #include <functional>
 #include <string>
@@ -63,21 +64,10 @@ inline double digamma_ref(double x) {
   return (std::lgamma(x + h) - std::lgamma(x - h)) / (2 * h);
 }
 
-// The inverse of an increasing double function by bisection on [lo, hi]
-// (independent of the library's Halley iterations): it halves until the
-// midpoint repeats, i.e. to double resolution.
-inline double invert_increasing(double (*f)(double), double y, double lo, double hi) {
-  for (int i = 0; i < 2000; ++i) {
-    const double mid = 0.5 * (lo + hi);
-    if (mid == lo || mid == hi) break;
-    (f(mid) < y ? lo : hi) = mid;
-  }
-  return 0.5 * (lo + hi);
-}
 inline double ndtr_ref(double x) { return 0.5 * std::erfc(-x / std::sqrt(2.0)); }
-inline double ndtri_ref(double p) { return invert_increasing(ndtr_ref, p, -40.0, 40.0); }
+inline double ndtri_ref(double p) { return cuvi::testing::invert_increasing(ndtr_ref, p, -40.0, 40.0); }
 inline double erfinv_ref(double y) {
-  return invert_increasing([](double x) { return std::erf(x); }, y, -7.0, 7.0);
+  return cuvi::testing::invert_increasing([](double x) { return std::erf(x); }, y, -7.0, 7.0);
 }
 
 inline std::vector<OpCase> op_cases() {

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "bisect.hpp"
 #include "csv.hpp"
 #include "kernels/philox.hpp"
 #include "kernels/special.hpp"
@@ -453,14 +454,7 @@ TEST(Special, ShapeDerivatives) {
 // Phi^-1(1) = +inf, erf^-1(+-1) = +-inf, NaN outside.
 TEST(Special, NdtrNdtriErfinvAccurateInTheTails) {
   auto ndtr_ref = [](double x) { return 0.5 * std::erfc(-x / std::sqrt(2.0)); };
-  auto bisect = [](auto f, double y, double lo, double hi) {
-    for (int i = 0; i < 4000; ++i) {
-      const double mid = 0.5 * (lo + hi);
-      if (mid == lo || mid == hi) break;
-      (f(mid) < y ? lo : hi) = mid;
-    }
-    return 0.5 * (lo + hi);
-  };
+  auto bisect = [](auto f, double y, double lo, double hi) { return cuvi::testing::invert_increasing(f, y, lo, hi); };
   auto ulps = [](float got, double ref) {
     const double ulp = std::nextafter(std::fabs(static_cast<float>(ref)), INFINITY) - std::fabs(static_cast<float>(ref));
     return std::fabs(static_cast<double>(got) - ref) / ulp;
