@@ -484,6 +484,42 @@ Tensor kl_impl(const Distribution& qd, const Distribution& pd, bool dry, bool* o
       return xlogratio(exp(q1), q1, p1) + xlogratio(exp(q0), q0, p0);
     }
   }
+  {  // Binomial (probs or logits on either side), torch's: with equal
+     // total counts n, n times the Bernoulli KL; +inf where q's total count
+     // exceeds p's (q reaches counts p cannot); none where it is below
+     // (constant counts: no closed form; tensor counts: a deferred error).
+    auto binomial = [](const Distribution& d, Arg* n, Tensor* l1, Tensor* l0, bool dry) {
+      if (auto b = dynamic_cast<const Binomial*>(&d)) {
+        *n = b->args()[0];
+        if (!dry) *l1 = log(b->probs()), *l0 = log1p(-b->probs());
+        return true;
+      }
+      if (auto b = dynamic_cast<const BinomialLogits*>(&d)) {
+        *n = b->args()[0];
+        if (!dry) *l1 = log_sigmoid(b->logits()), *l0 = log_sigmoid(-b->logits());
+        return true;
+      }
+      return false;
+    };
+    Arg nq = 0.0f, np = 0.0f;
+    Tensor q1, q0, p1, p0;
+    if (binomial(q, &nq, &q1, &q0, true) && binomial(p, &np, &p1, &p0, true)) {
+      if (nq.is_const() && np.is_const() && nq.v < np.v) {
+        *ok = false;
+        return {};
+      }
+      if (dry) return {};
+      binomial(q, &nq, &q1, &q0, false);
+      binomial(p, &np, &p1, &p0, false);
+      const Tensor k = (xlogratio(exp(q1), q1, p1) + xlogratio(exp(q0), q0, p0)) * nq.as_tensor(q.device());
+      if (nq.is_const() && np.is_const()) return nq.v > np.v ? inf_where(ones_like(k), k) : k;
+      const Tensor tq = nq.as_tensor(q.device()), tp = np.as_tensor(q.device());
+      detail::check_values(ge(tq, tp), tq,
+                           "kl_divergence(Binomial, Binomial): no closed form where q's total_count is below p's "
+                           "(" + p.name() + "'s)");
+      return inf_where(gt(tq, tp), k);
+    }
+  }
   {  // Categorical / OneHotCategorical: the K-point sum over the last dim.
     auto cat_logits = [](const Distribution& d, Tensor* l) {
       if (auto c = dynamic_cast<const Categorical*>(&d)) return (*l = c->logits(), true);

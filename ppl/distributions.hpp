@@ -933,7 +933,8 @@ class LowRankMultivariateNormal final : public Distribution {
 // Closed-form KL(q || p) for the pairs of one family that have one (Normal,
 // LogNormal, HalfNormal, Laplace, Cauchy, Gumbel, Uniform, Pareto, Gamma,
 // Beta, Exponential, Poisson, Geometric, Bernoulli (probs or logits on
-// either side), Categorical, OneHotCategorical, Dirichlet,
+// either side), Binomial (probs or logits; equal total counts, +inf where
+// q's exceeds p's, none where it is below, as torch), Categorical, OneHotCategorical, Dirichlet,
 // MultivariateNormal, and Independent of those); +inf where q's support is
 // not inside p's (Uniform, Pareto) or q puts mass where p has none; throws
 // ValueError naming both families otherwise. Differentiable in both sides'
