@@ -283,9 +283,11 @@ class Elementwise : public Distribution {
   Tensor cdf(const Tensor& x) const override {
     if constexpr (detail::ClosedForm<F>::kCdf) {
       CUVI_CHECK(x.defined(), ValueError, F::kName << ".cdf: undefined value" << detail::site_suffix());
+      // Constant parameters follow x's device (as in log_prob).
+      const Device dev = detail::params_device<NP>(p_, &x, F::kName);
       const Shape out = broadcast_shapes(x.shape(), batch_shape_, F::kName);
-      detail::validate<F>(p_, &x, out, device());
-      return detail::expand_to(detail::ClosedForm<F>::cdf(params(), x), out);
+      detail::validate<F>(p_, &x, out, dev);
+      return detail::expand_to(detail::ClosedForm<F>::cdf(params(dev), x), out);
     } else {
       return Distribution::cdf(x);
     }
@@ -293,16 +295,17 @@ class Elementwise : public Distribution {
   Tensor icdf(const Tensor& q) const override {
     if constexpr (detail::ClosedForm<F>::kCdf) {
       CUVI_CHECK(q.defined(), ValueError, F::kName << ".icdf: undefined value" << detail::site_suffix());
+      const Device dev = detail::params_device<NP>(p_, &q, F::kName);
       const Shape out = broadcast_shapes(q.shape(), batch_shape_, F::kName);
       detail::check_probabilities(q, F::kName);
-      return detail::expand_to(detail::ClosedForm<F>::icdf(params(), q), out);
+      return detail::expand_to(detail::ClosedForm<F>::icdf(params(dev), q), out);
     } else {
       return Distribution::icdf(q);
     }
   }
   Tensor entropy() const override {
     if constexpr (detail::ClosedForm<F>::kEntropy) {
-      return detail::expand_to(detail::ClosedForm<F>::entropy(params()), batch_shape_);
+      return detail::expand_to(detail::ClosedForm<F>::entropy(params(device())), batch_shape_);
     } else {
       return Distribution::entropy();
     }
@@ -322,9 +325,10 @@ class Elementwise : public Distribution {
   Device device() const override { return detail::params_device<NP>(p_, nullptr, F::kName); }
   // Parameter k as a tensor (a 0-d tensor for a float constant).
   Tensor param(int k) const { return p_[static_cast<size_t>(k)].as_tensor(device()); }
-  std::vector<Tensor> params() const {
+  // Every parameter as a tensor on dev (float constants made there).
+  std::vector<Tensor> params(Device dev) const {
     std::vector<Tensor> out;
-    for (int k = 0; k < NP; ++k) out.push_back(param(k));
+    for (const Arg& a : p_) out.push_back(a.as_tensor(dev));
     return out;
   }
   const std::array<Arg, NP>& args() const { return p_; }

@@ -48,6 +48,30 @@ TEST(GpuPlate, SubsampleIndicesOnDeviceUniqueAndReplayed) {
   EXPECT_EQ(m.site("z").value.shape(), (Shape{512}));
 }
 
+// cdf / icdf / entropy with float-constant parameters follow the value's
+// device (the default device being the cpu), as log_prob does, and match
+// the cpu's results; validation of q is deferred to the next read.
+TEST(GpuClosedForm, ConstantParametersFollowTheValuesDevice) {
+  CUVI_REQUIRE_CUDA();
+  const std::vector<float> xs = {-2.0f, 0.1f, 1.7f}, qs = {1e-4f, 0.5f, 0.97f};
+  const Tensor xc = tensor(xs, Device::cuda()), qc = tensor(qs, Device::cuda());
+  for (const dist::DistPtr& d : std::vector<dist::DistPtr>{std::make_shared<dist::Normal>(0.5f, 2.0f),
+                                                          std::make_shared<dist::Cauchy>(0.5f, 2.0f),
+                                                          std::make_shared<dist::Laplace>(0.5f, 2.0f)}) {
+    const Tensor c = d->cdf(xc), i = d->icdf(qc);
+    EXPECT_TRUE(c.device().is_cuda() && i.device().is_cuda()) << d->name();
+    const auto cc = c.to_vector(), cpu_c = d->cdf(tensor(xs)).to_vector();
+    const auto ic = i.to_vector(), cpu_i = d->icdf(tensor(qs)).to_vector();
+    for (size_t k = 0; k < 3; ++k) {
+      EXPECT_NEAR(cc[k], cpu_c[k], 1e-6f) << d->name();
+      EXPECT_NEAR(ic[k], cpu_i[k], 1e-5f * (1 + std::fabs(cpu_i[k]))) << d->name();
+    }
+  }
+  OnCuda scope;
+  const dist::Normal n(tensor({0.0f, 1.0f}), 1.0f);
+  expect_error<ValueError>([&] { n.icdf(tensor({0.5f, 1.5f})).to_vector(); }, {"Normal.icdf", "[0, 1]"});
+}
+
 TEST(GpuHandlers, ConditionScaleMaskOnDevice) {
   CUVI_REQUIRE_CUDA();
   OnCuda scope;
