@@ -258,7 +258,11 @@ try_prebuilt() {
   rm -rf -- "$bdir"
   mkdir -p "$bdir"
   # tar keeps the files' times, so ctest finds its test lists up to date.
-  xz -dc "$pre/build-gpu.tar.xz" | tar -C "$bdir" -xf - ||
+  # xz, or Python's lzma where the image lacks xz.
+  local unxz=(xz -dc)
+  command -v xz >/dev/null ||
+    unxz=(python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), sys.stdout.buffer)')
+  "${unxz[@]}" "$pre/build-gpu.tar.xz" | tar -C "$bdir" -xf - ||
     { echo "prebuilt: unpacking failed" | tee -a "$META" "$LOG"; return 1; }
   # libcudart, libcublas and libcublasLt: the device toolkit's first, else
   # its Python wheels' (nvidia-*). Symlinked into one private folder, so
