@@ -49,6 +49,9 @@ enum class BinaryOp : int {
   kGe,
   kEq,
   kNe,
+  kGammainc,   // P(a, x), regularised lower incomplete gamma
+  kGammaincc,  // Q(a, x) = 1 - P(a, x)
+  kStdtr,      // Student's t distribution function F(t; df), (df, t)
   kCount
 };
 
@@ -62,7 +65,8 @@ inline const char* unary_name(UnaryOp op) {
 
 inline const char* binary_name(BinaryOp op) {
   constexpr const char* names[] = {"add", "sub", "mul", "div", "pow", "maximum", "minimum",
-                                   "lt",  "le",  "gt",  "ge",  "eq",  "ne"};
+                                   "lt",  "le",  "gt",  "ge",  "eq",  "ne",
+                                   "gammainc", "gammaincc", "stdtr"};
   return names[static_cast<int>(op)];
 }
 
@@ -152,7 +156,10 @@ CUVI_HD float binary_fwd(float a, float b) {
   else if constexpr (op == BinaryOp::kGt) return a > b ? 1.0f : 0.0f;
   else if constexpr (op == BinaryOp::kGe) return a >= b ? 1.0f : 0.0f;
   else if constexpr (op == BinaryOp::kEq) return a == b ? 1.0f : 0.0f;
-  else return a != b ? 1.0f : 0.0f;
+  else if constexpr (op == BinaryOp::kNe) return a != b ? 1.0f : 0.0f;
+  else if constexpr (op == BinaryOp::kGammainc) return gammainc_f(a, b);
+  else if constexpr (op == BinaryOp::kGammaincc) return gammaincc_f(a, b);
+  else return stdtr_f(a, b);
 }
 
 // Partial derivatives (d out/d a, d out/d b) at (a, b).
@@ -169,13 +176,21 @@ CUVI_HD void binary_deriv(float a, float b, float* da, float* db) {
   }
   else if constexpr (op == BinaryOp::kMaximum) { *da = a >= b ? 1.0f : 0.0f; *db = a >= b ? 0.0f : 1.0f; }
   else if constexpr (op == BinaryOp::kMinimum) { *da = a <= b ? 1.0f : 0.0f; *db = a <= b ? 0.0f : 1.0f; }
+  else if constexpr (op == BinaryOp::kGammainc) gammainc_grad_f(a, b, da, db);
+  else if constexpr (op == BinaryOp::kGammaincc) {
+    gammainc_grad_f(a, b, da, db);
+    *da = -*da;
+    *db = -*db;
+  }
+  else if constexpr (op == BinaryOp::kStdtr) stdtr_grad_f(a, b, da, db);
   else { *da = 0.0f; *db = 0.0f; }
 }
 
 template <BinaryOp op>
 constexpr bool binary_differentiable() {
   return op == BinaryOp::kAdd || op == BinaryOp::kSub || op == BinaryOp::kMul || op == BinaryOp::kDiv ||
-         op == BinaryOp::kPow || op == BinaryOp::kMaximum || op == BinaryOp::kMinimum;
+         op == BinaryOp::kPow || op == BinaryOp::kMaximum || op == BinaryOp::kMinimum ||
+         op == BinaryOp::kGammainc || op == BinaryOp::kGammaincc || op == BinaryOp::kStdtr;
 }
 
 // Adam / ClippedAdam / SGD / Adagrad / RMSprop / Adadelta per-element
@@ -341,7 +356,7 @@ void visit_binary(BinaryOp op, F&& f) {
     CUVI_BINARY_CASE(kAdd) CUVI_BINARY_CASE(kSub) CUVI_BINARY_CASE(kMul) CUVI_BINARY_CASE(kDiv)
     CUVI_BINARY_CASE(kPow) CUVI_BINARY_CASE(kMaximum) CUVI_BINARY_CASE(kMinimum) CUVI_BINARY_CASE(kLt)
     CUVI_BINARY_CASE(kLe) CUVI_BINARY_CASE(kGt) CUVI_BINARY_CASE(kGe) CUVI_BINARY_CASE(kEq)
-    CUVI_BINARY_CASE(kNe)
+    CUVI_BINARY_CASE(kNe) CUVI_BINARY_CASE(kGammainc) CUVI_BINARY_CASE(kGammaincc) CUVI_BINARY_CASE(kStdtr)
 #undef CUVI_BINARY_CASE
     default:
       break;

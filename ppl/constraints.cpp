@@ -72,6 +72,7 @@ void require_event_dims(const Tensor& x, int event_dim, const std::string& name,
 class Elementwise : public Constraint {
  public:
   int event_dim() const override { return 0; }
+  int transform_sign() const override { return 1; }
   Tensor check(const Tensor& x_in) const override {
     require_event_dims(x_in, 0, name(), "check");
     NoGradGuard ng;
@@ -164,6 +165,7 @@ class UnitInterval final : public Interval {
 class Discrete : public Elementwise {
  public:
   bool is_discrete() const override { return true; }
+  int transform_sign() const override { return 0; }
   Tensor transform(const Tensor&) const override { fail("transform"); }
   Tensor inverse(const Tensor&) const override { fail("inverse"); }
   Tensor log_abs_det_jacobian(const Tensor&, const Tensor&) const override { fail("log_abs_det_jacobian"); }

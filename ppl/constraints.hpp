@@ -71,6 +71,11 @@ class Constraint {
   // Shape maps between the two spaces (ShapeError where the shape cannot hold an event).
   virtual Shape unconstrained_shape(const Shape& constrained) const { return constrained; }
   virtual Shape constrained_shape(const Shape& unconstrained) const { return unconstrained; }
+  // +1 when transform() is an elementwise increasing map, -1 when decreasing,
+  // 0 otherwise (a map of whole events, or unknown): what cdf / icdf of a
+  // TransformedDistribution need. The built-in elementwise bijections all
+  // increase; a user's constraint says so by overriding this.
+  virtual int transform_sign() const { return 0; }
 };
 
 using ConstraintPtr = std::shared_ptr<const Constraint>;

@@ -200,40 +200,42 @@ namespace detail {
 // Closed-form cdf, icdf and entropy of an elementwise family, composed of
 // runtime ops (so both backends and autodiff come with them) over the
 // parameters as tensors, in the family's order (ppl/closed_forms.cpp).
-// kCdf / kEntropy say which a family has; a user's family may specialise
-// it too, or its Derived class may override cdf / icdf / entropy.
+// kCdf / kIcdf / kEntropy say which a family has; a user's family may
+// specialise it too, or its Derived class may override cdf / icdf / entropy.
 template <class F>
 struct ClosedForm {
-  static constexpr bool kCdf = false, kEntropy = false;
+  static constexpr bool kCdf = false, kIcdf = false, kEntropy = false;
 };
-#define CUVI_CLOSED_FORM(Fam, has_cdf)                                        \
+#define CUVI_CLOSED_FORM(Fam, has_cdf, has_icdf)                              \
   template <>                                                                  \
   struct ClosedForm<kern::Fam> {                                               \
-    static constexpr bool kCdf = has_cdf, kEntropy = true;                     \
+    static constexpr bool kCdf = has_cdf, kIcdf = has_icdf, kEntropy = true;   \
     static Tensor cdf(const std::vector<Tensor>& p, const Tensor& x);          \
     static Tensor icdf(const std::vector<Tensor>& p, const Tensor& q);         \
     static Tensor entropy(const std::vector<Tensor>& p);                       \
   };
-CUVI_CLOSED_FORM(Normal, true)
-CUVI_CLOSED_FORM(LogNormal, true)
-CUVI_CLOSED_FORM(HalfNormal, true)
-CUVI_CLOSED_FORM(Laplace, true)
-CUVI_CLOSED_FORM(Cauchy, true)
-CUVI_CLOSED_FORM(HalfCauchy, true)
-CUVI_CLOSED_FORM(Uniform, true)
-CUVI_CLOSED_FORM(Exponential, true)
-CUVI_CLOSED_FORM(Gumbel, true)
-CUVI_CLOSED_FORM(Logistic, true)
-CUVI_CLOSED_FORM(Pareto, true)
-CUVI_CLOSED_FORM(Weibull, true)
-CUVI_CLOSED_FORM(Gamma, false)
-CUVI_CLOSED_FORM(Chi2, false)
-CUVI_CLOSED_FORM(InverseGamma, false)
-CUVI_CLOSED_FORM(Beta, false)
-CUVI_CLOSED_FORM(StudentT, false)
-CUVI_CLOSED_FORM(BernoulliProbs, false)
-CUVI_CLOSED_FORM(BernoulliLogits, false)
-CUVI_CLOSED_FORM(Geometric, false)
+CUVI_CLOSED_FORM(Normal, true, true)
+CUVI_CLOSED_FORM(LogNormal, true, true)
+CUVI_CLOSED_FORM(HalfNormal, true, true)
+CUVI_CLOSED_FORM(Laplace, true, true)
+CUVI_CLOSED_FORM(Cauchy, true, true)
+CUVI_CLOSED_FORM(HalfCauchy, true, true)
+CUVI_CLOSED_FORM(Uniform, true, true)
+CUVI_CLOSED_FORM(Exponential, true, true)
+CUVI_CLOSED_FORM(Gumbel, true, true)
+CUVI_CLOSED_FORM(Logistic, true, true)
+CUVI_CLOSED_FORM(Pareto, true, true)
+CUVI_CLOSED_FORM(Weibull, true, true)
+CUVI_CLOSED_FORM(ContinuousBernoulliProbs, true, true)
+CUVI_CLOSED_FORM(ContinuousBernoulliLogits, true, true)
+CUVI_CLOSED_FORM(Gamma, true, false)
+CUVI_CLOSED_FORM(Chi2, true, false)
+CUVI_CLOSED_FORM(InverseGamma, true, false)
+CUVI_CLOSED_FORM(Beta, true, false)
+CUVI_CLOSED_FORM(StudentT, true, false)
+CUVI_CLOSED_FORM(BernoulliProbs, false, false)
+CUVI_CLOSED_FORM(BernoulliLogits, false, false)
+CUVI_CLOSED_FORM(Geometric, false, false)
 #undef CUVI_CLOSED_FORM
 // q must lie in [0, 1] (validation; deferred on a GPU), naming `who`.
 void check_probabilities(const Tensor& q, const char* who);
@@ -293,7 +295,7 @@ class Elementwise : public Distribution {
     }
   }
   Tensor icdf(const Tensor& q) const override {
-    if constexpr (detail::ClosedForm<F>::kCdf) {
+    if constexpr (detail::ClosedForm<F>::kIcdf) {
       CUVI_CHECK(q.defined(), ValueError, F::kName << ".icdf: undefined value" << detail::site_suffix());
       const Device dev = detail::params_device<NP>(p_, &q, F::kName);
       const Shape out = broadcast_shapes(q.shape(), batch_shape_, F::kName);

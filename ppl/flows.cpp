@@ -40,6 +40,7 @@ class ConstraintTransform final : public Transform {
   }
   Shape forward_shape(const Shape& s) const override { return c_->constrained_shape(s); }
   Shape inverse_shape(const Shape& s) const override { return c_->unconstrained_shape(s); }
+  int sign() const override { return c_->transform_sign(); }
 
  private:
   constraints::ConstraintPtr c_;

@@ -50,6 +50,10 @@ class Transform {
   virtual Shape inverse_shape(const Shape& s) const { return s; }
   // The net holding this transform's parameters; null when it has none.
   virtual nn::Module* module() const { return nullptr; }
+  // +1 for an elementwise increasing map, -1 for a decreasing one, 0 when it
+  // is not elementwise monotone (Pyro's Transform.sign; cdf and icdf of a
+  // TransformedDistribution need every transform's to be nonzero).
+  virtual int sign() const { return 0; }
   Tensor operator()(const Tensor& x) const { return forward(x); }
 };
 

@@ -86,6 +86,36 @@ Tensor TransformedDistribution::sample(const Shape& s) const {
   return xs.back();
 }
 
+int TransformedDistribution::monotone_sign(const char* what) const {
+  int s = 1;
+  for (const auto& t : ts_) {
+    const int ts = t->sign();
+    CUVI_CHECK(ts == 1 || ts == -1, ValueError,
+               name() << "." << what << ": transform " << t->name()
+                      << " is not an elementwise monotone map, so the distribution function does not carry through it"
+                      << detail::site_suffix());
+    s *= ts;
+  }
+  return s;
+}
+
+Tensor TransformedDistribution::cdf(const Tensor& x) const {
+  const int s = monotone_sign("cdf");
+  CUVI_CHECK(x.defined(), ValueError, name() << ".cdf: undefined value" << detail::site_suffix());
+  Tensor u = x;
+  for (size_t k = ts_.size(); k-- > 0;) u = ts_[k]->inverse(u);
+  const Tensor F = base_->cdf(u);
+  return s > 0 ? F : 1.0f - F;
+}
+
+Tensor TransformedDistribution::icdf(const Tensor& q) const {
+  const int s = monotone_sign("icdf");
+  CUVI_CHECK(q.defined(), ValueError, name() << ".icdf: undefined value" << detail::site_suffix());
+  Tensor x = base_->icdf(s > 0 ? q : 1.0f - q);
+  for (const auto& t : ts_) x = t->forward(x);
+  return x;
+}
+
 DistPtr TransformedDistribution::expand_ptr(const Shape& b) const {
   return std::make_shared<TransformedDistribution>(base_->expand_ptr(b), ts_);
 }

@@ -43,6 +43,12 @@ class TransformedDistribution final : public Distribution {
   bool has_rsample() const override { return base_->has_rsample(); }
   constraints::ConstraintPtr support() const override;
   Tensor log_prob(const Tensor& x) const override;
+  // Through elementwise monotone transforms (every transform's sign() must
+  // be nonzero, else ValueError naming it), as torch does:
+  //   cdf(x) = base.cdf(T^-1(x)), or 1 - that when the transforms'
+  //   signs multiply to -1; icdf(q) = T(base.icdf(q or 1 - q)).
+  Tensor cdf(const Tensor& x) const override;
+  Tensor icdf(const Tensor& q) const override;
   Tensor rsample(const Shape& s = {}) const override;
   Tensor sample(const Shape& s = {}) const override;
   DistPtr expand_ptr(const Shape& b) const override;
@@ -51,6 +57,7 @@ class TransformedDistribution final : public Distribution {
  private:
   void check() const;
   std::vector<Tensor> chain(Tensor u) const;  // x_0 .. x_n
+  int monotone_sign(const char* what) const;  // the product of the transforms' signs
   struct Cache {
     std::vector<Tensor> xs;
   };

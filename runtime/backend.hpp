@@ -115,6 +115,12 @@ class Backend {
                                float* gb, const kern::BcastGeom<3>& geom) = 0;
   virtual void where(const float* cond, const float* a, const float* b, float* out,
                      const kern::BcastGeom<3>& geom) = 0;
+  // out = I_x(a, b); the backward writes g * the partials in the output's
+  // shape (null skips).
+  virtual void betainc(const float* a, const float* b, const float* x, float* out,
+                       const kern::BcastGeom<3>& geom) = 0;
+  virtual void betainc_backward(const float* a, const float* b, const float* x, const float* g, float* ga,
+                                float* gb, float* gx, const kern::BcastGeom<4>& geom) = 0;
   virtual void clamp(const float* x, float* y, int64_t n, float lo, float hi) = 0;
   virtual void clamp_backward(const float* x, const float* g, float* gx, int64_t n, float lo, float hi) = 0;
   // dst[offset(1, i)] = src[offset(0, i)] over the geometry's index space.

@@ -236,6 +236,21 @@ class CpuBackend final : public Backend {
     (void)n;
     for_each_bcast(geom, [&](int64_t i, const int64_t* o) { out[i] = cond[o[0]] != 0.0f ? a[o[1]] : b[o[2]]; });
   }
+  void betainc(const float* a, const float* b, const float* x, float* out,
+               const kern::BcastGeom<3>& geom) override {
+    for_each_bcast(geom, [&](int64_t i, const int64_t* o) { out[i] = kern::betainc_f(a[o[0]], b[o[1]], x[o[2]]); });
+  }
+  void betainc_backward(const float* a, const float* b, const float* x, const float* g, float* ga, float* gb,
+                        float* gx, const kern::BcastGeom<4>& geom) override {
+    for_each_bcast(geom, [&](int64_t i, const int64_t* o) {
+      float da, db, dx;
+      kern::betainc_grad_f(a[o[0]], b[o[1]], x[o[2]], &da, &db, &dx);
+      const float gi = g[o[3]];
+      if (ga) ga[i] = gi * da;
+      if (gb) gb[i] = gi * db;
+      if (gx) gx[i] = gi * dx;
+    });
+  }
   void clamp(const float* x, float* y, int64_t n, float lo, float hi) override {
     ::cuvi::kern::cpu::parallel_for(n > kParallelGrain, n, [&](int64_t i) { y[i] = kern::clamp_f(x[i], lo, hi); });
   }

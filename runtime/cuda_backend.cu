@@ -97,6 +97,21 @@ __global__ void where_kernel(const float* c, const float* a, const float* b, flo
                              const kern::BcastGeom<3> geom) {
   CUVI_GRID_STRIDE(i, geom.n) out[i] = c[geom.offset(0, i)] != 0.0f ? a[geom.offset(1, i)] : b[geom.offset(2, i)];
 }
+__global__ void betainc_kernel(const float* a, const float* b, const float* x, float* out,
+                               const kern::BcastGeom<3> geom) {
+  CUVI_GRID_STRIDE(i, geom.n) out[i] = kern::betainc_f(a[geom.offset(0, i)], b[geom.offset(1, i)], x[geom.offset(2, i)]);
+}
+__global__ void betainc_backward_kernel(const float* a, const float* b, const float* x, const float* g, float* ga,
+                                        float* gb, float* gx, const kern::BcastGeom<4> geom) {
+  CUVI_GRID_STRIDE(i, geom.n) {
+    float da, db, dx;
+    kern::betainc_grad_f(a[geom.offset(0, i)], b[geom.offset(1, i)], x[geom.offset(2, i)], &da, &db, &dx);
+    const float gi = g[geom.offset(3, i)];
+    if (ga) ga[i] = gi * da;
+    if (gb) gb[i] = gi * db;
+    if (gx) gx[i] = gi * dx;
+  }
+}
 __global__ void clamp_kernel(const float* x, float* y, int64_t n, float lo, float hi) {
   CUVI_GRID_STRIDE(i, n) y[i] = kern::clamp_f(x[i], lo, hi);
 }
@@ -802,6 +817,14 @@ class CudaBackend final : public Backend {
   void where(const float* cond, const float* a, const float* b, float* out,
              const kern::BcastGeom<3>& geom) override {
     launch(where_kernel, geom.n, cond, a, b, out, geom);
+  }
+  void betainc(const float* a, const float* b, const float* x, float* out,
+               const kern::BcastGeom<3>& geom) override {
+    launch(betainc_kernel, geom.n, a, b, x, out, geom);
+  }
+  void betainc_backward(const float* a, const float* b, const float* x, const float* g, float* ga, float* gb,
+                        float* gx, const kern::BcastGeom<4>& geom) override {
+    launch(betainc_backward_kernel, geom.n, a, b, x, g, ga, gb, gx, geom);
   }
   void clamp(const float* x, float* y, int64_t n, float lo, float hi) override {
     launch(clamp_kernel, n, x, y, n, lo, hi);

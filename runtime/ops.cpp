@@ -199,6 +199,38 @@ Tensor gt(const Tensor& a, const Tensor& b) { NoGradGuard ng; return binary_op(k
 Tensor ge(const Tensor& a, const Tensor& b) { NoGradGuard ng; return binary_op(kern::BinaryOp::kGe, a, b); }
 Tensor eq(const Tensor& a, const Tensor& b) { NoGradGuard ng; return binary_op(kern::BinaryOp::kEq, a, b); }
 Tensor ne(const Tensor& a, const Tensor& b) { NoGradGuard ng; return binary_op(kern::BinaryOp::kNe, a, b); }
+Tensor gammainc(const Tensor& a, const Tensor& x) { return binary_op(kern::BinaryOp::kGammainc, a, x); }
+Tensor gammaincc(const Tensor& a, const Tensor& x) { return binary_op(kern::BinaryOp::kGammaincc, a, x); }
+Tensor stdtr(const Tensor& df, const Tensor& t) { return binary_op(kern::BinaryOp::kStdtr, df, t); }
+
+Tensor betainc(const Tensor& a, const Tensor& b, const Tensor& x) {
+  for (const Tensor* t : {&a, &b, &x}) check_float(*t, "betainc");
+  check_same_device(a, b, "betainc");
+  check_same_device(a, x, "betainc");
+  const Shape out_shape =
+      broadcast_shapes(broadcast_shapes(a.shape(), b.shape(), "betainc"), x.shape(), "betainc");
+  Tensor out = Tensor::empty(out_shape, DType::kFloat32, a.device());
+  const auto geom = detail::make_geom<3>(out_shape, {&a.shape(), &b.shape(), &x.shape()});
+  backend(a.device()).betainc(a.data<float>(), b.data<float>(), x.data<float>(), out.data<float>(), geom);
+  if (!any_requires_grad({&a, &b, &x})) return out;
+  Tensor as = a.detach(), bs = b.detach(), xs = x.detach();
+  return record_fn(
+      out, "betainc",
+      [as, bs, xs, out_shape](const Tensor& g, const std::vector<bool>& need) {
+        std::vector<Tensor> grads(3);
+        for (size_t k = 0; k < 3; ++k)
+          if (need[k]) grads[k] = Tensor::empty(out_shape, DType::kFloat32, g.device());
+        auto ptr = [&](size_t k) { return need[k] ? grads[k].data<float>() : nullptr; };
+        const auto geom4 = detail::make_geom<4>(out_shape, {&as.shape(), &bs.shape(), &xs.shape(), &g.shape()});
+        backend(g.device()).betainc_backward(as.data<float>(), bs.data<float>(), xs.data<float>(), g.data<float>(),
+                                             ptr(0), ptr(1), ptr(2), geom4);
+        const Shape* shapes[3] = {&as.shape(), &bs.shape(), &xs.shape()};
+        for (size_t k = 0; k < 3; ++k)
+          if (need[k]) grads[k] = sum_to_shape(grads[k], *shapes[k]);
+        return grads;
+      },
+      {&a, &b, &x});
+}
 
 Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }
 Tensor operator-(const Tensor& a, const Tensor& b) { return sub(a, b); }

@@ -56,6 +56,21 @@ Tensor ge(const Tensor& a, const Tensor& b);
 Tensor eq(const Tensor& a, const Tensor& b);
 Tensor ne(const Tensor& a, const Tensor& b);
 
+// Special functions of two and three arguments, differentiable in every
+// argument (the shape parameters too, which torch's are not):
+//   gammainc(a, x)    regularised lower incomplete gamma P(a, x)
+//                     (torch.special.gammainc); gammaincc = 1 - P, kept
+//                     accurate where P is near 1
+//   betainc(a, b, x)  regularised incomplete beta I_x(a, b) (scipy.special.betainc)
+//   stdtr(df, t)      Student's t distribution function (scipy.special.stdtr)
+// Evaluated in double (series and continued fractions) and rounded once.
+// Arguments outside the domain (a, b, df <= 0; x < 0; x > 1 for betainc)
+// give NaN.
+Tensor gammainc(const Tensor& a, const Tensor& x);
+Tensor gammaincc(const Tensor& a, const Tensor& x);
+Tensor betainc(const Tensor& a, const Tensor& b, const Tensor& x);
+Tensor stdtr(const Tensor& df, const Tensor& t);
+
 Tensor operator+(const Tensor& a, const Tensor& b);
 Tensor operator-(const Tensor& a, const Tensor& b);
 Tensor operator*(const Tensor& a, const Tensor& b);

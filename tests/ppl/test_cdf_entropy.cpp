@@ -254,7 +254,8 @@ TEST(ClosedForm, WrappersAndFamiliesWithoutAClosedForm) {
   EXPECT_EQ(n.mask(false).entropy().to_vector(), h);
   EXPECT_EQ(dist::Dist(n.clone()).cdf(zeros({2, 2})).to_vector(), std::vector<float>(4, 0.5f));
   expect_error<ValueError>([] { dist::Poisson(2.0f).entropy(); }, {"Poisson", "entropy"});
-  expect_error<ValueError>([] { dist::Gamma(2.0f, 1.0f).cdf(tensor(1.0f)); }, {"Gamma", "cdf"});
+  expect_error<ValueError>([] { dist::Poisson(2.0f).cdf(tensor(1.0f)); }, {"Poisson", "cdf"});
+  expect_error<ValueError>([] { dist::Gamma(2.0f, 1.0f).icdf(tensor(0.5f)); }, {"Gamma", "icdf"});
   expect_error<ValueError>([] { dist::Beta(2.0f, 1.0f).icdf(tensor(0.5f)); }, {"Beta", "icdf"});
   expect_error<ValueError>([&] { n.to_event(1).cdf(zeros({2, 2})); }, {"Independent(Normal)", "cdf"});
   expect_error<ValueError>([] { dist::VonMises(0.0f, 1.0f).entropy(); }, {"VonMises", "entropy"});
