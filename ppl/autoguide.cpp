@@ -683,15 +683,16 @@ dist::DistPtr AutoLowRankMultivariateNormalCore::posterior() const {
 
 // ---- AutoIAFNormal ---------------------------------------------------------------------
 
-void AutoIAFNormalCore::create_posterior_params() {
-  CUVI_CHECK(o_.num_transforms >= 1, ValueError,
-             cls_ << ": num_transforms must be at least 1, got " << o_.num_transforms);
-  flows_.clear();
-  for (int k = 0; k < o_.num_transforms; ++k) {
-    nn::AutoRegressiveNNOptions arn;
-    for (int64_t i = 0; i < dim_; ++i) arn.permutation.push_back(k % 2 == 0 ? i : dim_ - 1 - i);
-    flows_.push_back(
-        dist::transforms::affine_autoregressive(dim_, o_.hidden_dims, o_.iaf, std::move(arn), init_loc_.device()));
+void AutoFlowCore::create_posterior_params() {
+  ts_ = make_transforms();
+  CUVI_CHECK(!ts_.empty(), ValueError, cls_ << ": no transforms");
+  for (size_t k = 0; k < ts_.size(); ++k) {
+    const auto& t = ts_[k];
+    CUVI_CHECK(t != nullptr, ValueError, cls_ << ": transform " << k << " is null");
+    CUVI_CHECK(t->event_dim() <= 1 && t->codomain_event_dim() <= 1 && t->forward_shape({dim_}) == Shape{dim_},
+               ValueError,
+               cls_ << ": transform " << k << " (" << t->name() << ") must map the flat latent vector ["
+                    << dim_ << "] to a vector of the same size");
   }
   const Device dev = init_loc_.device();
   base_ = dist::Normal(zeros({dim_}, dev), ones({dim_}, dev)).to_event(1).ptr();
@@ -699,26 +700,23 @@ void AutoIAFNormalCore::create_posterior_params() {
   // first module() call (in posterior()), as for any net.
 }
 
-dist::DistPtr AutoIAFNormalCore::posterior() const {
-  std::vector<dist::transforms::TransformPtr> ts;
-  for (size_t k = 0; k < flows_.size(); ++k) {
-    module(module_name(k), *flows_[k]->module());
-    ts.push_back(flows_[k]);
-  }
-  return std::make_shared<dist::TransformedDistribution>(base_, std::move(ts));
+dist::DistPtr AutoFlowCore::posterior() const {
+  for (size_t k = 0; k < ts_.size(); ++k)
+    if (nn::Module* net = ts_[k]->module()) module(module_name(k), *net);
+  return std::make_shared<dist::TransformedDistribution>(base_, ts_);
 }
 
-std::map<std::string, Tensor> AutoIAFNormalCore::median() const {
+std::map<std::string, Tensor> AutoFlowCore::median() const {
   NoGradGuard ng;
   Tensor x = zeros({dim_}, init_loc_.device());
-  for (size_t k = 0; k < flows_.size(); ++k) {
+  for (size_t k = 0; k < ts_.size(); ++k) {
     // The store's current values (a load may have replaced the leaves).
-    nn::Module& net = *flows_[k]->module();
-    for (const auto& [pname, value] : net.named_parameters()) {
-      const std::string site = module_name(k) + kModuleNameSeparator + pname;
-      if (param_store().contains(site)) net.set_parameter(pname, param_store().get(site));
-    }
-    x = flows_[k]->forward(x);
+    if (nn::Module* net = ts_[k]->module())
+      for (const auto& [pname, value] : net->named_parameters()) {
+        const std::string site = module_name(k) + kModuleNameSeparator + pname;
+        if (param_store().contains(site)) net->set_parameter(pname, param_store().get(site));
+      }
+    x = ts_[k]->forward(x);
   }
   const auto us = unpack(x.detach());
   std::map<std::string, Tensor> out;
@@ -726,9 +724,30 @@ std::map<std::string, Tensor> AutoIAFNormalCore::median() const {
   return out;
 }
 
-std::map<std::string, Tensor> AutoIAFNormalCore::quantiles(const std::vector<float>&) const {
-  CUVI_THROW(ValueError, prefix_ << ".quantiles(): AutoIAFNormal's flows have no closed-form marginals "
-                                    "(take quantiles of Predictive's draws instead)");
+std::map<std::string, Tensor> AutoFlowCore::quantiles(const std::vector<float>&) const {
+  CUVI_THROW(ValueError, prefix_ << ".quantiles(): " << cls_
+                                 << "'s flows have no closed-form marginals (take quantiles of Predictive's draws instead)");
+}
+
+std::vector<dist::transforms::TransformPtr> AutoNormalizingFlowCore::make_transforms() {
+  CUVI_CHECK(o_.init_transform_fn != nullptr, ValueError,
+             cls_ << ": options.init_transform_fn is required (it makes the transforms, given the latent dimension)");
+  return o_.init_transform_fn(dim_, init_loc_.device());
+}
+
+std::vector<dist::transforms::TransformPtr> AutoIAFNormalCore::make_transforms() {
+  CUVI_CHECK(o_.num_transforms >= 1, ValueError,
+             cls_ << ": num_transforms must be at least 1, got " << o_.num_transforms);
+  flows_.clear();
+  std::vector<dist::transforms::TransformPtr> ts;
+  for (int k = 0; k < o_.num_transforms; ++k) {
+    nn::AutoRegressiveNNOptions arn;
+    for (int64_t i = 0; i < dim_; ++i) arn.permutation.push_back(k % 2 == 0 ? i : dim_ - 1 - i);
+    flows_.push_back(
+        dist::transforms::affine_autoregressive(dim_, o_.hidden_dims, o_.iaf, std::move(arn), init_loc_.device()));
+    ts.push_back(flows_.back());
+  }
+  return ts;
 }
 
 // ---- AutoLaplaceApproximation ----------------------------------------------------------

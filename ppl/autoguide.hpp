@@ -97,6 +97,10 @@ struct AutoGuideOptions {
   std::vector<int64_t> hidden_dims = {};
   int num_transforms = 1;
   dist::transforms::AffineAutoregressiveOptions iaf = {};
+  // AutoNormalizingFlow (Pyro's init_transform_fn): the transforms, given the
+  // flat latent dimension D and the device; each must map [D] to [D].
+  std::function<std::vector<dist::transforms::TransformPtr>(int64_t latent_dim, Device dev)> init_transform_fn =
+      nullptr;
 };
 
 namespace detail {
@@ -281,31 +285,60 @@ class AutoLowRankMultivariateNormalCore final : public AutoContinuousCore {
   std::function<Tensor()> diag_init() const;
 };
 
-// Pyro's AutoIAFNormal: the flat latent vector is a standard Normal pushed
-// through options.num_transforms AffineAutoregressive flows (inverse
-// autoregressive flows), each over an AutoRegressiveNN(D, hidden_dims)
-// with ReLU; flow k generates the coordinates in order 0..D-1 for even k
-// and D-1..0 for odd k, so that stacked flows condition both ways. As in
-// Pyro, the base is N(0, I) and init_loc_fn is not used; the nets'
-// weights are params "<P>.transforms.<k>$$$layers.<l>.weight" / ".bias"
-// (module() naming). median() is the flows applied to the base's median
-// (the zero vector): the image of the base's mode, which for a non-Gaussian
-// fit is a point estimate rather than the marginal medians.
-class AutoIAFNormalCore final : public AutoContinuousCore {
+// A standard Normal over the flat latent vector pushed through a chain of
+// transforms (Pyro's AutoNormalizingFlow and its AutoIAFNormal), made once
+// at setup by make_transforms(). The weights of the transforms that have a
+// net (module()) are params "<P>.transforms.<k>$$$<name>" (module()
+// naming), trained by SVI. As in Pyro the base is N(0, I) and init_loc_fn is
+// not used. median() is the transforms applied to the base's median (the
+// zero vector): the image of the base's mode, which for a non-Gaussian fit
+// is a point estimate rather than the marginal medians; quantiles() has no
+// closed form (ValueError pointing to Predictive).
+class AutoFlowCore : public AutoContinuousCore {
  public:
-  explicit AutoIAFNormalCore(AutoGuideOptions o) : AutoContinuousCore("AutoIAFNormal", std::move(o)) {}
+  AutoFlowCore(std::string cls, AutoGuideOptions o) : AutoContinuousCore(std::move(cls), std::move(o)) {}
   std::map<std::string, Tensor> median() const override;
   std::map<std::string, Tensor> quantiles(const std::vector<float>& qs) const override;
-  const std::vector<std::shared_ptr<dist::transforms::AffineAutoregressive>>& transforms() const { return flows_; }
+  // The transforms in the order they are applied (after setup).
+  const std::vector<dist::transforms::TransformPtr>& flow() const { return ts_; }
 
  protected:
   void create_posterior_params() override;
   dist::DistPtr posterior() const override;
+  virtual std::vector<dist::transforms::TransformPtr> make_transforms() = 0;
 
  private:
   std::string module_name(size_t k) const { return prefix_ + ".transforms." + std::to_string(k); }
-  std::vector<std::shared_ptr<dist::transforms::AffineAutoregressive>> flows_;
+  std::vector<dist::transforms::TransformPtr> ts_;
   dist::DistPtr base_;  // N(0, I) over the flat latent, made once at setup
+};
+
+// Pyro's AutoNormalizingFlow(model, init_transform_fn): the transforms are
+// options.init_transform_fn(D, device) (required), e.g. Planar flows, IAFs
+// with Permute between them, and elementwise or Affine maps; each must map
+// a [D] vector to a [D] vector (event_dim <= 1), else ValueError naming it.
+class AutoNormalizingFlowCore final : public AutoFlowCore {
+ public:
+  explicit AutoNormalizingFlowCore(AutoGuideOptions o) : AutoFlowCore("AutoNormalizingFlow", std::move(o)) {}
+
+ protected:
+  std::vector<dist::transforms::TransformPtr> make_transforms() override;
+};
+
+// Pyro's AutoIAFNormal: options.num_transforms AffineAutoregressive flows
+// (inverse autoregressive flows), each over an AutoRegressiveNN(D,
+// hidden_dims) with ReLU; flow k generates the coordinates in order 0..D-1
+// for even k and D-1..0 for odd k, so that stacked flows condition both ways.
+class AutoIAFNormalCore final : public AutoFlowCore {
+ public:
+  explicit AutoIAFNormalCore(AutoGuideOptions o) : AutoFlowCore("AutoIAFNormal", std::move(o)) {}
+  const std::vector<std::shared_ptr<dist::transforms::AffineAutoregressive>>& transforms() const { return flows_; }
+
+ protected:
+  std::vector<dist::transforms::TransformPtr> make_transforms() override;
+
+ private:
+  std::vector<std::shared_ptr<dist::transforms::AffineAutoregressive>> flows_;
 };
 
 // Pyro's AutoLaplaceApproximation: trained as a MAP guide over the flat
@@ -466,6 +499,16 @@ template <class Model>
 AutoIAFNormal(Model) -> AutoIAFNormal<Model>;
 template <class Model>
 AutoIAFNormal(Model, AutoGuideOptions) -> AutoIAFNormal<Model>;
+
+template <class Model>
+class AutoNormalizingFlow : public detail::AutoGuideFront<Model, detail::AutoNormalizingFlowCore> {
+ public:
+  using detail::AutoGuideFront<Model, detail::AutoNormalizingFlowCore>::AutoGuideFront;
+  // The transforms, in the order they are applied (after the guide has been set up).
+  const std::vector<dist::transforms::TransformPtr>& transforms() const { return this->core_->flow(); }
+};
+template <class Model>
+AutoNormalizingFlow(Model, AutoGuideOptions) -> AutoNormalizingFlow<Model>;
 
 template <class Model>
 class AutoLaplaceApproximation : public detail::AutoGuideFront<Model, detail::AutoLaplaceApproximationCore> {

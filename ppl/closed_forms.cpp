@@ -149,10 +149,13 @@ Tensor ClosedForm<kern::Weibull>::entropy(const P& p) {
 }
 
 // ---- ContinuousBernoulli, in its natural parameter l = logit(lambda) ----------------------
-// (the formulas of kernels/dist/unit_interval.hpp, as ops so that autodiff
-// comes with them). Each direct form cancels as l -> 0, where a Taylor
-// series in l takes over; the branches `where` does not take get inputs
-// clamped away from their singular points, so their gradients stay finite.
+// (the formulas of kernels/dist/unit_interval.hpp, as ops on both
+// backends; the icdf is its sampler's inverse cdf, which the kernels only
+// evaluate at their own Philox draws). Each direct form cancels as l -> 0,
+// where a Taylor series in l takes over; the branches `where` does not take
+// get inputs clamped away from their singular points. The cdf and icdf
+// values are computed without autodiff (their gradients come from the
+// sampler's kernel, below); the entropy's gradient is autodiff's.
 
 namespace {
 

@@ -201,4 +201,60 @@ Tensor Planar::log_abs_det_jacobian(const Tensor& x, const Tensor&) const {
   return log(abs(1.0f + sum(psi * net_->u_hat(), {-1})));
 }
 
+// ---- elementwise bijections -----------------------------------------------------
+
+namespace {
+Tensor scalar_on(const Tensor& like, float v) { return full({}, v, like.device()); }
+}  // namespace
+
+Tensor Exp::forward(const Tensor& x) const { return exp(x); }
+Tensor Exp::inverse(const Tensor& y) const { return log(y); }
+Tensor Exp::log_abs_det_jacobian(const Tensor& x, const Tensor&) const { return x; }
+
+Tensor Sigmoid::forward(const Tensor& x) const { return sigmoid(x); }
+Tensor Sigmoid::inverse(const Tensor& y) const { return log(y) - log1p(-y); }
+// log sigmoid'(x) = log sigmoid(x) + log sigmoid(-x).
+Tensor Sigmoid::log_abs_det_jacobian(const Tensor& x, const Tensor&) const { return -softplus(-x) - softplus(x); }
+
+constraints::ConstraintPtr Tanh::codomain() const { return constraints::interval(-1.0f, 1.0f); }
+Tensor Tanh::forward(const Tensor& x) const { return tanh(x); }
+// atanh(y) = (log1p(y) - log1p(-y)) / 2.
+Tensor Tanh::inverse(const Tensor& y) const { return 0.5f * (log1p(y) - log1p(-y)); }
+// log(1 - tanh^2 x) = 2 (log 2 - x - softplus(-2x)).
+Tensor Tanh::log_abs_det_jacobian(const Tensor& x, const Tensor&) const {
+  return 2.0f * (std::log(2.0f) - x - softplus(-2.0f * x));
+}
+
+Tensor Softplus::forward(const Tensor& x) const { return softplus(x); }
+// softplus^-1(y) = y + log(-expm1(-y)).
+Tensor Softplus::inverse(const Tensor& y) const { return y + log(-expm1(-y)); }
+// log softplus'(x) = log sigmoid(x).
+Tensor Softplus::log_abs_det_jacobian(const Tensor& x, const Tensor&) const { return -softplus(-x); }
+
+Affine::Affine(Arg loc, Arg scale) : loc_(std::move(loc)), scale_(std::move(scale)) {
+  CUVI_CHECK(!scale_.is_const() || scale_.v != 0.0f, ValueError, "Affine: scale 0 is not invertible");
+  for (const Arg* a : {&loc_, &scale_})
+    CUVI_CHECK(a->is_const() || a->t.dtype() == DType::kFloat32, DTypeError,
+               "Affine: loc and scale must be float32, got " << dtype_name(a->t.dtype()));
+}
+Tensor Affine::forward(const Tensor& x) const { return loc_.as_tensor(x.device()) + scale_.as_tensor(x.device()) * x; }
+Tensor Affine::inverse(const Tensor& y) const {
+  return (y - loc_.as_tensor(y.device())) / scale_.as_tensor(y.device());
+}
+// log|scale| in the broadcast shape of x and the parameters.
+Tensor Affine::log_abs_det_jacobian(const Tensor& x, const Tensor&) const {
+  const Tensor l = log(abs(scale_.as_tensor(x.device())));
+  const Shape s = broadcast_shapes(broadcast_shapes(x.shape(), l.shape(), "Affine"), loc_.shape(), "Affine");
+  return l.shape() == s ? l : l.expand(s);
+}
+int Affine::sign() const {
+  if (!scale_.is_const()) return 0;
+  return scale_.v > 0.0f ? 1 : -1;
+}
+Tensor Affine::decreasing() const {
+  if (scale_.is_const()) return Tensor();
+  NoGradGuard ng;
+  return lt(scale_.t.detach(), scalar_on(scale_.t, 0.0f));
+}
+
 }  // namespace cuvi::dist::transforms

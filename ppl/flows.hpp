@@ -7,6 +7,9 @@
 //   AffineAutoregressive      Pyro's IAF: y = mu(x) + exp(s(x)) * x, with (mu, s)
 //                             from a MADE (nn::AutoRegressiveNN) of x
 //   Planar                    Pyro's planar flow: y = x + u tanh(w.x + b)
+//   Exp, Sigmoid, Tanh,       Pyro's ExpTransform, SigmoidTransform,
+//   Softplus, Affine          TanhTransform, SoftplusTransform, AffineTransform
+//                             (elementwise; loc and scale tensors or floats)
 //
 // Transforms with parameters own an nn::Module (module()); register it with
 // module(prefix, *t->module()) inside the guide, as pyro.module does, so SVI
@@ -25,6 +28,7 @@
 #include <vector>
 
 #include "constraints.hpp"
+#include "family_ops.hpp"
 #include "nn.hpp"
 
 namespace cuvi::dist::transforms {
@@ -51,9 +55,14 @@ class Transform {
   // The net holding this transform's parameters; null when it has none.
   virtual nn::Module* module() const { return nullptr; }
   // +1 for an elementwise increasing map, -1 for a decreasing one, 0 when it
-  // is not elementwise monotone (Pyro's Transform.sign; cdf and icdf of a
-  // TransformedDistribution need every transform's to be nonzero).
+  // is not elementwise monotone or its direction depends on a tensor (Pyro's
+  // Transform.sign; cdf and icdf of a TransformedDistribution need every
+  // transform's to be nonzero, or decreasing() to be defined).
   virtual int sign() const { return 0; }
+  // For an elementwise monotone map whose direction is a tensor parameter's
+  // (an Affine's tensor scale): a 0/1 float32 tensor broadcastable against
+  // the values, 1 where the map decreases. Undefined otherwise.
+  virtual Tensor decreasing() const { return Tensor(); }
   Tensor operator()(const Tensor& x) const { return forward(x); }
 };
 
@@ -152,6 +161,76 @@ class Planar final : public Transform {
  private:
   class Params;
   std::shared_ptr<Params> net_;
+};
+
+// ---- elementwise bijections (event_dim 0) -----------------------------------
+// Pyro's ExpTransform, SigmoidTransform, TanhTransform, SoftplusTransform
+// and AffineTransform, for TransformedDistribution (whose cdf / icdf carry
+// through them: each has a sign) and for flows. Each log|det J| is
+// elementwise, written so that it stays finite where the map saturates
+// (sigmoid: -softplus(-x) - softplus(x); tanh: 2 (log 2 - x - softplus(-2x))).
+class Exp final : public Transform {
+ public:
+  std::string name() const override { return "Exp"; }
+  int event_dim() const override { return 0; }
+  constraints::ConstraintPtr codomain() const override { return constraints::positive; }
+  Tensor forward(const Tensor& x) const override;
+  Tensor inverse(const Tensor& y) const override;
+  Tensor log_abs_det_jacobian(const Tensor& x, const Tensor& y) const override;
+  int sign() const override { return 1; }
+};
+
+class Sigmoid final : public Transform {
+ public:
+  std::string name() const override { return "Sigmoid"; }
+  int event_dim() const override { return 0; }
+  constraints::ConstraintPtr codomain() const override { return constraints::unit_interval; }
+  Tensor forward(const Tensor& x) const override;
+  Tensor inverse(const Tensor& y) const override;
+  Tensor log_abs_det_jacobian(const Tensor& x, const Tensor& y) const override;
+  int sign() const override { return 1; }
+};
+
+class Tanh final : public Transform {
+ public:
+  std::string name() const override { return "Tanh"; }
+  int event_dim() const override { return 0; }
+  constraints::ConstraintPtr codomain() const override;  // interval(-1, 1)
+  Tensor forward(const Tensor& x) const override;
+  Tensor inverse(const Tensor& y) const override;
+  Tensor log_abs_det_jacobian(const Tensor& x, const Tensor& y) const override;
+  int sign() const override { return 1; }
+};
+
+class Softplus final : public Transform {
+ public:
+  std::string name() const override { return "Softplus"; }
+  int event_dim() const override { return 0; }
+  constraints::ConstraintPtr codomain() const override { return constraints::positive; }
+  Tensor forward(const Tensor& x) const override;
+  Tensor inverse(const Tensor& y) const override;
+  Tensor log_abs_det_jacobian(const Tensor& x, const Tensor& y) const override;
+  int sign() const override { return 1; }
+};
+
+// y = loc + scale * x (Pyro's AffineTransform with event_dim 0); loc and
+// scale are tensors (broadcasting against x; trainable when they are params)
+// or float constants. A zero float scale is a ValueError. Its direction is
+// the scale's sign: sign() for a float scale; for a tensor scale sign() is
+// 0 and decreasing() gives it per element, without reading the device.
+class Affine final : public Transform {
+ public:
+  Affine(Arg loc, Arg scale);
+  std::string name() const override { return "Affine"; }
+  int event_dim() const override { return 0; }
+  Tensor forward(const Tensor& x) const override;
+  Tensor inverse(const Tensor& y) const override;
+  Tensor log_abs_det_jacobian(const Tensor& x, const Tensor& y) const override;
+  int sign() const override;
+  Tensor decreasing() const override;
+
+ private:
+  Arg loc_, scale_;
 };
 
 }  // namespace cuvi::dist::transforms

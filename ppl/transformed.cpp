@@ -86,32 +86,43 @@ Tensor TransformedDistribution::sample(const Shape& s) const {
   return xs.back();
 }
 
-int TransformedDistribution::monotone_sign(const char* what) const {
-  int s = 1;
+TransformedDistribution::Flip TransformedDistribution::flip(const char* what) const {
+  Flip f;
   for (const auto& t : ts_) {
     const int ts = t->sign();
-    CUVI_CHECK(ts == 1 || ts == -1, ValueError,
+    if (ts == 1 || ts == -1) {
+      f.all = f.all != (ts < 0);
+      continue;
+    }
+    const Tensor dec = t->decreasing();
+    CUVI_CHECK(dec.defined(), ValueError,
                name() << "." << what << ": transform " << t->name()
                       << " is not an elementwise monotone map, so the distribution function does not carry through it"
                       << detail::site_suffix());
-    s *= ts;
+    f.where = f.where.defined() ? ne(f.where, dec) : dec;  // directions compose by exclusive or
   }
-  return s;
+  return f;
+}
+
+// F, or 1 - F where the composed map decreases.
+Tensor TransformedDistribution::Flip::apply(const Tensor& F) const {
+  if (!where.defined()) return all ? 1.0f - F : F;
+  const Tensor w = all ? 1.0f - where : where;
+  return cuvi::where(w, 1.0f - F, F);
 }
 
 Tensor TransformedDistribution::cdf(const Tensor& x) const {
-  const int s = monotone_sign("cdf");
+  const Flip f = flip("cdf");
   CUVI_CHECK(x.defined(), ValueError, name() << ".cdf: undefined value" << detail::site_suffix());
   Tensor u = x;
   for (size_t k = ts_.size(); k-- > 0;) u = ts_[k]->inverse(u);
-  const Tensor F = base_->cdf(u);
-  return s > 0 ? F : 1.0f - F;
+  return f.apply(base_->cdf(u));
 }
 
 Tensor TransformedDistribution::icdf(const Tensor& q) const {
-  const int s = monotone_sign("icdf");
+  const Flip f = flip("icdf");
   CUVI_CHECK(q.defined(), ValueError, name() << ".icdf: undefined value" << detail::site_suffix());
-  Tensor x = base_->icdf(s > 0 ? q : 1.0f - q);
+  Tensor x = base_->icdf(f.apply(q));
   for (const auto& t : ts_) x = t->forward(x);
   return x;
 }

@@ -44,9 +44,9 @@ class TransformedDistribution final : public Distribution {
   constraints::ConstraintPtr support() const override;
   Tensor log_prob(const Tensor& x) const override;
   // Through elementwise monotone transforms (every transform's sign() must
-  // be nonzero, else ValueError naming it), as torch does:
-  //   cdf(x) = base.cdf(T^-1(x)), or 1 - that when the transforms'
-  //   signs multiply to -1; icdf(q) = T(base.icdf(q or 1 - q)).
+  // be nonzero or its decreasing() defined, else ValueError naming it), as
+  // torch does: cdf(x) = base.cdf(T^-1(x)), or 1 - that where the composed
+  // map decreases; icdf(q) = T(base.icdf(q or 1 - q)).
   Tensor cdf(const Tensor& x) const override;
   Tensor icdf(const Tensor& q) const override;
   Tensor rsample(const Shape& s = {}) const override;
@@ -57,7 +57,14 @@ class TransformedDistribution final : public Distribution {
  private:
   void check() const;
   std::vector<Tensor> chain(Tensor u) const;  // x_0 .. x_n
-  int monotone_sign(const char* what) const;  // the product of the transforms' signs
+  // Where the composed map decreases: everywhere (all), or per element
+  // (where, 0/1, from transforms with a tensor direction; exclusive or with all).
+  struct Flip {
+    bool all = false;
+    Tensor where;
+    Tensor apply(const Tensor& F) const;  // F, or 1 - F where the map decreases
+  };
+  Flip flip(const char* what) const;
   struct Cache {
     std::vector<Tensor> xs;
   };

@@ -639,3 +639,84 @@ TEST(AutoLaplaceApproximation, ExactForAGaussianPosterior) {
   EXPECT_EQ(values.at("z").shape(), Shape({2}));
   EXPECT_NEAR(mvn.median().at("s").item(), std::exp(loc[2]), 1e-5 * std::exp(loc[2]));
 }
+
+// ---- AutoNormalizingFlow -----------------------------------------------------------------
+
+namespace {
+// IAF, a reversing Permute, a Planar flow, then a fixed elementwise Affine:
+// nets in transforms 0 and 2 only.
+std::vector<dist::transforms::TransformPtr> mixed_flow(int64_t D, Device dev) {
+  std::vector<int64_t> rev;
+  for (int64_t i = D; i-- > 0;) rev.push_back(i);
+  return {dist::transforms::affine_autoregressive(D, {8}, {}, {}, dev),
+          std::make_shared<dist::transforms::Permute>(rev, dev), std::make_shared<dist::transforms::Planar>(D, dev),
+          std::make_shared<dist::transforms::Affine>(0.5f, 2.0f)};
+}
+}  // namespace
+
+// The transforms come from init_transform_fn(D, device); the nets' weights
+// are params under "<P>.transforms.<k>" and transforms without a net add
+// none; median() is the chain applied to 0; quantiles() is an error; a
+// missing init_transform_fn and a transform that changes the vector's size
+// are errors naming the guide.
+TEST(AutoNormalizingFlow, TransformsParamsMedianAndErrors) {
+  fresh(61);
+  GaussianTestModel model;
+  infer::AutoNormalizingFlow guide(model, {.init_transform_fn = mixed_flow});
+  const auto values = guide();
+  EXPECT_EQ(values.at("z").shape(), Shape({2}));
+  EXPECT_GT(values.at("s").item(), 0.0f);
+  ASSERT_EQ(guide.transforms().size(), 4u);
+  const auto names = param_store().names();
+  auto has = [&](const std::string& n) { return std::find(names.begin(), names.end(), n) != names.end(); };
+  EXPECT_TRUE(has("AutoNormalizingFlow.transforms.0$$$layers.0.weight"));
+  EXPECT_TRUE(has("AutoNormalizingFlow.transforms.2$$$u"));
+  EXPECT_TRUE(has("AutoNormalizingFlow.transforms.2$$$w"));
+  EXPECT_EQ(names.size(), 4u + 3u);  // IAF: 2 layers x (weight, bias); Planar: bias, u, w
+  const auto med = guide.median();
+  Tensor u = zeros({3});
+  {
+    NoGradGuard ng;
+    for (const auto& t : guide.transforms()) u = t->forward(u);
+  }
+  const auto uv = vec(u);
+  EXPECT_EQ(vec(med.at("z")), (std::vector<float>{uv[0], uv[1]}));
+  EXPECT_FLOAT_EQ(med.at("s").item(), std::exp(uv[2]));
+  expect_error<ValueError>([&] { guide.quantiles({0.5f}); }, {"AutoNormalizingFlow.quantiles()", "Predictive"});
+  expect_error<ValueError>(
+      [&] {
+        infer::AutoNormalizingFlow g(model, {.prefix = "nofn"});
+        g();
+      },
+      {"AutoNormalizingFlow", "init_transform_fn"});
+  expect_error<ValueError>(
+      [&] {
+        infer::AutoNormalizingFlow g(model, {.prefix = "grows", .init_transform_fn = [](int64_t, Device) {
+                                               return std::vector<dist::transforms::TransformPtr>{
+                                                   dist::transforms::biject_to(constraints::simplex)};
+                                             }});
+        g();
+      },
+      {"AutoNormalizingFlow", "transform 0", "[3]"});
+}
+
+// Trained by SVI, the mixed chain fits the correlated Gaussian posterior far
+// better than any mean-field guide can: the gap log Z - ELBO = KL(q ||
+// posterior), estimated with 40 batches of 250 particles (SE ~0.005), stays
+// below 0.1 nats (measured 0.014, se 0.002, at this seed), where the mean-field optimum's is 1.2.
+TEST(AutoNormalizingFlow, FitsCorrelatedGaussianPosterior) {
+  GaussianTestModel model;
+  const double logz = model.log_evidence();
+  fresh(62);
+  infer::AutoNormalizingFlow guide(model, {.init_transform_fn = mixed_flow});
+  {
+    infer::SVI svi(model, guide, optim::ClippedAdam({.lr = 0.01f, .lrd = std::pow(0.05f, 1.0f / 3000)}),
+                   infer::Trace_ELBO({.num_particles = 4}));
+    for (int i = 0; i < 3000; ++i) svi.step();
+  }
+  const auto e = elbo_estimate(model, guide, 40, 250);
+  const double gap = logz - e.mean;
+  if (std::getenv("CUVI_TEST_VERBOSE")) std::printf("    flow gap %.4f (se %.4f)\n", gap, e.se);
+  EXPECT_LT(gap, 0.1) << "se " << e.se;
+  EXPECT_GT(gap, -4 * e.se);
+}
