@@ -523,6 +523,18 @@ TEST(AutoIAFNormal, SavesAndLoadsWithTheStore) {
   EXPECT_EQ(vec(after.at("s")), vec(before.at("s")));
 }
 
+namespace {
+// IAF, a reversing Permute, a Planar flow, then a fixed elementwise Affine:
+// nets in transforms 0 and 2 only.
+std::vector<dist::transforms::TransformPtr> mixed_flow(int64_t D, Device dev) {
+  std::vector<int64_t> rev;
+  for (int64_t i = D; i-- > 0;) rev.push_back(i);
+  return {dist::transforms::affine_autoregressive(D, {8}, {}, {}, dev),
+          std::make_shared<dist::transforms::Permute>(rev, dev), std::make_shared<dist::transforms::Planar>(D, dev),
+          std::make_shared<dist::transforms::Affine>(0.5f, 2.0f)};
+}
+}  // namespace
+
 // The AutoContinuous guides under vectorized particles: the flat latent
 // gets the particle plate's batch dims and every site its own alignment
 // (the particle dim at -(max_plate_nesting + 1)), so the vectorized ELBO
@@ -555,6 +567,8 @@ TEST(AutoContinuous, VectorizedParticles) {
   check(model, infer::AutoMultivariateNormal(model), "AutoMultivariateNormal");
   fresh(63);
   check(model, infer::AutoIAFNormal(model), "AutoIAFNormal");
+  fresh(64);
+  check(model, infer::AutoNormalizingFlow(model, {.init_transform_fn = mixed_flow}), "AutoNormalizingFlow");
   // Local latents in a plate (batch dims of their own: [P, 3] under the
   // particle plate) beside a global one.
   const Tensor y = tensor({0.5f, -1.0f, 2.0f});
@@ -642,17 +656,6 @@ TEST(AutoLaplaceApproximation, ExactForAGaussianPosterior) {
 
 // ---- AutoNormalizingFlow -----------------------------------------------------------------
 
-namespace {
-// IAF, a reversing Permute, a Planar flow, then a fixed elementwise Affine:
-// nets in transforms 0 and 2 only.
-std::vector<dist::transforms::TransformPtr> mixed_flow(int64_t D, Device dev) {
-  std::vector<int64_t> rev;
-  for (int64_t i = D; i-- > 0;) rev.push_back(i);
-  return {dist::transforms::affine_autoregressive(D, {8}, {}, {}, dev),
-          std::make_shared<dist::transforms::Permute>(rev, dev), std::make_shared<dist::transforms::Planar>(D, dev),
-          std::make_shared<dist::transforms::Affine>(0.5f, 2.0f)};
-}
-}  // namespace
 
 // The transforms come from init_transform_fn(D, device); the nets' weights
 // are params under "<P>.transforms.<k>" and transforms without a net add
