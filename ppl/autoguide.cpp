@@ -681,7 +681,7 @@ dist::DistPtr AutoLowRankMultivariateNormalCore::posterior() const {
   return std::make_shared<dist::LowRankMultivariateNormal>(loc, s.unsqueeze(-1) * w, s * s);
 }
 
-// ---- AutoIAFNormal ---------------------------------------------------------------------
+// ---- AutoNormalizingFlow and AutoIAFNormal -------------------------------------------
 
 void AutoFlowCore::create_posterior_params() {
   ts_ = make_transforms();
