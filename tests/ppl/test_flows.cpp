@@ -400,6 +400,21 @@ cuvi::testing::McEstimate elbo_estimate(const Model& model, const Guide& guide, 
   return mc_estimate(e);
 }
 
+// A flow guide's median on GaussianTestModel: its transforms applied to the
+// zero vector, unpacked (z [2], then log s) and constrained.
+template <class Guide>
+void expect_median_is_flow_of_zero(const Guide& guide) {
+  const auto med = guide.median();
+  Tensor u = zeros({3});
+  {
+    NoGradGuard ng;
+    for (const auto& t : guide.transforms()) u = t->forward(u);
+  }
+  const auto uv = vec(u);
+  EXPECT_EQ(vec(med.at("z")), (std::vector<float>{uv[0], uv[1]}));
+  EXPECT_FLOAT_EQ(med.at("s").item(), std::exp(uv[2]));
+}
+
 }  // namespace
 
 TEST(AutoIAFNormal, ParamsMedianAndShapes) {
@@ -418,16 +433,7 @@ TEST(AutoIAFNormal, ParamsMedianAndShapes) {
   EXPECT_NE(std::find(names.begin(), names.end(), "AutoIAFNormal.transforms.0$$$layers.0.weight"), names.end());
   EXPECT_NE(std::find(names.begin(), names.end(), "AutoIAFNormal.transforms.1$$$layers.1.bias"), names.end());
   EXPECT_EQ(names.size(), 8u);  // 2 flows x 2 layers x (weight, bias)
-  // median: the flows applied to 0, unpacked and constrained.
-  const auto med = guide.median();
-  Tensor u = zeros({3});
-  {
-    NoGradGuard ng;
-    for (const auto& f : guide.transforms()) u = f->forward(u);
-  }
-  const auto uv = vec(u);
-  EXPECT_EQ(vec(med.at("z")), (std::vector<float>{uv[0], uv[1]}));
-  EXPECT_FLOAT_EQ(med.at("s").item(), std::exp(uv[2]));
+  expect_median_is_flow_of_zero(guide);
   expect_error<ValueError>(
       [&] {
         infer::AutoIAFNormal g(model, {.prefix = "bad", .num_transforms = 0});
@@ -676,15 +682,7 @@ TEST(AutoNormalizingFlow, TransformsParamsMedianAndErrors) {
   EXPECT_TRUE(has("AutoNormalizingFlow.transforms.2$$$u"));
   EXPECT_TRUE(has("AutoNormalizingFlow.transforms.2$$$w"));
   EXPECT_EQ(names.size(), 4u + 3u);  // IAF: 2 layers x (weight, bias); Planar: bias, u, w
-  const auto med = guide.median();
-  Tensor u = zeros({3});
-  {
-    NoGradGuard ng;
-    for (const auto& t : guide.transforms()) u = t->forward(u);
-  }
-  const auto uv = vec(u);
-  EXPECT_EQ(vec(med.at("z")), (std::vector<float>{uv[0], uv[1]}));
-  EXPECT_FLOAT_EQ(med.at("s").item(), std::exp(uv[2]));
+  expect_median_is_flow_of_zero(guide);
   expect_error<ValueError>([&] { guide.quantiles({0.5f}); }, {"AutoNormalizingFlow.quantiles()", "Predictive"});
   expect_error<ValueError>(
       [&] {
