@@ -364,101 +364,13 @@ if [[ $build_only == 1 ]]; then
   exit "$build_rc"
 fi
 
-# ---- 3. tests ------------------------------------------------------------------
+# ---- 3. what runs, most needed first ---------------------------------------
+# A session's whole device budget (15 minutes, the machine's start included)
+# may be this one call, so the phases run in the order of what a lease is
+# for: the headline CUDA benchmarks (fused_normal_1e8 against the copy
+# bandwidth, the SVI steps), the main job, the GPU tests, then the other
+# examples and the full CUDA benchmark pass with what is left.
 
-phase "GPU tests: CUVI_REQUIRE_GPU=1 ctest -L gpu"
-gpu_tests_rc=0
-# The gpu label holds the CUDA-vs-CPU tests and the whole ppl suite run again
-# with cuda:0 as the default device (cuvi_test_gpu_ppl): ~400 processes,
-# each starting a CUDA context, so 8 at a time (one GPU shares them well;
-# 2 OpenMP threads each keeps the 16 cores from oversubscribing).
-# Capped so the benchmarks keep at least ~200 s.
-gpu_budget=$(( $(left) - 200 ))
-(( gpu_budget > 300 )) && gpu_budget=300
-(( gpu_budget < 90 )) && gpu_budget=90
-logged timeout "$gpu_budget" env CUVI_REQUIRE_GPU=1 OMP_NUM_THREADS=2 ctest --test-dir "$build_dir" -L gpu \
-  --output-on-failure -j 8 --timeout 150 || gpu_tests_rc=$?
-echo "ctest_gpu_rc $gpu_tests_rc" >>"$META"
-# The list of failed tests, short, for the summary (ctest keeps it).
-if [[ -f "$build_dir/Testing/Temporary/LastTestsFailed.log" ]]; then
-  sed 's/^/  failed /' "$build_dir/Testing/Temporary/LastTestsFailed.log" | tee -a "$META" "$LOG"
-fi
-
-# ---- 3b. diagnose failed GPU tests ---------------------------------------------
-# A kernel fault surfaces at the next synchronisation, often in another op
-# than the one at fault. For up to 6 failed tests (at most ~100 s in all):
-# each again with CUVI_SYNC_DEBUG=1 (a sync after every launch names the
-# launch), and the first 3 under compute-sanitizer memcheck when the
-# toolkit has it. Output into gpu_failures.log (the 8th returned file).
-diagnose_failures() {
-  local failed=$build_dir/Testing/Temporary/LastTestsFailed.log
-  [[ -s $failed ]] || return 0
-  local diag=$OUT/gpu_failures.log sanitizer="" t0=$SECONDS
-  sanitizer=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1 || true)
-  : >"$diag"
-  echo "diagnosing $(wc -l <"$failed") failed GPU tests into gpu_failures.log (sanitizer: ${sanitizer:-none})" |
-    tee -a "$META" "$LOG"
-  # name -> command line, from ctest's own test list.
-  ctest --test-dir "$build_dir" -L gpu --show-only=json-v1 >/tmp/cuvi_ctest_list.json 2>/dev/null || true
-  local n=0 name cmd
-  while IFS= read -r line && (( n < 6 )); do
-    name=${line#*:}
-    (( SECONDS - t0 > 100 )) && break
-    cmd=$(python3 - "$name" <<'PYEOF' 2>/dev/null
-import json, shlex, sys
-for t in json.load(open("/tmp/cuvi_ctest_list.json")).get("tests", []):
-    if t.get("name") == sys.argv[1]:
-        print(shlex.join(t["command"]))
-        break
-PYEOF
-)
-    [[ -n $cmd ]] || { echo "== $name: command not found in ctest's list" >>"$diag"; continue; }
-    n=$((n + 1))
-    {
-      echo "== $name  (CUVI_SYNC_DEBUG=1)"
-      echo "\$ $cmd"
-      timeout 30 env CUVI_REQUIRE_GPU=1 CUVI_SYNC_DEBUG=1 OMP_NUM_THREADS=2 bash -c "$cmd" 2>&1 |
-        grep -v -e '^\[==' -e '^\[--' -e '^Running main' -e '^Note: Google Test filter' -e '^$' | tail -40
-      echo "-> exit ${PIPESTATUS[0]}"
-      if [[ -n $sanitizer && $n -le 3 ]]; then
-        echo "== $name  (compute-sanitizer memcheck)"
-        timeout 40 env CUVI_REQUIRE_GPU=1 OMP_NUM_THREADS=2 "$sanitizer" --tool memcheck --print-limit 8 \
-          bash -c "$cmd" 2>&1 | grep -v '^\[ *\(RUN\|OK\) ' | tail -40
-        echo "-> exit ${PIPESTATUS[0]}"
-      fi
-    } >>"$diag" 2>&1
-  done <"$failed"
-  echo "diagnosis took $((SECONDS - t0))s" | tee -a "$META" "$LOG"
-}
-if (( gpu_tests_rc != 0 )); then
-  phase "diagnose failed GPU tests"
-  diagnose_failures || echo "diagnosis failed" | tee -a "$META" "$LOG"
-fi
-
-# ---- 3c. the main job on the GPU ----------------------------------------------
-# The README's main job (Pyro's SVI Part I coin example), the VAE and
-# semi-supervised VAE examples, the GMM example (enumeration), the HMM example and the regression example
-# (a million rows, minibatches drawn on the device), on cuda:0, with their output in run.log
-# and the last lines in meta.txt.
-phase "examples on cuda:0 (coin, vae, ssvae, dmm, gmm, hmm, regression)"
-if [[ -x $build_dir/examples/cuvi ]]; then
-  for args in "coin --device cuda:0" "vae --device cuda:0 --epochs 3" "ssvae --device cuda:0 --epochs 3" "dmm --device cuda:0 --epochs 5" \
-              "gmm --device cuda:0" "hmm --device cuda:0" \
-              "regression --device cuda:0 --n 1000000 --batch 4096 --steps 3000"; do
-    rc=0
-    # shellcheck disable=SC2086  # the arguments split on purpose
-    # Capped by the time left, so that 3b and 3c cannot eat the benchmarks'.
-    logged timeout $(( $(left) > 200 ? 60 : 20 )) "$build_dir/examples/cuvi" $args || rc=$?
-    echo "example_rc '$args' $rc" >>"$META"
-    { grep -E "steps/s|inferred|ELBO/image|accuracy|assignments|p\(stay\)|^weight|^bias" "$LOG" | tail -3 | sed 's/^/  /' >>"$META"; } || true
-  done
-else
-  echo "no $build_dir/examples/cuvi" | tee -a "$META" "$LOG"
-fi
-
-# ---- 4. benchmarks -------------------------------------------------------------
-
-phase "benchmarks (min_time ${min_time}s${bench_filter:+, filter $bench_filter})"
 shopt -s nullglob
 benches=()
 for b in "$build_dir"/bench/cuvi_bench_*; do
@@ -467,16 +379,18 @@ done
 shopt -u nullglob
 [[ ${#benches[@]} -gt 0 ]] || echo "no benchmark binaries in $build_dir/bench" | tee -a "$META" "$LOG"
 jsons=()
-# Two passes: the CUDA benchmarks of every binary first (the GPU numbers are
-# what this machine is for), then the CPU ones with the time left (at least
-# 60 s). A user filter (CUVI_BENCH_FILTER) replaces both with one pass.
-run_pass() {  # $1: filter regex, $2: json suffix, $3: output dir (default $OUT)
-  local i b name budget rc args
+# One pass over every binary with one filter. A user filter
+# (CUVI_BENCH_FILTER) replaces the passes below with one.
+run_pass() {  # $1: filter regex, $2: json suffix, $3: output dir (default $OUT), $4: cap in s for the pass
+  local i b name budget rc args avail t0=$SECONDS
   for i in "${!benches[@]}"; do
     b=${benches[$i]}
     name=$(basename "$b")
-    # Share what is left among the binaries still to run, keeping 10 s to finish.
-    budget=$(( ($(left) - 10) / (${#benches[@]} - i) ))
+    # Share what is left (of the cap, if any) among the binaries still to
+    # run, keeping 10 s to finish.
+    avail=$(( $(left) - 10 ))
+    [[ -n ${4:-} ]] && (( avail > ${4:-0} - (SECONDS - t0) )) && avail=$(( ${4:-0} - (SECONDS - t0) ))
+    budget=$(( avail / (${#benches[@]} - i) ))
     if (( budget < 20 )); then
       echo "skipping $name ($1): ${budget}s left" | tee -a "$META" "$LOG"
       continue
@@ -521,35 +435,154 @@ compare_frameworks() {
   return 0
 }
 
-if [[ -n $bench_filter ]]; then
-  run_pass "$bench_filter" ""
-else
-  run_pass "cuda" ""
-  phase "framework comparison (Pyro, NumPyro)"
-  compare_frameworks
-  if (( $(left) >= 60 )); then
-    # Into a scratch dir, then one file: the run tool returns at most 8.
-    cpu_dir=/tmp/cuvi_cpu_bench
-    rm -rf -- "$cpu_dir"
-    mkdir -p "$cpu_dir"
-    run_pass "/cpu" "_cpu" "$cpu_dir"
-    python3 - "$cpu_dir" "$OUT/cpu_benchmarks.json" <<'PYEOF' || echo "merging the CPU benchmark JSONs failed" | tee -a "$META"
+
+# Merges one pass's JSONs (written to a scratch dir) into one file: the run
+# tool returns at most 8.
+merge_jsons() {  # $1: scratch dir, $2: suffix, $3: merged file
+  python3 - "$1" "$2" "$3" <<'PYEOF' || echo "merging $1 failed" | tee -a "$META"
 import glob, json, os, sys
 merged = {}
-for path in sorted(glob.glob(os.path.join(sys.argv[1], "*_cpu.json"))):
-    name = os.path.basename(path)[: -len("_cpu.json")]
+for path in sorted(glob.glob(os.path.join(sys.argv[1], "*" + sys.argv[2] + ".json"))):
+    name = os.path.basename(path)[: -len(sys.argv[2] + ".json")]
     try:
         merged[name] = json.load(open(path))
     except Exception as e:  # killed at its deadline: unfinished JSON
         merged[name] = {"error": f"{e.__class__.__name__}: {e}"}
-json.dump(merged, open(sys.argv[2], "w"), indent=1)
+json.dump(merged, open(sys.argv[3], "w"), indent=1)
 PYEOF
-  else
-    echo "skipping the CPU benchmarks: $(left)s left" | tee -a "$META" "$LOG"
-  fi
+}
+
+if [[ -z $bench_filter ]]; then
+  phase "headline CUDA benchmarks (min_time ${min_time}s)"
+  key_dir=/tmp/cuvi_key_bench
+  rm -rf -- "$key_dir"
+  mkdir -p "$key_dir"
+  run_pass '^(fused_normal_1e8|copy_d2d|sum_all|bm_coin|bm_local|bm_vae|bm_regression)/cuda' "_key" "$key_dir" 90
+  merge_jsons "$key_dir" "_key" "$OUT/key_benchmarks.json"
+  summarize "$key_dir"/*_key.json | tee -a "$LOG" "$META"
 fi
 
-# ---- 5. the cpu tests (CI runs them too), with what is left ------------------
+# ---- the main job on the GPU --------------------------------------------------
+phase "main job: coin on cuda:0"
+if [[ -x $build_dir/examples/cuvi ]]; then
+  rc=0
+  logged timeout 60 "$build_dir/examples/cuvi" coin --device cuda:0 || rc=$?
+  echo "example_rc 'coin --device cuda:0' $rc" >>"$META"
+  { grep -E "steps/s|inferred" "$LOG" | tail -3 | sed 's/^/  /' >>"$META"; } || true
+else
+  echo "no $build_dir/examples/cuvi" | tee -a "$META" "$LOG"
+fi
+
+# ---- GPU tests -----------------------------------------------------------------
+
+phase "GPU tests: CUVI_REQUIRE_GPU=1 ctest -L gpu"
+gpu_tests_rc=0
+# The gpu label holds the CUDA-vs-CPU tests and the whole ppl suite run again
+# with cuda:0 as the default device (cuvi_test_gpu_ppl): ~400 processes,
+# each starting a CUDA context, so 12 at a time (one GPU shares them well;
+# one OpenMP thread each leaves cores for ctest and the host side).
+# Capped so the diagnosis and the full benchmark pass keep ~170 s.
+gpu_budget=$(( $(left) - 170 ))
+(( gpu_budget > 280 )) && gpu_budget=280
+(( gpu_budget < 90 )) && gpu_budget=90
+logged timeout "$gpu_budget" env CUVI_REQUIRE_GPU=1 OMP_NUM_THREADS=1 ctest --test-dir "$build_dir" -L gpu \
+  --output-on-failure -j 12 --timeout 150 || gpu_tests_rc=$?
+echo "ctest_gpu_rc $gpu_tests_rc" >>"$META"
+# The list of failed tests, short, for the summary (ctest keeps it).
+if [[ -f "$build_dir/Testing/Temporary/LastTestsFailed.log" ]]; then
+  sed 's/^/  failed /' "$build_dir/Testing/Temporary/LastTestsFailed.log" | tee -a "$META" "$LOG"
+fi
+
+# ---- diagnose failed GPU tests ---------------------------------------------
+# A kernel fault surfaces at the next synchronisation, often in another op
+# than the one at fault. For up to 6 failed tests (at most ~60 s in all):
+# each again with CUVI_SYNC_DEBUG=1 (a sync after every launch names the
+# launch), and the first 3 under compute-sanitizer memcheck when the
+# toolkit has it. Output into gpu_failures.log (the 8th returned file).
+diagnose_failures() {
+  local failed=$build_dir/Testing/Temporary/LastTestsFailed.log
+  [[ -s $failed ]] || return 0
+  local diag=$OUT/gpu_failures.log sanitizer="" t0=$SECONDS
+  sanitizer=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1 || true)
+  : >"$diag"
+  echo "diagnosing $(wc -l <"$failed") failed GPU tests into gpu_failures.log (sanitizer: ${sanitizer:-none})" |
+    tee -a "$META" "$LOG"
+  # name -> command line, from ctest's own test list.
+  ctest --test-dir "$build_dir" -L gpu --show-only=json-v1 >/tmp/cuvi_ctest_list.json 2>/dev/null || true
+  local n=0 name cmd
+  while IFS= read -r line && (( n < 6 )); do
+    name=${line#*:}
+    (( SECONDS - t0 > 60 )) && break
+    cmd=$(python3 - "$name" <<'PYEOF' 2>/dev/null
+import json, shlex, sys
+for t in json.load(open("/tmp/cuvi_ctest_list.json")).get("tests", []):
+    if t.get("name") == sys.argv[1]:
+        print(shlex.join(t["command"]))
+        break
+PYEOF
+)
+    [[ -n $cmd ]] || { echo "== $name: command not found in ctest's list" >>"$diag"; continue; }
+    n=$((n + 1))
+    {
+      echo "== $name  (CUVI_SYNC_DEBUG=1)"
+      echo "\$ $cmd"
+      timeout 30 env CUVI_REQUIRE_GPU=1 CUVI_SYNC_DEBUG=1 OMP_NUM_THREADS=2 bash -c "$cmd" 2>&1 |
+        grep -v -e '^\[==' -e '^\[--' -e '^Running main' -e '^Note: Google Test filter' -e '^$' | tail -40
+      echo "-> exit ${PIPESTATUS[0]}"
+      if [[ -n $sanitizer && $n -le 3 ]]; then
+        echo "== $name  (compute-sanitizer memcheck)"
+        timeout 40 env CUVI_REQUIRE_GPU=1 OMP_NUM_THREADS=2 "$sanitizer" --tool memcheck --print-limit 8 \
+          bash -c "$cmd" 2>&1 | grep -v '^\[ *\(RUN\|OK\) ' | tail -40
+        echo "-> exit ${PIPESTATUS[0]}"
+      fi
+    } >>"$diag" 2>&1
+  done <"$failed"
+  echo "diagnosis took $((SECONDS - t0))s" | tee -a "$META" "$LOG"
+}
+if (( gpu_tests_rc != 0 )); then
+  phase "diagnose failed GPU tests"
+  diagnose_failures || echo "diagnosis failed" | tee -a "$META" "$LOG"
+fi
+
+# ---- the other examples --------------------------------------------------------
+# The VAE and
+# semi-supervised VAE examples, the GMM example (enumeration), the HMM example and the regression example
+# (a million rows, minibatches drawn on the device), on cuda:0, with their output in run.log
+# and the last lines in meta.txt.
+phase "examples on cuda:0 (vae, ssvae, dmm, gmm, hmm, regression)"
+if [[ -x $build_dir/examples/cuvi ]]; then
+  for args in "vae --device cuda:0 --epochs 3" "ssvae --device cuda:0 --epochs 3" "dmm --device cuda:0 --epochs 5" \
+              "gmm --device cuda:0" "hmm --device cuda:0" \
+              "regression --device cuda:0 --n 1000000 --batch 4096 --steps 3000"; do
+    rc=0
+    # Only while the full benchmark pass keeps ~120 s, and 30 s each.
+    if (( $(left) < 150 )); then
+      echo "skipping example '$args': $(left)s left" | tee -a "$META" "$LOG"
+      continue
+    fi
+    # shellcheck disable=SC2086  # the arguments split on purpose
+    logged timeout 30 "$build_dir/examples/cuvi" $args || rc=$?
+    echo "example_rc '$args' $rc" >>"$META"
+    { grep -E "steps/s|inferred|ELBO/image|accuracy|assignments|p\(stay\)|^weight|^bias" "$LOG" | tail -3 | sed 's/^/  /' >>"$META"; } || true
+  done
+else
+  echo "no $build_dir/examples/cuvi" | tee -a "$META" "$LOG"
+fi
+
+# ---- the full CUDA benchmark pass, then Pyro and NumPyro -----------------------
+# (No CPU benchmark pass here: the run tool returns at most 8 files, and
+# CPU numbers are measured off the device.)
+if [[ -n $bench_filter ]]; then
+  phase "benchmarks (min_time ${min_time}s, filter $bench_filter)"
+  run_pass "$bench_filter" ""
+else
+  phase "CUDA benchmarks (min_time ${min_time}s)"
+  run_pass "cuda" ""
+  phase "framework comparison (Pyro, NumPyro)"
+  compare_frameworks
+fi
+
+# ---- the cpu tests (CI runs them too), with what is left ------------------
 
 all_tests_rc=skipped
 all_budget=$(( $(left) - 10 ))
