@@ -36,7 +36,7 @@
 # in meta.txt and the benchmarks still run. The whole run stays inside
 # CUVI_DEADLINE_S (default 540 s): later phases get what is left.
 #
-# usage: bash bench/run_gpu.sh [--build-only] [--no-prebuilt] [--jobs N]
+# usage: bash bench/run_gpu.sh [--build-only | --tests-only] [--no-prebuilt] [--jobs N]
 #                              [--prefix DIR] [--build-dir DIR] [--debs DIR]
 # env:   OUT (set by the run tool; default /tmp/cuvi_run_gpu_out),
 #        CUVI_BENCH_MIN_TIME (0.2),
@@ -45,9 +45,13 @@
 #
 # --build-only stops after the build (for a dry run on a machine without a
 # GPU; the debs still come from .debs, and configure is told to use only them).
+# --tests-only runs the main job and the GPU tests (with their diagnosis)
+# and nothing else: a second, short call that checks fixes to a first one's
+# failures (about 3.5 minutes of device time with the machine's start).
 set -euo pipefail
 
 build_only=0
+tests_only=0
 jobs=16
 prefix=/tmp/prefix
 build_dir=build
@@ -56,6 +60,7 @@ no_prebuilt=0
 while [[ $# -gt 0 ]]; do
   case $1 in
     --build-only) build_only=1 ;;
+    --tests-only) tests_only=1 ;;
     --jobs) jobs=$2; shift ;;
     --prefix) prefix=$2; shift ;;
     --build-dir) build_dir=$2; shift ;;
@@ -155,7 +160,7 @@ phase "machine and toolchain"
 {
   echo "date_utc $(date -u +%Y-%m-%dT%H:%M:%SZ)"
   echo "host $(hostname) kernel $(uname -r) cpus $(nproc)"
-  echo "mode $([[ $build_only == 1 ]] && echo build-only || echo full) jobs $jobs prefix $prefix build $build_dir"
+  echo "mode $([[ $build_only == 1 ]] && echo build-only || { [[ $tests_only == 1 ]] && echo tests-only; } || echo full) jobs $jobs prefix $prefix build $build_dir"
   if command -v nvidia-smi >/dev/null; then
     nvidia-smi -L || true
     nvidia-smi --query-gpu=name,driver_version,compute_cap,memory.total,clocks.sm,clocks.max.sm,clocks.mem \
@@ -452,7 +457,7 @@ json.dump(merged, open(sys.argv[3], "w"), indent=1)
 PYEOF
 }
 
-if [[ -z $bench_filter ]]; then
+if [[ -z $bench_filter && $tests_only == 0 ]]; then
   phase "headline CUDA benchmarks (min_time ${min_time}s)"
   key_dir=/tmp/cuvi_key_bench
   rm -rf -- "$key_dir"
@@ -544,8 +549,15 @@ if (( gpu_tests_rc != 0 )); then
   diagnose_failures || echo "diagnosis failed" | tee -a "$META" "$LOG"
 fi
 
+if [[ $tests_only == 1 ]]; then
+  phase "done (--tests-only)"
+  echo "summary: build_rc $build_rc, ctest_gpu_rc $gpu_tests_rc, elapsed ${SECONDS}s" | tee -a "$META" "$LOG"
+  grep -E '^(summary|build_rc|ctest_|example_rc)' "$META"
+  exit 0
+fi
+
 # ---- the other examples --------------------------------------------------------
-# The VAE and
+# The VAE and the
 # semi-supervised VAE examples, the GMM example (enumeration), the HMM example and the regression example
 # (a million rows, minibatches drawn on the device), on cuda:0, with their output in run.log
 # and the last lines in meta.txt.

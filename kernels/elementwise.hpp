@@ -193,6 +193,22 @@ constexpr bool binary_differentiable() {
          op == BinaryOp::kGammainc || op == BinaryOp::kGammaincc || op == BinaryOp::kStdtr;
 }
 
+// g + wd * p with the product rounded on its own. nvcc contracts a * b + c
+// into one fma by default and the host build (baseline x86-64) never does;
+// elsewhere that is an ulp, but where the gradient cancels the decay term
+// (g ~ -wd p) the sum keeps only the product's rounding error, which the
+// fma does not make. The optimizers then divide by a running RMS near eps
+// and the backends took visibly different steps (seen on an H200: RMSprop's
+// momentum buffer off by 8e-5 relative after 4 steps). __fmul_rn is never
+// contracted, so both backends compute the same bits here.
+CUVI_HD float add_decay(float g, float weight_decay, float p) {
+#ifdef __CUDA_ARCH__
+  return g + __fmul_rn(weight_decay, p);
+#else
+  return g + weight_decay * p;
+#endif
+}
+
 // Adam / ClippedAdam / SGD / Adagrad / RMSprop / Adadelta per-element
 // updates (torch.optim and pyro.optim.ClippedAdam semantics; see KERNELS.md). `bc1 = 1 - b1^t`,
 // `bc2 = 1 - b2^t` are computed once per step on the host side of the launch.
@@ -209,7 +225,7 @@ template <int kClippedForm>
 CUVI_HD void adam_update_form(float* p, float* m, float* v, float g, const AdamHyper& h) {
   const float pv = *p * h.keep;  // keep is 1 (exactly: the same bits) but for AdamW
   g = h.clip > 0.0f ? clamp_f(g, -h.clip, h.clip) : g;
-  g = h.weight_decay != 0.0f ? g + h.weight_decay * pv : g;
+  g = h.weight_decay != 0.0f ? add_decay(g, h.weight_decay, pv) : g;
   const float mm = h.b1 * *m + (1.0f - h.b1) * g;
   const float vv = h.b2 * *v + (1.0f - h.b2) * g * g;
   *m = mm;
@@ -231,7 +247,7 @@ struct SgdHyper {
 };
 
 CUVI_HD void sgd_update(float* p, float* buf, float g, const SgdHyper& h) {
-  if (h.weight_decay != 0.0f) g += h.weight_decay * *p;
+  if (h.weight_decay != 0.0f) g = add_decay(g, h.weight_decay, *p);
   if (h.momentum != 0.0f) {
     const float b = h.first_step ? g : h.momentum * *buf + (1.0f - h.dampening) * g;
     *buf = b;
@@ -246,7 +262,7 @@ struct AdagradHyper {
 
 CUVI_HD void adagrad_update(float* p, float* sum, float g, const AdagradHyper& h) {
   const float pv = *p;
-  g = h.weight_decay != 0.0f ? g + h.weight_decay * pv : g;  // a select: see adam_update_form
+  g = h.weight_decay != 0.0f ? add_decay(g, h.weight_decay, pv) : g;  // a select: see adam_update_form
   const float s = *sum + g * g;
   *sum = s;
   *p = pv - h.lr * g / (::sqrtf(s) + h.eps);
@@ -270,7 +286,7 @@ struct RmspropHyper {
 template <bool kCentered, bool kMomentum>
 CUVI_HD void rmsprop_update_form(float* p, float* sq, float* buf, float* ga, float g, const RmspropHyper& h) {
   const float pv = *p;
-  g = h.weight_decay != 0.0f ? g + h.weight_decay * pv : g;  // a select: see adam_update_form
+  g = h.weight_decay != 0.0f ? add_decay(g, h.weight_decay, pv) : g;  // a select: see adam_update_form
   const float v = h.alpha * *sq + (1.0f - h.alpha) * g * g;
   *sq = v;
   float var = v;
@@ -310,7 +326,7 @@ struct AdadeltaHyper {
 
 CUVI_HD void adadelta_update(float* p, float* sq, float* acc_delta, float g, const AdadeltaHyper& h) {
   const float pv = *p;
-  g = h.weight_decay != 0.0f ? g + h.weight_decay * pv : g;
+  g = h.weight_decay != 0.0f ? add_decay(g, h.weight_decay, pv) : g;
   const float v = h.rho * *sq + (1.0f - h.rho) * g * g;
   *sq = v;
   const float delta = ::sqrtf(*acc_delta + h.eps) / ::sqrtf(v + h.eps) * g;

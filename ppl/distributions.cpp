@@ -249,10 +249,15 @@ Tensor Categorical::gathered_log_prob(const Tensor& x) const {
   else detail::row_validate<kern::CategoricalProbs>(a, true, dev);
   // Row r(i) * K + x(i) of the normalised log-probabilities, broadcast to
   // rows (valid values are integers below K, exact in float).
-  Tensor flat = x.dtype() == DType::kInt64 ? x.to_float() : x.detach();
-  if (r > 1) flat = flat + (pb.empty() ? arange(r, dev) : arange(r, dev).reshape(pb)) * static_cast<float>(k);
-  if (flat.shape() != rows) flat = flat.expand(rows);
-  const Tensor idx = flat.to_int64().reshape({n});
+  Tensor idx;
+  if (r == 1 && x.dtype() == DType::kInt64 && x.shape() == rows) {
+    idx = x.detach().reshape({n});  // already the flat indices: two launches fewer
+  } else {
+    Tensor flat = x.dtype() == DType::kInt64 ? x.to_float() : x.detach();
+    if (r > 1) flat = flat + (pb.empty() ? arange(r, dev) : arange(r, dev).reshape(pb)) * static_cast<float>(k);
+    if (flat.shape() != rows) flat = flat.expand(rows);
+    idx = flat.to_int64().reshape({n});
+  }
   return index_select(logits().reshape({r * k}), 0, idx).reshape(rows);
 }
 

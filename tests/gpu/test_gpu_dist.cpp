@@ -240,13 +240,30 @@ TEST(GpuDist, OneLaunchPerPass) {
     before = launch_count();
     Tensor dl = dir.log_prob(v);
     EXPECT_EQ(launch_count() - before, 1) << "Dirichlet log_prob";
-    dist::Categorical cat(full({3}, 1.0f / 3.0f, gpu));
-    const Tensor idx = cat.sample({n});
+    // A parameter row per value: the row kernel's one pass.
+    dist::Categorical cat(rand({n, 3}, gpu) + 0.1f);
+    const Tensor idx = cat.sample();
     before = launch_count();
     Tensor cl = cat.log_prob(idx);
     EXPECT_EQ(launch_count() - before, 1) << "Categorical log_prob of int64 values";
+    // One parameter row shared by many values (a mixture's weights in a
+    // data plate): small sites keep the one pass; large ones normalise the
+    // K log-probabilities once and gather (Categorical::gathered_log_prob:
+    // the values' check, log(p / sum p) in three small launches, the gather;
+    // 7 before int64 values went to the gather as they are), so the
+    // gradient is K entries, not K per value.
+    dist::Categorical shared(full({3}, 1.0f / 3.0f, gpu));
+    const Tensor sidx = shared.sample({n});
+    before = launch_count();
+    Tensor sl = shared.log_prob(sidx);
+    if (n * 3 < (int64_t{1} << 16)) {
+      EXPECT_EQ(launch_count() - before, 1) << "shared Categorical, small site";
+    } else {
+      EXPECT_LE(launch_count() - before, 5) << "shared Categorical, gathered";
+    }
     (void)sum(dl).item();
     (void)sum(cl).item();
+    (void)sum(sl).item();
   }
 }
 

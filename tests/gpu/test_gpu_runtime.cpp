@@ -355,7 +355,9 @@ TEST(GpuRuntime, RepeatedIndexGradientsMatchCpuBitwise) {
     Tensor x = random_tensor({7, 5}, gen, -1.0f, 1.0f);
     Tensor w = random_tensor({n_idx, 5}, gen, -1.0f, 1.0f);
     auto grad_of_select = [&](Device d) {
-      Tensor xd = x.to(d).requires_grad_();
+      // to(cpu) of a cpu tensor is that tensor: detach, so x itself stays a
+      // constant and every device gets a fresh leaf.
+      Tensor xd = x.to(d).detach().requires_grad_();
       sum(index_select(xd, 0, tensor_i64(iv, {n_idx}, d)) * w.to(d)).backward();
       return xd.grad().to_vector();
     };
@@ -368,7 +370,9 @@ TEST(GpuRuntime, RepeatedIndexGradientsMatchCpuBitwise) {
     std::vector<int64_t> gi;
     for (int64_t i = 0; i < n_idx * 5; ++i) gi.push_back(pick(gen));
     auto grad_of_gather = [&](Device d) {
-      Tensor xd = x.to(d).requires_grad_();
+      // to(cpu) of a cpu tensor is that tensor: detach, so x itself stays a
+      // constant and every device gets a fresh leaf.
+      Tensor xd = x.to(d).detach().requires_grad_();
       sum(gather(xd, 0, tensor_i64(gi, {n_idx, 5}, d)) * w.to(d)).backward();
       return xd.grad().to_vector();
     };
