@@ -45,9 +45,10 @@
 #
 # --build-only stops after the build (for a dry run on a machine without a
 # GPU; the debs still come from .debs, and configure is told to use only them).
-# --tests-only runs the main job and the GPU tests (with their diagnosis)
-# and nothing else: a second, short call that checks fixes to a first one's
-# failures (about 3.5 minutes of device time with the machine's start).
+# --tests-only runs the main job and the GPU tests (with their diagnosis),
+# then only the benchmarks CUVI_BENCH_FILTER names, if any: a second, short
+# call that checks fixes to a first one's failures (about 3.5 minutes of
+# device time with the machine's start).
 set -euo pipefail
 
 build_only=0
@@ -550,6 +551,13 @@ if (( gpu_tests_rc != 0 )); then
 fi
 
 if [[ $tests_only == 1 ]]; then
+  # With a filter, its benchmarks too (after the tests, in the time left):
+  # a fix's effect measured in the same call.
+  if [[ -n $bench_filter ]]; then
+    phase "benchmarks (min_time ${min_time}s, filter $bench_filter)"
+    run_pass "$bench_filter" ""
+    [[ ${#jsons[@]} -gt 0 ]] && summarize "${jsons[@]}" | tee -a "$LOG"
+  fi
   phase "done (--tests-only)"
   echo "summary: build_rc $build_rc, ctest_gpu_rc $gpu_tests_rc, elapsed ${SECONDS}s" | tee -a "$META" "$LOG"
   grep -E '^(summary|build_rc|ctest_|example_rc)' "$META"

@@ -175,6 +175,31 @@ __global__ void reduce_block_per_output_kernel(const float* __restrict__ x, floa
   }
 }
 
+// One warp per output, for contiguous trailing rows of 64 < red_n <=
+// kReduceChunk (a [N, 256] tensor's row sums or maxima). A block per such
+// row would leave most of its 256 threads one element each and spend the
+// launch on block-wide reductions; here the 32 lanes read the row
+// coalesced (lane, lane + 32, ...) and combine by shuffles, in a fixed
+// order: the same bits on every run.
+constexpr int kWarpsPerBlock = kThreads / 32;
+template <class Op>
+__global__ void reduce_warp_per_output_kernel(const float* __restrict__ x, float* __restrict__ out, int64_t out_n,
+                                              int64_t red_n) {
+  Op op;
+  const int lane = static_cast<int>(threadIdx.x) & 31;
+  const int64_t warps = static_cast<int64_t>(gridDim.x) * kWarpsPerBlock;
+  // o is the same for the warp's 32 lanes, so every shuffle has all of them.
+  for (int64_t o = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + static_cast<int64_t>(threadIdx.x) / 32;
+       o < out_n; o += warps) {
+    const float* row = x + o * red_n;
+    float acc = Op::kInit;
+    for (int64_t r = lane; r < red_n; r += 32) acc = op(acc, row[r]);
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) acc = op(acc, __shfl_xor_sync(0xffffffffu, acc, off));
+    if (lane == 0) out[o] = acc;
+  }
+}
+
 // One thread per output, for short reductions.
 template <class Op>
 __global__ void reduce_thread_per_output_kernel(const float* __restrict__ x, float* __restrict__ out,
@@ -1107,6 +1132,10 @@ class CudaBackend final : public Backend {
     }
     if (g.red_n <= 64) {
       reduce_thread_per_output_kernel<Op><<<grid_for(g.out_n), kThreads, 0, stream_>>>(x, out, g);
+    } else if (g.trailing && g.red_n <= kReduceChunk) {
+      const int64_t blocks = (g.out_n + kWarpsPerBlock - 1) / kWarpsPerBlock;
+      const unsigned grid = blocks < 65535 * 16 ? static_cast<unsigned>(blocks) : 65535u * 16u;
+      reduce_warp_per_output_kernel<Op><<<grid, kThreads, 0, stream_>>>(x, out, g.out_n, g.red_n);
     } else {
       const int64_t blocks = g.out_n < 65535 * 16 ? g.out_n : 65535 * 16;
       reduce_block_per_output_kernel<Op><<<static_cast<unsigned>(blocks), kThreads, 0, stream_>>>(x, out, g);

@@ -145,6 +145,15 @@ TEST(GpuRuntime, TrailingReductionsMatchFloat64) {
   check_reductions({{3, 1000007}, {1000, 5000}, {1, 5000000}, {2, 3, 4097}}, false, 6);
 }
 
+// Trailing rows of 64 < n <= 4096 (a [N, 256] tensor's row sums): a warp
+// per row, lanes strided across it, then shuffles. Just above the
+// thread-per-row bound, many rows, one and several leading dims, and the
+// longest row a warp takes.
+TEST(GpuRuntime, MediumTrailingRowsMatchFloat64) {
+  CUVI_REQUIRE_CUDA();
+  check_reductions({{1000, 65}, {200003, 100}, {2, 3, 300}, {1, 2000}, {7, 4096}}, false, 7);
+}
+
 // Long cumsum lines with few of them (a random walk over 1e5 steps) are
 // scanned in fixed 2048-element chunks (chunk sums, their offsets, then each
 // chunk from its offset), in double: against the float64 running sum within
