@@ -94,26 +94,39 @@ run_py() {  # script, args...: appends its JSON line, or an error line
   rm -f "$out/stderr.tmp"
 }
 pydev=$device
-for script in svi_pyro.py svi_numpyro.py; do
-  dev_args=()
-  [[ $script == svi_pyro.py ]] && dev_args=(--device "$pydev")
-  run_py "$script" --model coin --steps "$steps" "${dev_args[@]}"
-  for nb in "${sizes[@]}"; do
-    read -r n b <<<"$nb"
-    run_py "$script" --model local_latents --n "$n" --b "$b" --steps "$local_steps" "${dev_args[@]}"
+# Pyro then NumPyro on each model, the smallest size of every model before
+# any larger one: a run cut short by its caller's time limit still leaves
+# pairs to compare on every model (the first GPU run, walking all of
+# Pyro's sizes first, got Pyro's two smallest only).
+both() {  # the model's arguments; Pyro takes the device, NumPyro jax's default
+  run_py svi_pyro.py "$@" --device "$pydev"
+  run_py svi_numpyro.py "$@"
+}
+in_pass() {  # $1: pass, $2: size index; the first size in the first pass, the others after
+  if [[ $1 == first ]]; then (( $2 == 0 )); else (( $2 > 0 )); fi
+}
+both --model coin --steps "$steps"
+for pass in first rest; do
+  for i in "${!sizes[@]}"; do
+    in_pass "$pass" "$i" || continue
+    read -r n b <<<"${sizes[$i]}"
+    both --model local_latents --n "$n" --b "$b" --steps "$local_steps"
   done
-  for nbd in "${reg_sizes[@]}"; do
-    read -r n b d <<<"$nbd"
-    run_py "$script" --model regression --n "$n" --b "$b" --d "$d" --steps "$local_steps" "${dev_args[@]}"
+  for i in "${!reg_sizes[@]}"; do
+    in_pass "$pass" "$i" || continue
+    read -r n b d <<<"${reg_sizes[$i]}"
+    both --model regression --n "$n" --b "$b" --d "$d" --steps "$local_steps"
   done
-  for bh in "${vae_sizes[@]}"; do
-    read -r b h <<<"$bh"
-    run_py "$script" --model vae --b "$b" --h "$h" --steps "$local_steps" "${dev_args[@]}"
+  for i in "${!vae_sizes[@]}"; do
+    in_pass "$pass" "$i" || continue
+    read -r b h <<<"${vae_sizes[$i]}"
+    both --model vae --b "$b" --h "$h" --steps "$local_steps"
   done
-done
-for nk in "${gmm_sizes[@]}"; do
-  read -r n k <<<"$nk"
-  run_py svi_pyro.py --model gmm --n "$n" --k "$k" --steps "$local_steps" --device "$pydev"
+  for i in "${!gmm_sizes[@]}"; do
+    in_pass "$pass" "$i" || continue
+    read -r n k <<<"${gmm_sizes[$i]}"
+    run_py svi_pyro.py --model gmm --n "$n" --k "$k" --steps "$local_steps" --device "$pydev"
+  done
 done
 
 "$py" - "$out" "$device" <<'EOF' | tee "$out/table.txt"
