@@ -8,8 +8,9 @@
 //                             from a MADE (nn::AutoRegressiveNN) of x
 //   Planar                    Pyro's planar flow: y = x + u tanh(w.x + b)
 //   Exp, Sigmoid, Tanh,       Pyro's ExpTransform, SigmoidTransform,
-//   Softplus, Affine          TanhTransform, SoftplusTransform, AffineTransform
-//                             (elementwise; loc and scale tensors or floats)
+//   Softplus, Affine, Power   TanhTransform, SoftplusTransform, AffineTransform,
+//                             PowerTransform (elementwise; Affine's loc and
+//                             scale, Power's exponent: tensors or floats)
 //
 // Transforms with parameters own an nn::Module (module()); register it with
 // module(prefix, *t->module()) inside the guide, as pyro.module does, so SVI
@@ -164,53 +165,57 @@ class Planar final : public Transform {
 };
 
 // ---- elementwise bijections (event_dim 0) -----------------------------------
-// Pyro's ExpTransform, SigmoidTransform, TanhTransform, SoftplusTransform
-// and AffineTransform, for TransformedDistribution (whose cdf / icdf carry
-// through them: each has a sign) and for flows. Each log|det J| is
-// elementwise, written so that it stays finite where the map saturates
-// (sigmoid: -softplus(-x) - softplus(x); tanh: 2 (log 2 - x - softplus(-2x))).
-class Exp final : public Transform {
+// Pyro's ExpTransform, SigmoidTransform, TanhTransform, SoftplusTransform,
+// AffineTransform and PowerTransform, for TransformedDistribution (whose
+// cdf / icdf carry through them: each has a sign) and for flows. Each
+// log|det J| is elementwise, written so that it stays finite where the map
+// saturates (sigmoid: -softplus(-x) - softplus(x); tanh: 2 (log 2 - x -
+// softplus(-2x)); power: log|e| + (e - 1) log x, finite where x^e underflows).
+class Elementwise : public Transform {
+ public:
+  int event_dim() const final { return 0; }
+};
+
+// The increasing ones (Pyro's sign +1).
+class IncreasingElementwise : public Elementwise {
+ public:
+  int sign() const final { return 1; }
+};
+
+class Exp final : public IncreasingElementwise {
  public:
   std::string name() const override { return "Exp"; }
-  int event_dim() const override { return 0; }
   constraints::ConstraintPtr codomain() const override { return constraints::positive; }
   Tensor forward(const Tensor& x) const override;
   Tensor inverse(const Tensor& y) const override;
   Tensor log_abs_det_jacobian(const Tensor& x, const Tensor& y) const override;
-  int sign() const override { return 1; }
 };
 
-class Sigmoid final : public Transform {
+class Sigmoid final : public IncreasingElementwise {
  public:
   std::string name() const override { return "Sigmoid"; }
-  int event_dim() const override { return 0; }
   constraints::ConstraintPtr codomain() const override { return constraints::unit_interval; }
   Tensor forward(const Tensor& x) const override;
   Tensor inverse(const Tensor& y) const override;
   Tensor log_abs_det_jacobian(const Tensor& x, const Tensor& y) const override;
-  int sign() const override { return 1; }
 };
 
-class Tanh final : public Transform {
+class Tanh final : public IncreasingElementwise {
  public:
   std::string name() const override { return "Tanh"; }
-  int event_dim() const override { return 0; }
   constraints::ConstraintPtr codomain() const override;  // interval(-1, 1)
   Tensor forward(const Tensor& x) const override;
   Tensor inverse(const Tensor& y) const override;
   Tensor log_abs_det_jacobian(const Tensor& x, const Tensor& y) const override;
-  int sign() const override { return 1; }
 };
 
-class Softplus final : public Transform {
+class Softplus final : public IncreasingElementwise {
  public:
   std::string name() const override { return "Softplus"; }
-  int event_dim() const override { return 0; }
   constraints::ConstraintPtr codomain() const override { return constraints::positive; }
   Tensor forward(const Tensor& x) const override;
   Tensor inverse(const Tensor& y) const override;
   Tensor log_abs_det_jacobian(const Tensor& x, const Tensor& y) const override;
-  int sign() const override { return 1; }
 };
 
 // y = loc + scale * x (Pyro's AffineTransform with event_dim 0); loc and
@@ -218,11 +223,10 @@ class Softplus final : public Transform {
 // or float constants. A zero float scale is a ValueError. Its direction is
 // the scale's sign: sign() for a float scale; for a tensor scale sign() is
 // 0 and decreasing() gives it per element, without reading the device.
-class Affine final : public Transform {
+class Affine final : public Elementwise {
  public:
   Affine(Arg loc, Arg scale);
   std::string name() const override { return "Affine"; }
-  int event_dim() const override { return 0; }
   Tensor forward(const Tensor& x) const override;
   Tensor inverse(const Tensor& y) const override;
   Tensor log_abs_det_jacobian(const Tensor& x, const Tensor& y) const override;
@@ -231,6 +235,26 @@ class Affine final : public Transform {
 
  private:
   Arg loc_, scale_;
+};
+
+// y = x^exponent on the positive reals (Pyro's PowerTransform: domain and
+// codomain positive); the exponent a tensor (broadcasting against x;
+// trainable as a param) or a float. A zero float exponent is a ValueError.
+// Decreasing where the exponent is negative: sign() for a float, decreasing()
+// per element for a tensor, as Affine's scale.
+class Power final : public Elementwise {
+ public:
+  explicit Power(Arg exponent);
+  std::string name() const override { return "Power"; }
+  constraints::ConstraintPtr codomain() const override { return constraints::positive; }
+  Tensor forward(const Tensor& x) const override;
+  Tensor inverse(const Tensor& y) const override;
+  Tensor log_abs_det_jacobian(const Tensor& x, const Tensor& y) const override;
+  int sign() const override;
+  Tensor decreasing() const override;
+
+ private:
+  Arg exponent_;
 };
 
 }  // namespace cuvi::dist::transforms
