@@ -94,39 +94,28 @@ run_py() {  # script, args...: appends its JSON line, or an error line
   rm -f "$out/stderr.tmp"
 }
 pydev=$device
-# Pyro then NumPyro on each model, the smallest size of every model before
-# any larger one: a run cut short by its caller's time limit still leaves
+# Pyro then NumPyro on each model, every model's smallest size before any
+# model's next one: a run cut short by its caller's time limit still leaves
 # pairs to compare on every model (the first GPU run, walking all of
 # Pyro's sizes first, got Pyro's two smallest only).
 both() {  # the model's arguments; Pyro takes the device, NumPyro jax's default
   run_py svi_pyro.py "$@" --device "$pydev"
   run_py svi_numpyro.py "$@"
 }
-in_pass() {  # $1: pass, $2: size index; the first size in the first pass, the others after
-  if [[ $1 == first ]]; then (( $2 == 0 )); else (( $2 > 0 )); fi
-}
 both --model coin --steps "$steps"
-for pass in first rest; do
-  for i in "${!sizes[@]}"; do
-    in_pass "$pass" "$i" || continue
-    read -r n b <<<"${sizes[$i]}"
-    both --model local_latents --n "$n" --b "$b" --steps "$local_steps"
-  done
-  for i in "${!reg_sizes[@]}"; do
-    in_pass "$pass" "$i" || continue
-    read -r n b d <<<"${reg_sizes[$i]}"
-    both --model regression --n "$n" --b "$b" --d "$d" --steps "$local_steps"
-  done
-  for i in "${!vae_sizes[@]}"; do
-    in_pass "$pass" "$i" || continue
-    read -r b h <<<"${vae_sizes[$i]}"
-    both --model vae --b "$b" --h "$h" --steps "$local_steps"
-  done
-  for i in "${!gmm_sizes[@]}"; do
-    in_pass "$pass" "$i" || continue
-    read -r n k <<<"${gmm_sizes[$i]}"
-    run_py svi_pyro.py --model gmm --n "$n" --k "$k" --steps "$local_steps" --device "$pydev"
-  done
+for i in 0 1 2; do
+  if ((i < ${#sizes[@]})); then
+    read -r n b <<<"${sizes[$i]}" && both --model local_latents --n "$n" --b "$b" --steps "$local_steps"
+  fi
+  if ((i < ${#reg_sizes[@]})); then
+    read -r n b d <<<"${reg_sizes[$i]}" && both --model regression --n "$n" --b "$b" --d "$d" --steps "$local_steps"
+  fi
+  if ((i < ${#vae_sizes[@]})); then
+    read -r b h <<<"${vae_sizes[$i]}" && both --model vae --b "$b" --h "$h" --steps "$local_steps"
+  fi
+  if ((i < ${#gmm_sizes[@]})); then  # Pyro only: NumPyro's needs funsor
+    read -r n k <<<"${gmm_sizes[$i]}" && run_py svi_pyro.py --model gmm --n "$n" --k "$k" --steps "$local_steps" --device "$pydev"
+  fi
 done
 
 "$py" - "$out" "$device" <<'EOF' | tee "$out/table.txt"
