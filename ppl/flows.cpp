@@ -205,18 +205,6 @@ Tensor Planar::log_abs_det_jacobian(const Tensor& x, const Tensor&) const {
 
 namespace {
 Tensor scalar_on(const Tensor& like, float v) { return full({}, v, like.device()); }
-// The direction of a map whose slope has the sign of a (Affine's scale,
-// Power's exponent): +-1 for a float; for a tensor 0, and where a < 0 per
-// element (0/1, no gradient, no read of the device).
-int direction_sign(const Arg& a) {
-  if (!a.is_const()) return 0;
-  return a.v > 0.0f ? 1 : -1;
-}
-Tensor where_negative(const Arg& a) {
-  if (a.is_const()) return Tensor();
-  NoGradGuard ng;
-  return lt(a.t.detach(), scalar_on(a.t, 0.0f));
-}
 }  // namespace
 
 Tensor Exp::forward(const Tensor& x) const { return exp(x); }
@@ -243,39 +231,46 @@ Tensor Softplus::inverse(const Tensor& y) const { return y + log(-expm1(-y)); }
 // log softplus'(x) = log sigmoid(x).
 Tensor Softplus::log_abs_det_jacobian(const Tensor& x, const Tensor&) const { return -softplus(-x); }
 
-Affine::Affine(Arg loc, Arg scale) : loc_(std::move(loc)), scale_(std::move(scale)) {
-  CUVI_CHECK(!scale_.is_const() || scale_.v != 0.0f, ValueError, "Affine: scale 0 is not invertible");
-  for (const Arg* a : {&loc_, &scale_})
+int SignedElementwise::sign() const {
+  if (!direction_.is_const()) return 0;
+  return direction_.v > 0.0f ? 1 : -1;
+}
+Tensor SignedElementwise::decreasing() const {
+  if (direction_.is_const()) return Tensor();
+  NoGradGuard ng;
+  return lt(direction_.t.detach(), scalar_on(direction_.t, 0.0f));
+}
+
+Affine::Affine(Arg loc, Arg scale_arg) : SignedElementwise(std::move(scale_arg)), loc_(std::move(loc)) {
+  CUVI_CHECK(!scale().is_const() || scale().v != 0.0f, ValueError, "Affine: scale 0 is not invertible");
+  for (const Arg* a : std::initializer_list<const Arg*>{&loc_, &scale()})
     CUVI_CHECK(a->is_const() || a->t.dtype() == DType::kFloat32, DTypeError,
                "Affine: loc and scale must be float32, got " << dtype_name(a->t.dtype()));
 }
-Tensor Affine::forward(const Tensor& x) const { return loc_.as_tensor(x.device()) + scale_.as_tensor(x.device()) * x; }
+Tensor Affine::forward(const Tensor& x) const { return loc_.as_tensor(x.device()) + scale().as_tensor(x.device()) * x; }
 Tensor Affine::inverse(const Tensor& y) const {
-  return (y - loc_.as_tensor(y.device())) / scale_.as_tensor(y.device());
+  return (y - loc_.as_tensor(y.device())) / scale().as_tensor(y.device());
 }
 // log|scale| in the broadcast shape of x and the parameters.
 Tensor Affine::log_abs_det_jacobian(const Tensor& x, const Tensor&) const {
-  const Tensor l = log(abs(scale_.as_tensor(x.device())));
+  const Tensor l = log(abs(scale().as_tensor(x.device())));
   const Shape s = broadcast_shapes(broadcast_shapes(x.shape(), l.shape(), "Affine"), loc_.shape(), "Affine");
   return l.shape() == s ? l : l.expand(s);
 }
-int Affine::sign() const { return direction_sign(scale_); }
-Tensor Affine::decreasing() const { return where_negative(scale_); }
 
-Power::Power(Arg exponent) : exponent_(std::move(exponent)) {
-  CUVI_CHECK(!exponent_.is_const() || exponent_.v != 0.0f, ValueError, "Power: exponent 0 is not invertible");
-  CUVI_CHECK(exponent_.is_const() || exponent_.t.dtype() == DType::kFloat32, DTypeError,
-             "Power: the exponent must be float32, got " << dtype_name(exponent_.t.dtype()));
+Power::Power(Arg exponent) : SignedElementwise(std::move(exponent)) {
+  const Arg& e = direction();
+  CUVI_CHECK(!e.is_const() || e.v != 0.0f, ValueError, "Power: exponent 0 is not invertible");
+  CUVI_CHECK(e.is_const() || e.t.dtype() == DType::kFloat32, DTypeError,
+             "Power: the exponent must be float32, got " << dtype_name(e.t.dtype()));
 }
-Tensor Power::forward(const Tensor& x) const { return pow(x, exponent_.as_tensor(x.device())); }
-Tensor Power::inverse(const Tensor& y) const { return pow(y, 1.0f / exponent_.as_tensor(y.device())); }
+Tensor Power::forward(const Tensor& x) const { return pow(x, direction().as_tensor(x.device())); }
+Tensor Power::inverse(const Tensor& y) const { return pow(y, 1.0f / direction().as_tensor(y.device())); }
 // log|dy/dx| = log|e x^(e-1)| = log|e| + (e - 1) log x (x > 0), in the
 // broadcast shape of x and the exponent.
 Tensor Power::log_abs_det_jacobian(const Tensor& x, const Tensor&) const {
-  const Tensor e = exponent_.as_tensor(x.device());
+  const Tensor e = direction().as_tensor(x.device());
   return log(abs(e)) + (e - 1.0f) * log(x);
 }
-int Power::sign() const { return direction_sign(exponent_); }
-Tensor Power::decreasing() const { return where_negative(exponent_); }
 
 }  // namespace cuvi::dist::transforms

@@ -218,31 +218,45 @@ class Softplus final : public IncreasingElementwise {
   Tensor log_abs_det_jacobian(const Tensor& x, const Tensor& y) const override;
 };
 
+// Elementwise maps whose direction is one argument's sign (Affine's scale,
+// Power's exponent): sign() is +-1 for a float; for a tensor it is 0 and
+// decreasing() is 1 where the tensor is negative (no gradient, no read of
+// the device).
+class SignedElementwise : public Elementwise {
+ public:
+  int sign() const final;
+  Tensor decreasing() const final;
+
+ protected:
+  explicit SignedElementwise(Arg direction) : direction_(std::move(direction)) {}
+  const Arg& direction() const { return direction_; }
+
+ private:
+  Arg direction_;
+};
+
 // y = loc + scale * x (Pyro's AffineTransform with event_dim 0); loc and
 // scale are tensors (broadcasting against x; trainable when they are params)
-// or float constants. A zero float scale is a ValueError. Its direction is
-// the scale's sign: sign() for a float scale; for a tensor scale sign() is
-// 0 and decreasing() gives it per element, without reading the device.
-class Affine final : public Elementwise {
+// or float constants. A zero float scale is a ValueError. Decreasing where
+// the scale is negative.
+class Affine final : public SignedElementwise {
  public:
   Affine(Arg loc, Arg scale);
   std::string name() const override { return "Affine"; }
   Tensor forward(const Tensor& x) const override;
   Tensor inverse(const Tensor& y) const override;
   Tensor log_abs_det_jacobian(const Tensor& x, const Tensor& y) const override;
-  int sign() const override;
-  Tensor decreasing() const override;
 
  private:
-  Arg loc_, scale_;
+  const Arg& scale() const { return direction(); }
+  Arg loc_;
 };
 
 // y = x^exponent on the positive reals (Pyro's PowerTransform: domain and
 // codomain positive); the exponent a tensor (broadcasting against x;
 // trainable as a param) or a float. A zero float exponent is a ValueError.
-// Decreasing where the exponent is negative: sign() for a float, decreasing()
-// per element for a tensor, as Affine's scale.
-class Power final : public Elementwise {
+// Decreasing where the exponent is negative.
+class Power final : public SignedElementwise {
  public:
   explicit Power(Arg exponent);
   std::string name() const override { return "Power"; }
@@ -250,11 +264,6 @@ class Power final : public Elementwise {
   Tensor forward(const Tensor& x) const override;
   Tensor inverse(const Tensor& y) const override;
   Tensor log_abs_det_jacobian(const Tensor& x, const Tensor& y) const override;
-  int sign() const override;
-  Tensor decreasing() const override;
-
- private:
-  Arg exponent_;
 };
 
 }  // namespace cuvi::dist::transforms
